@@ -1,0 +1,91 @@
+"""The bot's languages: gettext catalogs compiled with Babel, and Babel's formatting of dates,
+money and numbers. Used by the chat layer and the mailer alike.
+
+Catalogs live beside this file as ``<lang>/LC_MESSAGES/messages.po`` (and the compiled ``.mo``);
+``pybabel extract`` writes the template ``messages.pot`` (see the README).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel import Locale, dates, numbers
+from babel.support import Translations
+
+CATALOG_DIR = Path(__file__).parent
+DOMAIN = "messages"
+LANGUAGES = ("en", "fr")
+DEFAULT_LANGUAGE = "en"
+LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
+
+
+def supported(code: str | None) -> str | None:
+    """The supported language a Telegram ``language_code`` such as ``fr-BE`` stands for."""
+    if not code:
+        return None
+    base = code.replace("_", "-").split("-")[0].lower()
+    return base if base in LANGUAGES else None
+
+
+def pick_language(*candidates: str | None) -> str:
+    """The first supported language among the candidates, in order of preference: the user's
+    own choice, their Telegram app's language, the order's language; else English."""
+    for candidate in candidates:
+        language = supported(candidate)
+        if language:
+            return language
+    return DEFAULT_LANGUAGE
+
+
+class Translator:
+    """Everything language-dependent for one language: messages, dates, money, numbers."""
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self.locale = Locale.parse(language)
+        self._translations = Translations.load(str(CATALOG_DIR), [language], DOMAIN)
+
+    def gettext(self, message: str) -> str:
+        return self._translations.gettext(message)
+
+    def ngettext(self, singular: str, plural: str, n: int) -> str:
+        return self._translations.ngettext(singular, plural, n)
+
+    def datetime(self, value: dt.datetime, timezone: str) -> str:
+        """A moment in the event's own time zone, e.g. 'Sat 17 Jul 2027, 14:00'."""
+        local = value.astimezone(ZoneInfo(timezone))
+        day = dates.format_date(local, format=self._day_format(), locale=self.locale)
+        time = dates.format_time(local, format="short", locale=self.locale)
+        return self.gettext("{day}, {time}").format(day=day, time=time)
+
+    def date(self, value: dt.datetime, timezone: str) -> str:
+        local = value.astimezone(ZoneInfo(timezone))
+        return dates.format_date(local, format="long", locale=self.locale)
+
+    def _day_format(self) -> str:
+        # Babel's skeletons pick the locale's own order: "Sat, Jul 17, 2027" / "sam. 17 juil. 2027"
+        return self.locale.datetime_skeletons.get("yMMMEd") or "medium"
+
+    def money(self, amount: Decimal, currency: str) -> str:
+        return numbers.format_currency(amount, currency, locale=self.locale)
+
+    def number(self, value: int) -> str:
+        return numbers.format_decimal(value, locale=self.locale)
+
+    def parse_decimal(self, text: str) -> Decimal:
+        """A number typed by the user in their locale ('45,50' in French); ValueError if not."""
+        cleaned = "".join(text.split()).replace("\u00a0", "").replace("\u202f", "")
+        try:
+            return numbers.parse_decimal(cleaned, locale=self.locale, strict=True)
+        except (numbers.NumberFormatError, InvalidOperation):
+            raise ValueError("not a number in this locale") from None
+
+
+@functools.cache
+def translator(language: str | None) -> Translator:
+    """The (cached) translator of a language; unsupported ones fall back to English."""
+    return Translator(pick_language(language))

@@ -1,0 +1,47 @@
+"""Where each chat stands in an input flow, kept in the store so any process can serve it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from storage.database import Store, utcnow
+from storage.models import ChatState
+from storage.upsert import upsert
+from storage.views import ChatStep
+
+STEP_LIFETIME = dt.timedelta(hours=1)
+
+
+async def set_step(
+    store: Store, chat_id: int, step: str, *, ticket_id: int | None = None,
+    invitation_id: int | None = None, payload: dict[str, Any] | None = None,
+    message_id: int | None = None,
+) -> ChatStep:
+    """Put the chat in ``step`` (replacing any other), valid for an hour."""
+    values = {
+        "chat_id": chat_id, "step": step, "ticket_id": ticket_id,
+        "invitation_id": invitation_id, "payload": payload or {}, "message_id": message_id,
+        "expires_at": utcnow() + STEP_LIFETIME,
+    }
+    async with store.write() as session:
+        await upsert(session, ChatState, values, index=["chat_id"],
+                     update=[k for k in values if k != "chat_id"])
+    return ChatStep(step, ticket_id, invitation_id, payload or {}, message_id)
+
+
+async def get_step(store: Store, chat_id: int) -> ChatStep | None:
+    """The chat's current step, or None when there is none or it has expired."""
+    async with store.read() as session:
+        state = await session.scalar(select(ChatState).where(ChatState.chat_id == chat_id))
+    if state is None or state.expires_at <= utcnow():
+        return None
+    return ChatStep(state.step, state.ticket_id, state.invitation_id, dict(state.payload or {}),
+                    state.message_id)
+
+
+async def clear_step(store: Store, chat_id: int) -> None:
+    async with store.write() as session:
+        await session.execute(delete(ChatState).where(ChatState.chat_id == chat_id))

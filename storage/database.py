@@ -1,0 +1,123 @@
+"""The store: one async engine, and units of work over it.
+
+A unit of work is one transaction; it commits only when its block ends without an error. Writes
+on SQLite start with ``BEGIN IMMEDIATE`` so two writers queue on the database lock instead of
+failing when one upgrades a read lock (SQLite has no ``SELECT … FOR UPDATE``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ticketbot.db"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
+    return create_async_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves: the driver's implicit BEGIN is always DEFERRED.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        immediate = connection.get_execution_options().get("sqlite_immediate", False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Store:
+    """The order store: hands out read and write units of work."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_DATABASE_URL,
+        *,
+        secret: str | None = None,
+        claim_link_ttl: dt.timedelta = dt.timedelta(days=14),
+        **engine_kwargs: Any,
+    ) -> None:
+        self.url = url
+        self.claim_link_ttl = claim_link_ttl
+        self._configured_secret = secret
+        self._secret: bytes | None = None
+        self.engine = _make_engine(url, **engine_kwargs)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        write_engine = self.engine.execution_options(sqlite_immediate=True)
+        self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(write_engine, expire_on_commit=False)
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A transaction that changes things: committed when the block ends, else rolled back."""
+        async with self._write_sessions() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction."""
+        async with self._read_sessions() as session, session.begin():
+            yield session
+
+    async def secret(self) -> bytes:
+        """The key of link tokens: configured, or generated once and kept in the store."""
+        if self._secret is None:
+            from storage.tokens import load_or_create_secret
+
+            async with self.write() as session:
+                self._secret = await load_or_create_secret(session, self._configured_secret)
+        return self._secret
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def migrate(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema with Alembic (synchronous)."""
+    from alembic import command
+    from alembic.config import Config
+
+    here = Path(__file__).parent
+    config = Config(str(here / "alembic.ini"))
+    config.set_main_option("script_location", str(here / "migrations"))
+    config.attributes["database_url"] = url
+    command.upgrade(config, "head")
+
+
+async def open_store(url: str, **store_kwargs: Any) -> Store:
+    """Migrate the database, then open the store on it."""
+    import asyncio
+
+    await asyncio.to_thread(migrate, url)
+    return Store(url, **store_kwargs)

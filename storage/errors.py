@@ -1,0 +1,69 @@
+"""The one error type of the service layer, and its catalogue of user-facing messages.
+
+A service refuses with ``Refusal(code, **params)``; the chat layer shows the message of that code
+in the user's language. Messages are marked for extraction with ``N_`` and translated when shown,
+so this package stays free of any idea of who is reading.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def N_(message: str) -> str:
+    """Mark a string for the catalogs without translating it here."""
+    return message
+
+
+MESSAGES: dict[str, str] = {
+    "not_found": N_("This ticket or order no longer exists, or is not yours to manage."),
+    "no_access": N_("This ticket or order no longer exists, or is not yours to manage."),
+    "ticket_changed": N_("This ticket has changed in the meantime. Here is how it stands now."),
+    "not_assignable": N_("This ticket cannot be assigned in its current state."),
+    "personalisation_off": N_("This event does not offer personalised tickets."),
+    "personalisation_closed": N_("Personalisation closed on {deadline}."),
+    "name_invalid": N_(
+        "Please type a first and last name: letters, spaces, apostrophes and hyphens, "
+        "at most {max} characters."
+    ),
+    "name_taken": N_(
+        "Another ticket for this event is already in the name of {name}. "
+        "Every ticket of an event must carry a different name."
+    ),
+    "email_invalid": N_("“{email}” is not a valid e-mail address. Please type it again."),
+    "email_taken": N_(
+        "The address {email} is already used for another ticket of this event. "
+        "Each address can receive only one ticket per event."
+    ),
+    "invitation_not_pending": N_("This invitation is no longer pending."),
+    "link_invalid": N_(
+        "This link is not valid. Please use the link from your confirmation e-mail, exactly as "
+        "it was sent."
+    ),
+    "link_expired": N_("This link has expired. Ask the sender to send the ticket again."),
+    "link_used": N_("This link has already been used to claim the ticket."),
+    "link_revoked": N_("This link has been withdrawn by the sender."),
+    "too_many_attempts": N_("Too many invalid links. Please wait a few minutes and try again."),
+    "own_invitation": N_("You sent this ticket yourself; your friend must open the link."),
+    "input_expired": N_("That step has expired. Here is your order again."),
+}
+
+
+class Refusal(Exception):
+    """A use case refused: nothing was changed. ``code`` picks the message in ``MESSAGES``."""
+
+    def __init__(self, code: str, **params: Any) -> None:
+        if code not in MESSAGES:
+            raise KeyError(f"unknown refusal code {code!r}")
+        super().__init__(code)
+        self.code = code
+        self.params = params
+
+    @property
+    def message(self) -> str:
+        """The untranslated message template."""
+        return MESSAGES[self.code]
+
+    def __repr__(self) -> str:
+        # Params may hold personal data (a name, an e-mail): keep them out of reprs and logs.
+        return f"Refusal({self.code!r})"

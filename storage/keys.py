@@ -1,0 +1,59 @@
+"""Validation and normalised keys for holder names and e-mail addresses.
+
+Two names are the same person on a ticket when they differ only in case, accents or spacing
+("Élodie  Dupont" and "elodie dupont"); two e-mails are the same when they differ only in case.
+The keys computed here back the unique constraints of the ``tickets`` table.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+
+from storage.errors import Refusal
+
+MAX_NAME_LENGTH = 100
+MAX_EMAIL_LENGTH = 254
+
+# Letters of any script, combining marks, spaces, apostrophes, hyphens and dots ("J. R. R.").
+_NAME_PATTERN = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '’.\-])*$")
+
+
+def clean_name(raw: str) -> str:
+    """The name as it will be printed on the ticket, or a refusal."""
+    name = " ".join(unicodedata.normalize("NFC", raw).split())
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise Refusal("name_invalid", max=MAX_NAME_LENGTH)
+    # Control characters and bidirectional overrides would end up printed on a ticket.
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in name):
+        raise Refusal("name_invalid", max=MAX_NAME_LENGTH)
+    if not _NAME_PATTERN.match(name) or len(name.replace(" ", "")) < 2:
+        raise Refusal("name_invalid", max=MAX_NAME_LENGTH)
+    return name
+
+
+def name_key(name: str) -> str:
+    """Case-, accent- and space-insensitive key of a name."""
+    decomposed = unicodedata.normalize("NFKD", name.casefold())
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(stripped.replace("’", "'").split())
+
+
+def clean_email(raw: str) -> str:
+    """The e-mail address in its normalised form, or a refusal naming what was typed."""
+    text = raw.strip()
+    shown = text if len(text) <= 80 else text[:77] + "…"
+    if not text or len(text) > MAX_EMAIL_LENGTH:
+        raise Refusal("email_invalid", email=shown)
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError:
+        raise Refusal("email_invalid", email=shown) from None
+    return result.normalized
+
+
+def email_key(email: str) -> str:
+    """Case-insensitive key of an e-mail address."""
+    return email.strip().casefold()

@@ -1,0 +1,376 @@
+"""The order store's tables, as typed SQLAlchemy 2 models.
+
+Every rule that must hold under concurrency is also a constraint here: one holder name and one
+e-mail address per event (on normalised keys), one current barcode per ticket, barcodes never
+reused, one state per ticket. Relationships are ``lazy="raise"`` so hidden I/O fails loudly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes on every backend (SQLite would hand back naive ones)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+# Prices are decimals with two places in the event's currency, read back as Decimal.
+Money = Numeric(12, 2, asdecimal=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TicketState(enum.StrEnum):
+    TO_ASSIGN = "to_assign"
+    PENDING = "pending"
+    COMPLETED = "completed"
+    ON_RESALE = "on_resale"
+    SOLD = "sold"
+    EXCHANGED = "exchanged"
+
+
+class InvitationState(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class LinkKind(enum.StrEnum):
+    ORDER = "order"
+    CLAIM = "claim"
+
+
+class ActorKind(enum.StrEnum):
+    BUYER = "buyer"
+    FRIEND = "friend"
+    STAFF = "staff"
+    SYSTEM = "system"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings with a CHECK constraint: portable, and readable in psql.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    timezone: Mapped[str] = mapped_column(String(64))
+    venue_name: Mapped[str] = mapped_column(String(200))
+    venue_city: Mapped[str] = mapped_column(String(100))
+    currency: Mapped[str] = mapped_column(String(3))
+    faq_url: Mapped[str | None] = mapped_column(String(500))
+    personalisation_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    personalisation_deadline: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    resale_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    resale_min_price: Mapped[Decimal | None] = mapped_column(Money)
+    # None means "at most the ticket's face value".
+    resale_max_price: Mapped[Decimal | None] = mapped_column(Money)
+    resale_deadline: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    exchange_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    exchange_targets: Mapped[list[str]] = mapped_column(JSON, default=list)
+    exchange_capacity: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (
+        CheckConstraint("exchange_capacity IS NULL OR exchange_capacity >= 0", name="capacity"),
+    )
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    buyer_name: Mapped[str] = mapped_column(String(200))
+    buyer_email: Mapped[str] = mapped_column(String(254))
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    tickets: Mapped[list[Ticket]] = relationship(
+        back_populates="order", lazy="raise", order_by="Ticket.id"
+    )
+
+
+class Ticket(Base):
+    """One admission. Its state and holder change only through conditional updates."""
+
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    category: Mapped[str] = mapped_column(String(200))
+    price: Mapped[Decimal] = mapped_column(Money)
+    state: Mapped[TicketState] = mapped_column(
+        _enum(TicketState, "ticket_state"), default=TicketState.TO_ASSIGN
+    )
+    holder_name: Mapped[str | None] = mapped_column(String(200))
+    holder_email: Mapped[str | None] = mapped_column(String(254))
+    holder_telegram_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Normalised keys behind the per-event uniqueness rule; NULL while unused (NULLs never
+    # collide in a unique constraint, on SQLite and PostgreSQL alike).
+    name_key: Mapped[str | None] = mapped_column(String(200))
+    email_key: Mapped[str | None] = mapped_column(String(254))
+    barcode: Mapped[str] = mapped_column(String(32), unique=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    order: Mapped[Order] = relationship(back_populates="tickets", lazy="raise")
+    event: Mapped[Event] = relationship(lazy="raise")
+
+    __table_args__ = (
+        UniqueConstraint("event_id", "name_key", name="uq_tickets_event_name"),
+        UniqueConstraint("event_id", "email_key", name="uq_tickets_event_email"),
+        Index("ix_tickets_order_id", "order_id"),
+        Index("ix_tickets_holder_telegram_id", "holder_telegram_id"),
+        CheckConstraint(
+            "(state IN ('to_assign', 'sold', 'exchanged') AND name_key IS NULL "
+            "AND email_key IS NULL) OR state IN ('pending', 'completed', 'on_resale')",
+            name="keys_follow_state",
+        ),
+        CheckConstraint(
+            "state != 'completed' OR (holder_name IS NOT NULL AND name_key IS NOT NULL)",
+            name="completed_has_holder",
+        ),
+    )
+
+
+class Barcode(Base):
+    """Every barcode ever issued; a void one stays here so it is never issued again."""
+
+    __tablename__ = "barcodes"
+
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    issued_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    voided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_barcodes_ticket_id", "ticket_id"),)
+
+
+class Invitation(Base):
+    """A ticket sent to a friend's e-mail; pending until claimed, declined, revoked or expired."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    email: Mapped[str] = mapped_column(String(254))
+    state: Mapped[InvitationState] = mapped_column(
+        _enum(InvitationState, "invitation_state"), default=InvitationState.PENDING
+    )
+    invited_by_telegram_id: Mapped[int | None] = mapped_column(BigInteger)
+    inviter_name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    last_sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    claimed_by_telegram_id: Mapped[int | None] = mapped_column(BigInteger)
+
+    ticket: Mapped[Ticket] = relationship(lazy="raise")
+
+    __table_args__ = (
+        Index("ix_invitations_ticket_id", "ticket_id"),
+        Index("ix_invitations_state_expires_at", "state", "expires_at"),
+    )
+
+
+class LinkToken(Base):
+    """A deep-link parameter, kept only as its keyed hash."""
+
+    __tablename__ = "link_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[LinkKind] = mapped_column(_enum(LinkKind, "link_kind"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    invitation_id: Mapped[int | None] = mapped_column(ForeignKey("invitations.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_link_tokens_order_id", "order_id"),
+        Index("ix_link_tokens_invitation_id", "invitation_id"),
+    )
+
+
+class ClaimGrant(Base):
+    """A Telegram user who opened a claim link; only they may accept or decline it."""
+
+    __tablename__ = "claim_grants"
+
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id"), primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    granted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class TelegramUser(Base):
+    __tablename__ = "telegram_users"
+
+    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chosen_language: Mapped[str | None] = mapped_column(String(8))
+    telegram_language: Mapped[str | None] = mapped_column(String(16))
+    failed_starts: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class OrderAccess(Base):
+    """Which Telegram users may manage which orders (granted by opening the buyer link)."""
+
+    __tablename__ = "order_access"
+
+    telegram_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    granted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_order_access_order_id", "order_id"),)
+
+
+class ChatState(Base):
+    """Where a chat stands in an input flow (waiting for a name, an e-mail…), with an expiry."""
+
+    __tablename__ = "chat_states"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    step: Mapped[str] = mapped_column(String(32))
+    ticket_id: Mapped[int | None] = mapped_column(Integer)
+    invitation_id: Mapped[int | None] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    actor_kind: Mapped[ActorKind] = mapped_column(_enum(ActorKind, "actor_kind"))
+    actor_telegram_id: Mapped[int | None] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(40))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    __table_args__ = (
+        Index("ix_audit_entries_order_id", "order_id", "id"),
+        Index("ix_audit_entries_ticket_id", "ticket_id", "id"),
+    )
+
+
+class OutboxMail(Base):
+    """An e-mail written in the same transaction as its cause and sent later by the mailer.
+
+    It holds what to say (``kind`` and ``params``), not the rendered text: the text carries a
+    claim link, and links are never stored in plain text; the mailer renders it when sending.
+    ``message_id`` is fixed at creation so a retried send is recognisably the same mail.
+    """
+
+    __tablename__ = "outbox_mails"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(200), unique=True)
+    recipient: Mapped[str] = mapped_column(String(254))
+    language: Mapped[str] = mapped_column(String(8))
+    kind: Mapped[str] = mapped_column(String(40))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    last_error: Mapped[str | None] = mapped_column(String(300))
+
+    __table_args__ = (Index("ix_outbox_mails_due", "sent_at", "next_attempt_at"),)
+
+
+class ChatNotification(Base):
+    """News for a Telegram user (a friend claimed your ticket…), rendered in their language
+    when sent, after the transaction that caused it has committed."""
+
+    __tablename__ = "chat_notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(40))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_chat_notifications_due", "sent_at", "next_attempt_at"),)
+
+
+class Setting(Base):
+    """Small key/value facts the store keeps for itself, such as the generated link secret."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

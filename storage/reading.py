@@ -1,0 +1,202 @@
+"""Loading orders and tickets as views, with the access check built into the query.
+
+A ticket or order the user may not manage is reported exactly like one that does not exist, so
+a forged button reveals nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.errors import Refusal
+from storage.models import (
+    Event,
+    Invitation,
+    InvitationState,
+    Order,
+    OrderAccess,
+    Ticket,
+    TicketState,
+)
+from storage.views import (
+    EventView,
+    HeldTicket,
+    Home,
+    InvitationView,
+    OrderSummary,
+    OrderView,
+    TicketView,
+)
+
+
+def event_view(event: Event) -> EventView:
+    return EventView(
+        id=event.id,
+        name=event.name,
+        starts_at=event.starts_at,
+        timezone=event.timezone,
+        venue_name=event.venue_name,
+        venue_city=event.venue_city,
+        currency=event.currency,
+        faq_url=event.faq_url,
+        personalisation_enabled=event.personalisation_enabled,
+        personalisation_deadline=event.personalisation_deadline,
+        resale_enabled=event.resale_enabled,
+        exchange_enabled=event.exchange_enabled,
+    )
+
+
+def personalisation_open(event: Event | EventView, now: dt.datetime) -> bool:
+    deadline = event.personalisation_deadline
+    return event.personalisation_enabled and (deadline is None or now <= deadline)
+
+
+def ticket_actions(ticket: Ticket, event: Event, now: dt.datetime) -> tuple[str, ...]:
+    """The actions the buyer may take on a ticket now, given its state and its event's policy."""
+    if not personalisation_open(event, now):
+        return ()
+    if ticket.state == TicketState.TO_ASSIGN:
+        return ("assign",)
+    if ticket.state == TicketState.PENDING:
+        return ("resend", "revoke")
+    return ()
+
+
+def ticket_view(
+    ticket: Ticket, event: Event, invitation: Invitation | None, now: dt.datetime
+) -> TicketView:
+    return TicketView(
+        id=ticket.id,
+        ref=ticket.ref,
+        event_id=ticket.event_id,
+        category=ticket.category,
+        price=ticket.price,
+        state=ticket.state,
+        holder_name=ticket.holder_name,
+        version=ticket.version,
+        invitation=(
+            InvitationView(
+                id=invitation.id,
+                email=invitation.email,
+                created_at=invitation.created_at,
+                expires_at=invitation.expires_at,
+            )
+            if invitation is not None
+            else None
+        ),
+        actions=ticket_actions(ticket, event, now),
+    )
+
+
+async def may_manage(session: AsyncSession, telegram_id: int, order_id: int) -> bool:
+    found = await session.scalar(
+        select(OrderAccess.order_id).where(
+            OrderAccess.telegram_id == telegram_id, OrderAccess.order_id == order_id
+        )
+    )
+    return found is not None
+
+
+async def load_order(
+    session: AsyncSession, telegram_id: int | None, order_id: int, now: dt.datetime
+) -> OrderView:
+    """The whole order, its events and pending invitations; ``telegram_id`` None skips access."""
+    query = select(Order).where(Order.id == order_id)
+    if telegram_id is not None:
+        query = query.join(
+            OrderAccess,
+            and_(OrderAccess.order_id == Order.id, OrderAccess.telegram_id == telegram_id),
+        )
+    order = await session.scalar(query)
+    if order is None:
+        raise Refusal("not_found")
+    rows = (
+        await session.execute(
+            select(Ticket, Event, Invitation)
+            .join(Event, Event.id == Ticket.event_id)
+            .outerjoin(
+                Invitation,
+                and_(
+                    Invitation.ticket_id == Ticket.id,
+                    Invitation.state == InvitationState.PENDING,
+                ),
+            )
+            .where(
+                Ticket.order_id == order.id,
+                Ticket.state.not_in([TicketState.SOLD, TicketState.EXCHANGED]),
+            )
+            .order_by(Ticket.id)
+        )
+    ).all()
+    events = {event.id: event_view(event) for _, event, _ in rows}
+    tickets = tuple(ticket_view(t, e, i, now) for t, e, i in rows)
+    return OrderView(
+        id=order.id,
+        number=order.number,
+        buyer_name=order.buyer_name,
+        buyer_email=order.buyer_email,
+        language=order.language,
+        events=dict(sorted(events.items(), key=lambda item: (item[1].starts_at, item[0]))),
+        tickets=tickets,
+    )
+
+
+async def load_home(session: AsyncSession, telegram_id: int) -> Home:
+    """The orders this account may manage and the tickets it holds."""
+    order_rows = (
+        await session.execute(
+            select(Order.id, Order.number, func.count(Ticket.id))
+            .join(OrderAccess, OrderAccess.order_id == Order.id)
+            .outerjoin(
+                Ticket,
+                and_(
+                    Ticket.order_id == Order.id,
+                    Ticket.state.not_in([TicketState.SOLD, TicketState.EXCHANGED]),
+                ),
+            )
+            .where(OrderAccess.telegram_id == telegram_id)
+            .group_by(Order.id, Order.number)
+            .order_by(Order.number)
+            .limit(50)
+        )
+    ).all()
+    order_ids = [row[0] for row in order_rows]
+    events_by_order: dict[int, list[EventView]] = {oid: [] for oid in order_ids}
+    if order_ids:
+        pairs = (
+            await session.execute(
+                select(Ticket.order_id, Event)
+                .join(Event, Event.id == Ticket.event_id)
+                .where(Ticket.order_id.in_(order_ids))
+                .distinct()
+            )
+        ).all()
+        for order_id, event in sorted(pairs, key=lambda p: (p[1].starts_at, p[1].id)):
+            events_by_order[order_id].append(event_view(event))
+    held_rows = (
+        await session.execute(
+            select(Ticket, Event)
+            .join(Event, Event.id == Ticket.event_id)
+            .where(
+                Ticket.holder_telegram_id == telegram_id,
+                Ticket.state == TicketState.COMPLETED,
+            )
+            .order_by(Event.starts_at, Ticket.id)
+            .limit(50)
+        )
+    ).all()
+    return Home(
+        orders=tuple(
+            OrderSummary(id=oid, number=number, ticket_count=count,
+                         events=tuple(events_by_order[oid]))
+            for oid, number, count in order_rows
+        ),
+        held=tuple(
+            HeldTicket(ref=t.ref, category=t.category, holder_name=t.holder_name or "",
+                       event=event_view(e))
+            for t, e in held_rows
+        ),
+    )

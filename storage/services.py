@@ -1,0 +1,591 @@
+"""The use cases of buyers and friends: one function each, one transaction each.
+
+Every function takes the store and plain values, checks the caller's right to act inside the
+same transaction, changes ticket state only with conditional updates (``WHERE state = … AND
+version = …``) and lets the unique constraints reject the loser of a race. Mails and chat news
+are written to outbox tables in that same transaction and sent after it commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from email.utils import make_msgid
+from typing import Any
+
+from sqlalchemy import and_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage import reading, tokens
+from storage.database import Store, utcnow
+from storage.errors import Refusal
+from storage.keys import clean_email, clean_name, email_key, name_key
+from storage.models import (
+    ActorKind,
+    AuditEntry,
+    Barcode,
+    ChatNotification,
+    ClaimGrant,
+    Event,
+    Invitation,
+    InvitationState,
+    LinkKind,
+    LinkToken,
+    Order,
+    OrderAccess,
+    OutboxMail,
+    TelegramUser,
+    Ticket,
+    TicketState,
+)
+from storage.upsert import insert_ignore, upsert
+from storage.views import (
+    ClaimView,
+    Home,
+    InviteResult,
+    LinkOpened,
+    OrderView,
+    TicketDetails,
+    UserView,
+)
+
+MAX_FAILED_STARTS = 5
+START_COOLDOWN = dt.timedelta(minutes=5)
+
+
+# --- small building blocks -------------------------------------------------------------------
+
+
+def new_barcode() -> str:
+    """A 16-digit barcode; uniqueness is guaranteed by the ``barcodes`` primary key."""
+    return f"{secrets.randbelow(10**16):016d}"
+
+
+def audit(
+    session: AsyncSession,
+    actor: ActorKind,
+    actor_id: int | None,
+    action: str,
+    *,
+    order_id: int | None = None,
+    ticket_id: int | None = None,
+    now: dt.datetime,
+    **details: Any,
+) -> None:
+    session.add(
+        AuditEntry(
+            at=now, actor_kind=actor, actor_telegram_id=actor_id, action=action,
+            order_id=order_id, ticket_id=ticket_id, details=details,
+        )
+    )
+
+
+async def notify_order_managers(
+    session: AsyncSession, order_id: int, kind: str, now: dt.datetime, *,
+    skip: int | None = None, **params: Any,
+) -> None:
+    """Queue chat news for everyone who manages the order (but the one who caused it)."""
+    managers = await session.scalars(
+        select(OrderAccess.telegram_id).where(OrderAccess.order_id == order_id)
+    )
+    for telegram_id in managers:
+        if telegram_id != skip:
+            session.add(ChatNotification(
+                telegram_id=telegram_id, kind=kind, params=params,
+                created_at=now, next_attempt_at=now,
+            ))
+
+
+async def change_ticket(
+    session: AsyncSession, ticket: Ticket, expected: TicketState, now: dt.datetime,
+    **values: Any,
+) -> None:
+    """Move a ticket out of ``expected`` state, or refuse if someone changed it first."""
+    try:
+        result = await session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket.id, Ticket.state == expected,
+                   Ticket.version == ticket.version)
+            .values(version=Ticket.version + 1, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
+    except IntegrityError as error:
+        raise _uniqueness_refusal(error, values) from None
+    if result.rowcount != 1:
+        raise Refusal("ticket_changed")
+
+
+def _uniqueness_refusal(error: IntegrityError, values: dict[str, Any]) -> Refusal:
+    text = str(error.orig)
+    if "uq_tickets_event_name" in text or "tickets.event_id, tickets.name_key" in text:
+        return Refusal("name_taken", name=values.get("holder_name", ""))
+    if "uq_tickets_event_email" in text or "tickets.event_id, tickets.email_key" in text:
+        return Refusal("email_taken", email=values.get("holder_email", ""))
+    raise error
+
+
+async def reissue_barcode(session: AsyncSession, ticket: Ticket, now: dt.datetime) -> str:
+    """Void the ticket's barcode and issue a new one (a copy of the old ticket gets nobody in)."""
+    code = new_barcode()
+    await session.execute(
+        update(Barcode).where(Barcode.code == ticket.barcode, Barcode.voided_at.is_(None))
+        .values(voided_at=now)
+    )
+    session.add(Barcode(code=code, ticket_id=ticket.id, issued_at=now))
+    return code
+
+
+async def _managed_ticket(
+    session: AsyncSession, telegram_id: int, ticket_id: int
+) -> tuple[Ticket, Event, Order]:
+    row = (
+        await session.execute(
+            select(Ticket, Event, Order)
+            .join(Event, Event.id == Ticket.event_id)
+            .join(Order, Order.id == Ticket.order_id)
+            .join(OrderAccess, and_(OrderAccess.order_id == Order.id,
+                                    OrderAccess.telegram_id == telegram_id))
+            .where(Ticket.id == ticket_id)
+        )
+    ).first()
+    if row is None:
+        raise Refusal("not_found")
+    return row.tuple()
+
+
+def _require_personalisation(event: Event, now: dt.datetime) -> None:
+    if not event.personalisation_enabled:
+        raise Refusal("personalisation_off")
+    if not reading.personalisation_open(event, now):
+        raise Refusal("personalisation_closed", deadline=event.personalisation_deadline,
+                      timezone=event.timezone)
+
+
+async def _pending_invitation(session: AsyncSession, ticket_id: int) -> Invitation:
+    invitation = await session.scalar(
+        select(Invitation).where(Invitation.ticket_id == ticket_id,
+                                 Invitation.state == InvitationState.PENDING)
+    )
+    if invitation is None:
+        raise Refusal("invitation_not_pending")
+    return invitation
+
+
+async def _finish_invitation(
+    session: AsyncSession, invitation: Invitation, state: InvitationState, now: dt.datetime,
+    **values: Any,
+) -> None:
+    result = await session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.state == InvitationState.PENDING)
+        .values(state=state, finished_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Refusal("invitation_not_pending")
+
+
+def _queue_invitation_mail(session: AsyncSession, invitation: Invitation, now: dt.datetime) -> None:
+    session.add(OutboxMail(
+        message_id=make_msgid(idstring=f"invitation{invitation.id}", domain="ticketbot.local"),
+        recipient=invitation.email, language=invitation.language, kind="invitation",
+        params={"invitation_id": invitation.id}, created_at=now, next_attempt_at=now,
+    ))
+
+
+# --- users, links and reading ----------------------------------------------------------------
+
+
+async def record_user(store: Store, telegram_id: int, language_code: str | None) -> UserView:
+    """Remember a Telegram user (and the language their app reports)."""
+    now = utcnow()
+    async with store.write() as session:
+        await upsert(session, TelegramUser,
+                     {"telegram_id": telegram_id, "telegram_language": language_code,
+                      "failed_starts": 0, "created_at": now},
+                     index=["telegram_id"], update=["telegram_language"])
+        user = await session.get(TelegramUser, telegram_id)
+        assert user is not None
+        return UserView(telegram_id, user.chosen_language, user.telegram_language)
+
+
+async def load_user(store: Store, telegram_id: int) -> UserView | None:
+    async with store.read() as session:
+        user = await session.get(TelegramUser, telegram_id)
+        if user is None:
+            return None
+        return UserView(telegram_id, user.chosen_language, user.telegram_language)
+
+
+async def create_order_link(store: Store, order_number: str) -> str:
+    """A new buyer link token for the order (only its hash is kept)."""
+    secret = await store.secret()
+    token = tokens.new_token()
+    now = utcnow()
+    async with store.write() as session:
+        order_id = await session.scalar(select(Order.id).where(Order.number == order_number))
+        if order_id is None:
+            raise Refusal("not_found")
+        session.add(LinkToken(token_hash=tokens.hash_token(secret, token), kind=LinkKind.ORDER,
+                              order_id=order_id, created_at=now))
+        audit(session, ActorKind.SYSTEM, None, "order_link_created", order_id=order_id, now=now)
+    return token
+
+
+async def revoke_order_links(store: Store, order_number: str) -> int:
+    """Withdraw every buyer link of the order; returns how many were live."""
+    now = utcnow()
+    async with store.write() as session:
+        order_id = await session.scalar(select(Order.id).where(Order.number == order_number))
+        if order_id is None:
+            raise Refusal("not_found")
+        result = await session.execute(
+            update(LinkToken)
+            .where(LinkToken.order_id == order_id, LinkToken.kind == LinkKind.ORDER,
+                   LinkToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        audit(session, ActorKind.SYSTEM, None, "order_links_revoked", order_id=order_id, now=now)
+        return result.rowcount
+
+
+async def open_link(store: Store, telegram_id: int, parameter: str) -> LinkOpened:
+    """Resolve a ``/start`` parameter: grant the order, or show the claim. Wrong ones are
+    counted, and after a few the user must wait (stored, so every process agrees)."""
+    secret = await store.secret()
+    now = utcnow()
+    async with store.write() as session:
+        user = await session.get(TelegramUser, telegram_id)
+        if user is not None and user.blocked_until is not None and user.blocked_until > now:
+            raise Refusal("too_many_attempts")
+        link = None
+        if tokens.looks_like_token(parameter):
+            link = await session.get(LinkToken, tokens.hash_token(secret, parameter))
+        if link is None:
+            await _count_failed_start(session, telegram_id, now)
+        else:
+            return await _open_valid_link(session, telegram_id, link, now)
+    raise Refusal("link_invalid")
+
+
+async def _count_failed_start(session: AsyncSession, telegram_id: int, now: dt.datetime) -> None:
+    await upsert(session, TelegramUser,
+                 {"telegram_id": telegram_id, "failed_starts": 0, "created_at": now},
+                 index=["telegram_id"], update=[])
+    await session.execute(
+        update(TelegramUser).where(TelegramUser.telegram_id == telegram_id)
+        .values(failed_starts=TelegramUser.failed_starts + 1)
+    )
+    failures = await session.scalar(
+        select(TelegramUser.failed_starts).where(TelegramUser.telegram_id == telegram_id)
+    )
+    if failures is not None and failures >= MAX_FAILED_STARTS:
+        await session.execute(
+            update(TelegramUser).where(TelegramUser.telegram_id == telegram_id)
+            .values(failed_starts=0, blocked_until=now + START_COOLDOWN)
+        )
+
+
+async def _open_valid_link(
+    session: AsyncSession, telegram_id: int, link: LinkToken, now: dt.datetime
+) -> LinkOpened:
+    if link.revoked_at is not None:
+        raise Refusal("link_revoked")
+    if link.kind == LinkKind.ORDER:
+        await insert_ignore(session, OrderAccess, {"telegram_id": telegram_id,
+                                                   "order_id": link.order_id, "granted_at": now})
+        audit(session, ActorKind.BUYER, telegram_id, "order_opened", order_id=link.order_id,
+              now=now)
+        return LinkOpened(order_id=link.order_id)
+    if link.used_at is not None:
+        raise Refusal("link_used")
+    if link.expires_at is not None and link.expires_at <= now:
+        raise Refusal("link_expired")
+    assert link.invitation_id is not None
+    await insert_ignore(session, ClaimGrant, {"invitation_id": link.invitation_id,
+                                              "telegram_id": telegram_id, "granted_at": now})
+    return LinkOpened(claim=await _claim_view(session, link.invitation_id, now))
+
+
+async def _claim_view(session: AsyncSession, invitation_id: int, now: dt.datetime) -> ClaimView:
+    row = (
+        await session.execute(
+            select(Invitation, Ticket, Event)
+            .join(Ticket, Ticket.id == Invitation.ticket_id)
+            .join(Event, Event.id == Ticket.event_id)
+            .where(Invitation.id == invitation_id)
+        )
+    ).first()
+    if row is None:
+        raise Refusal("not_found")
+    invitation, ticket, event = row.tuple()
+    if invitation.state == InvitationState.ACCEPTED:
+        raise Refusal("link_used")
+    if invitation.state == InvitationState.EXPIRED or (
+        invitation.state == InvitationState.PENDING and invitation.expires_at <= now
+    ):
+        raise Refusal("link_expired")
+    if invitation.state != InvitationState.PENDING:
+        raise Refusal("link_revoked")
+    return ClaimView(
+        invitation_id=invitation.id, inviter_name=invitation.inviter_name,
+        email=invitation.email, expires_at=invitation.expires_at,
+        event=reading.event_view(event), category=ticket.category, ticket_ref=ticket.ref,
+    )
+
+
+async def claim_view(store: Store, telegram_id: int, invitation_id: int) -> ClaimView:
+    """The claim screen again, for someone who opened the link."""
+    async with store.read() as session:
+        await _require_grant(session, telegram_id, invitation_id)
+        return await _claim_view(session, invitation_id, utcnow())
+
+
+async def _require_grant(session: AsyncSession, telegram_id: int, invitation_id: int) -> None:
+    granted = await session.scalar(
+        select(ClaimGrant.invitation_id).where(ClaimGrant.invitation_id == invitation_id,
+                                               ClaimGrant.telegram_id == telegram_id)
+    )
+    if granted is None:
+        raise Refusal("not_found")
+
+
+async def home(store: Store, telegram_id: int) -> Home:
+    async with store.read() as session:
+        return await reading.load_home(session, telegram_id)
+
+
+async def order_overview(store: Store, telegram_id: int, order_id: int) -> OrderView:
+    async with store.read() as session:
+        return await reading.load_order(session, telegram_id, order_id, utcnow())
+
+
+async def ticket_details(store: Store, telegram_id: int, ticket_id: int) -> TicketDetails:
+    """A ticket with its order and event, if this user may manage it."""
+    async with store.read() as session:
+        order_id = await session.scalar(select(Ticket.order_id).where(Ticket.id == ticket_id))
+        if order_id is None:
+            raise Refusal("not_found")
+        order = await reading.load_order(session, telegram_id, order_id, utcnow())
+    ticket = next((t for t in order.tickets if t.id == ticket_id), None)
+    if ticket is None:
+        raise Refusal("not_found")
+    return TicketDetails(order=order, ticket=ticket, event=order.events[ticket.event_id])
+
+
+# --- assigning a ticket ----------------------------------------------------------------------
+
+
+async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name: str) -> str:
+    """Put the ticket in the buyer's name (as typed or confirmed); returns the clean name."""
+    holder = clean_name(name)
+    now = utcnow()
+    async with store.write() as session:
+        ticket, event, order = await _managed_ticket(session, telegram_id, ticket_id)
+        _require_personalisation(event, now)
+        if ticket.state != TicketState.TO_ASSIGN:
+            raise Refusal("not_assignable")
+        barcode = await reissue_barcode(session, ticket, now)
+        await change_ticket(
+            session, ticket, TicketState.TO_ASSIGN, now, state=TicketState.COMPLETED,
+            holder_name=holder, name_key=name_key(holder), holder_email=order.buyer_email,
+            email_key=email_key(order.buyer_email), holder_telegram_id=telegram_id,
+            barcode=barcode,
+        )
+        audit(session, ActorKind.BUYER, telegram_id, "claimed_for_self", order_id=order.id,
+              ticket_id=ticket.id, now=now, holder=holder)
+    return holder
+
+
+async def invite_friend(store: Store, telegram_id: int, ticket_id: int, email: str) -> InviteResult:
+    """Send the ticket to a friend's e-mail: the ticket becomes pending and a mail is queued."""
+    address = clean_email(email)
+    secret = await store.secret()
+    now = utcnow()
+    async with store.write() as session:
+        ticket, event, order = await _managed_ticket(session, telegram_id, ticket_id)
+        _require_personalisation(event, now)
+        if ticket.state != TicketState.TO_ASSIGN:
+            raise Refusal("not_assignable")
+        await change_ticket(session, ticket, TicketState.TO_ASSIGN, now,
+                            state=TicketState.PENDING, holder_email=address,
+                            email_key=email_key(address))
+        language = await _language_of(session, telegram_id, order)
+        invitation = Invitation(
+            ticket_id=ticket.id, email=address, invited_by_telegram_id=telegram_id,
+            inviter_name=order.buyer_name, language=language, created_at=now,
+            expires_at=now + store.claim_link_ttl, last_sent_at=now,
+        )
+        session.add(invitation)
+        await session.flush()
+        token = tokens.claim_token(secret, invitation.id)
+        session.add(LinkToken(
+            token_hash=tokens.hash_token(secret, token), kind=LinkKind.CLAIM, order_id=order.id,
+            invitation_id=invitation.id, created_at=now, expires_at=invitation.expires_at,
+        ))
+        _queue_invitation_mail(session, invitation, now)
+        audit(session, ActorKind.BUYER, telegram_id, "invited", order_id=order.id,
+              ticket_id=ticket.id, now=now, email=address, invitation_id=invitation.id)
+    return InviteResult(invitation_id=invitation.id, email=address, claim_token=token)
+
+
+async def _language_of(session: AsyncSession, telegram_id: int, order: Order) -> str:
+    """The language the user sees the bot in: their choice, their app's, else the order's."""
+    user = await session.get(TelegramUser, telegram_id)
+    for candidate in (user and user.chosen_language, user and user.telegram_language):
+        if candidate and candidate[:2].lower() in ("fr", "en"):
+            return candidate[:2].lower()
+    return order.language if order.language in ("fr", "en") else "en"
+
+
+async def resend_invitation(store: Store, telegram_id: int, ticket_id: int) -> InviteResult:
+    """Send the invitation e-mail again; the link's lifetime starts over."""
+    secret = await store.secret()
+    now = utcnow()
+    async with store.write() as session:
+        ticket, event, order = await _managed_ticket(session, telegram_id, ticket_id)
+        _require_personalisation(event, now)
+        invitation = await _pending_invitation(session, ticket.id)
+        expires_at = now + store.claim_link_ttl
+        await session.execute(
+            update(Invitation).where(Invitation.id == invitation.id)
+            .values(last_sent_at=now, expires_at=expires_at)
+        )
+        await session.execute(
+            update(LinkToken).where(LinkToken.invitation_id == invitation.id)
+            .values(expires_at=expires_at)
+        )
+        _queue_invitation_mail(session, invitation, now)
+        audit(session, ActorKind.BUYER, telegram_id, "invitation_resent", order_id=order.id,
+              ticket_id=ticket.id, now=now, invitation_id=invitation.id)
+    return InviteResult(invitation.id, invitation.email, tokens.claim_token(secret, invitation.id))
+
+
+async def revoke_invitation(store: Store, telegram_id: int, ticket_id: int) -> str:
+    """Withdraw a pending invitation; the ticket goes back to *to assign*. Returns the e-mail."""
+    now = utcnow()
+    async with store.write() as session:
+        ticket, _event, order = await _managed_ticket(session, telegram_id, ticket_id)
+        invitation = await _pending_invitation(session, ticket.id)
+        await _return_to_buyer(session, ticket, invitation, InvitationState.REVOKED, now)
+        audit(session, ActorKind.BUYER, telegram_id, "invitation_revoked", order_id=order.id,
+              ticket_id=ticket.id, now=now, invitation_id=invitation.id)
+    return invitation.email
+
+
+async def _return_to_buyer(
+    session: AsyncSession, ticket: Ticket, invitation: Invitation, state: InvitationState,
+    now: dt.datetime,
+) -> None:
+    await _finish_invitation(session, invitation, state, now)
+    await change_ticket(session, ticket, TicketState.PENDING, now, state=TicketState.TO_ASSIGN,
+                        holder_email=None, email_key=None)
+    await session.execute(
+        update(LinkToken).where(LinkToken.invitation_id == invitation.id,
+                                LinkToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+# --- the friend's side -----------------------------------------------------------------------
+
+
+async def _granted_invitation(
+    session: AsyncSession, telegram_id: int, invitation_id: int, now: dt.datetime
+) -> tuple[Invitation, Ticket, Event]:
+    await _require_grant(session, telegram_id, invitation_id)
+    row = (
+        await session.execute(
+            select(Invitation, Ticket, Event)
+            .join(Ticket, Ticket.id == Invitation.ticket_id)
+            .join(Event, Event.id == Ticket.event_id)
+            .where(Invitation.id == invitation_id)
+        )
+    ).first()
+    if row is None:
+        raise Refusal("not_found")
+    invitation, ticket, event = row.tuple()
+    if invitation.state == InvitationState.ACCEPTED:
+        raise Refusal("link_used")
+    if invitation.state != InvitationState.PENDING:
+        raise Refusal("invitation_not_pending")
+    if invitation.expires_at <= now:
+        raise Refusal("link_expired")
+    return invitation, ticket, event
+
+
+async def accept_invitation(store: Store, telegram_id: int, invitation_id: int, name: str) -> str:
+    """The friend claims the ticket in their own name; the buyer is told. Returns the name."""
+    holder = clean_name(name)
+    now = utcnow()
+    async with store.write() as session:
+        invitation, ticket, event = await _granted_invitation(session, telegram_id,
+                                                              invitation_id, now)
+        _require_personalisation(event, now)
+        await _finish_invitation(session, invitation, InvitationState.ACCEPTED, now,
+                                 claimed_by_telegram_id=telegram_id)
+        barcode = await reissue_barcode(session, ticket, now)
+        await change_ticket(session, ticket, TicketState.PENDING, now,
+                            state=TicketState.COMPLETED, holder_name=holder,
+                            name_key=name_key(holder), holder_telegram_id=telegram_id,
+                            barcode=barcode)
+        await session.execute(
+            update(LinkToken).where(LinkToken.invitation_id == invitation.id).values(used_at=now)
+        )
+        audit(session, ActorKind.FRIEND, telegram_id, "invitation_accepted",
+              order_id=ticket.order_id, ticket_id=ticket.id, now=now, holder=holder,
+              invitation_id=invitation.id)
+        await notify_order_managers(session, ticket.order_id, "invitation_accepted", now,
+                                    skip=telegram_id, holder=holder, email=invitation.email,
+                                    ticket_ref=ticket.ref, order_id=ticket.order_id)
+    return holder
+
+
+async def decline_invitation(store: Store, telegram_id: int, invitation_id: int) -> None:
+    """The friend declines; the ticket goes back to the buyer, who is told."""
+    now = utcnow()
+    async with store.write() as session:
+        invitation, ticket, _event = await _granted_invitation(session, telegram_id,
+                                                               invitation_id, now)
+        await _return_to_buyer(session, ticket, invitation, InvitationState.DECLINED, now)
+        audit(session, ActorKind.FRIEND, telegram_id, "invitation_declined",
+              order_id=ticket.order_id, ticket_id=ticket.id, now=now,
+              invitation_id=invitation.id)
+        await notify_order_managers(session, ticket.order_id, "invitation_declined", now,
+                                    skip=telegram_id, email=invitation.email,
+                                    ticket_ref=ticket.ref, order_id=ticket.order_id)
+
+
+async def expire_invitations(store: Store, *, now: dt.datetime | None = None,
+                             limit: int = 200) -> int:
+    """Return tickets of overdue invitations to their buyers (one transaction each)."""
+    now = now or utcnow()
+    async with store.read() as session:
+        due = list(await session.scalars(
+            select(Invitation.id).where(Invitation.state == InvitationState.PENDING,
+                                        Invitation.expires_at <= now).limit(limit)
+        ))
+    expired = 0
+    for invitation_id in due:
+        try:
+            await _expire_one(store, invitation_id, now)
+            expired += 1
+        except Refusal:
+            continue  # accepted, revoked or expired by someone else meanwhile
+    return expired
+
+
+async def _expire_one(store: Store, invitation_id: int, now: dt.datetime) -> None:
+    async with store.write() as session:
+        invitation = await session.get(Invitation, invitation_id)
+        assert invitation is not None
+        ticket = await session.get(Ticket, invitation.ticket_id)
+        assert ticket is not None
+        await _return_to_buyer(session, ticket, invitation, InvitationState.EXPIRED, now)
+        audit(session, ActorKind.SYSTEM, None, "invitation_expired", order_id=ticket.order_id,
+              ticket_id=ticket.id, now=now, invitation_id=invitation.id)
+        await notify_order_managers(session, ticket.order_id, "invitation_expired", now,
+                                    email=invitation.email, ticket_ref=ticket.ref,
+                                    order_id=ticket.order_id)
+

@@ -1,0 +1,145 @@
+"""Plain, immutable pictures of orders and tickets that services hand to the chat layer.
+
+They carry data only; the chat layer decides how to say it. Loading them never leaves lazy
+attributes behind, so rendering does no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from storage.models import TicketState
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: str
+    name: str
+    starts_at: dt.datetime
+    timezone: str
+    venue_name: str
+    venue_city: str
+    currency: str
+    faq_url: str | None
+    personalisation_enabled: bool
+    personalisation_deadline: dt.datetime | None
+    resale_enabled: bool
+    exchange_enabled: bool
+
+
+@dataclass(frozen=True)
+class InvitationView:
+    id: int
+    email: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class TicketView:
+    id: int
+    ref: str
+    event_id: str
+    category: str
+    price: Decimal
+    state: TicketState
+    holder_name: str | None
+    version: int
+    invitation: InvitationView | None = None
+    # What the buyer may do with it now, in menu order (see services.ticket_actions).
+    actions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class OrderView:
+    id: int
+    number: str
+    buyer_name: str
+    buyer_email: str
+    language: str
+    events: dict[str, EventView]
+    tickets: tuple[TicketView, ...]
+
+    def tickets_in(self, state: TicketState) -> list[TicketView]:
+        return [t for t in self.tickets if t.state == state]
+
+
+@dataclass(frozen=True)
+class TicketDetails:
+    """One ticket with its order and event, for the ticket menu."""
+
+    order: OrderView
+    ticket: TicketView
+    event: EventView
+
+
+@dataclass(frozen=True)
+class ClaimView:
+    """What a friend sees on opening a claim link."""
+
+    invitation_id: int
+    inviter_name: str
+    email: str
+    expires_at: dt.datetime
+    event: EventView
+    category: str
+    ticket_ref: str
+
+
+@dataclass(frozen=True)
+class OrderSummary:
+    id: int
+    number: str
+    ticket_count: int
+    events: tuple[EventView, ...]
+
+
+@dataclass(frozen=True)
+class HeldTicket:
+    ref: str
+    category: str
+    holder_name: str
+    event: EventView
+
+
+@dataclass(frozen=True)
+class Home:
+    """What ``/start`` without a link shows: the orders one manages and the tickets one holds."""
+
+    orders: tuple[OrderSummary, ...] = ()
+    held: tuple[HeldTicket, ...] = ()
+
+
+@dataclass(frozen=True)
+class UserView:
+    telegram_id: int
+    chosen_language: str | None
+    telegram_language: str | None
+
+
+@dataclass(frozen=True)
+class ChatStep:
+    """Where a chat stands in an input flow."""
+
+    step: str
+    ticket_id: int | None = None
+    invitation_id: int | None = None
+    payload: dict = field(default_factory=dict)
+    message_id: int | None = None
+
+
+@dataclass(frozen=True)
+class InviteResult:
+    invitation_id: int
+    email: str
+    claim_token: str
+
+
+@dataclass(frozen=True)
+class LinkOpened:
+    """A ``/start`` parameter resolved to either an order or a claim."""
+
+    order_id: int | None = None
+    claim: ClaimView | None = None

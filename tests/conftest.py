@@ -1,0 +1,85 @@
+"""Shared fixtures: a real store on a SQLite file, or on PostgreSQL when
+``TICKETBOT_TEST_DATABASE_URL`` points at one (CI runs the suite both ways)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from storage.database import Store
+from storage.models import Base
+
+TEST_DATABASE_URL = os.environ.get("TICKETBOT_TEST_DATABASE_URL", "")
+ON_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
+
+
+def database_url(tmp_path: Path) -> str:
+    return TEST_DATABASE_URL or f"sqlite+aiosqlite:///{tmp_path / 'ticketbot-test.db'}"
+
+
+async def fresh_store(url: str, **kwargs) -> Store:
+    """A store on an empty schema (made from the models; migrations are tested on their own)."""
+    store = Store(url, secret="test-secret", **kwargs)
+    async with store.engine.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+        await connection.run_sync(Base.metadata.create_all)
+    return store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = await fresh_store(database_url(tmp_path))
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+SAMPLE_EVENTS = [
+    {
+        "id": "fest-sat",
+        "name": "Dreamfest 2027 — Saturday",
+        "starts_at": "2027-07-17T14:00:00+02:00",
+        "timezone": "Europe/Paris",
+        "venue": {"name": "Parc des Expositions", "city": "Nantes"},
+        "currency": "EUR",
+        "faq_url": "https://dreamfest.example/faq",
+        "personalisation": {"enabled": True},
+        "resale": {"enabled": True, "min_price": "10.00", "max_price": None},
+        "exchange": {"enabled": True, "targets": ["fest-sun"]},
+    },
+    {
+        "id": "fest-sun",
+        "name": "Dreamfest 2027 — Sunday",
+        "starts_at": "2027-07-18T14:00:00+02:00",
+        "timezone": "Europe/Paris",
+        "venue": {"name": "Parc des Expositions", "city": "Nantes"},
+        "currency": "EUR",
+        "personalisation": {"enabled": True},
+        "capacity": 5,
+    },
+]
+
+
+def sample_document(orders: int = 1, tickets: int = 3, *, language: str = "fr",
+                    prefix: str = "DF") -> dict:
+    """An import document with ``orders`` orders of ``tickets`` Saturday tickets each."""
+    return {
+        "events": SAMPLE_EVENTS,
+        "orders": [
+            {
+                "number": f"{prefix}-{100000 + n}",
+                "buyer": {"name": "Camille Martin", "email": f"camille{n}@example.org",
+                          "language": language},
+                "tickets": [
+                    {"ref": f"T-{prefix}-{100000 + n}-{k}", "event": "fest-sat",
+                     "category": "Pass samedi", "price": "89.00"}
+                    for k in range(1, tickets + 1)
+                ],
+            }
+            for n in range(orders)
+        ],
+    }
