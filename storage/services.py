@@ -92,7 +92,7 @@ async def notify_order_managers(
     for telegram_id in managers:
         if telegram_id != skip:
             session.add(ChatNotification(
-                telegram_id=telegram_id, kind=kind, params=params,
+                telegram_id=telegram_id, kind=kind, params={"order_id": order_id, **params},
                 created_at=now, next_attempt_at=now,
             ))
 
@@ -151,7 +151,7 @@ async def _managed_ticket(
     ).first()
     if row is None:
         raise Refusal("not_found")
-    return row.tuple()
+    return tuple(row)
 
 
 def _require_personalisation(event: Event, now: dt.datetime) -> None:
@@ -319,7 +319,7 @@ async def _claim_view(session: AsyncSession, invitation_id: int, now: dt.datetim
     ).first()
     if row is None:
         raise Refusal("not_found")
-    invitation, ticket, event = row.tuple()
+    invitation, ticket, event = tuple(row)
     if invitation.state == InvitationState.ACCEPTED:
         raise Refusal("link_used")
     if invitation.state == InvitationState.EXPIRED or (
@@ -389,9 +389,9 @@ async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name:
         barcode = await reissue_barcode(session, ticket, now)
         await change_ticket(
             session, ticket, TicketState.TO_ASSIGN, now, state=TicketState.COMPLETED,
+            # The e-mail rule is about addresses tickets are sent to; a self-claim sends nothing.
             holder_name=holder, name_key=name_key(holder), holder_email=order.buyer_email,
-            email_key=email_key(order.buyer_email), holder_telegram_id=telegram_id,
-            barcode=barcode,
+            holder_telegram_id=telegram_id, barcode=barcode,
         )
         audit(session, ActorKind.BUYER, telegram_id, "claimed_for_self", order_id=order.id,
               ticket_id=ticket.id, now=now, holder=holder)
@@ -505,7 +505,7 @@ async def _granted_invitation(
     ).first()
     if row is None:
         raise Refusal("not_found")
-    invitation, ticket, event = row.tuple()
+    invitation, ticket, event = tuple(row)
     if invitation.state == InvitationState.ACCEPTED:
         raise Refusal("link_used")
     if invitation.state != InvitationState.PENDING:
@@ -538,7 +538,7 @@ async def accept_invitation(store: Store, telegram_id: int, invitation_id: int, 
               invitation_id=invitation.id)
         await notify_order_managers(session, ticket.order_id, "invitation_accepted", now,
                                     skip=telegram_id, holder=holder, email=invitation.email,
-                                    ticket_ref=ticket.ref, order_id=ticket.order_id)
+                                    ticket_ref=ticket.ref)
     return holder
 
 
@@ -554,7 +554,7 @@ async def decline_invitation(store: Store, telegram_id: int, invitation_id: int)
               invitation_id=invitation.id)
         await notify_order_managers(session, ticket.order_id, "invitation_declined", now,
                                     skip=telegram_id, email=invitation.email,
-                                    ticket_ref=ticket.ref, order_id=ticket.order_id)
+                                    ticket_ref=ticket.ref)
 
 
 async def expire_invitations(store: Store, *, now: dt.datetime | None = None,
@@ -586,6 +586,5 @@ async def _expire_one(store: Store, invitation_id: int, now: dt.datetime) -> Non
         audit(session, ActorKind.SYSTEM, None, "invitation_expired", order_id=ticket.order_id,
               ticket_id=ticket.id, now=now, invitation_id=invitation.id)
         await notify_order_managers(session, ticket.order_id, "invitation_expired", now,
-                                    email=invitation.email, ticket_ref=ticket.ref,
-                                    order_id=ticket.order_id)
+                                    email=invitation.email, ticket_ref=ticket.ref)
 

@@ -20,8 +20,28 @@ def database_url(tmp_path: Path) -> str:
     return TEST_DATABASE_URL or f"sqlite+aiosqlite:///{tmp_path / 'ticketbot-test.db'}"
 
 
+def postgres_schema() -> str:
+    """A schema of this test process's own, so parallel runs on one server do not collide."""
+    return f"ticketbot_test_{os.getpid()}"
+
+
+async def ensure_postgres_schema(url: str) -> dict:
+    """Create this process's schema; returns the engine arguments that select it."""
+    import asyncpg
+
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{postgres_schema()}"')
+    finally:
+        await connection.close()
+    return {"connect_args": {"server_settings": {"search_path": postgres_schema()}}}
+
+
 async def fresh_store(url: str, **kwargs) -> Store:
     """A store on an empty schema (made from the models; migrations are tested on their own)."""
+    if url.startswith("postgresql"):
+        kwargs = {**await ensure_postgres_schema(url), **kwargs}
     store = Store(url, secret="test-secret", **kwargs)
     async with store.engine.begin() as connection:
         await connection.run_sync(Base.metadata.drop_all)

@@ -1,0 +1,126 @@
+"""The ``ticketbot`` command: run the bot, import orders, print a buyer's link, or the demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from bot.settings import Settings
+
+log = logging.getLogger("ticketbot")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ticketbot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("run", help="run the bot (long polling) and its HTTP API")
+    importing = commands.add_parser("import", help="load events and orders from a JSON file")
+    importing.add_argument("file", type=Path)
+    linking = commands.add_parser("link", help="print the buyer's deep link of an order")
+    linking.add_argument("order_number")
+    demo = commands.add_parser("demo", help="chat with the bot in the terminal, offline")
+    demo.add_argument("--database", help="database URL (default: a fresh SQLite file)")
+    args = parser.parse_args(argv)
+    # The demo shares the terminal with the chat: only problems are worth printing there.
+    level = logging.WARNING if args.command == "demo" else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request URL, and Bot API URLs contain the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = Settings()
+    try:
+        return asyncio.run(COMMANDS[args.command](settings, args))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def run_bot(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.application import (
+        build_application,
+        open_configured_store,
+        start_services,
+        stop_services,
+    )
+
+    if not settings.token:
+        print("TICKETBOT_TOKEN is not set.", file=sys.stderr)
+        return 2
+    store = await open_configured_store(settings)
+    application = build_application(settings, store)
+    try:
+        async with application:
+            await start_services(application)
+            await application.start()
+            await application.updater.start_polling()
+            log.info("bot running; press Ctrl+C to stop")
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await application.updater.stop()
+                await application.stop()
+                await stop_services(application)
+    finally:
+        await store.close()
+    return 0
+
+
+async def import_orders(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.application import open_configured_store
+    from storage.importer import ImportRejected, import_file
+
+    store = await open_configured_store(settings)
+    try:
+        report = await import_file(store, args.file)
+    except ImportRejected as rejected:
+        print(f"{args.file}: nothing imported.", file=sys.stderr)
+        for problem in rejected.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    print(f"{args.file}: {report.orders_created} orders and {report.tickets_created} tickets "
+          f"created, {report.events_created} events created, {report.events_updated} updated.")
+    return 0
+
+
+async def print_link(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.application import open_configured_store
+    from storage.errors import Refusal
+    from storage.services import create_order_link
+
+    username = settings.bot_username or await ask_bot_username(settings)
+    store = await open_configured_store(settings)
+    try:
+        token = await create_order_link(store, args.order_number)
+    except Refusal:
+        print(f"No order {args.order_number}.", file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    print(f"https://t.me/{username}?start={token}")
+    return 0
+
+
+async def ask_bot_username(settings: Settings) -> str:
+    """The bot's username from Telegram (``getMe``), when not configured."""
+    from telegram import Bot
+
+    if not settings.token:
+        raise SystemExit("Set TICKETBOT_BOT_USERNAME, or TICKETBOT_TOKEN to ask Telegram.")
+    async with Bot(settings.token, base_url=settings.telegram_api_url) as bot:
+        return bot.username
+
+
+async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.demo import run_demo as demo
+
+    return await demo(settings, database_url=args.database)
+
+
+COMMANDS = {"run": run_bot, "import": import_orders, "link": print_link, "demo": run_demo}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Settings from ``TICKETBOT_*`` environment variables (a ``.env`` file may set them too)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from storage.database import DEFAULT_DATABASE_URL
+
+TELEGRAM_API_URL = "https://api.telegram.org/bot"
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with the defaults of SPEC.md."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKETBOT_", env_file=".env",
+                                      extra="ignore")
+
+    token: str | None = None
+    database_url: str = DEFAULT_DATABASE_URL
+    telegram_api_url: str = TELEGRAM_API_URL
+    bot_username: str | None = None
+    staff_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    smtp_url: str | None = None
+    mail_from: str = "tickets@localhost"
+    outbox_dir: str = "outbox"
+    secret: str | None = None
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    api_token: str | None = None
+    webhook_url: str | None = None
+    claim_link_days: int = Field(default=14, ge=1, le=365)
+    support_contact: str | None = None
+
+    @field_validator("staff_ids", mode="before")
+    @classmethod
+    def _parse_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
+
+    @property
+    def claim_link_ttl(self) -> dt.timedelta:
+        return dt.timedelta(days=self.claim_link_days)

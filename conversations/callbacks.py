@@ -1,0 +1,68 @@
+"""The callback-data codec: short prefixed strings such as ``t:42`` built and parsed here only.
+
+Callback data says *what* a button is about, never that the user *may* act: every press reloads
+the ticket and re-checks the user's right to it. Telegram caps callback data at 64 bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_CALLBACK_BYTES = 64
+
+HOME = "h"  # the orders and tickets of this account
+OVERVIEW = "o"  # o:<order_id>:<page>
+TICKET = "t"  # t:<ticket_id>, the ticket's menu
+ASSIGN = "a"  # a:<ticket_id>, claim for myself or send to a friend
+CLAIM_SELF = "me"  # me:<ticket_id>, asks to confirm the name
+CLAIM_SELF_CONFIRM = "mey"
+INVITE = "fr"  # fr:<ticket_id>, asks for the friend's e-mail
+INVITE_CONFIRM = "fry"
+RESEND = "rs"
+REVOKE = "rv"
+REVOKE_CONFIRM = "rvy"
+CLAIM = "cv"  # cv:<invitation_id>, the claim screen again
+ACCEPT = "ca"  # ca:<invitation_id>
+DECLINE = "cd"
+DECLINE_CONFIRM = "cdy"
+
+ACTIONS = frozenset({
+    HOME, OVERVIEW, TICKET, ASSIGN, CLAIM_SELF, CLAIM_SELF_CONFIRM, INVITE, INVITE_CONFIRM,
+    RESEND, REVOKE, REVOKE_CONFIRM, CLAIM, ACCEPT, DECLINE, DECLINE_CONFIRM,
+})
+_PATTERN = re.compile(r"^([a-z]{1,4})((?::\d{1,12}){0,3})$")
+
+
+@dataclass(frozen=True)
+class Callback:
+    action: str
+    ids: tuple[int, ...]
+
+    def id(self, index: int = 0) -> int:
+        """The index-th number of the data; a button of the wrong shape reads as not found."""
+        return self.ids[index] if index < len(self.ids) else -1
+
+
+def encode(action: str, *ids: int) -> str:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown callback action {action!r}")
+    data = ":".join([action, *(str(int(i)) for i in ids)])
+    if len(data.encode()) > MAX_CALLBACK_BYTES:
+        raise ValueError("callback data longer than Telegram allows")
+    return data
+
+
+def decode(data: str | None) -> Callback | None:
+    """The button's meaning, or None for data this bot never made."""
+    match = _PATTERN.match(data or "")
+    if not match or match.group(1) not in ACTIONS:
+        return None
+    ids = tuple(int(part) for part in match.group(2).split(":")[1:])
+    return Callback(match.group(1), ids)
+
+
+def pattern(*actions: str) -> re.Pattern[str]:
+    """An anchored pattern matching the data of these actions, for CallbackQueryHandler."""
+    names = "|".join(sorted(actions, key=len, reverse=True))
+    return re.compile(rf"^(?:{names})(?::\d{{1,12}}){{0,3}}$")

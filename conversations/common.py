@@ -1,0 +1,113 @@
+"""What every flow needs: the store and translator of an update, showing a screen, refusals.
+
+A screen is text (HTML) plus an inline keyboard. Button presses edit the message they are on;
+typed input gets a new message. Refusals from the store are shown in the user's language.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram.constants import ParseMode
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from locales import Translator, pick_language, translator
+from storage import services
+from storage.database import Store
+from storage.errors import Refusal
+
+log = logging.getLogger(__name__)
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+Context = ContextTypes.DEFAULT_TYPE
+
+
+@dataclass
+class Screen:
+    """One message's worth of text and buttons."""
+
+    text: str
+    rows: list[list[InlineKeyboardButton]] = field(default_factory=list)
+
+    @property
+    def markup(self) -> InlineKeyboardMarkup | None:
+        return InlineKeyboardMarkup(self.rows) if self.rows else None
+
+
+def store_of(context: Context) -> Store:
+    return context.application.bot_data["store"]
+
+
+def bot_username(context: Context) -> str:
+    return context.application.bot_data.get("bot_username") or context.bot.username
+
+
+def wake_background(context: Context) -> None:
+    """Tell the background worker that mails or news are waiting (sent after our commit)."""
+    worker = context.application.bot_data.get("worker")
+    if worker is not None:
+        worker.wake()
+
+
+async def user_translator(update: Update, context: Context,
+                          order_language: str | None = None) -> Translator:
+    """The user's language: their choice, else their Telegram app's, else the order's."""
+    user = update.effective_user
+    if user is None:
+        return translator(order_language)
+    view = await services.load_user(store_of(context), user.id)
+    chosen = view.chosen_language if view else None
+    return translator(pick_language(chosen, user.language_code, order_language))
+
+
+def e(value: Any) -> str:
+    """Escape a value for Telegram's HTML parse mode."""
+    return html.escape(str(value), quote=False)
+
+
+def button(text: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text, callback_data=data)
+
+
+def deep_link(context: Context, token: str) -> str:
+    return f"https://t.me/{bot_username(context)}?start={token}"
+
+
+def refusal_text(refusal: Refusal, t: Translator) -> str:
+    params = dict(refusal.params)
+    timezone = params.pop("timezone", "UTC")
+    for key, value in params.items():
+        if isinstance(value, dt.datetime):
+            params[key] = t.datetime(value, timezone)
+    return t.gettext(refusal.message).format(**{k: e(v) for k, v in params.items()})
+
+
+async def show(update: Update, screen: Screen) -> None:
+    """Edit the pressed message into ``screen``, or send it as a new message after typing."""
+    query = update.callback_query
+    if query is not None and query.message is not None:
+        try:
+            await query.edit_message_text(screen.text, parse_mode=ParseMode.HTML,
+                                          reply_markup=screen.markup,
+                                          link_preview_options=NO_PREVIEW)
+        except BadRequest as error:
+            # Pressing "refresh" on an unchanged screen is not an error.
+            if "message is not modified" not in str(error):
+                raise
+        return
+    chat = update.effective_chat
+    assert chat is not None
+    await chat.send_message(screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.markup,
+                            link_preview_options=NO_PREVIEW)
+
+
+async def answer(update: Update, text: str | None = None, *, alert: bool = False) -> None:
+    """Answer a button press (Telegram shows a spinner until we do)."""
+    if update.callback_query is not None:
+        await update.callback_query.answer(text, show_alert=alert)

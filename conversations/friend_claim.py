@@ -1,0 +1,126 @@
+"""The friend's side: a claim link opens the ticket someone sent; the friend accepts it in their
+own name (the one Telegram gives, or one they type) or declines it."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from conversations import callbacks as cb
+from conversations.common import (
+    Context,
+    Screen,
+    button,
+    e,
+    show,
+    store_of,
+    user_translator,
+    wake_background,
+)
+from locales import Translator
+from storage import chat_state, services
+from storage.errors import Refusal
+from storage.keys import clean_name
+from storage.views import ChatStep, ClaimView
+
+STEP_ACCEPT_NAME = "accept_name"
+
+
+def telegram_name(update: Update) -> str:
+    user = update.effective_user
+    return " ".join(part for part in (user.first_name, user.last_name) if part)
+
+
+def claim_screen(claim: ClaimView, name: str, t: Translator) -> Screen:
+    _ = t.gettext
+    event = claim.event
+    lines = [
+        "🎁 " + _("<b>{sender}</b> sent you a ticket!").format(sender=e(claim.inviter_name)),
+        "",
+        f"<b>{e(event.name)}</b>",
+        "🗓 " + e(t.datetime(event.starts_at, event.timezone)),
+        "📍 " + _("{venue}, {city}").format(venue=e(event.venue_name), city=e(event.venue_city)),
+        "🎫 " + e(claim.category),
+        "",
+        _("The ticket will be put in the name of <b>{name}</b>.").format(name=e(name)),
+        e(_("Accept it, or first type the name to print on the ticket.")),
+        e(_("This link is valid until {date}.").format(
+            date=t.datetime(claim.expires_at, event.timezone))),
+    ]
+    rows = [[button(_("✅ Accept the ticket"), cb.encode(cb.ACCEPT, claim.invitation_id))],
+            [button(_("✖ Decline"), cb.encode(cb.DECLINE, claim.invitation_id))]]
+    return Screen("\n".join(lines), rows)
+
+
+async def show_claim(update: Update, context: Context, claim: ClaimView) -> None:
+    """The claim screen, proposing the friend's Telegram name until they type another."""
+    name = telegram_name(update)
+    try:
+        name = clean_name(name)
+    except Refusal:
+        name = ""
+    await chat_state.set_step(store_of(context), update.effective_chat.id, STEP_ACCEPT_NAME,
+                              invitation_id=claim.invitation_id, payload={"name": name})
+    t = await user_translator(update, context)
+    if not name:
+        text = claim_screen(claim, "…", t)
+        text.text += "\n" + e(t.gettext("Please type your first and last name."))
+        await show(update, text)
+        return
+    await show(update, claim_screen(claim, name, t))
+
+
+async def on_accept_name_typed(update: Update, context: Context, step: ChatStep) -> None:
+    name = clean_name(update.effective_message.text or "")
+    store = store_of(context)
+    claim = await services.claim_view(store, update.effective_user.id, step.invitation_id)
+    await chat_state.set_step(store, update.effective_chat.id, STEP_ACCEPT_NAME,
+                              invitation_id=claim.invitation_id, payload={"name": name})
+    t = await user_translator(update, context)
+    await show(update, claim_screen(claim, name, t))
+
+
+async def on_accept(update: Update, context: Context, data: cb.Callback) -> str | None:
+    store = store_of(context)
+    step = await chat_state.get_step(store, update.effective_chat.id)
+    name = step.payload.get("name") if step and step.invitation_id == data.id() else None
+    if not name:
+        claim = await services.claim_view(store, update.effective_user.id, data.id())
+        await show_claim(update, context, claim)
+        return None
+    holder = await services.accept_invitation(store, update.effective_user.id, data.id(), name)
+    await chat_state.clear_step(store, update.effective_chat.id)
+    wake_background(context)
+    t = await user_translator(update, context)
+    _ = t.gettext
+    text = "🎉 " + _("The ticket is yours, in the name of <b>{name}</b>.").format(name=e(holder))
+    text += "\n" + e(_("Send /start at any time to see your tickets."))
+    await show(update, Screen(text))
+    return _("Done!")
+
+
+async def on_claim_button(update: Update, context: Context, data: cb.Callback) -> str | None:
+    claim = await services.claim_view(store_of(context), update.effective_user.id, data.id())
+    await show_claim(update, context, claim)
+    return None
+
+
+async def on_decline(update: Update, context: Context, data: cb.Callback) -> str | None:
+    claim = await services.claim_view(store_of(context), update.effective_user.id, data.id())
+    t = await user_translator(update, context)
+    _ = t.gettext
+    text = e(_("Decline the ticket {sender} sent you? It goes back to them.").format(
+        sender=claim.inviter_name))
+    rows = [[button(_("✖ Yes, decline"), cb.encode(cb.DECLINE_CONFIRM, data.id()))],
+            [button(_("« Back"), cb.encode(cb.CLAIM, data.id()))]]
+    await show(update, Screen(text, rows))
+    return None
+
+
+async def on_decline_confirm(update: Update, context: Context, data: cb.Callback) -> str | None:
+    store = store_of(context)
+    await services.decline_invitation(store, update.effective_user.id, data.id())
+    await chat_state.clear_step(store, update.effective_chat.id)
+    wake_background(context)
+    t = await user_translator(update, context)
+    await show(update, Screen(e(t.gettext("You declined the ticket. The sender has been told."))))
+    return None

@@ -1,0 +1,98 @@
+"""A ticket's menu (the web page's "three dots"): only the actions possible for it right now."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from conversations import callbacks as cb
+from conversations.common import Context, Screen, button, e, show, store_of, user_translator
+from locales import Translator
+from storage import services
+from storage.errors import N_
+from storage.models import TicketState
+from storage.views import TicketDetails
+
+STATE_NAMES = {
+    TicketState.TO_ASSIGN: N_("to assign"),
+    TicketState.PENDING: N_("pending"),
+    TicketState.COMPLETED: N_("completed"),
+    TicketState.ON_RESALE: N_("on resale"),
+}
+
+ACTION_BUTTONS = {
+    "assign": (N_("👤 Assign the ticket"), cb.ASSIGN),
+    "resend": (N_("✉️ Resend the invitation"), cb.RESEND),
+    "revoke": (N_("↩️ Revoke the invitation"), cb.REVOKE),
+}
+
+
+def ticket_summary(details: TicketDetails, t: Translator) -> list[str]:
+    _ = t.gettext
+    ticket, event = details.ticket, details.event
+    lines = [
+        "<b>" + _("Ticket {ref}").format(ref=e(ticket.ref)) + "</b>",
+        e(_("{category} — {event}").format(category=ticket.category, event=event.name)),
+        "🗓 " + e(t.datetime(event.starts_at, event.timezone)),
+        e(_("Status: {state}").format(state=_(STATE_NAMES.get(ticket.state, ticket.state)))),
+    ]
+    if ticket.state == TicketState.COMPLETED and ticket.holder_name:
+        lines.append(e(_("In the name of: {holder}").format(holder=ticket.holder_name)))
+    if ticket.state == TicketState.PENDING and ticket.invitation is not None:
+        lines.append(e(_("Sent to {email}, link valid until {date}").format(
+            email=ticket.invitation.email,
+            date=t.datetime(ticket.invitation.expires_at, event.timezone))))
+    return lines
+
+
+def menu_screen(details: TicketDetails, t: Translator) -> Screen:
+    _ = t.gettext
+    lines = ticket_summary(details, t)
+    if not details.ticket.actions:
+        lines += ["", e(no_action_reason(details, t))]
+    rows = [[button(_(label), cb.encode(action, details.ticket.id))]
+            for label, action in (ACTION_BUTTONS[a] for a in details.ticket.actions)]
+    rows.append([button(_("« Back to my order"), cb.encode(cb.OVERVIEW, details.order.id, 0))])
+    return Screen("\n".join(lines), rows)
+
+
+def no_action_reason(details: TicketDetails, t: Translator) -> str:
+    _ = t.gettext
+    event = details.event
+    if not event.personalisation_enabled:
+        return _("This event does not offer personalised tickets.")
+    if event.personalisation_deadline is not None and details.ticket.state in (
+        TicketState.TO_ASSIGN, TicketState.PENDING
+    ):
+        return _("Personalisation closed on {deadline}.").format(
+            deadline=t.datetime(event.personalisation_deadline, event.timezone))
+    return _("Nothing more to do for this ticket.")
+
+
+async def show_ticket_menu(update: Update, context: Context, ticket_id: int) -> None:
+    details = await services.ticket_details(store_of(context), update.effective_user.id,
+                                            ticket_id)
+    t = await user_translator(update, context, details.order.language)
+    await show(update, menu_screen(details, t))
+
+
+async def on_ticket_button(update: Update, context: Context, data: cb.Callback) -> str | None:
+    await show_ticket_menu(update, context, data.id())
+
+
+async def on_assign_button(update: Update, context: Context, data: cb.Callback) -> str | None:
+    """Assign the ticket: claim it for myself, or send it to a friend."""
+    details = await services.ticket_details(store_of(context), update.effective_user.id,
+                                            data.id())
+    t = await user_translator(update, context, details.order.language)
+    _ = t.gettext
+    if "assign" not in details.ticket.actions:
+        await show(update, menu_screen(details, t))
+        return None
+    text = "\n".join([*ticket_summary(details, t), "",
+                      e(_("Who will use this ticket?"))])
+    rows = [
+        [button(_("🙋 Claim the ticket for myself"), cb.encode(cb.CLAIM_SELF, details.ticket.id))],
+        [button(_("📧 Send to a friend"), cb.encode(cb.INVITE, details.ticket.id))],
+        [button(_("« Back"), cb.encode(cb.TICKET, details.ticket.id))],
+    ]
+    await show(update, Screen(text, rows))
