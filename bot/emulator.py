@@ -363,7 +363,7 @@ class ApiCall:
     time: float  # time.monotonic() when the request arrived
     seq: int
     chat_id: int | None = None
-    status: int | None = None  # HTTP status of the answer; None while still running
+    status: int | None = None  # HTTP status; None while running, 499 if the client hung up
     result: Any = None
     description: str | None = None  # error description for failed calls
 
@@ -658,6 +658,7 @@ class BotApiEmulator:
 
     @property
     def users(self) -> list[EmulatedUser]:
+        """All users created so far."""
         return list(self._users.values())
 
     def fail_next(
@@ -796,10 +797,15 @@ class BotApiEmulator:
             result = handler(call.params, call)
             if asyncio.iscoroutine(result):
                 result = await result
+        except asyncio.CancelledError:
+            # The client hung up (PTB cancels its long poll when the updater stops).
+            call.status, call.description = 499, "client closed the request"
+            raise
         except _ApiError as error:
             call.status, call.description = error.status, error.description
             if call.chat_id is not None:
-                self._record(self._chats[call.chat_id], "error", data={"call": call})
+                chat = self._chats[call.chat_id]
+                self._record(chat, "error", text=f"{canonical}: {error.description}")
             self._notify()
             return self._error_response(error)
         call.status, call.result = 200, result
@@ -989,7 +995,8 @@ class BotApiEmulator:
         return True
 
     def _get_webhook_info(self, params: dict[str, Any], call: ApiCall) -> dict[str, Any]:
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": 0}
+        pending = len(self._pending)
+        return {"url": "", "has_custom_certificate": False, "pending_update_count": pending}
 
     @staticmethod
     def _commands_key(scope: Any, language_code: Any) -> tuple[str, str]:
@@ -1387,6 +1394,7 @@ class EmulatedUser:
         self.blocked = True
 
     def unblock(self) -> None:
+        """Unblock the bot again."""
         self.blocked = False
 
     async def send(self, text: str, *, timeout: float = 5.0) -> Reaction:  # noqa: ASYNC109
@@ -1448,7 +1456,12 @@ class EmulatedUser:
         *,
         since: int | None = None,
     ) -> ChatMessage:
-        """Wait for a new bot message (after the call, or after marker `since`)."""
+        """Wait for a new bot message matching `predicate` and return it.
+
+        "New" means sent after this call, or after ``since`` (a :meth:`mark`).  Take a mark
+        before an action whose side effects you then wait for in *another* chat: they may
+        already have arrived while the action settled.
+        """
         marker = self.mark() if since is None else since
         deadline = time.monotonic() + timeout
         while True:

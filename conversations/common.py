@@ -98,7 +98,7 @@ async def show(update: Update, screen: Screen) -> None:
                                           link_preview_options=NO_PREVIEW)
         except BadRequest as error:
             # Pressing "refresh" on an unchanged screen is not an error.
-            if "message is not modified" not in str(error):
+            if "message is not modified" not in str(error).lower():
                 raise
         return
     chat = update.effective_chat

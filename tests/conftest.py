@@ -103,3 +103,15 @@ def sample_document(orders: int = 1, tickets: int = 3, *, language: str = "fr",
             for n in range(orders)
         ],
     }
+
+
+@pytest.fixture
+async def harness(store: Store):
+    """The real bot against the emulator, with a real SMTP server; see tests/harness.py."""
+    from tests.harness import close_harness, open_harness
+
+    opened = await open_harness(store)
+    try:
+        yield opened
+    finally:
+        await close_harness(opened)

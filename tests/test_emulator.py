@@ -97,7 +97,8 @@ def build_bot(emu: BotApiEmulator) -> Application:
 
 @pytest.fixture
 async def emu():
-    async with BotApiEmulator() as emulator:
+    # A little more settle time than the default keeps multi-call reactions whole on busy CI.
+    async with BotApiEmulator(settle=0.1) as emulator:
         yield emulator
 
 

@@ -1,0 +1,244 @@
+"""The buyer and friend flows end to end: the real Application over HTTP against the emulator,
+the store, and a real SMTP server receiving the invitation mails."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from storage.models import AuditEntry, Invitation, Ticket, TicketState
+from tests.conftest import sample_document
+
+BUYER, FRIEND, STRANGER = 1001, 2002, 3003
+LINK = re.compile(r"https://t\.me/ticketbot_test_bot\?start=([A-Za-z0-9_-]+)")
+
+
+async def open_order(harness, *, language: str = "fr", user_language: str | None = "fr",
+                     tickets: int = 3, user_id: int = BUYER):
+    await harness.import_orders(sample_document(tickets=tickets, language=language))
+    token = await harness.order_link("DF-100000")
+    buyer = harness.user(user_id, "Camille", "Martin", language_code=user_language)
+    reaction = await buyer.start(token)
+    return buyer, reaction
+
+
+async def tickets_by_state(store) -> dict[str, int]:
+    async with store.read() as session:
+        rows = await session.execute(select(Ticket.state, func.count()).group_by(Ticket.state))
+        return {state.value: n for state, n in rows}
+
+
+async def test_deep_link_shows_the_order_in_french(harness):
+    buyer, reaction = await open_order(harness)
+    text = reaction.text
+    assert "Ma commande DF-100000" in text
+    assert "Dreamfest 2027 — Saturday" in text
+    assert "sam. 17 juil. 2027, 14:00" in text  # the event's own time zone, French format
+    assert "Parc des Expositions, Nantes" in text
+    assert "À attribuer (3)" in text
+    assert len([b for row in buyer.last.buttons for b in row
+                if b.callback_data.startswith("t:")]) == 3
+
+
+async def test_deep_link_shows_the_order_in_english(harness):
+    _, reaction = await open_order(harness, language="en", user_language="en")
+    assert "My order DF-100000" in reaction.text
+    assert "Sat, Jul 17, 2027, 2:00 PM" in reaction.text.replace("\u202f", " ")
+    assert "To assign (3)" in reaction.text
+
+
+async def test_language_falls_back_to_the_order_language(harness):
+    _, reaction = await open_order(harness, language="fr", user_language=None)
+    assert "Ma commande" in reaction.text
+
+
+async def test_claim_for_myself_with_the_shop_name(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await buyer.press("T-DF-100000-1")
+    await buyer.press("Assign the ticket")
+    shown = await buyer.press("Claim the ticket for myself")
+    assert "Camille Martin" in shown.text
+    done = await buyer.press("Confirm")
+    assert "Completed (1)" in done.text
+    assert "Camille Martin" in done.text
+    assert done.callback_answer is not None
+    assert await tickets_by_state(harness.store) == {"to_assign": 2, "completed": 1}
+
+
+async def test_claim_for_myself_with_a_corrected_name(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await buyer.press("T-DF-100000-1")
+    await buyer.press("Assign the ticket")
+    await buyer.press("Claim the ticket for myself")
+    typed = await buyer.send("Camille Martin-Durand")
+    assert "Camille Martin-Durand" in typed.text
+    done = await buyer.press("Confirm")
+    assert "Camille Martin-Durand" in done.text
+
+
+async def test_duplicate_name_differing_in_accents_and_case_is_refused(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    for ref, name in (("T-DF-100000-1", "Élodie Dupont"), ("T-DF-100000-2", "ELODIE dupont")):
+        await buyer.press(ref)
+        await buyer.press("Assign the ticket")
+        await buyer.press("Claim the ticket for myself")
+        await buyer.send(name)
+        result = await buyer.press("Confirm")
+    assert result.callback_answer.show_alert
+    assert "already in the name of" in result.callback_answer.text
+    assert await tickets_by_state(harness.store) == {"to_assign": 2, "completed": 1}
+
+
+async def send_to_friend(buyer, ref: str, email: str):
+    await buyer.press(ref)
+    await buyer.press("Assign the ticket")
+    await buyer.press("Send to a friend")
+    return await buyer.send(email)
+
+
+async def test_send_to_a_friend_who_claims_from_the_email(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    asked = await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
+    assert "alex@example.org" in asked.text
+    sent = await buyer.press("Send")
+    assert "Pending (1)" in sent.text and "alex@example.org" in sent.text
+    forward_link = LINK.search(sent.text).group(1)
+
+    mail = await harness.next_mail()
+    assert mail["To"] == "alex@example.org"
+    body = mail.get_body(("plain",)).get_content()
+    assert LINK.search(body).group(1) == forward_link
+    assert "Camille Martin" in mail["Subject"]
+
+    friend = harness.user(FRIEND, "Alex", "Durand", language_code="fr")
+    claim = await friend.start(forward_link)
+    assert "Camille Martin" in claim.text and "Alex Durand" in claim.text
+    mark = buyer.mark()
+    accepted = await friend.press("Accepter le billet")
+    assert "Alex Durand" in accepted.text
+    news = await buyer.wait_for_message(lambda m: "Alex Durand" in m.text, since=mark)
+    assert "T-DF-100000-1" in news.text
+    async with harness.store.read() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.ref == "T-DF-100000-1"))
+    assert ticket.state == TicketState.COMPLETED and ticket.holder_name == "Alex Durand"
+
+    again = await harness.user(STRANGER, "Eve").start(forward_link)
+    assert "already been used" in again.text
+
+
+async def test_friend_declines_and_buyer_is_told(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
+    sent = await buyer.press("Send")
+    token = LINK.search(sent.text).group(1)
+    friend = harness.user(FRIEND, "Alex", "Durand", language_code="en")
+    await friend.start(token)
+    await friend.press("Decline")
+    mark = buyer.mark()
+    declined = await friend.press("Yes, decline")
+    assert "declined" in declined.text
+    news = await buyer.wait_for_message(lambda m: "declined" in m.text, since=mark)
+    assert "alex@example.org" in news.text
+    assert await tickets_by_state(harness.store) == {"to_assign": 3}
+
+
+async def test_revoked_invitation_link_stops_working(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
+    token = LINK.search((await buyer.press("Send")).text).group(1)
+    await buyer.press("T-DF-100000-1")
+    await buyer.press("Revoke the invitation")
+    revoked = await buyer.press("Yes, revoke it")
+    assert "To assign (3)" in revoked.text
+    friend = harness.user(FRIEND, "Alex", language_code="en")
+    assert "withdrawn" in (await friend.start(token)).text
+
+
+async def test_invalid_and_duplicate_emails_are_refused(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    bad = await send_to_friend(buyer, "T-DF-100000-1", "alex(at)example")
+    assert "is not a valid e-mail address" in bad.text
+    await buyer.send("alex@example.org")
+    await buyer.press("Send")
+    await send_to_friend(buyer, "T-DF-100000-2", "ALEX@Example.ORG")
+    refused = await buyer.press("Send")
+    assert "already used for another ticket" in refused.callback_answer.text
+    async with harness.store.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Invitation)) == 1
+
+
+async def test_bad_start_token_is_refused_in_the_users_language(harness):
+    await harness.import_orders(sample_document())
+    reaction = await harness.user(STRANGER, "Eve", language_code="fr").start("forged-token-123")
+    assert "Ce lien n’est pas valide" in reaction.text
+
+
+async def test_forged_button_of_another_users_ticket_changes_nothing(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    ticket_id = int(buyer.last.buttons[0][0].callback_data.split(":")[1])
+    stranger = harness.user(STRANGER, "Eve", language_code="en")
+    await stranger.start()
+    for data in (f"t:{ticket_id}", f"me:{ticket_id}", f"mey:{ticket_id}", f"fr:{ticket_id}",
+                 f"rv:{ticket_id}", f"o:1:0", "zz:1", "t:abc"):
+        reaction = await stranger.press_data(data, message=stranger.last)
+        assert "DF-100000" not in reaction.text
+        assert "Camille" not in reaction.text
+    assert await tickets_by_state(harness.store) == {"to_assign": 3}
+    async with harness.store.read() as session:
+        actions = set(await session.scalars(select(AuditEntry.action)))
+    assert actions <= {"event_imported", "order_imported", "order_link_created", "order_opened"}
+
+
+async def test_restart_in_the_middle_of_typing_an_email(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await buyer.press("T-DF-100000-1")
+    await buyer.press("Assign the ticket")
+    await buyer.press("Send to a friend")
+    await harness.restart_bot()
+    typed = await buyer.send("alex@example.org")
+    assert "Send this ticket to alex@example.org?" in typed.text
+    sent = await buyer.press("Send")
+    assert "Pending (1)" in sent.text
+
+
+async def test_cancel_leaves_the_input_step(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await buyer.press("T-DF-100000-1")
+    await buyer.press("Assign the ticket")
+    await buyer.press("Send to a friend")
+    cancelled = await buyer.send("/cancel")
+    assert "Cancelled." in cancelled.text
+    stray = await buyer.send("alex@example.org")
+    assert "did not expect a message" in stray.text
+
+
+async def test_large_order_is_paginated_within_telegram_limits(harness):
+    buyer, first = await open_order(harness, language="en", user_language="en", tickets=120)
+    seen: set[str] = set()
+    page = buyer.last
+    for _ in range(40):
+        assert len(page.text) <= 4096
+        assert sum(len(row) for row in page.buttons) <= 100
+        seen |= {b.callback_data for row in page.buttons for b in row
+                 if b.callback_data.startswith("t:")}
+        if "Next ▶" not in page.button_texts():
+            break
+        page = (await buyer.press("Next ▶")).last
+    assert len(seen) == 120
+
+
+async def test_plain_start_lists_orders_and_held_tickets(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    home = await buyer.start()
+    assert "DF-100000" in home.text and "3 tickets" in home.text
+    nobody = await harness.user(STRANGER, "Eve", language_code="en").start()
+    assert "confirmation e-mail" in nobody.text
+
+
+@pytest.mark.parametrize("command", ["/help", "/cancel"])
+async def test_commands_answer_in_french(harness, command):
+    user = harness.user(STRANGER, "Eve", language_code="fr")
+    reaction = await user.send(command)
+    assert reaction.text and "e-mail" in reaction.text or "annuler" in reaction.text.lower()
