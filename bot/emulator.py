@@ -441,7 +441,7 @@ class Reaction:
     edited: list[ChatMessage]  # older messages edited during the reaction
     callback_answer: CallbackAnswer | None = None
     deleted: list[int] = field(default_factory=list)  # ids of messages the bot deleted
-    calls: list[ApiCall] = field(default_factory=list)  # every API call for the chat
+    calls: list[ApiCall] = field(default_factory=list, repr=False)  # all calls for the chat
     errors: list[ApiCall] = field(default_factory=list)  # those calls that failed
 
     @property

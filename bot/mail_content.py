@@ -63,10 +63,14 @@ async def render_outbox_mail(
     facts = await _load_invitation(session, mail, secret=secret, bot_username=bot_username)
     main = pick_language(mail.language)
     other = next(language for language in LANGUAGES if language != main)
-    sections = [(translator(language), _invitation_body(translator(language), facts))
-                for language in (main, other)]
-    subject = translator(main).gettext("{inviter} sent you a ticket for {event}").format(
-        inviter=facts.inviter_name, event=facts.event_name
+    sections = [
+        (translator(language), _invitation_body(translator(language), facts))
+        for language in (main, other)
+    ]
+    subject = (
+        translator(main)
+        .gettext("{inviter} sent you a ticket for {event}")
+        .format(inviter=facts.inviter_name, event=facts.event_name)
     )
 
     message = EmailMessage()
@@ -78,8 +82,9 @@ async def render_outbox_mail(
     message["Auto-Submitted"] = "auto-generated"
     # Quoted-printable keeps the accents safe on servers without 8BITMIME.
     message.set_content(_as_text(sections), cte="quoted-printable")
-    message.add_alternative(_as_html(sections, subject, main), subtype="html",
-                            cte="quoted-printable")
+    message.add_alternative(
+        _as_html(sections, subject, main), subtype="html", cte="quoted-printable"
+    )
     # Only now: set_content drops Content-* headers, and add_alternative moves them to a part.
     message["Content-Language"] = f"{main}, {other}"
     return message
@@ -119,31 +124,37 @@ def _invitation_body(t: Translator, facts: InvitationFacts) -> list[Paragraph]:
     expires = t.datetime(facts.expires_at, facts.event_timezone)
     return [
         Paragraph((t.gettext("Hello,"),)),
-        Paragraph((
-            t.gettext("{inviter} sent you a ticket for {event}.").format(
-                inviter=facts.inviter_name, event=facts.event_name
-            ),
-        )),
-        Paragraph((
-            t.gettext("Event: {event}").format(event=facts.event_name),
-            t.gettext("Date: {when}").format(when=when),
-            t.gettext("Venue: {venue}, {city}").format(
-                venue=facts.venue_name, city=facts.venue_city
-            ),
-            t.gettext("Ticket: {category}").format(category=facts.category),
-        )),
+        Paragraph(
+            (
+                t.gettext("{inviter} sent you a ticket for {event}.").format(
+                    inviter=facts.inviter_name, event=facts.event_name
+                ),
+            )
+        ),
+        Paragraph(
+            (
+                t.gettext("Event: {event}").format(event=facts.event_name),
+                t.gettext("Date: {when}").format(when=when),
+                t.gettext("Venue: {venue}, {city}").format(
+                    venue=facts.venue_name, city=facts.venue_city
+                ),
+                t.gettext("Ticket: {category}").format(category=facts.category),
+            )
+        ),
         Paragraph(
             (t.gettext("Open this link to claim the ticket in your own name in Telegram:"),),
             link=facts.link,
             link_label=t.gettext("Claim my ticket in Telegram"),
         ),
-        Paragraph((
-            t.gettext("The link works once and expires on {expires}.").format(expires=expires),
-            t.gettext(
-                "If you do not want the ticket, open the link and decline it, so that "
-                "{inviter} can give it to someone else."
-            ).format(inviter=facts.inviter_name),
-        )),
+        Paragraph(
+            (
+                t.gettext("The link works once and expires on {expires}.").format(expires=expires),
+                t.gettext(
+                    "If you do not want the ticket, open the link and decline it, so that "
+                    "{inviter} can give it to someone else."
+                ).format(inviter=facts.inviter_name),
+            )
+        ),
     ]
 
 
@@ -160,8 +171,9 @@ def _as_text(sections: list[tuple[Translator, list[Paragraph]]]) -> str:
     return f"\n\n{SEPARATOR}\n\n".join(rendered) + "\n"
 
 
-def _as_html(sections: list[tuple[Translator, list[Paragraph]]], subject: str,
-             language: str) -> str:
+def _as_html(
+    sections: list[tuple[Translator, list[Paragraph]]], subject: str, language: str
+) -> str:
     parts = []
     for t, paragraphs in sections:
         blocks = []

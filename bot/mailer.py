@@ -249,8 +249,9 @@ def eml_filename(message_id: str) -> str:
     return f"{name}.eml"
 
 
-def make_transport(smtp_url: str | None, *, outbox: str | os.PathLike[str] = "outbox"
-                   ) -> SmtpTransport | EmlDirectoryTransport:
+def make_transport(
+    smtp_url: str | None, *, outbox: str | os.PathLike[str] = "outbox"
+) -> SmtpTransport | EmlDirectoryTransport:
     """SMTP when a URL is configured, else ``.eml`` files in the outbox folder."""
     if smtp_url:
         return SmtpTransport(parse_smtp_url(smtp_url))
@@ -350,8 +351,11 @@ class OutboxSender:
         async with self.store.write() as session:
             result = await session.execute(
                 update(OutboxMail)
-                .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None),
-                       OutboxMail.next_attempt_at == seen)
+                .where(
+                    OutboxMail.id == mail_id,
+                    OutboxMail.sent_at.is_(None),
+                    OutboxMail.next_attempt_at == seen,
+                )
                 .values(next_attempt_at=lease_until, attempts=OutboxMail.attempts + 1)
                 .execution_options(synchronize_session=False)
             )
@@ -364,7 +368,10 @@ class OutboxSender:
                 if mail is None:
                     return False
                 message = await render_outbox_mail(
-                    session, mail, secret=secret, bot_username=self.bot_username,
+                    session,
+                    mail,
+                    secret=secret,
+                    bot_username=self.bot_username,
                     sender=self.sender,
                 )
             # Finish well within the lease, or another sender may take the mail meanwhile.
@@ -377,8 +384,11 @@ class OutboxSender:
             await self._mark_sent(mail_id)
         except Exception as error:
             self._unmarked.add(mail_id)
-            logger.error("Outbox mail %d was sent but could not be marked: %s", mail_id,
-                         describe_error(error))
+            logger.error(
+                "Outbox mail %d was sent but could not be marked: %s",
+                mail_id,
+                describe_error(error),
+            )
         return True
 
     async def _mark_sent(self, mail_id: int) -> None:
@@ -407,14 +417,22 @@ class OutboxSender:
             # Only while our lease holds: after it, another sender owns the mail.
             await session.execute(
                 update(OutboxMail)
-                .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None),
-                       OutboxMail.next_attempt_at == lease_until)
+                .where(
+                    OutboxMail.id == mail_id,
+                    OutboxMail.sent_at.is_(None),
+                    OutboxMail.next_attempt_at == lease_until,
+                )
                 .values(next_attempt_at=utcnow() + delay, last_error=reason)
                 .execution_options(synchronize_session=False)
             )
         # No recipient, no link: logs are not the place for personal data or credentials.
-        logger.warning("Outbox mail %d not sent (attempt %d): %s; next try in %d s",
-                       mail_id, attempts or 0, reason, delay.total_seconds())
+        logger.warning(
+            "Outbox mail %d not sent (attempt %d): %s; next try in %d s",
+            mail_id,
+            attempts or 0,
+            reason,
+            delay.total_seconds(),
+        )
 
     async def _sleep(self, stop: asyncio.Event, interval: float) -> None:
         waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]

@@ -181,7 +181,7 @@ async def test_forged_button_of_another_users_ticket_changes_nothing(harness):
     stranger = harness.user(STRANGER, "Eve", language_code="en")
     await stranger.start()
     for data in (f"t:{ticket_id}", f"me:{ticket_id}", f"mey:{ticket_id}", f"fr:{ticket_id}",
-                 f"rv:{ticket_id}", f"o:1:0", "zz:1", "t:abc"):
+                 f"rv:{ticket_id}", "o:1:0", "zz:1", "t:abc"):
         reaction = await stranger.press_data(data, message=stranger.last)
         assert "DF-100000" not in reaction.text
         assert "Camille" not in reaction.text
@@ -241,4 +241,4 @@ async def test_plain_start_lists_orders_and_held_tickets(harness):
 async def test_commands_answer_in_french(harness, command):
     user = harness.user(STRANGER, "Eve", language_code="fr")
     reaction = await user.send(command)
-    assert reaction.text and "e-mail" in reaction.text or "annuler" in reaction.text.lower()
+    assert (reaction.text and "e-mail" in reaction.text) or "annuler" in reaction.text.lower()

@@ -34,6 +34,7 @@ from locales import translator
 from storage.database import Store, utcnow
 from storage.models import Barcode, Event, Invitation, Order, OrderAccess, OutboxMail, Ticket
 from storage.services import invite_friend, record_user
+from tests.conftest import ensure_postgres_schema
 
 BOT_USERNAME = "dreamfest_tickets_bot"
 SENDER = "tickets@dreamfest.example"
@@ -78,8 +79,9 @@ class RecordingHandler:
         return "250 Message accepted for delivery"
 
     def messages(self) -> list[EmailMessage]:
-        return [BytesParser(policy=policy.default).parsebytes(raw)
-                for _from, _to, raw in self.envelopes]
+        return [
+            BytesParser(policy=policy.default).parsebytes(raw) for _from, _to, raw in self.envelopes
+        ]
 
 
 class SmtpServer:
@@ -92,8 +94,9 @@ class SmtpServer:
         self.controller: Controller | None = None
 
     def start(self) -> None:
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
-                                     **self.options)
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, **self.options
+        )
         self.controller.start()
 
     def stop(self) -> None:
@@ -138,31 +141,49 @@ def make_sender(store: Store, transport, **options) -> OutboxSender:
 # --- orders and invitations, made with the real services -------------------------------------
 
 
-async def order_with_tickets(store: Store, count: int = 1, *, buyer: str = "Camille Martin",
-                             language: str = "en") -> list[int]:
+async def order_with_tickets(
+    store: Store, count: int = 1, *, buyer: str = "Camille Martin", language: str = "en"
+) -> list[int]:
     """An order of ``count`` tickets for Dreamfest Saturday that ``BUYER`` may manage, the
     buyer's Telegram app set to ``language``."""
     serial = next(_serials)
     now = utcnow()
     async with store.write() as session:
         if await session.get(Event, "fest-sat") is None:
-            session.add(Event(
-                id="fest-sat", name="Dreamfest 2027 — Saturday",
-                starts_at=dt.datetime(2027, 7, 17, 12, 0, tzinfo=dt.UTC),
-                timezone="Europe/Paris", venue_name="Parc des Expositions",
-                venue_city="Nantes", currency="EUR", personalisation_enabled=True,
-                exchange_targets=[],
-            ))
-        order = Order(number=f"DF-{serial:06d}", buyer_name=buyer,
-                      buyer_email=f"buyer{serial}@example.org", language="fr", created_at=now)
+            session.add(
+                Event(
+                    id="fest-sat",
+                    name="Dreamfest 2027 — Saturday",
+                    starts_at=dt.datetime(2027, 7, 17, 12, 0, tzinfo=dt.UTC),
+                    timezone="Europe/Paris",
+                    venue_name="Parc des Expositions",
+                    venue_city="Nantes",
+                    currency="EUR",
+                    personalisation_enabled=True,
+                    exchange_targets=[],
+                )
+            )
+        order = Order(
+            number=f"DF-{serial:06d}",
+            buyer_name=buyer,
+            buyer_email=f"buyer{serial}@example.org",
+            language="fr",
+            created_at=now,
+        )
         session.add(order)
         await session.flush()
         ticket_ids = []
         for k in range(count):
             barcode = f"{serial:08d}{k:08d}"
-            ticket = Ticket(ref=f"T-{serial}-{k}", order_id=order.id, event_id="fest-sat",
-                            category="Pass samedi", price=Decimal("89.00"), barcode=barcode,
-                            updated_at=now)
+            ticket = Ticket(
+                ref=f"T-{serial}-{k}",
+                order_id=order.id,
+                event_id="fest-sat",
+                category="Pass samedi",
+                price=Decimal("89.00"),
+                barcode=barcode,
+                updated_at=now,
+            )
             session.add(ticket)
             await session.flush()
             session.add(Barcode(code=barcode, ticket_id=ticket.id, issued_at=now))
@@ -175,8 +196,10 @@ async def order_with_tickets(store: Store, count: int = 1, *, buyer: str = "Cami
 async def invite_friends(store: Store, count: int) -> list[str]:
     """``count`` invitations, each queueing one mail; returns their claim tokens."""
     ticket_ids = await order_with_tickets(store, count)
-    return [(await invite_friend(store, BUYER, ticket_id, f"friend{n}@example.org")).claim_token
-            for n, ticket_id in enumerate(ticket_ids)]
+    return [
+        (await invite_friend(store, BUYER, ticket_id, f"friend{n}@example.org")).claim_token
+        for n, ticket_id in enumerate(ticket_ids)
+    ]
 
 
 async def outbox(store: Store) -> list[OutboxMail]:
@@ -189,6 +212,12 @@ async def make_due_again(store: Store) -> None:
         await session.execute(
             update(OutboxMail).values(next_attempt_at=utcnow() - dt.timedelta(seconds=1))
         )
+
+
+async def second_store(store: Store) -> Store:
+    """Another engine on the same database (and test schema), as a second bot process has."""
+    options = await ensure_postgres_schema(store.url) if store.url.startswith("postgresql") else {}
+    return Store(store.url, secret="test-secret", **options)
 
 
 def sections(text: str) -> list[str]:
@@ -225,8 +254,9 @@ def test_credentials_in_smtp_url_are_percent_decoded():
     assert "p@ss" not in repr(settings)
 
 
-@pytest.mark.parametrize("url", ["http://mail.example.org", "mail.example.org:25",
-                                 "ftp://alice:s3cret@mail.example.org"])
+@pytest.mark.parametrize(
+    "url", ["http://mail.example.org", "mail.example.org:25", "ftp://alice:s3cret@mail.example.org"]
+)
 def test_smtp_url_with_another_scheme_is_refused(url):
     with pytest.raises(ValueError, match=r"smtp://, smtp\+starttls:// or smtps://") as refused:
         parse_smtp_url(url)
@@ -240,9 +270,14 @@ def test_smtp_url_without_host_is_refused(url):
     assert "s3cret" not in str(refused.value)
 
 
-@pytest.mark.parametrize("url", ["smtp://alice:s3cret@mail.example.org:port",
-                                 "smtp://alice:s3cret@mail.example.org:70000",
-                                 "smtp://alice:s3/cret@mail.example.org"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://alice:s3cret@mail.example.org:port",
+        "smtp://alice:s3cret@mail.example.org:70000",
+        "smtp://alice:s3/cret@mail.example.org",
+    ],
+)
 def test_bad_smtp_url_error_never_shows_the_password(url):
     with pytest.raises(ValueError) as refused:
         parse_smtp_url(url)
@@ -260,15 +295,24 @@ async def test_invitation_mail_says_everything_in_english_then_in_french(store):
     invited = await invite_friend(store, BUYER, ticket_id, FRIEND)
     (mail,) = await outbox(store)
     async with store.read() as session:
-        message = await render_outbox_mail(session, mail, secret=await store.secret(),
-                                           bot_username=BOT_USERNAME, sender=SENDER)
+        message = await render_outbox_mail(
+            session, mail, secret=await store.secret(), bot_username=BOT_USERNAME, sender=SENDER
+        )
         invitation = await session.get(Invitation, invited.invitation_id)
     english, french = sections(message.get_body(("plain",)).get_content())
     link = f"https://t.me/{BOT_USERNAME}?start={invited.claim_token}"
     expires = translator("en").datetime(invitation.expires_at, "Europe/Paris")
-    for expected in ("Camille Martin", "Dreamfest 2027 — Saturday", "Sat, Jul 17, 2027",
-                     "2:00", "Parc des Expositions, Nantes", "Pass samedi", link, expires,
-                     "in your own name in Telegram"):
+    for expected in (
+        "Camille Martin",
+        "Dreamfest 2027 — Saturday",
+        "Sat, Jul 17, 2027",
+        "2:00",
+        "Parc des Expositions, Nantes",
+        "Pass samedi",
+        link,
+        expires,
+        "in your own name in Telegram",
+    ):
         assert expected in english
     for expected in ("Camille Martin", "sam. 17 juil. 2027", "14:00", "Nantes", link):
         assert expected in french
@@ -280,8 +324,9 @@ async def test_french_invitation_puts_french_first_and_english_below(store):
     invited = await invite_friend(store, BUYER, ticket_id, FRIEND)
     (mail,) = await outbox(store)
     async with store.read() as session:
-        message = await render_outbox_mail(session, mail, secret=await store.secret(),
-                                           bot_username=BOT_USERNAME, sender=SENDER)
+        message = await render_outbox_mail(
+            session, mail, secret=await store.secret(), bot_username=BOT_USERNAME, sender=SENDER
+        )
     french, english = sections(message.get_body(("plain",)).get_content())
     assert "sam. 17 juil. 2027" in french and "Jul 17" not in french
     assert "Sat, Jul 17, 2027" in english
@@ -296,8 +341,9 @@ async def test_html_part_escapes_what_it_quotes(store):
     await invite_friend(store, BUYER, ticket_id, FRIEND)
     (mail,) = await outbox(store)
     async with store.read() as session:
-        message = await render_outbox_mail(session, mail, secret=await store.secret(),
-                                           bot_username=BOT_USERNAME, sender=SENDER)
+        message = await render_outbox_mail(
+            session, mail, secret=await store.secret(), bot_username=BOT_USERNAME, sender=SENDER
+        )
     html = message.get_body(("html",)).get_content()
     assert "Camille &lt;b&gt;Martin&lt;/b&gt; &amp; Co" in html
     assert "<b>" not in html
@@ -305,20 +351,27 @@ async def test_html_part_escapes_what_it_quotes(store):
 
 
 async def test_mail_of_unknown_kind_is_refused(store):
-    mail = OutboxMail(id=1, message_id="<x@ticketbot.local>", recipient=FRIEND, language="en",
-                      kind="newsletter", params={}, created_at=utcnow(),
-                      next_attempt_at=utcnow())
+    mail = OutboxMail(
+        id=1,
+        message_id="<x@ticketbot.local>",
+        recipient=FRIEND,
+        language="en",
+        kind="newsletter",
+        params={},
+        created_at=utcnow(),
+        next_attempt_at=utcnow(),
+    )
     async with store.read() as session:
         with pytest.raises(ValueError, match="newsletter"):
-            await render_outbox_mail(session, mail, secret=b"k", bot_username=BOT_USERNAME,
-                                     sender=SENDER)
+            await render_outbox_mail(
+                session, mail, secret=b"k", bot_username=BOT_USERNAME, sender=SENDER
+            )
 
 
 # --- delivery over SMTP ----------------------------------------------------------------------
 
 
-async def test_invitation_arrives_with_claim_link_and_proper_headers(store, smtp_server,
-                                                                     transport):
+async def test_invitation_arrives_with_claim_link_and_proper_headers(store, smtp_server, transport):
     (ticket_id,) = await order_with_tickets(store, language="en")
     invited = await invite_friend(store, BUYER, ticket_id, FRIEND)
 
@@ -441,8 +494,9 @@ async def test_transport_logs_in_with_the_decoded_credentials():
         logins.append((auth_data.login, auth_data.password))
         return AuthResult(success=True)
 
-    server = SmtpServer(free_port(), authenticator=authenticator, auth_required=True,
-                        auth_require_tls=False)
+    server = SmtpServer(
+        free_port(), authenticator=authenticator, auth_required=True, auth_require_tls=False
+    )
     server.start()
     settings = parse_smtp_url(f"smtp://mailer%40dreamfest.example:p%40ss@127.0.0.1:{server.port}")
     transport = SmtpTransport(settings, timeout=5)
@@ -462,8 +516,7 @@ async def test_two_senders_racing_send_each_mail_once(store, smtp_server):
     await invite_friends(store, 20)
     # A slow server keeps both senders busy at once, each holding mails the other has seen.
     smtp_server.handler.data_delay = 0.02
-    # A second engine on the same database, as a second bot process would have.
-    other_store = Store(store.url, secret="test-secret")
+    other_store = await second_store(store)
     async with other_store.read() as session:
         await session.execute(select(1))  # connect now, or the first sender is done first
     transports = [SmtpTransport(smtp_server.settings, timeout=5) for _ in range(2)]
