@@ -103,7 +103,7 @@ class Store:
         await self.engine.dispose()
 
 
-def migrate(url: str) -> None:
+def migrate(url: str, **engine_kwargs: Any) -> None:
     """Bring the database at ``url`` to the newest schema with Alembic (synchronous)."""
     from alembic import command
     from alembic.config import Config
@@ -112,6 +112,7 @@ def migrate(url: str) -> None:
     config = Config(str(here / "alembic.ini"))
     config.set_main_option("script_location", str(here / "migrations"))
     config.attributes["database_url"] = url
+    config.attributes["engine_kwargs"] = engine_kwargs
     command.upgrade(config, "head")
 
 
@@ -119,5 +120,6 @@ async def open_store(url: str, **store_kwargs: Any) -> Store:
     """Migrate the database, then open the store on it."""
     import asyncio
 
-    await asyncio.to_thread(migrate, url)
+    engine_kwargs = {k: v for k, v in store_kwargs.items() if k == "connect_args"}
+    await asyncio.to_thread(migrate, url, **engine_kwargs)
     return Store(url, **store_kwargs)

@@ -20,22 +20,48 @@ def database_url(tmp_path: Path) -> str:
     return TEST_DATABASE_URL or f"sqlite+aiosqlite:///{tmp_path / 'ticketbot-test.db'}"
 
 
-def postgres_schema() -> str:
+def postgres_schema(suffix: str = "") -> str:
     """A schema of this test process's own, so parallel runs on one server do not collide."""
-    return f"ticketbot_test_{os.getpid()}"
+    return f"ticketbot_test_{os.getpid()}{suffix and '_' + suffix}"
 
 
-async def ensure_postgres_schema(url: str) -> dict:
+async def ensure_postgres_schema(url: str, *, suffix: str = "", fresh: bool = False) -> dict:
     """Create this process's schema; returns the engine arguments that select it."""
     import asyncpg
 
+    schema = postgres_schema(suffix)
     dsn = url.replace("postgresql+asyncpg://", "postgresql://")
     connection = await asyncpg.connect(dsn)
     try:
-        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{postgres_schema()}"')
+        if fresh:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     finally:
         await connection.close()
-    return {"connect_args": {"server_settings": {"search_path": postgres_schema()}}}
+    return {"connect_args": {"server_settings": {"search_path": schema}}}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def drop_postgres_schemas():
+    """Leave the shared server as we found it."""
+    yield
+    if not ON_POSTGRES:
+        return
+    import asyncio
+
+    import asyncpg
+
+    async def drop() -> None:
+        connection = await asyncpg.connect(
+            TEST_DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            for suffix in ("", "migrations"):
+                await connection.execute(
+                    f'DROP SCHEMA IF EXISTS "{postgres_schema(suffix)}" CASCADE')
+        finally:
+            await connection.close()
+
+    asyncio.run(drop())
 
 
 async def fresh_store(url: str, **kwargs) -> Store:

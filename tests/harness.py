@@ -85,9 +85,9 @@ class Harness:
         """Run the worker's jobs now (mails, news, expiry) instead of waiting for its timer."""
         await self.application.bot_data["worker"].run_once()
 
-    async def next_mail(self, timeout: float = 5.0) -> EmailMessage:
+    async def next_mail(self, within: float = 5.0) -> EmailMessage:
         """The oldest mail not yet taken by a test."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while not self.mail.messages:
                 self.mail.arrived.clear()
                 await self.run_background()

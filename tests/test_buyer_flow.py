@@ -215,7 +215,7 @@ async def test_cancel_leaves_the_input_step(harness):
 
 
 async def test_large_order_is_paginated_within_telegram_limits(harness):
-    buyer, first = await open_order(harness, language="en", user_language="en", tickets=120)
+    buyer, _ = await open_order(harness, language="en", user_language="en", tickets=120)
     seen: set[str] = set()
     page = buyer.last
     for _ in range(40):

@@ -8,14 +8,14 @@ import re
 from pathlib import Path
 
 import pytest
-from babel.messages.extract import extract_from_dir
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.mofile import read_mo, write_mo
 from babel.messages.pofile import read_po
 
 from locales import LANGUAGES
 
 ROOT = Path(__file__).resolve().parent.parent
-KEYWORDS = {"N_": None, "gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {**DEFAULT_KEYWORDS, "N_": None}
 PLACEHOLDER = re.compile(r"\{(\w*)\}")
 
 

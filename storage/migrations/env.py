@@ -29,7 +29,8 @@ def _run(connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(_database_url(), poolclass=pool.NullPool)
+    engine = create_async_engine(_database_url(), poolclass=pool.NullPool,
+                                 **config.attributes.get("engine_kwargs", {}))
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
