@@ -212,12 +212,12 @@ class EmlDirectoryTransport:
         self.path = Path(path)
 
     async def send(self, message: EmailMessage) -> None:
-        await asyncio.to_thread(self._write, message)
+        await asyncio.to_thread(self._write_file, message)
 
     async def close(self) -> None:
         return None
 
-    def _write(self, message: EmailMessage) -> None:
+    def _write_file(self, message: EmailMessage) -> None:
         message_id = message["Message-ID"]
         if not message_id:
             raise ValueError("a mail without Message-ID cannot be written to the outbox folder")

@@ -168,14 +168,19 @@ async def load_home(session: AsyncSession, telegram_id: int) -> Home:
     if order_ids:
         pairs = (
             await session.execute(
-                select(Ticket.order_id, Event)
-                .join(Event, Event.id == Ticket.event_id)
+                select(Ticket.order_id, Ticket.event_id)
                 .where(Ticket.order_id.in_(order_ids))
                 .distinct()
             )
         ).all()
-        for order_id, event in sorted(pairs, key=lambda p: (p[1].starts_at, p[1].id)):
-            events_by_order[order_id].append(event_view(event))
+        events = {
+            event.id: event_view(event)
+            for event in await session.scalars(
+                select(Event).where(Event.id.in_({event_id for _, event_id in pairs}))
+            )
+        }
+        for order_id, event_id in sorted(pairs, key=lambda p: (events[p[1]].starts_at, p[1])):
+            events_by_order[order_id].append(events[event_id])
     held_rows = (
         await session.execute(
             select(Ticket, Event)
