@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from bot.background import BackgroundWorker
@@ -24,6 +26,8 @@ def build_application(settings: Settings, store: Store, *, rate_limit: bool = Tr
     ``mail_transport`` overrides the one the settings describe (SMTP, else .eml files)."""
     if not settings.token:
         raise ValueError("TICKETBOT_TOKEN is not set")
+    # httpx logs every request URL at INFO, and Bot API URLs contain the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     builder = (
         ApplicationBuilder()
         .token(settings.token)

@@ -27,8 +27,6 @@ def main(argv: list[str] | None = None) -> int:
     # The demo shares the terminal with the chat: only problems are worth printing there.
     level = logging.WARNING if args.command == "demo" else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request URL, and Bot API URLs contain the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = Settings()
     try:
         return asyncio.run(COMMANDS[args.command](settings, args))

@@ -35,11 +35,11 @@ class AnnouncingTransport(EmlDirectoryTransport):
 
     def __init__(self, path: Path, write) -> None:
         super().__init__(path)
-        self._write = write
+        self._announce = write
 
     async def send(self, message: EmailMessage) -> None:
         await super().send(message)
-        self._write(f"\n📧 E-mail to {message['To']}: “{message['Subject']}” "
+        self._announce(f"\n📧 E-mail to {message['To']}: “{message['Subject']}” "
                     f"(written to {self.path})\n")
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from locales import LANGUAGES, Translator, pick_language, translator
-from storage.models import Event, Invitation, OutboxMail, Ticket
+from storage.models import Event, Invitation, InvitationState, OutboxMail, Ticket
 from storage.tokens import claim_token
 
 # Between the recipient's language and the other one, in the text part.
@@ -47,6 +47,10 @@ class InvitationFacts:
     category: str
     link: str
     expires_at: dt.datetime
+
+
+class MailObsolete(Exception):
+    """The mail no longer has a purpose (its invitation was revoked, declined or expired)."""
 
 
 async def render_outbox_mail(
@@ -105,6 +109,8 @@ async def _load_invitation(
     if row is None:
         raise ValueError(f"invitation {invitation_id} of outbox mail {mail.id} not found")
     invitation, ticket, event = row
+    if invitation.state != InvitationState.PENDING:
+        raise MailObsolete(f"invitation {invitation_id} is {invitation.state}")
     token = claim_token(secret, invitation.id)
     return InvitationFacts(
         inviter_name=invitation.inviter_name,

@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 from sqlalchemy import select, update
 
-from bot.mail_content import render_outbox_mail
+from bot.mail_content import MailObsolete, render_outbox_mail
 from storage.database import Store, utcnow
 from storage.models import OutboxMail
 
@@ -377,6 +377,10 @@ class OutboxSender:
             # Finish well within the lease, or another sender may take the mail meanwhile.
             async with asyncio.timeout(self.lease.total_seconds() / 2):
                 await self.transport.send(message)
+        except MailObsolete:
+            # A link that already stopped working would only confuse the recipient.
+            await self._mark_sent(mail_id, note="obsolete: not sent")
+            return False
         except Exception as error:
             await self._record_failure(mail_id, lease_until, error)
             return False
@@ -391,12 +395,12 @@ class OutboxSender:
             )
         return True
 
-    async def _mark_sent(self, mail_id: int) -> None:
+    async def _mark_sent(self, mail_id: int, *, note: str | None = None) -> None:
         async with self.store.write() as session:
             await session.execute(
                 update(OutboxMail)
                 .where(OutboxMail.id == mail_id, OutboxMail.sent_at.is_(None))
-                .values(sent_at=utcnow(), last_error=None)
+                .values(sent_at=utcnow(), last_error=note)
                 .execution_options(synchronize_session=False)
             )
 

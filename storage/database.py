@@ -29,6 +29,8 @@ def utcnow() -> dt.datetime:
 
 
 def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # Statement parameters hold names and e-mail addresses: keep them out of error messages.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)

@@ -33,7 +33,7 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from sqlalchemy import Select, select
+from sqlalchemy import Select, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,6 +49,7 @@ MAX_PROBLEMS = 50
 LOOKUP_CHUNK = 500
 INSERT_CHUNK = 1000
 WRITE_ATTEMPTS = 3
+ANALYZE_AFTER_TICKETS = 10_000
 MAX_MONEY = Decimal("9999999999.99")  # what Numeric(12, 2) holds
 MAX_INTEGER = 2**31 - 1
 
@@ -747,6 +748,26 @@ async def _import_checked(store: Store, document: _Document, actor: str) -> Impo
         return await _write(session, document, stored, actor)
 
 
+async def _import_with_retries(store: Store, document: _Document, actor: str) -> ImportReport:
+    for _ in range(WRITE_ATTEMPTS - 1):
+        try:
+            return await _import_checked(store, document, actor)
+        except IntegrityError:
+            # On PostgreSQL another writer may insert one of our orders between our reads and
+            # writes; the import is idempotent, so reading again settles it.
+            continue
+    return await _import_checked(store, document, actor)
+
+
+async def _refresh_statistics(store: Store) -> None:
+    """Let PostgreSQL know how big the tables have grown.
+
+    Autovacuum analyzes them only some time after a bulk load; until then the planner believes
+    them small and answers every lookup by ``ref`` or ``number`` with a sequential scan."""
+    async with store.engine.begin() as connection:
+        await connection.execute(text("ANALYZE orders, tickets, barcodes"))
+
+
 # --- the use cases ------------------------------------------------------------------------------
 
 
@@ -762,14 +783,10 @@ async def import_document(
     # Parsing and validating a large document is CPU work: keep it off the event loop.
     raw = await asyncio.to_thread(_parse, document, max_bytes)
     checked = await asyncio.to_thread(_check_document, raw)
-    for _ in range(WRITE_ATTEMPTS - 1):
-        try:
-            return await _import_checked(store, checked, actor)
-        except IntegrityError:
-            # On PostgreSQL another writer may insert one of our orders between our reads and
-            # writes; the import is idempotent, so reading again settles it.
-            continue
-    return await _import_checked(store, checked, actor)
+    report = await _import_with_retries(store, checked, actor)
+    if not store.is_sqlite and report.tickets_created >= ANALYZE_AFTER_TICKETS:
+        await _refresh_statistics(store)
+    return report
 
 
 async def import_file(

@@ -49,7 +49,7 @@ class Harness:
     extra_applications: list[Application] = field(default_factory=list)
 
     async def start_bot(self) -> Application:
-        application = build_application(self.settings, self.store, rate_limit=False)
+        application = build_application(self.settings, self.store)
         await application.initialize()
         await start_services(application)
         await application.start()

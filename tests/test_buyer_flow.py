@@ -3,12 +3,16 @@ the store, and a real SMTP server receiving the invitation mails."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import logging
 import re
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
-from storage.models import AuditEntry, Invitation, Ticket, TicketState
+from storage.database import utcnow
+from storage.models import AuditEntry, Invitation, OutboxMail, Ticket, TicketState
 from tests.conftest import sample_document
 
 BUYER, FRIEND, STRANGER = 1001, 2002, 3003
@@ -22,6 +26,14 @@ async def open_order(harness, *, language: str = "fr", user_language: str | None
     buyer = harness.user(user_id, "Camille", "Martin", language_code=user_language)
     reaction = await buyer.start(token)
     return buyer, reaction
+
+
+async def eventually(probe, within: float = 5.0):
+    """Poll ``probe`` until it returns something truthy (background work settles)."""
+    async with asyncio.timeout(within):
+        while not (result := await probe()):  # noqa: ASYNC110 - the store has no events
+            await asyncio.sleep(0.02)
+    return result
 
 
 async def tickets_by_state(store) -> dict[str, int]:
@@ -242,3 +254,80 @@ async def test_commands_answer_in_french(harness, command):
     user = harness.user(STRANGER, "Eve", language_code="fr")
     reaction = await user.send(command)
     assert (reaction.text and "e-mail" in reaction.text) or "annuler" in reaction.text.lower()
+
+
+async def invite_and_get_token(harness, buyer, ref: str = "T-DF-100000-1",
+                               email: str = "alex@example.org") -> str:
+    await send_to_friend(buyer, ref, email)
+    return LINK.search((await buyer.press("Send")).text).group(1)
+
+
+async def test_expired_invitation_comes_back_and_buyer_is_told(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    token = await invite_and_get_token(harness, buyer)
+    async with harness.store.write() as session:
+        await session.execute(update(Invitation).values(
+            expires_at=utcnow() - dt.timedelta(minutes=1)))
+    friend = harness.user(FRIEND, "Alex", language_code="en")
+    assert "expired" in (await friend.start(token)).text
+    mark = buyer.mark()
+    await harness.run_background()
+    news = await buyer.wait_for_message(lambda m: "expired" in m.text, since=mark)
+    assert "alex@example.org" in news.text
+    assert await tickets_by_state(harness.store) == {"to_assign": 3}
+
+
+async def test_two_friends_accepting_one_link_at_once_have_one_winner(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    token = await invite_and_get_token(harness, buyer)
+    first = harness.user(FRIEND, "Alex", "Durand", language_code="en")
+    second = harness.user(STRANGER, "Sam", "Leroy", language_code="en")
+    await first.start(token)
+    await second.start(token)
+    results = await asyncio.gather(first.press("Accept the ticket"),
+                                   second.press("Accept the ticket"))
+    winners = [r for r in results if "The ticket is yours" in r.text]
+    losers = [r for r in results if r.callback_answer and r.callback_answer.show_alert]
+    assert len(winners) == 1 and len(losers) == 1
+    assert "already been used" in losers[0].callback_answer.text
+    async with harness.store.read() as session:
+        holders = list(await session.scalars(
+            select(Ticket.holder_name).where(Ticket.state == TicketState.COMPLETED)))
+    assert len(holders) == 1
+
+
+async def test_logs_carry_no_tokens_emails_or_names(harness, caplog):
+    caplog.set_level(logging.INFO)
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    token = await invite_and_get_token(harness, buyer)
+    await harness.next_mail()
+    friend = harness.user(FRIEND, "Alex", "Durand", language_code="en")
+    await friend.start(token)
+    await friend.press("Accept the ticket")
+    await harness.user(STRANGER, "Eve").start("forged-token-123")
+    ours = [r for r in caplog.records if not r.name.startswith("mail.log")]  # the SMTP server's
+    logged = "\n".join(record.getMessage() + (record.exc_text or "") for record in ours)
+    for secret in (token, "alex@example.org", "Alex Durand", "Camille", "forged-token-123",
+                   harness.emulator.token):
+        assert secret not in logged
+
+
+async def test_mail_of_an_invitation_revoked_before_sending_is_not_sent(harness):
+    await open_order(harness, language="en", user_language="en")
+    await harness.stop_bot()  # nothing sends while we revoke
+    async with harness.store.read() as session:
+        ticket_id = await session.scalar(select(Ticket.id).where(Ticket.ref == "T-DF-100000-1"))
+    from storage import services
+
+    await services.invite_friend(harness.store, BUYER, ticket_id, "alex@example.org")
+    await services.revoke_invitation(harness.store, BUYER, ticket_id)
+    await harness.start_bot()  # its worker picks the mail up at once
+
+    async def settled_mail():
+        async with harness.store.read() as session:
+            mail = await session.scalar(select(OutboxMail))
+        return mail if mail.sent_at is not None else None
+
+    mail = await eventually(settled_mail)
+    assert mail.last_error == "obsolete: not sent"
+    assert harness.mail.messages == []
