@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -90,6 +91,12 @@ class InvitationState(enum.StrEnum):
 class LinkKind(enum.StrEnum):
     ORDER = "order"
     CLAIM = "claim"
+
+
+class ListingState(enum.StrEnum):
+    LISTED = "listed"
+    CANCELLED = "cancelled"
+    SOLD = "sold"
 
 
 class ActorKind(enum.StrEnum):
@@ -256,6 +263,61 @@ class LinkToken(Base):
     __table_args__ = (
         Index("ix_link_tokens_order_id", "order_id"),
         Index("ix_link_tokens_invitation_id", "invitation_id"),
+    )
+
+
+class ResaleListing(Base):
+    """A ticket offered on the resale market. At most one listing per ticket is live, which a
+    partial unique index guarantees on SQLite and PostgreSQL alike."""
+
+    __tablename__ = "resale_listings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    price: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    state: Mapped[ListingState] = mapped_column(
+        _enum(ListingState, "listing_state"), default=ListingState.LISTED
+    )
+    # The ticket's state before listing, restored when the sale is cancelled.
+    previous_state: Mapped[TicketState] = mapped_column(_enum(TicketState, "listed_from"))
+    listed_by_telegram_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    sold_price: Mapped[Decimal | None] = mapped_column(Money)
+
+    __table_args__ = (
+        Index(
+            "uq_resale_listings_live_ticket",
+            "ticket_id",
+            unique=True,
+            sqlite_where=text("state = 'listed'"),
+            postgresql_where=text("state = 'listed'"),
+        ),
+        Index("ix_resale_listings_order_id", "order_id"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+    )
+
+
+class UpdateInbox(Base):
+    """Every Telegram update, written before it is confirmed to Telegram and marked done in the
+    transaction of its effects, so a crash loses none and a redelivery applies none twice."""
+
+    __tablename__ = "update_inbox"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        Index("ix_update_inbox_done_at", "done_at", "update_id"),
+        Index("ix_update_inbox_chat_id", "chat_id", "update_id"),
     )
 
 
