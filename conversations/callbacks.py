@@ -22,6 +22,22 @@ INVITE_CONFIRM = "fry"
 RESEND = "rs"
 REVOKE = "rv"
 REVOKE_CONFIRM = "rvy"
+SELL = "sl"  # sl:<ticket_id>, asks for a price
+SELL_CONFIRM = "sly"
+CHANGE_PRICE = "cp"
+CHANGE_PRICE_CONFIRM = "cpy"
+CANCEL_SALE = "cs"
+CANCEL_SALE_CONFIRM = "csy"
+EXCHANGE = "ex"  # ex:<ticket_id>, the sessions it can be exchanged for
+EXCHANGE_CHOOSE = "exs"  # exs:<ticket_id>:<target index>
+EXCHANGE_CONFIRM = "exy"
+RENAME = "nm"
+RENAME_CONFIRM = "nmy"
+TAKE_BACK = "tb"
+TAKE_BACK_CONFIRM = "tby"
+MORE = "m"  # m:<order_id>, more actions
+LANGUAGE = "lg"  # lg:<order_id>:<language index>
+SUPPORT = "sp"  # sp:<order_id>
 CLAIM = "cv"  # cv:<invitation_id>, the claim screen again
 ACCEPT = "ca"  # ca:<invitation_id>
 DECLINE = "cd"
@@ -29,7 +45,10 @@ DECLINE_CONFIRM = "cdy"
 
 ACTIONS = frozenset({
     HOME, OVERVIEW, TICKET, ASSIGN, CLAIM_SELF, CLAIM_SELF_CONFIRM, INVITE, INVITE_CONFIRM,
-    RESEND, REVOKE, REVOKE_CONFIRM, CLAIM, ACCEPT, DECLINE, DECLINE_CONFIRM,
+    RESEND, REVOKE, REVOKE_CONFIRM, CLAIM, ACCEPT, DECLINE, DECLINE_CONFIRM, SELL,
+    SELL_CONFIRM, CHANGE_PRICE, CHANGE_PRICE_CONFIRM, CANCEL_SALE, CANCEL_SALE_CONFIRM,
+    EXCHANGE, EXCHANGE_CHOOSE, EXCHANGE_CONFIRM, RENAME, RENAME_CONFIRM, TAKE_BACK,
+    TAKE_BACK_CONFIRM, MORE, LANGUAGE, SUPPORT,
 })
 _PATTERN = re.compile(r"^([a-z]{1,4})((?::\d{1,12}){0,3})$")
 

@@ -17,7 +17,17 @@ from telegram.ext import (
     filters,
 )
 
-from conversations import assign, friend_claim, overview, start, ticket_menu
+from conversations import (
+    assign,
+    exchange,
+    friend_claim,
+    holder_changes,
+    more_actions,
+    overview,
+    resale,
+    start,
+    ticket_menu,
+)
 from conversations import callbacks as cb
 from conversations.common import (
     Context,
@@ -53,6 +63,22 @@ BUTTONS: dict[str, ButtonHandler] = {
     cb.ACCEPT: friend_claim.on_accept,
     cb.DECLINE: friend_claim.on_decline,
     cb.DECLINE_CONFIRM: friend_claim.on_decline_confirm,
+    cb.SELL: resale.on_sell,
+    cb.SELL_CONFIRM: resale.on_sell_confirm,
+    cb.CHANGE_PRICE: resale.on_change_price,
+    cb.CHANGE_PRICE_CONFIRM: resale.on_change_price_confirm,
+    cb.CANCEL_SALE: resale.on_cancel_sale,
+    cb.CANCEL_SALE_CONFIRM: resale.on_cancel_sale_confirm,
+    cb.EXCHANGE: exchange.on_exchange,
+    cb.EXCHANGE_CHOOSE: exchange.on_exchange_choose,
+    cb.EXCHANGE_CONFIRM: exchange.on_exchange_confirm,
+    cb.RENAME: holder_changes.on_rename,
+    cb.RENAME_CONFIRM: holder_changes.on_rename_confirm,
+    cb.TAKE_BACK: holder_changes.on_take_back,
+    cb.TAKE_BACK_CONFIRM: holder_changes.on_take_back_confirm,
+    cb.MORE: more_actions.on_more,
+    cb.LANGUAGE: more_actions.on_language,
+    cb.SUPPORT: more_actions.on_support,
 }
 
 TEXT_STEPS: dict[str, TextHandler] = {
@@ -60,11 +86,15 @@ TEXT_STEPS: dict[str, TextHandler] = {
     assign.STEP_INVITE_EMAIL: assign.on_invite_email_typed,
     assign.STEP_INVITE_CONFIRM: assign.on_invite_email_typed,
     friend_claim.STEP_ACCEPT_NAME: friend_claim.on_accept_name_typed,
+    resale.STEP_PRICE: resale.on_price_typed,
+    resale.STEP_CONFIRM: resale.on_price_typed,
+    holder_changes.STEP_RENAME: holder_changes.on_rename_typed,
 }
 
 FRIEND_ACTIONS = {cb.CLAIM, cb.ACCEPT, cb.DECLINE, cb.DECLINE_CONFIRM}
 # Refusals that mean "this screen is stale": after saying so, show where things stand now.
-STALE = {"not_found", "no_access", "ticket_changed", "invitation_not_pending"}
+STALE = {"not_found", "no_access", "ticket_changed", "invitation_not_pending",
+         "listing_not_live"}
 
 
 async def on_button(update: Update, context: Context) -> None:
@@ -97,7 +127,7 @@ async def on_button_refused(update: Update, context: Context, data: cb.Callback,
         return
     if data.action in FRIEND_ACTIONS:
         await show(update, Screen(text))
-    elif refusal.code in {"ticket_changed", "invitation_not_pending"}:
+    elif refusal.code in {"ticket_changed", "invitation_not_pending", "listing_not_live"}:
         await ticket_menu.show_ticket_menu(update, context, data.id())
     else:
         await start.show_home(update, context, text)

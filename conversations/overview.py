@@ -126,7 +126,7 @@ def navigation_rows(order_id: int, page: int, pages: int, t: Translator) -> list
             nav.append(button(_("Next ▶"), cb.encode(cb.OVERVIEW, order_id, page + 1)))
         rows.append(nav)
     rows.append([button(_("🔄 Refresh"), cb.encode(cb.OVERVIEW, order_id, page)),
-                 button(_("🏠 My orders"), cb.encode(cb.HOME))])
+                 button(_("⋯ More actions"), cb.encode(cb.MORE, order_id))])
     return rows
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from telegram import Update
+from telegram import InlineKeyboardButton, Update
 
 from conversations import callbacks as cb
 from conversations.common import Context, Screen, button, e, show, store_of, user_translator
 from locales import Translator
 from storage import services
+from storage.database import utcnow
 from storage.errors import N_
 from storage.models import TicketState
 from storage.views import TicketDetails
@@ -23,6 +24,12 @@ ACTION_BUTTONS = {
     "assign": (N_("👤 Assign the ticket"), cb.ASSIGN),
     "resend": (N_("✉️ Resend the invitation"), cb.RESEND),
     "revoke": (N_("↩️ Revoke the invitation"), cb.REVOKE),
+    "rename": (N_("✏️ Correct the name"), cb.RENAME),
+    "take_back": (N_("↩️ Take the ticket back"), cb.TAKE_BACK),
+    "sell": (N_("💶 Sell this ticket"), cb.SELL),
+    "exchange": (N_("🔁 Exchange"), cb.EXCHANGE),
+    "change_price": (N_("💶 Change the price"), cb.CHANGE_PRICE),
+    "cancel_sale": (N_("✖ Cancel the sale"), cb.CANCEL_SALE),
 }
 
 
@@ -41,16 +48,48 @@ def ticket_summary(details: TicketDetails, t: Translator) -> list[str]:
         lines.append(e(_("Sent to {email}, link valid until {date}").format(
             email=ticket.invitation.email,
             date=t.datetime(ticket.invitation.expires_at, event.timezone))))
+    if ticket.listing is not None:
+        lines.append(e(_("On resale at {price}").format(
+            price=t.money(ticket.listing.price, ticket.listing.currency))))
     return lines
+
+
+def policy_notes(details: TicketDetails, t: Translator) -> list[str]:
+    """What the event does not allow (or no longer allows), so the buyer is not left guessing."""
+    _ = t.gettext
+    event, ticket = details.event, details.ticket
+    notes = []
+    deadline = event.personalisation_deadline
+    if event.personalisation_enabled and deadline is not None and utcnow() > deadline and (
+        ticket.state in (TicketState.TO_ASSIGN, TicketState.PENDING, TicketState.COMPLETED)
+    ):
+        notes.append(_("Personalisation closed on {deadline}.").format(
+            deadline=t.datetime(deadline, event.timezone)))
+    if not event.resale_enabled and ticket.state in (TicketState.TO_ASSIGN,
+                                                      TicketState.COMPLETED):
+        notes.append(_("Resale is not offered for this event."))
+        if event.faq_url:
+            notes.append(_("The event's FAQ explains its rules: {url}").format(url=event.faq_url))
+    elif event.resale_deadline is not None and "sell" not in ticket.actions and (
+        ticket.state in (TicketState.TO_ASSIGN, TicketState.COMPLETED)
+    ):
+        notes.append(_("Resale closed on {deadline}.").format(
+            deadline=t.datetime(event.resale_deadline, event.timezone)))
+    return [e(note) for note in notes]
 
 
 def menu_screen(details: TicketDetails, t: Translator) -> Screen:
     _ = t.gettext
     lines = ticket_summary(details, t)
-    if not details.ticket.actions:
+    notes = policy_notes(details, t)
+    if notes:
+        lines += ["", *notes]
+    if not details.ticket.actions and not notes:
         lines += ["", e(no_action_reason(details, t))]
     rows = [[button(_(label), cb.encode(action, details.ticket.id))]
             for label, action in (ACTION_BUTTONS[a] for a in details.ticket.actions)]
+    if details.event.faq_url and not details.event.resale_enabled:
+        rows.append([InlineKeyboardButton(_("❓ Event FAQ"), url=details.event.faq_url)])
     rows.append([button(_("« Back to my order"), cb.encode(cb.OVERVIEW, details.order.id, 0))])
     return Screen("\n".join(lines), rows)
 

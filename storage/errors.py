@@ -46,6 +46,27 @@ MESSAGES: dict[str, str] = {
     "too_many_attempts": N_("Too many invalid links. Please wait a few minutes and try again."),
     "own_invitation": N_("You sent this ticket yourself; your friend must open the link."),
     "input_expired": N_("That step has expired. Here is your order again."),
+    "name_change_closed": N_("Names can no longer be changed for this event."),
+    "not_completed": N_("Only a ticket in someone's name can be renamed or taken back."),
+    "same_name": N_("The ticket is already in that name."),
+    "resale_off": N_("This event does not offer resale."),
+    "resale_closed": N_("Resale closed on {deadline}."),
+    "resale_pending_invitation": N_(
+        "This ticket was sent to a friend. Revoke the invitation before offering it for resale."
+    ),
+    "not_listable": N_("This ticket cannot be offered for resale in its current state."),
+    "price_invalid": N_("Please type a price between {min} and {max}, for example {max}."),
+    "price_too_precise": N_(
+        "A price has at most {places} decimals. Please type a price between {min} and {max}."
+    ),
+    "price_out_of_bounds": N_("The price must be between {min} and {max}."),
+    "listing_not_live": N_("This ticket is not on resale any more."),
+    "listing_not_found": N_("There is no such resale listing."),
+    "exchange_off": N_("This event does not offer exchanges."),
+    "exchange_closed": N_("Exchanges are no longer possible for this event."),
+    "exchange_target_invalid": N_("This ticket cannot be exchanged for that session."),
+    "exchange_sold_out": N_("No places are left for {event}. Please choose another session."),
+    "not_exchangeable": N_("This ticket cannot be exchanged in its current state."),
 }
 
 

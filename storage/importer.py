@@ -121,11 +121,12 @@ def _identifier(max_length: int) -> Any:
     return Annotated[str, AfterValidator(check)]
 
 
-_MONEY = re.compile(r"(-?)(\d+)(?:\.(\d+))?")
+_MONEY = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
 _MONEY_EXAMPLE = 'must be a decimal string like "45.00"'
 
 
 def _money(value: Any) -> Decimal:
+    """A price given as a decimal string; a JSON number would already be a binary float."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         raise ValueError(
             f"{_MONEY_EXAMPLE}, not the JSON number {value}: amounts are always quoted"
@@ -137,10 +138,10 @@ def _money(value: Any) -> Decimal:
         raise ValueError(f"must not be negative (got {_shown(value)})")
     if match[3] is not None and len(match[3]) > 2:
         raise ValueError(f"must have at most 2 decimals (got {_shown(value)})")
-    amount = Decimal(value).quantize(Decimal("0.01"))
+    amount = Decimal(value)
     if amount > MAX_MONEY:
         raise ValueError(f"must be at most {MAX_MONEY} (got {_shown(value)})")
-    return amount
+    return amount.quantize(Decimal("0.01"))
 
 
 _INSTANT_EXAMPLE = '"2027-07-17T14:00:00+02:00"'
@@ -336,6 +337,9 @@ class _Document:
     problems: list[str] = field(default_factory=list)
 
 
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
+
+
 def _parse(document: dict[str, Any] | bytes | str, max_bytes: int) -> dict[str, Any]:
     if isinstance(document, dict):
         return document
@@ -354,7 +358,7 @@ def _parse(document: dict[str, Any] | bytes | str, max_bytes: int) -> dict[str, 
         raise ImportRejected(
             [
                 f'the document must be a JSON object with "events" and "orders", '
-                f"not {type(parsed).__name__} {_shown(parsed)}"
+                f"not {_JSON_KINDS.get(type(parsed), 'a value')} {_shown(parsed)}"
             ]
         )
     return parsed

@@ -16,8 +16,10 @@ from storage.models import (
     Event,
     Invitation,
     InvitationState,
+    ListingState,
     Order,
     OrderAccess,
+    ResaleListing,
     Ticket,
     TicketState,
 )
@@ -26,6 +28,7 @@ from storage.views import (
     HeldTicket,
     Home,
     InvitationView,
+    ListingView,
     OrderSummary,
     OrderView,
     TicketView,
@@ -46,6 +49,8 @@ def event_view(event: Event) -> EventView:
         personalisation_deadline=event.personalisation_deadline,
         resale_enabled=event.resale_enabled,
         exchange_enabled=event.exchange_enabled,
+        resale_deadline=event.resale_deadline,
+        exchange_targets=tuple(event.exchange_targets or ()),
     )
 
 
@@ -54,19 +59,37 @@ def personalisation_open(event: Event | EventView, now: dt.datetime) -> bool:
     return event.personalisation_enabled and (deadline is None or now <= deadline)
 
 
+def resale_open(event: Event, now: dt.datetime) -> bool:
+    deadline = event.resale_deadline
+    return event.resale_enabled and (deadline is None or now <= deadline)
+
+
+def exchange_open(event: Event, now: dt.datetime) -> bool:
+    return event.exchange_enabled and bool(event.exchange_targets) and now < event.starts_at
+
+
 def ticket_actions(ticket: Ticket, event: Event, now: dt.datetime) -> tuple[str, ...]:
-    """The actions the buyer may take on a ticket now, given its state and its event's policy."""
-    if not personalisation_open(event, now):
-        return ()
+    """The actions the buyer may take on a ticket now, given its state and its event's policy,
+    in the order the ticket's menu shows them."""
+    personal = personalisation_open(event, now)
+    resale = resale_open(event, now)
+    exchange = exchange_open(event, now)
+    wanted: list[tuple[bool, str]] = []
     if ticket.state == TicketState.TO_ASSIGN:
-        return ("assign",)
-    if ticket.state == TicketState.PENDING:
-        return ("resend", "revoke")
-    return ()
+        wanted = [(personal, "assign"), (resale, "sell"), (exchange, "exchange")]
+    elif ticket.state == TicketState.PENDING:
+        wanted = [(personal, "resend"), (True, "revoke")]
+    elif ticket.state == TicketState.COMPLETED:
+        wanted = [(personal, "rename"), (personal, "take_back"), (resale, "sell"),
+                  (exchange, "exchange")]
+    elif ticket.state == TicketState.ON_RESALE:
+        wanted = [(resale, "change_price"), (True, "cancel_sale")]
+    return tuple(action for allowed, action in wanted if allowed)
 
 
 def ticket_view(
-    ticket: Ticket, event: Event, invitation: Invitation | None, now: dt.datetime
+    ticket: Ticket, event: Event, invitation: Invitation | None, now: dt.datetime,
+    listing: ResaleListing | None = None,
 ) -> TicketView:
     return TicketView(
         id=ticket.id,
@@ -87,6 +110,8 @@ def ticket_view(
             if invitation is not None
             else None
         ),
+        listing=(ListingView(listing.id, listing.price, listing.currency)
+                 if listing is not None else None),
         actions=ticket_actions(ticket, event, now),
     )
 
@@ -115,13 +140,20 @@ async def load_order(
         raise Refusal("not_found")
     rows = (
         await session.execute(
-            select(Ticket, Event, Invitation)
+            select(Ticket, Event, Invitation, ResaleListing)
             .join(Event, Event.id == Ticket.event_id)
             .outerjoin(
                 Invitation,
                 and_(
                     Invitation.ticket_id == Ticket.id,
                     Invitation.state == InvitationState.PENDING,
+                ),
+            )
+            .outerjoin(
+                ResaleListing,
+                and_(
+                    ResaleListing.ticket_id == Ticket.id,
+                    ResaleListing.state == ListingState.LISTED,
                 ),
             )
             .where(
@@ -131,8 +163,8 @@ async def load_order(
             .order_by(Ticket.id)
         )
     ).all()
-    events = {event.id: event_view(event) for _, event, _ in rows}
-    tickets = tuple(ticket_view(t, e, i, now) for t, e, i in rows)
+    events = {event.id: event_view(event) for _, event, _, _ in rows}
+    tickets = tuple(ticket_view(t, e, i, now, listing) for t, e, i, listing in rows)
     return OrderView(
         id=order.id,
         number=order.number,

@@ -124,18 +124,22 @@ def _uniqueness_refusal(error: IntegrityError, values: dict[str, Any]) -> Refusa
     raise error
 
 
+async def void_barcode(session: AsyncSession, code: str, now: dt.datetime) -> None:
+    await session.execute(
+        update(Barcode).where(Barcode.code == code, Barcode.voided_at.is_(None))
+        .values(voided_at=now)
+    )
+
+
 async def reissue_barcode(session: AsyncSession, ticket: Ticket, now: dt.datetime) -> str:
     """Void the ticket's barcode and issue a new one (a copy of the old ticket gets nobody in)."""
     code = new_barcode()
-    await session.execute(
-        update(Barcode).where(Barcode.code == ticket.barcode, Barcode.voided_at.is_(None))
-        .values(voided_at=now)
-    )
+    await void_barcode(session, ticket.barcode, now)
     session.add(Barcode(code=code, ticket_id=ticket.id, issued_at=now))
     return code
 
 
-async def _managed_ticket(
+async def managed_ticket(
     session: AsyncSession, telegram_id: int, ticket_id: int
 ) -> tuple[Ticket, Event, Order]:
     row = (
@@ -382,7 +386,7 @@ async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name:
     holder = clean_name(name)
     now = utcnow()
     async with store.write() as session:
-        ticket, event, order = await _managed_ticket(session, telegram_id, ticket_id)
+        ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         _require_personalisation(event, now)
         if ticket.state != TicketState.TO_ASSIGN:
             raise Refusal("not_assignable")
@@ -404,7 +408,7 @@ async def invite_friend(store: Store, telegram_id: int, ticket_id: int, email: s
     secret = await store.secret()
     now = utcnow()
     async with store.write() as session:
-        ticket, event, order = await _managed_ticket(session, telegram_id, ticket_id)
+        ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         _require_personalisation(event, now)
         if ticket.state != TicketState.TO_ASSIGN:
             raise Refusal("not_assignable")
@@ -444,7 +448,7 @@ async def resend_invitation(store: Store, telegram_id: int, ticket_id: int) -> I
     secret = await store.secret()
     now = utcnow()
     async with store.write() as session:
-        ticket, event, order = await _managed_ticket(session, telegram_id, ticket_id)
+        ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         _require_personalisation(event, now)
         invitation = await _pending_invitation(session, ticket.id)
         expires_at = now + store.claim_link_ttl
@@ -466,7 +470,7 @@ async def revoke_invitation(store: Store, telegram_id: int, ticket_id: int) -> s
     """Withdraw a pending invitation; the ticket goes back to *to assign*. Returns the e-mail."""
     now = utcnow()
     async with store.write() as session:
-        ticket, _event, order = await _managed_ticket(session, telegram_id, ticket_id)
+        ticket, _event, order = await managed_ticket(session, telegram_id, ticket_id)
         invitation = await _pending_invitation(session, ticket.id)
         await _return_to_buyer(session, ticket, invitation, InvitationState.REVOKED, now)
         audit(session, ActorKind.BUYER, telegram_id, "invitation_revoked", order_id=order.id,
@@ -588,3 +592,58 @@ async def _expire_one(store: Store, invitation_id: int, now: dt.datetime) -> Non
         await notify_order_managers(session, ticket.order_id, "invitation_expired", now,
                                     email=invitation.email, ticket_ref=ticket.ref)
 
+
+
+# --- completed tickets -----------------------------------------------------------------------
+
+
+async def rename_holder(store: Store, telegram_id: int, ticket_id: int, name: str) -> str:
+    """Correct the name on a completed ticket (the uniqueness rule applies again); a new name
+    is a new holder, so the barcode changes. Returns the clean name."""
+    holder = clean_name(name)
+    now = utcnow()
+    async with store.write() as session:
+        ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
+        if not reading.personalisation_open(event, now):
+            raise Refusal("name_change_closed")
+        if ticket.state != TicketState.COMPLETED:
+            raise Refusal("not_completed")
+        if ticket.name_key == name_key(holder) and ticket.holder_name == holder:
+            raise Refusal("same_name")
+        barcode = await reissue_barcode(session, ticket, now)
+        # The Telegram account holding it stays only if it is the one renaming it.
+        keeper = telegram_id if ticket.holder_telegram_id == telegram_id else None
+        await change_ticket(session, ticket, TicketState.COMPLETED, now, holder_name=holder,
+                            name_key=name_key(holder), holder_telegram_id=keeper,
+                            barcode=barcode)
+        audit(session, ActorKind.BUYER, telegram_id, "holder_renamed", order_id=order.id,
+              ticket_id=ticket.id, now=now, old=ticket.holder_name, new=holder)
+    return holder
+
+
+async def take_back(store: Store, telegram_id: int, ticket_id: int) -> None:
+    """Take a completed ticket back: it returns to *to assign* with a new barcode."""
+    now = utcnow()
+    async with store.write() as session:
+        ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
+        if not reading.personalisation_open(event, now):
+            raise Refusal("name_change_closed")
+        if ticket.state != TicketState.COMPLETED:
+            raise Refusal("not_completed")
+        barcode = await reissue_barcode(session, ticket, now)
+        await change_ticket(session, ticket, TicketState.COMPLETED, now,
+                            state=TicketState.TO_ASSIGN, holder_name=None, name_key=None,
+                            holder_email=None, email_key=None, holder_telegram_id=None,
+                            barcode=barcode)
+        audit(session, ActorKind.BUYER, telegram_id, "taken_back", order_id=order.id,
+              ticket_id=ticket.id, now=now, old=ticket.holder_name)
+
+
+async def choose_language(store: Store, telegram_id: int, language: str) -> None:
+    """Remember the language this Telegram user chose; it wins over their app's language."""
+    now = utcnow()
+    async with store.write() as session:
+        await upsert(session, TelegramUser,
+                     {"telegram_id": telegram_id, "chosen_language": language,
+                      "failed_starts": 0, "created_at": now},
+                     index=["telegram_id"], update=["chosen_language"])

@@ -27,6 +27,23 @@ class EventView:
     personalisation_deadline: dt.datetime | None
     resale_enabled: bool
     exchange_enabled: bool
+    resale_deadline: dt.datetime | None = None
+    exchange_targets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ListingView:
+    id: int
+    price: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class ExchangeOption:
+    """A session the ticket may be exchanged for, and how many places it has left."""
+
+    event: EventView
+    places_left: int | None  # None: no limit
 
 
 @dataclass(frozen=True)
@@ -48,7 +65,8 @@ class TicketView:
     holder_name: str | None
     version: int
     invitation: InvitationView | None = None
-    # What the buyer may do with it now, in menu order (see services.ticket_actions).
+    listing: ListingView | None = None
+    # What the buyer may do with it now, in menu order (see reading.ticket_actions).
     actions: tuple[str, ...] = ()
 
 

@@ -1,0 +1,91 @@
+"""Exchange in chat: choose one of the sessions the event lists as exchange targets (with its
+date and places left), read that personalisation will be cleared, confirm the swap."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from conversations import callbacks as cb
+from conversations.common import Context, Screen, button, e, show, store_of, user_translator
+from conversations.overview import show_overview
+from conversations.ticket_menu import show_ticket_menu, ticket_summary
+from locales import Translator
+from storage import exchange, services
+from storage.models import TicketState
+from storage.views import ExchangeOption, TicketDetails
+
+
+def option_label(option: ExchangeOption, t: Translator) -> str:
+    when = t.datetime(option.event.starts_at, option.event.timezone)
+    if option.places_left is None:
+        return t.gettext("{event} — {date}").format(event=option.event.name, date=when)
+    if option.places_left == 0:
+        return t.gettext("{event} — {date} (sold out)").format(event=option.event.name,
+                                                               date=when)
+    places = t.ngettext("{count} place left", "{count} places left", option.places_left)
+    return t.gettext("{event} — {date} ({places})").format(
+        event=option.event.name, date=when, places=places.format(count=option.places_left))
+
+
+async def on_exchange(update: Update, context: Context, data: cb.Callback) -> str | None:
+    store = store_of(context)
+    details = await services.ticket_details(store, update.effective_user.id, data.id())
+    if "exchange" not in details.ticket.actions:
+        await show_ticket_menu(update, context, data.id())
+        return None
+    options = await exchange.exchange_options(store, update.effective_user.id, data.id())
+    t = await user_translator(update, context, details.order.language)
+    _ = t.gettext
+    lines = [*ticket_summary(details, t), "", e(_("Exchange this ticket for:"))]
+    lines += ["• " + e(option_label(option, t)) for option in options]
+    rows = [[button(option_label(option, t)[:60],
+                    cb.encode(cb.EXCHANGE_CHOOSE, data.id(), index))]
+            for index, option in enumerate(options) if option.places_left != 0]
+    rows.append([button(_("« Back"), cb.encode(cb.TICKET, data.id()))])
+    await show(update, Screen("\n".join(lines), rows))
+    return None
+
+
+async def _chosen(update: Update, context: Context,
+                  data: cb.Callback) -> tuple[TicketDetails, ExchangeOption] | None:
+    store = store_of(context)
+    details = await services.ticket_details(store, update.effective_user.id, data.id())
+    options = await exchange.exchange_options(store, update.effective_user.id, data.id())
+    if not 0 <= data.id(1) < len(options):
+        await show_ticket_menu(update, context, data.id())
+        return None
+    return details, options[data.id(1)]
+
+
+async def on_exchange_choose(update: Update, context: Context, data: cb.Callback) -> str | None:
+    chosen = await _chosen(update, context, data)
+    if chosen is None:
+        return None
+    details, option = chosen
+    t = await user_translator(update, context, details.order.language)
+    _ = t.gettext
+    lines = [*ticket_summary(details, t), "",
+             e(_("Exchange it for {session}?").format(session=option_label(option, t)))]
+    if details.ticket.state == TicketState.COMPLETED:
+        lines.append(e(_("The name on this ticket will be cleared: you will assign the new "
+                         "ticket again.")))
+    lines.append(e(_("The current ticket and its barcode will no longer be valid.")))
+    rows = [[button(_("🔁 Yes, exchange it"),
+                    cb.encode(cb.EXCHANGE_CONFIRM, data.id(), data.id(1)))],
+            [button(_("« Back"), cb.encode(cb.EXCHANGE, data.id()))]]
+    await show(update, Screen("\n".join(lines), rows))
+    return None
+
+
+async def on_exchange_confirm(update: Update, context: Context, data: cb.Callback) -> str | None:
+    chosen = await _chosen(update, context, data)
+    if chosen is None:
+        return None
+    details, option = chosen
+    store = store_of(context)
+    await exchange.exchange_ticket(store, update.effective_user.id, data.id(), option.event.id)
+    t = await user_translator(update, context, details.order.language)
+    notice = "🔁 " + e(t.gettext("Ticket {ref} was exchanged for {event}.").format(
+        ref=details.ticket.ref, event=option.event.name))
+    await show_overview(update, context, details.order.id, notice=notice)
+    return t.gettext("Done!")

@@ -1,0 +1,100 @@
+"""Changing a completed ticket: correct the name on it (the uniqueness rule applies again) or
+take it back to *to assign*. Either way its barcode changes."""
+
+from __future__ import annotations
+
+from telegram import Update
+
+from conversations import callbacks as cb
+from conversations.common import Context, Screen, button, e, show, store_of, user_translator
+from conversations.overview import show_overview
+from conversations.ticket_menu import show_ticket_menu, ticket_summary
+from locales import Translator
+from storage import chat_state, services
+from storage.keys import clean_name
+from storage.views import ChatStep, TicketDetails
+
+STEP_RENAME = "rename"
+
+
+def rename_screen(details: TicketDetails, name: str | None, t: Translator) -> Screen:
+    _ = t.gettext
+    lines = [*ticket_summary(details, t), ""]
+    rows = []
+    if name:
+        lines.append(_("Put the ticket in the name of <b>{name}</b>?").format(name=e(name)))
+        lines.append(e(_("To use another name, just type it.")))
+        rows.append([button(_("✅ Confirm"), cb.encode(cb.RENAME_CONFIRM, details.ticket.id))])
+    else:
+        lines.append(e(_("Type the name to print on the ticket.")))
+    rows.append([button(_("« Back"), cb.encode(cb.TICKET, details.ticket.id))])
+    return Screen("\n".join(lines), rows)
+
+
+async def on_rename(update: Update, context: Context, data: cb.Callback) -> str | None:
+    store = store_of(context)
+    details = await services.ticket_details(store, update.effective_user.id, data.id())
+    if "rename" not in details.ticket.actions:
+        await show_ticket_menu(update, context, data.id())
+        return None
+    await chat_state.set_step(store, update.effective_chat.id, STEP_RENAME, ticket_id=data.id())
+    t = await user_translator(update, context, details.order.language)
+    await show(update, rename_screen(details, None, t))
+    return None
+
+
+async def on_rename_typed(update: Update, context: Context, step: ChatStep) -> None:
+    name = clean_name(update.effective_message.text or "")
+    store = store_of(context)
+    details = await services.ticket_details(store, update.effective_user.id, step.ticket_id)
+    await chat_state.set_step(store, update.effective_chat.id, STEP_RENAME,
+                              ticket_id=step.ticket_id, payload={"name": name})
+    t = await user_translator(update, context, details.order.language)
+    await show(update, rename_screen(details, name, t))
+
+
+async def on_rename_confirm(update: Update, context: Context, data: cb.Callback) -> str | None:
+    store = store_of(context)
+    step = await chat_state.get_step(store, update.effective_chat.id)
+    if (step is None or step.step != STEP_RENAME or step.ticket_id != data.id()
+            or not step.payload.get("name")):
+        await show_ticket_menu(update, context, data.id())
+        return None
+    holder = await services.rename_holder(store, update.effective_user.id, data.id(),
+                                          step.payload["name"])
+    await chat_state.clear_step(store, update.effective_chat.id)
+    details = await services.ticket_details(store, update.effective_user.id, data.id())
+    t = await user_translator(update, context, details.order.language)
+    notice = "✏️ " + e(t.gettext("Ticket {ref} is now in the name of {name}.").format(
+        ref=details.ticket.ref, name=holder))
+    await show_overview(update, context, details.order.id, notice=notice)
+    return t.gettext("Done!")
+
+
+async def on_take_back(update: Update, context: Context, data: cb.Callback) -> str | None:
+    details = await services.ticket_details(store_of(context), update.effective_user.id,
+                                            data.id())
+    if "take_back" not in details.ticket.actions:
+        await show_ticket_menu(update, context, data.id())
+        return None
+    t = await user_translator(update, context, details.order.language)
+    _ = t.gettext
+    lines = [*ticket_summary(details, t), "",
+             e(_("Take this ticket back from {holder}? Their ticket will no longer be valid, "
+                 "and you can assign it again.").format(holder=details.ticket.holder_name))]
+    rows = [[button(_("↩️ Yes, take it back"), cb.encode(cb.TAKE_BACK_CONFIRM, data.id()))],
+            [button(_("« Back"), cb.encode(cb.TICKET, data.id()))]]
+    await show(update, Screen("\n".join(lines), rows))
+    return None
+
+
+async def on_take_back_confirm(update: Update, context: Context,
+                               data: cb.Callback) -> str | None:
+    store = store_of(context)
+    await services.take_back(store, update.effective_user.id, data.id())
+    details = await services.ticket_details(store, update.effective_user.id, data.id())
+    t = await user_translator(update, context, details.order.language)
+    notice = "↩️ " + e(t.gettext("Ticket {ref} is back in your tickets to assign.").format(
+        ref=details.ticket.ref))
+    await show_overview(update, context, details.order.id, notice=notice)
+    return t.gettext("Done!")

@@ -1,0 +1,96 @@
+"""Exchange: swap a ticket for one of another session that its event lists as an exchange
+target, while the target's places for exchanges last.
+
+The last place is settled by the database: the target's remaining capacity is decremented with
+``UPDATE … WHERE exchange_capacity > 0`` (a CHECK keeps it from going negative), so two buyers
+racing for it cannot both win.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import or_, select, update
+
+from storage import reading
+from storage.database import Store, utcnow
+from storage.errors import Refusal
+from storage.models import ActorKind, Barcode, Event, Ticket, TicketState
+from storage.services import audit, change_ticket, managed_ticket, new_barcode, void_barcode
+from storage.views import ExchangeOption
+
+EXCHANGEABLE = (TicketState.TO_ASSIGN, TicketState.COMPLETED)
+
+
+def _require_exchange(event: Event, ticket: Ticket, now) -> None:
+    if not event.exchange_enabled or not event.exchange_targets:
+        raise Refusal("exchange_off")
+    if not reading.exchange_open(event, now):
+        raise Refusal("exchange_closed")
+    if ticket.state not in EXCHANGEABLE:
+        raise Refusal("not_exchangeable")
+
+
+async def exchange_options(store: Store, telegram_id: int,
+                           ticket_id: int) -> list[ExchangeOption]:
+    """The sessions this ticket may be exchanged for, in the event's order, with places left."""
+    now = utcnow()
+    async with store.read() as session:
+        ticket, event, _order = await managed_ticket(session, telegram_id, ticket_id)
+        _require_exchange(event, ticket, now)
+        targets = {
+            target.id: target
+            for target in await session.scalars(
+                select(Event).where(Event.id.in_(event.exchange_targets)))
+        }
+    return [
+        ExchangeOption(reading.event_view(targets[target_id]),
+                       targets[target_id].exchange_capacity)
+        for target_id in event.exchange_targets
+        if target_id in targets and now < targets[target_id].starts_at
+    ]
+
+
+async def exchange_ticket(store: Store, telegram_id: int, ticket_id: int,
+                          target_event_id: str) -> int:
+    """Swap the ticket for a new one of the target session; returns the new ticket's id.
+    The old ticket and its barcode are void; any personalisation is cleared."""
+    now = utcnow()
+    async with store.write() as session:
+        ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
+        _require_exchange(event, ticket, now)
+        if target_event_id not in (event.exchange_targets or ()):
+            raise Refusal("exchange_target_invalid")
+        target = await session.get(Event, target_event_id)
+        if target is None or now >= target.starts_at:
+            raise Refusal("exchange_target_invalid")
+        taken = await session.execute(
+            update(Event)
+            .where(Event.id == target.id,
+                   or_(Event.exchange_capacity.is_(None), Event.exchange_capacity > 0))
+            .values(exchange_capacity=Event.exchange_capacity - 1)
+        )
+        if taken.rowcount != 1:
+            raise Refusal("exchange_sold_out", event=target.name)
+        await change_ticket(session, ticket, ticket.state, now, state=TicketState.EXCHANGED,
+                            holder_name=None, name_key=None, holder_email=None,
+                            email_key=None, holder_telegram_id=None)
+        await void_barcode(session, ticket.barcode, now)
+        replacement = await _issue_replacement(session, ticket, target, now)
+        audit(session, ActorKind.BUYER, telegram_id, "exchanged", order_id=order.id,
+              ticket_id=ticket.id, now=now, target_event=target.id,
+              new_ticket=replacement.ref)
+        return replacement.id
+
+
+async def _issue_replacement(session, ticket: Ticket, target: Event, now) -> Ticket:
+    code = new_barcode()
+    replacement = Ticket(
+        ref=f"{ticket.ref[:56]}-X{secrets.token_hex(3).upper()}", order_id=ticket.order_id,
+        event_id=target.id, category=ticket.category, price=ticket.price,
+        state=TicketState.TO_ASSIGN, barcode=code, updated_at=now,
+    )
+    session.add(replacement)
+    await session.flush()
+    session.add(Barcode(code=code, ticket_id=replacement.id, issued_at=now))
+    return replacement
