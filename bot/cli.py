@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -16,11 +17,14 @@ log = logging.getLogger("ticketbot")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ticketbot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("run", help="run the bot (long polling) and its HTTP API")
+    commands.add_parser("run", help="run the bot (long polling, or webhook) and its HTTP API")
     importing = commands.add_parser("import", help="load events and orders from a JSON file")
     importing.add_argument("file", type=Path)
     linking = commands.add_parser("link", help="print the buyer's deep link of an order")
     linking.add_argument("order_number")
+    sold = commands.add_parser("resale-sold", help="complete a resale the market reports sold")
+    sold.add_argument("listing_id", type=int)
+    sold.add_argument("--price", help="the price it sold for (default: the listed price)")
     demo = commands.add_parser("demo", help="chat with the bot in the terminal, offline")
     demo.add_argument("--database", help="database URL (default: a fresh SQLite file)")
     args = parser.parse_args(argv)
@@ -35,32 +39,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def run_bot(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.application import (
-        build_application,
-        open_configured_store,
-        start_services,
-        stop_services,
-    )
+    from bot.server import serve
 
     if not settings.token:
         print("TICKETBOT_TOKEN is not set.", file=sys.stderr)
         return 2
-    store = await open_configured_store(settings)
-    application = build_application(settings, store)
-    try:
-        async with application:
-            await start_services(application)
-            await application.start()
-            await application.updater.start_polling()
-            log.info("bot running; press Ctrl+C to stop")
-            try:
-                await asyncio.Event().wait()
-            finally:
-                await application.updater.stop()
-                await application.stop()
-                await stop_services(application)
-    finally:
-        await store.close()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Ctrl+C or a service manager's SIGTERM: stop taking updates, finish, close cleanly.
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signal_number, stop.set)
+    log.info("bot starting; press Ctrl+C to stop")
+    await serve(settings, stop)
     return 0
 
 
@@ -111,13 +101,45 @@ async def ask_bot_username(settings: Settings) -> str:
         return bot.username
 
 
+async def complete_resale(settings: Settings, args: argparse.Namespace) -> int:
+    from decimal import Decimal, InvalidOperation
+
+    from bot.application import open_configured_store
+    from storage.errors import Refusal
+    from storage.resale import complete_sale
+
+    try:
+        price = Decimal(args.price) if args.price is not None else None
+    except InvalidOperation:
+        print(f"Not a price: {args.price!r} (write it like 45.00).", file=sys.stderr)
+        return 2
+    store = await open_configured_store(settings)
+    try:
+        sale = await complete_sale(store, args.listing_id, price=price)
+    except Refusal as refusal:
+        print(f"Listing {args.listing_id}: {refusal.message.format(**refusal.params)}",
+              file=sys.stderr)
+        return 1
+    finally:
+        await store.close()
+    print(f"Listing {sale.listing_id}: ticket {sale.ticket_ref} sold for {sale.price} "
+          f"{sale.currency}; the buyer will be told in chat.")
+    return 0
+
+
 async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     from bot.demo import run_demo as demo
 
     return await demo(settings, database_url=args.database)
 
 
-COMMANDS = {"run": run_bot, "import": import_orders, "link": print_link, "demo": run_demo}
+COMMANDS = {
+    "run": run_bot,
+    "import": import_orders,
+    "link": print_link,
+    "resale-sold": complete_resale,
+    "demo": run_demo,
+}
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 :class:`BotApiEmulator` is a small aiohttp server speaking the HTTP Bot API
 (``POST /bot<token>/<method>``) closely enough that an unmodified python-telegram-bot
-``Application`` can run against it with long polling.  It keeps the state of private chats,
+``Application`` can run against it with long polling, or with a webhook: after ``setWebhook``
+it POSTs each update to the URL with the ``X-Telegram-Bot-Api-Secret-Token`` header (a few
+tries per update) and ``getUpdates`` answers 409.  It keeps the state of private chats,
 validates requests with Telegram's own error texts and lets tests act as users through
 :class:`EmulatedUser` (typing text, pressing inline buttons, forging callback data).
 
@@ -36,7 +38,7 @@ from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
 __all__ = [
     "ApiCall",
@@ -136,6 +138,13 @@ _NOT_MODIFIED = (
     "are exactly the same as a current content and reply markup of the message"
 )
 _QUERY_INVALID = "Bad Request: query is too old and response timeout expired or query ID is invalid"
+_WEBHOOK_ACTIVE = (
+    "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete "
+    "the webhook first"
+)
+_SECRET_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+# Tries to deliver one update to a webhook before giving up on it (Telegram tries for longer).
+WEBHOOK_ATTEMPTS = 4
 _COMMAND_RE = re.compile(r"^[a-z0-9_]{1,32}$")
 # A bot command is "/" + up to 32 word characters, optionally "@botusername", and must start
 # the text or follow whitespace (Telegram marks such commands anywhere in a message).
@@ -512,6 +521,14 @@ class _Query:
     answered: bool = False
 
 
+@dataclass
+class _Webhook:
+    url: str
+    secret_token: str | None
+    last_error_date: int | None = None
+    last_error_message: str | None = None
+
+
 class _Chat:
     """Everything the emulator knows about one private chat."""
 
@@ -562,6 +579,10 @@ class BotApiEmulator:
         self._allowed_updates: set[str] | None = None
         self._commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self._poll_generation = 0
+        self._webhook: _Webhook | None = None
+        self._webhook_task: asyncio.Task[None] | None = None
+        # Every webhook delivery attempt: (update_id, HTTP status, or None if no answer).
+        self.webhook_attempts: list[tuple[int, int | None]] = []
         self._activity = asyncio.Event()
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -570,6 +591,7 @@ class BotApiEmulator:
             for name, handler in {
                 "getMe": self._get_me,
                 "getUpdates": self._get_updates,
+                "setWebhook": self._set_webhook,
                 "deleteWebhook": self._delete_webhook,
                 "getWebhookInfo": self._get_webhook_info,
                 "setMyCommands": self._set_my_commands,
@@ -612,6 +634,11 @@ class BotApiEmulator:
             return
         self._closing = True
         self._notify()
+        if self._webhook_task is not None:
+            task, self._webhook_task = self._webhook_task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         runner, self._runner = self._runner, None
         await runner.cleanup()
 
@@ -939,6 +966,8 @@ class BotApiEmulator:
         }
 
     async def _get_updates(self, params: dict[str, Any], call: ApiCall) -> list[dict]:
+        if self._webhook is not None:
+            raise _ApiError(409, _WEBHOOK_ACTIVE)
         offset = params.get("offset")
         limit = params.get("limit", 100)
         timeout = params.get("timeout", 0)
@@ -992,11 +1021,85 @@ class BotApiEmulator:
     def _delete_webhook(self, params: dict[str, Any], call: ApiCall) -> bool:
         if params.get("drop_pending_updates"):
             self._pending.clear()
+        self._webhook = None  # the delivery task notices and ends
         return True
 
     def _get_webhook_info(self, params: dict[str, Any], call: ApiCall) -> dict[str, Any]:
         pending = len(self._pending)
-        return {"url": "", "has_custom_certificate": False, "pending_update_count": pending}
+        info: dict[str, Any] = {
+            "url": self._webhook.url if self._webhook else "",
+            "has_custom_certificate": False,
+            "pending_update_count": pending,
+        }
+        if self._webhook is not None and self._webhook.last_error_date is not None:
+            info["last_error_date"] = self._webhook.last_error_date
+            info["last_error_message"] = self._webhook.last_error_message
+        return info
+
+    def _set_webhook(self, params: dict[str, Any], call: ApiCall) -> bool:
+        url = str(params.get("url") or "").strip()
+        if not url:  # "Use an empty string to remove webhook integration"
+            return self._delete_webhook(params, call)
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # Telegram wants HTTPS; the emulator also takes http for servers on loopback.
+            raise _bad_request("bad webhook: An HTTPS URL must be provided for webhook")
+        secret = params.get("secret_token")
+        if secret is not None and not _SECRET_TOKEN_RE.match(str(secret)):
+            raise _bad_request("secret token contains unallowed characters")
+        if params.get("drop_pending_updates"):
+            self._pending.clear()
+        allowed = params.get("allowed_updates")
+        if isinstance(allowed, list):
+            self._allowed_updates = set(allowed) or None
+        self._webhook = _Webhook(url, str(secret) if secret is not None else None)
+        if self._webhook_task is None or self._webhook_task.done():
+            self._webhook_task = asyncio.create_task(self._deliver_by_webhook(),
+                                                     name="emulator-webhook")
+        return True
+
+    async def _deliver_by_webhook(self) -> None:
+        """While a webhook is set, POST the pending updates to it one by one, in order."""
+        async with ClientSession(timeout=ClientTimeout(total=10)) as session:
+            while self._webhook is not None and not self._closing:
+                self._pending = [u for u in self._pending if self._is_allowed(u.kind)]
+                if not self._pending:
+                    await self._wait_activity(1.0)
+                    continue
+                update, hook = self._pending[0], self._webhook
+                delivered = await self._post_update(session, hook, update)
+                if delivered or self._webhook is hook:
+                    # Delivered, or refused every time: move on to the next update. (If the
+                    # webhook was removed meanwhile, the update waits for getUpdates.)
+                    with contextlib.suppress(ValueError):
+                        self._pending.remove(update)
+                self._notify()
+
+    async def _post_update(
+        self, session: ClientSession, hook: _Webhook, update: _PendingUpdate
+    ) -> bool:
+        headers = {}
+        if hook.secret_token is not None:
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook.secret_token
+        if update.fetched_seq is None:
+            # Marked before the POST: the bot may react before it answers the request.
+            update.fetched_seq = self._next_seq()
+        for attempt in range(WEBHOOK_ATTEMPTS):
+            if self._webhook is not hook or self._closing:
+                return False
+            status: int | None = None
+            try:
+                async with session.post(hook.url, json=update.payload, headers=headers) as answer:
+                    status = answer.status
+                    error = f"Wrong response from the webhook: {answer.status} {answer.reason}"
+            except (ClientError, TimeoutError) as exc:
+                error = f"Connection failed: {type(exc).__name__}"
+            self.webhook_attempts.append((update.update_id, status))
+            if status is not None and 200 <= status < 300:
+                return True
+            hook.last_error_date, hook.last_error_message = int(time.time()), error
+            await asyncio.sleep(0.05 * 2**attempt)
+        return False
 
     @staticmethod
     def _commands_key(scope: Any, language_code: Any) -> tuple[str, str]:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     http_port: int = 8080
     api_token: str | None = None
     webhook_url: str | None = None
+    # Telegram sends it back with every update; unset, a new one is drawn at each start (set
+    # it when several processes share one webhook URL).
+    webhook_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,256}$")
     claim_link_days: int = Field(default=14, ge=1, le=365)
     support_contact: str | None = None
 

@@ -42,13 +42,15 @@ CLAIM = "cv"  # cv:<invitation_id>, the claim screen again
 ACCEPT = "ca"  # ca:<invitation_id>
 DECLINE = "cd"
 DECLINE_CONFIRM = "cdy"
+STAFF_STATUS = "ss"  # ss:<order_id>:<page>, an order's status for support staff
+STAFF_HISTORY = "sh"  # sh:<ticket_id>:<page>, a ticket's audit history for support staff
 
 ACTIONS = frozenset({
     HOME, OVERVIEW, TICKET, ASSIGN, CLAIM_SELF, CLAIM_SELF_CONFIRM, INVITE, INVITE_CONFIRM,
     RESEND, REVOKE, REVOKE_CONFIRM, CLAIM, ACCEPT, DECLINE, DECLINE_CONFIRM, SELL,
     SELL_CONFIRM, CHANGE_PRICE, CHANGE_PRICE_CONFIRM, CANCEL_SALE, CANCEL_SALE_CONFIRM,
     EXCHANGE, EXCHANGE_CHOOSE, EXCHANGE_CONFIRM, RENAME, RENAME_CONFIRM, TAKE_BACK,
-    TAKE_BACK_CONFIRM, MORE, LANGUAGE, SUPPORT,
+    TAKE_BACK_CONFIRM, MORE, LANGUAGE, SUPPORT, STAFF_STATUS, STAFF_HISTORY,
 })
 _PATTERN = re.compile(r"^([a-z]{1,4})((?::\d{1,12}){0,3})$")
 

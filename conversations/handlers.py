@@ -25,6 +25,7 @@ from conversations import (
     more_actions,
     overview,
     resale,
+    staff,
     start,
     ticket_menu,
 )
@@ -79,6 +80,8 @@ BUTTONS: dict[str, ButtonHandler] = {
     cb.MORE: more_actions.on_more,
     cb.LANGUAGE: more_actions.on_language,
     cb.SUPPORT: more_actions.on_support,
+    cb.STAFF_STATUS: staff.on_status_page,
+    cb.STAFF_HISTORY: staff.on_history_page,
 }
 
 TEXT_STEPS: dict[str, TextHandler] = {
@@ -196,7 +199,10 @@ def register(application: Application) -> None:
     application.add_handler(CommandHandler("start", refusals_answered(start.on_start)))
     application.add_handler(CommandHandler("help", refusals_answered(start.on_help)))
     application.add_handler(CommandHandler("cancel", refusals_answered(start.on_cancel)))
+    staff.register(application)
     application.add_handler(CallbackQueryHandler(on_button))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))
+    # Keep last among commands: only a command no handler above took is unknown.
+    application.add_handler(MessageHandler(filters.COMMAND, start.on_unknown_command))
     application.add_error_handler(on_error)
 

@@ -3,6 +3,7 @@ invitation expired. Rendered in the recipient's language when sent."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from conversations import callbacks as cb
@@ -24,6 +25,11 @@ def news_screen(kind: str, params: dict[str, Any], t: Translator) -> Screen:
         text = _("The invitation to {email} for ticket {ref} expired unclaimed. The ticket is "
                  "back in your list of tickets to assign.")
         text = "⌛ " + e(text.format(email=params["email"], ref=params["ticket_ref"]))
+    elif kind == "resale_sold":
+        price = t.money(Decimal(params["price"]), params["currency"])
+        text = _("Ticket {ref} was sold on the resale market for {price}. It has left your "
+                 "order and its barcode is no longer valid.")
+        text = "💶 " + e(text.format(ref=params["ticket_ref"], price=price))
     else:
         raise ValueError(f"unknown news kind {kind!r}")
     rows = [[button(_("🎟 Open my order"), cb.encode(cb.OVERVIEW, params["order_id"], 0))]]

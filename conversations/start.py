@@ -92,6 +92,14 @@ async def on_help(update: Update, context: Context) -> None:
     await update.effective_chat.send_message(e(text))
 
 
+async def on_unknown_command(update: Update, context: Context) -> None:
+    """A command we do not know, and a staff command from anyone not on the staff: the same
+    answer, so that it reveals nothing about who is staff or what exists."""
+    t = await user_translator(update, context)
+    await update.effective_chat.send_message(
+        e(t.gettext("I don't know that command. /help lists what I can do.")))
+
+
 async def on_cancel(update: Update, context: Context) -> None:
     store = store_of(context)
     step = await chat_state.get_step(store, update.effective_chat.id)

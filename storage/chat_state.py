@@ -26,7 +26,8 @@ async def set_step(
         "invitation_id": invitation_id, "payload": payload or {}, "message_id": message_id,
         "expires_at": utcnow() + STEP_LIFETIME,
     }
-    async with store.write() as session:
+    # Idempotent: a replayed update puts the chat in the same step again.
+    async with store.write(idempotent=True) as session:
         await upsert(session, ChatState, values, index=["chat_id"],
                      update=[k for k in values if k != "chat_id"])
     return ChatStep(step, ticket_id, invitation_id, payload or {}, message_id)
@@ -43,5 +44,5 @@ async def get_step(store: Store, chat_id: int) -> ChatStep | None:
 
 
 async def clear_step(store: Store, chat_id: int) -> None:
-    async with store.write() as session:
+    async with store.write(idempotent=True) as session:
         await session.execute(delete(ChatState).where(ChatState.chat_id == chat_id))

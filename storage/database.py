@@ -21,6 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import applying
+
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ticketbot.db"
 
 
@@ -81,10 +83,21 @@ class Store:
         self._write_sessions = async_sessionmaker(write_engine, expire_on_commit=False)
 
     @contextlib.asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """A transaction that changes things: committed when the block ends, else rolled back."""
+    async def write(self, *, idempotent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A transaction that changes things: committed when the block ends, else rolled back.
+
+        While a Telegram update is being applied (``storage.applying``), the first such
+        transaction also marks the update done, or raises ``AlreadyApplied`` if an earlier
+        attempt did. ``idempotent`` transactions, harmless to repeat on a replay, do neither.
+        """
+        entry = None if idempotent else applying.current()
+        deciding = entry is not None and not entry.marked_done
         async with self._write_sessions() as session, session.begin():
+            if deciding:
+                await entry.mark_done(session)
             yield session
+        if deciding:
+            entry.marked_done = True
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -97,7 +110,7 @@ class Store:
         if self._secret is None:
             from storage.tokens import load_or_create_secret
 
-            async with self.write() as session:
+            async with self.write(idempotent=True) as session:
                 self._secret = await load_or_create_secret(session, self._configured_secret)
         return self._secret
 
@@ -105,9 +118,7 @@ class Store:
         await self.engine.dispose()
 
 
-def migrate(url: str, **engine_kwargs: Any) -> None:
-    """Bring the database at ``url`` to the newest schema with Alembic (synchronous)."""
-    from alembic import command
+def _alembic_config(url: str, engine_kwargs: dict[str, Any]):
     from alembic.config import Config
 
     here = Path(__file__).parent
@@ -115,7 +126,21 @@ def migrate(url: str, **engine_kwargs: Any) -> None:
     config.set_main_option("script_location", str(here / "migrations"))
     config.attributes["database_url"] = url
     config.attributes["engine_kwargs"] = engine_kwargs
-    command.upgrade(config, "head")
+    return config
+
+
+def migrate(url: str, **engine_kwargs: Any) -> None:
+    """Bring the database at ``url`` to the newest schema with Alembic (synchronous)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(url, engine_kwargs), "head")
+
+
+def stamp_current(url: str, **engine_kwargs: Any) -> None:
+    """Record a schema made from the models as migrated to the newest revision (tests)."""
+    from alembic import command
+
+    command.stamp(_alembic_config(url, engine_kwargs), "head")
 
 
 async def open_store(url: str, **store_kwargs: Any) -> Store:

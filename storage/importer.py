@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 import os
 import re
 import unicodedata
@@ -34,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 from sqlalchemy import Select, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Store, utcnow
@@ -54,6 +55,7 @@ MAX_MONEY = Decimal("9999999999.99")  # what Numeric(12, 2) holds
 MAX_INTEGER = 2**31 - 1
 
 _T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 
 
 class ImportRejected(Exception):
@@ -337,7 +339,7 @@ class _Document:
     problems: list[str] = field(default_factory=list)
 
 
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number"}
+_JSON_KINDS = {list: "an array: ", str: "a string: ", int: "a number: ", float: "a number: "}
 
 
 def _parse(document: dict[str, Any] | bytes | str, max_bytes: int) -> dict[str, Any]:
@@ -358,7 +360,7 @@ def _parse(document: dict[str, Any] | bytes | str, max_bytes: int) -> dict[str, 
         raise ImportRejected(
             [
                 f'the document must be a JSON object with "events" and "orders", '
-                f"not {_JSON_KINDS.get(type(parsed), 'a value')} {_shown(parsed)}"
+                f"not {_JSON_KINDS.get(type(parsed), '')}{_shown(parsed)}"
             ]
         )
     return parsed
@@ -450,41 +452,34 @@ def _where(section: str, index: int, entry: Any, loc: tuple[int | str, ...]) -> 
     return text
 
 
-_TYPE_MESSAGES = {
-    "bool_type": "must be true or false",
-    "int_type": "must be a whole number",
-    "string_type": "must be a string",
-    "list_type": "must be a list",
-    "model_type": "must be an object",
-    "dict_type": "must be an object",
+# Pydantic's errors, said the way an operator fixing a file wants to read them.
+_MESSAGES = {
+    "missing": "is required",
+    "extra_forbidden": "not a known key (check its spelling)",
+    "bool_type": "must be true or false (got {input})",
+    "int_type": "must be a whole number (got {input})",
+    "string_type": "must be a string (got {input})",
+    "list_type": "must be a list (got {input})",
+    "model_type": "must be an object (got {input})",
+    "dict_type": "must be an object (got {input})",
+    "string_too_short": "must not be empty",
+    "string_too_long": "must be at most {max_length} characters",
+    "too_short": "must list at least {min_length} entry",
+    "literal_error": "must be {expected} (got {input})",
+    "greater_than_equal": "must be at least {ge} (got {input})",
+    "less_than_equal": "must be at most {le} (got {input})",
 }
 
 
 def _message(problem: Any) -> str:
-    """A pydantic error, said the way an operator fixing a file wants to read it."""
-    kind, context = problem["type"], problem.get("ctx", {})
-    if kind == "value_error":
+    context = problem.get("ctx", {})
+    if problem["type"] == "value_error":
         return str(context["error"])
-    if kind == "missing":
-        return "is required"
-    if kind == "extra_forbidden":
-        return "not a known key (check its spelling)"
-    if kind in _TYPE_MESSAGES:
-        return f"{_TYPE_MESSAGES[kind]} (got {_shown(problem['input'])})"
-    if kind == "string_too_short":
-        return "must not be empty"
-    if kind == "string_too_long":
-        return f"must be at most {context['max_length']} characters"
-    if kind == "too_short":
-        return f"must list at least {context['min_length']} entry"
-    if kind == "literal_error":
-        return f"must be {context['expected']} (got {_shown(problem['input'])})"
-    if kind == "greater_than_equal":
-        return f"must be at least {context['ge']} (got {_shown(problem['input'])})"
-    if kind == "less_than_equal":
-        return f"must be at most {context['le']} (got {_shown(problem['input'])})"
-    message = str(problem["msg"])
-    return message[:1].lower() + message[1:]
+    template = _MESSAGES.get(problem["type"])
+    if template is None:
+        message = str(problem["msg"])
+        return message[:1].lower() + message[1:]
+    return template.format(input=_shown(problem.get("input")), **context)
 
 
 def _duplicates(document: _Document) -> Iterator[str]:
@@ -768,8 +763,12 @@ async def _refresh_statistics(store: Store) -> None:
 
     Autovacuum analyzes them only some time after a bulk load; until then the planner believes
     them small and answers every lookup by ``ref`` or ``number`` with a sequential scan."""
-    async with store.engine.begin() as connection:
-        await connection.execute(text("ANALYZE orders, tickets, barcodes"))
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(text("ANALYZE orders, tickets, barcodes"))
+    except SQLAlchemyError:
+        # The import is committed; slower lookups until autovacuum catches up are no failure.
+        logger.warning("ANALYZE after a large import failed", exc_info=True)
 
 
 # --- the use cases ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, select, update
@@ -204,7 +205,8 @@ def _queue_invitation_mail(session: AsyncSession, invitation: Invitation, now: d
 async def record_user(store: Store, telegram_id: int, language_code: str | None) -> UserView:
     """Remember a Telegram user (and the language their app reports)."""
     now = utcnow()
-    async with store.write() as session:
+    # Idempotent: repeating it on a replayed update changes nothing more.
+    async with store.write(idempotent=True) as session:
         await upsert(session, TelegramUser,
                      {"telegram_id": telegram_id, "telegram_language": language_code,
                       "failed_starts": 0, "created_at": now},
@@ -224,17 +226,36 @@ async def load_user(store: Store, telegram_id: int) -> UserView | None:
 
 async def create_order_link(store: Store, order_number: str) -> str:
     """A new buyer link token for the order (only its hash is kept)."""
+    return (await create_order_links(store, [order_number]))[order_number]
+
+
+async def create_order_links(store: Store, order_numbers: Sequence[str]) -> dict[str, str]:
+    """A new buyer link token for each order, in one transaction; refuses them all if one of
+    the orders does not exist. Returns the tokens by order number."""
     secret = await store.secret()
-    token = tokens.new_token()
+    wanted = sorted(set(order_numbers))
     now = utcnow()
     async with store.write() as session:
-        order_id = await session.scalar(select(Order.id).where(Order.number == order_number))
-        if order_id is None:
+        order_ids: dict[str, int] = {}
+        # A few hundred at a time: older SQLite builds allow 999 parameters per statement.
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows = await session.execute(
+                select(Order.number, Order.id).where(Order.number.in_(chunk)))
+            # A Result has .keys(), so dict.update would take it for a mapping: list the rows.
+            order_ids.update((number, order_id) for number, order_id in rows)
+        if len(order_ids) != len(wanted):
             raise Refusal("not_found")
-        session.add(LinkToken(token_hash=tokens.hash_token(secret, token), kind=LinkKind.ORDER,
-                              order_id=order_id, created_at=now))
-        audit(session, ActorKind.SYSTEM, None, "order_link_created", order_id=order_id, now=now)
-    return token
+        links = {number: tokens.new_token() for number in wanted}
+        session.add_all(
+            LinkToken(token_hash=tokens.hash_token(secret, token), kind=LinkKind.ORDER,
+                      order_id=order_ids[number], created_at=now)
+            for number, token in links.items()
+        )
+        for number in wanted:
+            audit(session, ActorKind.SYSTEM, None, "order_link_created",
+                  order_id=order_ids[number], now=now)
+    return links
 
 
 async def revoke_order_links(store: Store, order_number: str) -> int:
@@ -451,19 +472,30 @@ async def resend_invitation(store: Store, telegram_id: int, ticket_id: int) -> I
         ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         _require_personalisation(event, now)
         invitation = await _pending_invitation(session, ticket.id)
-        expires_at = now + store.claim_link_ttl
-        await session.execute(
-            update(Invitation).where(Invitation.id == invitation.id)
-            .values(last_sent_at=now, expires_at=expires_at)
-        )
-        await session.execute(
-            update(LinkToken).where(LinkToken.invitation_id == invitation.id)
-            .values(expires_at=expires_at)
-        )
-        _queue_invitation_mail(session, invitation, now)
+        await renew_invitation(session, invitation, now, store.claim_link_ttl)
         audit(session, ActorKind.BUYER, telegram_id, "invitation_resent", order_id=order.id,
               ticket_id=ticket.id, now=now, invitation_id=invitation.id)
     return InviteResult(invitation.id, invitation.email, tokens.claim_token(secret, invitation.id))
+
+
+async def renew_invitation(session: AsyncSession, invitation: Invitation, now: dt.datetime,
+                           lifetime: dt.timedelta) -> None:
+    """Queue a pending invitation's e-mail again; its link's lifetime starts over. Refuses if
+    the invitation stopped being pending meanwhile."""
+    expires_at = now + lifetime
+    result = await session.execute(
+        update(Invitation)
+        .where(Invitation.id == invitation.id, Invitation.state == InvitationState.PENDING)
+        .values(last_sent_at=now, expires_at=expires_at)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        raise Refusal("invitation_not_pending")
+    await session.execute(
+        update(LinkToken).where(LinkToken.invitation_id == invitation.id)
+        .values(expires_at=expires_at)
+    )
+    _queue_invitation_mail(session, invitation, now)
 
 
 async def revoke_invitation(store: Store, telegram_id: int, ticket_id: int) -> str:

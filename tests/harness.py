@@ -102,7 +102,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-async def open_harness(store: Store, *, language: str | None = None) -> Harness:
+async def open_harness(store: Store, *, language: str | None = None,
+                       **settings_overrides) -> Harness:
+    """The harness, its bot started; ``settings_overrides`` are extra ``Settings`` values."""
     emulator = BotApiEmulator(bot_username=BOT_USERNAME)
     await emulator.start()
     recorder = MailRecorder()
@@ -113,6 +115,7 @@ async def open_harness(store: Store, *, language: str | None = None) -> Harness:
         token=emulator.token, telegram_api_url=emulator.base_url, bot_username=BOT_USERNAME,
         database_url=store.url, smtp_url=f"smtp://127.0.0.1:{port}",
         mail_from="tickets@dreamfest.example", secret="test-secret",
+        **settings_overrides,
     )
     harness = Harness(emulator=emulator, store=store, settings=settings, mail=recorder,
                       smtp=controller)

@@ -22,7 +22,7 @@ TABLES = (Event, Order, Ticket, Barcode, AuditEntry)
 
 
 def document(orders: int = 2, tickets: int = 3, **kwargs) -> dict:
-    # A deep copy: the fixture's event dicts are shared between tests.
+    """A sample document of its own, which a test may change freely."""
     return copy.deepcopy(sample_document(orders, tickets, **kwargs))
 
 

@@ -1,0 +1,176 @@
+"""Our aiohttp server next to the bot, and the lifecycle of both.
+
+The server always carries the HTTP API. By default the bot long-polls Telegram; with
+``TICKETBOT_WEBHOOK_URL`` set, the bot registers that URL with a secret token and Telegram
+POSTs each update to our server instead. In that mode python-telegram-bot runs no updater and
+calls no ``post_init``, so this module starts and stops everything itself: the application,
+our background worker and mailer, and the HTTP server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from telegram import Update
+from telegram.ext import Application
+
+from bot.application import (
+    build_application,
+    open_configured_store,
+    start_services,
+    stop_services,
+)
+from bot.http_api import ApiServices, Handler, create_api
+from bot.settings import Settings
+from storage.database import Store
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+UpdateSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def webhook_path(url: str) -> str:
+    """Where our server listens for Telegram: the path of the webhook URL."""
+    return urlsplit(url).path or "/"
+
+
+def queue_update(application: Application) -> UpdateSink:
+    """Hand each update Telegram delivered on to python-telegram-bot's processing.
+
+    The one place updates enter in webhook mode: a durable inbox can take over here."""
+    async def sink(payload: dict[str, Any]) -> None:
+        await application.update_queue.put(Update.de_json(payload, application.bot))
+
+    return sink
+
+
+def webhook_handler(secret: str, sink: UpdateSink) -> Handler:
+    """The route Telegram POSTs updates to: checks the secret token Telegram repeats in a
+    header, queues the update and answers at once (Telegram waits for our answer before it
+    sends the chat's next update)."""
+    expected = secret.encode()
+
+    async def receive_update(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode()
+        if not hmac.compare_digest(given, expected):
+            return web.json_response({"error": "forbidden", "message": "Wrong secret token."},
+                                     status=403)
+        try:
+            payload = await request.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
+            return web.json_response({"error": "malformed_update",
+                                      "message": "The body is not a Telegram update."},
+                                     status=400)
+        await sink(payload)
+        return web.Response(status=200)
+
+    return receive_update
+
+
+class BotServer:
+    """The bot (polling or webhook) and our HTTP server, started and stopped together."""
+
+    def __init__(self, settings: Settings, store: Store, application: Application, *,
+                 poll_timeout: int = 10) -> None:
+        self.settings = settings
+        self.store = store
+        self.application = application
+        self.webhook_url = settings.webhook_url
+        self.webhook_secret = settings.webhook_secret or secrets.token_urlsafe(32)
+        self.poll_timeout = poll_timeout
+        self.port: int | None = None
+        self._runner: web.AppRunner | None = None
+
+    def web_app(self) -> web.Application:
+        api = ApiServices(
+            store=self.store, api_token=self.settings.api_token,
+            bot_username=self._bot_username, metrics=self.application.bot_data["metrics"],
+            bot_running=self.bot_running, after_change=self._wake_worker,
+        )
+        webhook = None
+        if self.webhook_url:
+            webhook = (webhook_path(self.webhook_url),
+                       webhook_handler(self.webhook_secret, queue_update(self.application)))
+        return create_api(api, webhook=webhook)
+
+    def bot_running(self) -> bool:
+        application = self.application
+        if not application.running:
+            return False
+        return bool(self.webhook_url) or (application.updater is not None
+                                          and application.updater.running)
+
+    def _bot_username(self) -> str:
+        return self.settings.bot_username or self.application.bot.username
+
+    def _wake_worker(self) -> None:
+        worker = self.application.bot_data.get("worker")
+        if worker is not None:
+            worker.wake()
+
+    async def start(self) -> None:
+        """Start the bot and its services, then serve; in webhook mode, register the webhook
+        last, once our server can take the first delivery."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        application = self.application
+        await application.initialize()
+        await start_services(application)
+        await application.start()
+        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        self.port = self._runner.addresses[0][1]
+        log.info("HTTP API listening on %s:%s", self.settings.http_host, self.port)
+        if self.webhook_url:
+            await application.bot.set_webhook(self.webhook_url, secret_token=self.webhook_secret)
+            log.info("webhook registered; updates arrive on %s", webhook_path(self.webhook_url))
+        else:
+            await application.updater.start_polling(timeout=self.poll_timeout)
+            log.info("polling Telegram for updates")
+
+    async def stop(self) -> None:
+        """Stop taking updates first, then finish those queued, then stop the services. The
+        webhook stays registered: Telegram keeps updates while we are away."""
+        application = self.application
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+        if application.updater is not None and application.updater.running:
+            await application.updater.stop()
+        if application.running:
+            await application.stop()
+        await stop_services(application)
+        await application.shutdown()
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """``ticketbot run``: migrate, open the store, run the bot and the server until ``stop``."""
+    store = await open_configured_store(settings)
+    try:
+        application = build_application(settings, store, webhook=bool(settings.webhook_url))
+        server = BotServer(settings, store, application)
+        await server.start()
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+    finally:
+        await store.close()

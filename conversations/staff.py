@@ -1,0 +1,355 @@
+"""Support staff commands: ``/status ORDER``, ``/find TEXT``, ``/history TICKET`` and
+``/resend ORDER``, for the Telegram users listed in ``TICKETBOT_STAFF_IDS``.
+
+Anyone else gets exactly the answer to an unknown command, so the commands reveal neither who
+is staff nor which orders exist. Long answers are split into pages that fit Telegram's 4,096
+characters, turned with inline buttons; every page press checks again that the user is staff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from telegram import Update
+from telegram.ext import Application, CommandHandler
+
+from conversations import callbacks as cb
+from conversations.common import (
+    Context,
+    Screen,
+    button,
+    e,
+    refusal_text,
+    show,
+    store_of,
+    user_translator,
+    wake_background,
+)
+from conversations.start import on_unknown_command
+from locales import Translator
+from storage import staff
+from storage.errors import N_, Refusal
+from storage.models import ActorKind, TicketState
+
+# Characters of text per page, measured in UTF-16 units like Telegram, well under 4,096 so that
+# the page line and HTML-escaped names never push a page over.
+PAGE_BUDGET = 3500
+
+STATE_NAMES = {
+    TicketState.TO_ASSIGN: N_("to assign"),
+    TicketState.PENDING: N_("pending"),
+    TicketState.COMPLETED: N_("completed"),
+    TicketState.ON_RESALE: N_("on resale"),
+    TicketState.SOLD: N_("sold"),
+    TicketState.EXCHANGED: N_("exchanged"),
+}
+
+ACTORS = {
+    ActorKind.BUYER: N_("buyer {id}"),
+    ActorKind.FRIEND: N_("friend {id}"),
+    ActorKind.STAFF: N_("staff {id}"),
+    ActorKind.SYSTEM: N_("system"),
+}
+
+# What the audit history's actions mean; an action not listed here is shown as recorded.
+ACTIONS = {
+    "order_imported": N_("order imported"),
+    "tickets_imported": N_("tickets added by an import"),
+    "order_link_created": N_("order link created"),
+    "order_links_revoked": N_("order links withdrawn"),
+    "order_opened": N_("order opened in Telegram"),
+    "claimed_for_self": N_("claimed by the buyer"),
+    "invited": N_("sent to a friend"),
+    "invitation_resent": N_("invitation sent again"),
+    "invitation_revoked": N_("invitation withdrawn"),
+    "invitation_accepted": N_("claimed by the friend"),
+    "invitation_declined": N_("declined by the friend"),
+    "invitation_expired": N_("invitation expired"),
+    "holder_renamed": N_("name corrected"),
+    "taken_back": N_("taken back"),
+    "listed_for_resale": N_("offered for resale"),
+    "resale_price_changed": N_("resale price changed"),
+    "resale_cancelled": N_("resale cancelled"),
+    "resale_sold": N_("sold on resale"),
+    "exchanged": N_("exchanged"),
+    "staff_viewed": N_("order viewed by staff"),
+    "staff_viewed_history": N_("history viewed by staff"),
+}
+
+# Details of an audit entry worth showing next to it, in this order.
+SHOWN_DETAILS = ("holder", "email", "price")
+
+StaffHandler = Callable[[Update, Context], Awaitable[None]]
+
+
+def is_staff(update: Update, context: Context) -> bool:
+    settings = context.application.bot_data.get("settings")
+    user = update.effective_user
+    return settings is not None and user is not None and user.id in settings.staff_ids
+
+
+def staff_command(handler: StaffHandler) -> StaffHandler:
+    """Run the command for staff only; anyone else gets the unknown-command answer."""
+    async def guarded(update: Update, context: Context) -> None:
+        if not is_staff(update, context):
+            await on_unknown_command(update, context)
+            return
+        try:
+            await handler(update, context)
+        except Refusal as refusal:
+            t = await user_translator(update, context)
+            await update.effective_chat.send_message(refusal_text(refusal, t))
+
+    guarded.__name__ = handler.__name__
+    return guarded
+
+
+def require_staff(update: Update, context: Context) -> None:
+    """A page button pressed by someone not (or no longer) on the staff reads as not found."""
+    if not is_staff(update, context):
+        raise Refusal("not_found")
+
+
+# --- paging ----------------------------------------------------------------------------------
+
+
+def _units(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def paginate(blocks: list[str], budget: int) -> list[list[str]]:
+    """Blocks of lines packed into pages of at most ``budget`` characters; a block is never
+    split, so a ticket and its lines stay together."""
+    pages: list[list[str]] = [[]]
+    used = 0
+    for block in blocks:
+        size = _units(block) + 1
+        if pages[-1] and used + size > budget:
+            pages.append([])
+            used = 0
+        pages[-1].append(block)
+        used += size
+    return pages
+
+
+def paged_screen(header: list[str], blocks: list[str], page: int, action: str, item_id: int,
+                 t: Translator) -> Screen:
+    """One page of a long answer, with the header on every page and buttons to turn pages."""
+    _ = t.gettext
+    head = "\n".join(header)
+    pages = paginate(blocks, PAGE_BUDGET - _units(head) - 60)
+    page = min(max(page, 0), len(pages) - 1)
+    parts = [head, *pages[page]]
+    navigation = []
+    if len(pages) > 1:
+        parts.append(e(_("Page {page} of {pages}").format(page=page + 1, pages=len(pages))))
+        if page > 0:
+            navigation.append(button(_("◀ Previous"), cb.encode(action, item_id, page - 1)))
+        if page < len(pages) - 1:
+            navigation.append(button(_("Next ▶"), cb.encode(action, item_id, page + 1)))
+    rows = [navigation] if navigation else []
+    rows.append([button(_("🔄 Refresh"), cb.encode(action, item_id, page))])
+    return Screen("\n\n".join(parts), rows)
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+
+def actor_text(line: staff.AuditLine, t: Translator) -> str:
+    template = ACTORS.get(line.actor_kind, "{id}")
+    return t.gettext(template).format(id=line.actor_telegram_id or "?")
+
+
+def audit_text(line: staff.AuditLine, timezone: str, t: Translator, *,
+               with_ticket: bool) -> str:
+    label = ACTIONS.get(line.action)
+    what = e(t.gettext(label) if label else line.action)
+    shown = [line.ticket_ref] if with_ticket and line.ticket_ref else []
+    if "old" in line.details and "new" in line.details:
+        shown.append(f"{line.details['old']} → {line.details['new']}")
+    shown += [str(line.details[key]) for key in SHOWN_DETAILS if line.details.get(key)]
+    what += "".join(" · " + e(value) for value in shown)
+    return "• " + t.gettext("{when} — {what} — {who}").format(
+        when=e(t.datetime(line.at, timezone)), what=what, who=e(actor_text(line, t)))
+
+
+def ticket_block(ticket: staff.StaffTicket, timezone: str, t: Translator) -> str:
+    _ = t.gettext
+    state = _(STATE_NAMES.get(ticket.state, ticket.state))
+    lines = [f"• <b>{e(ticket.ref)}</b> · {e(ticket.category)} · {e(ticket.event_name)}",
+             "  " + e(_("Status: {state}").format(state=state))]
+    if ticket.holder_name:
+        lines.append("  " + e(_("In the name of: {holder}").format(holder=ticket.holder_name)))
+    if ticket.holder_email:
+        lines.append("  " + e(_("Holder e-mail: {email}").format(email=ticket.holder_email)))
+    if ticket.holder_telegram_id:
+        lines.append("  " + e(_("Holder's Telegram id: {id}").format(
+            id=ticket.holder_telegram_id)))
+    if ticket.invitation is not None:
+        invitation = ticket.invitation
+        lines.append("  " + e(_("Invitation to {email}: sent {sent}, valid until {expires}")
+                              .format(email=invitation.email,
+                                      sent=t.datetime(invitation.last_sent_at, timezone),
+                                      expires=t.datetime(invitation.expires_at, timezone))))
+    if ticket.listing is not None:
+        listing = ticket.listing
+        lines.append("  " + e(_("On resale at {price} since {date} (listing {id})").format(
+            price=t.money(listing.price, listing.currency),
+            date=t.datetime(listing.listed_at, timezone), id=listing.id)))
+    return "\n".join(lines)
+
+
+def status_screen(status: staff.OrderStatus, t: Translator, page: int = 0) -> Screen:
+    _ = t.gettext
+    header = [
+        "<b>" + e(_("Order {number}").format(number=status.number)) + "</b>",
+        e(_("Buyer: {name} ({email}), language: {language}").format(
+            name=status.buyer_name, email=status.buyer_email, language=status.language)),
+        e(_("Times are in {timezone}.").format(timezone=status.timezone)),
+    ]
+    blocks = [ticket_block(ticket, status.timezone, t) for ticket in status.tickets]
+    if blocks:
+        title = _("Tickets ({count})").format(count=len(status.tickets))
+        blocks[0] = f"<b>{e(title)}</b>\n{blocks[0]}"
+    changes = [audit_text(line, status.timezone, t, with_ticket=True)
+               for line in status.recent_changes]
+    if changes:
+        changes[0] = f"<b>{e(_('Recent changes'))}</b>\n{changes[0]}"
+    # Changes are short lines; keeping them in one block keeps the section on one page.
+    blocks.append("\n".join(changes) if changes else e(_("No changes recorded yet.")))
+    return paged_screen(header, blocks, page, cb.STAFF_STATUS, status.id, t)
+
+
+def history_screen(history: staff.TicketHistory, t: Translator, page: int = 0) -> Screen:
+    _ = t.gettext
+    header = [
+        "<b>" + e(_("History of ticket {ref}, order {number}").format(
+            ref=history.ref, number=history.order_number)) + "</b>",
+        e(_("Times are in {timezone}.").format(timezone=history.timezone)),
+    ]
+    if history.truncated:
+        header.append(e(_("Only the last {count} entries are shown.").format(
+            count=len(history.entries))))
+    blocks = [audit_text(line, history.timezone, t, with_ticket=False)
+              for line in history.entries] or [e(_("No changes recorded yet."))]
+    return paged_screen(header, blocks, page, cb.STAFF_HISTORY, history.ticket_id, t)
+
+
+def found_screen(text: str, found: staff.FoundOrders, t: Translator) -> Screen:
+    _ = t.gettext
+    if not found.orders:
+        return Screen(e(_("No order matches “{text}”.").format(text=text)))
+    count = len(found.orders)
+    lines = [e(t.ngettext("{count} order matches “{text}”:", "{count} orders match “{text}”:",
+                          count).format(count=count, text=text))]
+    rows = []
+    for order in found.orders:
+        tickets = t.ngettext("{count} ticket", "{count} tickets", order.ticket_count).format(
+            count=order.ticket_count)
+        lines.append("• " + e(_("{number} — {name} ({email}), {tickets}").format(
+            number=order.number, name=order.buyer_name, email=order.buyer_email,
+            tickets=tickets)))
+        rows.append([button(f"📋 {order.number}"[:60], cb.encode(cb.STAFF_STATUS, order.id, 0))])
+    if found.more:
+        lines += ["", e(_("Only the first {count} are shown; please search more precisely.")
+                        .format(count=count))]
+    return Screen("\n".join(lines), rows)
+
+
+def resent_text(result: staff.ResentInvitations, t: Translator) -> str:
+    lines = []
+    if result.emails:
+        sent = len(result.emails)
+        lines.append(t.ngettext(
+            "{count} invitation of order {number} sent again: {emails}",
+            "{count} invitations of order {number} sent again: {emails}", sent,
+        ).format(count=sent, number=result.order_number, emails=", ".join(result.emails)))
+    if result.skipped:
+        lines.append(t.ngettext(
+            "{count} invitation not sent again: personalisation has closed for its event.",
+            "{count} invitations not sent again: personalisation has closed for their events.",
+            result.skipped,
+        ).format(count=result.skipped))
+    return e("\n".join(lines))
+
+
+# --- handlers --------------------------------------------------------------------------------
+
+
+async def _argument(update: Update, context: Context, usage: str) -> str | None:
+    """The command's argument, or None after showing how to use the command."""
+    text = " ".join(context.args or [])
+    if text:
+        return text
+    t = await user_translator(update, context)
+    await update.effective_chat.send_message(e(t.gettext(usage)))
+    return None
+
+
+async def on_status(update: Update, context: Context) -> None:
+    """``/status ORDER_NUMBER``: the whole order, paginated."""
+    number = await _argument(update, context, N_("Usage: /status ORDER_NUMBER"))
+    if number is None:
+        return
+    status = await staff.order_status(store_of(context), update.effective_user.id, number)
+    await show(update, status_screen(status, await user_translator(update, context)))
+
+
+async def on_status_page(update: Update, context: Context, data: cb.Callback) -> str | None:
+    require_staff(update, context)
+    status = await staff.order_status_by_id(store_of(context), update.effective_user.id,
+                                            data.id(0))
+    await show(update, status_screen(status, await user_translator(update, context),
+                                     data.id(1)))
+    return None
+
+
+async def on_find(update: Update, context: Context) -> None:
+    """``/find TEXT``: orders by number, buyer, ticket reference or holder."""
+    text = await _argument(update, context, N_(
+        "Usage: /find TEXT — part of an order number, a ticket reference, or a buyer's or "
+        "holder's name or e-mail address."))
+    if text is None:
+        return
+    found = await staff.find_orders(store_of(context), update.effective_user.id, text)
+    await show(update, found_screen(text, found, await user_translator(update, context)))
+
+
+async def on_history(update: Update, context: Context) -> None:
+    """``/history TICKET_REF``: everything that happened to a ticket, paginated."""
+    ref = await _argument(update, context, N_("Usage: /history TICKET_REF"))
+    if ref is None:
+        return
+    history = await staff.ticket_history(store_of(context), update.effective_user.id, ref=ref)
+    await show(update, history_screen(history, await user_translator(update, context)))
+
+
+async def on_history_page(update: Update, context: Context, data: cb.Callback) -> str | None:
+    require_staff(update, context)
+    history = await staff.ticket_history(store_of(context), update.effective_user.id,
+                                         ticket_id=data.id(0))
+    await show(update, history_screen(history, await user_translator(update, context),
+                                      data.id(1)))
+    return None
+
+
+async def on_resend(update: Update, context: Context) -> None:
+    """``/resend ORDER_NUMBER``: the order's pending invitation e-mails, sent again."""
+    number = await _argument(update, context, N_("Usage: /resend ORDER_NUMBER"))
+    if number is None:
+        return
+    result = await staff.resend_order_invitations(store_of(context), update.effective_user.id,
+                                                  number)
+    wake_background(context)
+    t = await user_translator(update, context)
+    await update.effective_chat.send_message(resent_text(result, t))
+
+
+COMMANDS = {"status": on_status, "find": on_find, "history": on_history, "resend": on_resend}
+BUTTONS = {cb.STAFF_STATUS: on_status_page, cb.STAFF_HISTORY: on_history_page}
+
+
+def register(application: Application) -> None:
+    """Add the staff commands (before the catch-all for unknown commands)."""
+    for name, handler in COMMANDS.items():
+        application.add_handler(CommandHandler(name, staff_command(handler)))

@@ -1,0 +1,149 @@
+"""The inbox of incoming updates: each is stored before Telegram is told it arrived, claimed
+before it is handled, and marked done in the transaction of its effects (``storage.applying``).
+
+An entry is *unfinished* while ``done_at`` is NULL. ``locked_until`` is a lease: whoever claimed
+the entry handles it until then; after that anyone may claim it again (its handler died, or was
+told to retry later). Entries of one chat are claimed in ``update_id`` order: an entry waits
+while an earlier one of its chat is unfinished, in this process or in any other.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import aliased
+
+from storage.database import Store, utcnow
+from storage.models import UpdateInbox
+
+DEFAULT_LEASE = dt.timedelta(seconds=30)
+# An entry nobody claimed is left to the process that stored it for this long.
+DEFAULT_GRACE = dt.timedelta(seconds=5)
+KEEP_DONE = dt.timedelta(days=2)  # Telegram redelivers an unconfirmed update for 24 hours.
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """An update as the inbox keeps it."""
+
+    update_id: int
+    chat_id: int | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The right to handle an entry until ``until``; ``attempt`` counts every claim."""
+
+    update_id: int
+    attempt: int
+    until: dt.datetime
+
+
+class Inbox:
+    """Update inbox operations on the store; any number of processes may share one."""
+
+    def __init__(self, store: Store, *, lease: dt.timedelta = DEFAULT_LEASE,
+                 grace: dt.timedelta = DEFAULT_GRACE) -> None:
+        self.store = store
+        self.lease = lease
+        self.grace = grace
+
+    async def record(self, updates: Sequence[Incoming]) -> None:
+        """Store a batch (in one transaction); updates stored before are left as they are."""
+        if not updates:
+            return
+        now = utcnow()
+        rows = [{"update_id": u.update_id, "chat_id": u.chat_id, "payload": u.payload,
+                 "received_at": now, "attempts": 0} for u in updates]
+        insert = sqlite.insert if self.store.is_sqlite else postgresql.insert
+        statement = insert(UpdateInbox).values(rows).on_conflict_do_nothing(
+            index_elements=["update_id"])
+        # Not the update's own effects: the inbox's bookkeeping is outside its accounting.
+        async with self.store.write(idempotent=True) as session:
+            await session.execute(statement)
+
+    async def claim(self, update_id: int, chat_id: int | None) -> Claim | None:
+        """Take the entry for one lease, or None: done, claimed by someone else, or waiting
+        for an earlier unfinished entry of its chat."""
+        now = utcnow()
+        until = now + self.lease
+        conditions = [
+            UpdateInbox.update_id == update_id,
+            UpdateInbox.done_at.is_(None),
+            or_(UpdateInbox.locked_until.is_(None), UpdateInbox.locked_until <= now),
+        ]
+        if chat_id is not None:
+            earlier = aliased(UpdateInbox)
+            conditions.append(~exists().where(
+                earlier.chat_id == chat_id, earlier.update_id < update_id,
+                earlier.done_at.is_(None)))
+        async with self.store.write(idempotent=True) as session:
+            attempt = await session.scalar(
+                update(UpdateInbox).where(*conditions)
+                .values(locked_until=until, attempts=UpdateInbox.attempts + 1)
+                .returning(UpdateInbox.attempts)
+                .execution_options(synchronize_session=False)
+            )
+        return None if attempt is None else Claim(update_id, attempt, until)
+
+    async def finish(self, update_id: int) -> None:
+        """Mark done an entry whose handling wrote nothing decisive (or gave up)."""
+        async with self.store.write(idempotent=True) as session:
+            await session.execute(
+                update(UpdateInbox)
+                .where(UpdateInbox.update_id == update_id, UpdateInbox.done_at.is_(None))
+                .values(done_at=utcnow(), locked_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def retry_later(self, claim: Claim, delay: dt.timedelta) -> None:
+        """Give the entry up for now: anyone may claim it again after ``delay``."""
+        async with self.store.write(idempotent=True) as session:
+            await session.execute(
+                update(UpdateInbox)
+                .where(UpdateInbox.update_id == claim.update_id, UpdateInbox.done_at.is_(None),
+                       UpdateInbox.locked_until == claim.until)
+                .values(locked_until=utcnow() + delay)
+                .execution_options(synchronize_session=False)
+            )
+
+    async def due(self, *, limit: int = 100, skip: Iterable[int] = (),
+                  fresh_too: bool = False) -> list[Incoming]:
+        """Unfinished entries that may be claimed now, oldest first: their lease ran out, or
+        nobody claimed them within the grace time (at once with ``fresh_too``, at start-up).
+        ``skip`` names entries this process is already handling."""
+        now = utcnow()
+        unclaimed_since = now if fresh_too else now - self.grace
+        skipped = list(skip)
+        query = (
+            select(UpdateInbox.update_id, UpdateInbox.chat_id, UpdateInbox.payload)
+            .where(UpdateInbox.done_at.is_(None),
+                   or_(UpdateInbox.locked_until <= now,
+                       and_(UpdateInbox.locked_until.is_(None),
+                            UpdateInbox.received_at <= unclaimed_since)))
+            .order_by(UpdateInbox.update_id)
+            .limit(limit + len(skipped))
+        )
+        async with self.store.read() as session:
+            rows = (await session.execute(query)).all()
+        ignore = set(skipped)
+        return [Incoming(*row) for row in rows if row[0] not in ignore][:limit]
+
+    async def unfinished(self) -> int:
+        async with self.store.read() as session:
+            return await session.scalar(
+                select(func.count()).select_from(UpdateInbox)
+                .where(UpdateInbox.done_at.is_(None)))
+
+    async def prune(self, *, keep: dt.timedelta = KEEP_DONE) -> int:
+        """Forget entries done longer ago than ``keep``; returns how many."""
+        async with self.store.write(idempotent=True) as session:
+            result = await session.execute(
+                delete(UpdateInbox).where(UpdateInbox.done_at < utcnow() - keep))
+            return result.rowcount
