@@ -62,9 +62,12 @@ async def user_translator(update: Update, context: Context,
     user = update.effective_user
     if user is None:
         return translator(order_language)
-    view = await services.load_user(store_of(context), user.id)
-    chosen = view.chosen_language if view else None
-    return translator(pick_language(chosen, user.language_code, order_language))
+    # One update asks several times; the answer cannot change within it, so ask the store once.
+    if not hasattr(context, "chosen_language"):
+        view = await services.load_user(store_of(context), user.id)
+        context.chosen_language = view.chosen_language if view else None
+    return translator(pick_language(context.chosen_language, user.language_code,
+                                    order_language))
 
 
 def e(value: Any) -> str:

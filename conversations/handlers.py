@@ -96,7 +96,7 @@ TEXT_STEPS: dict[str, TextHandler] = {
 
 FRIEND_ACTIONS = {cb.CLAIM, cb.ACCEPT, cb.DECLINE, cb.DECLINE_CONFIRM}
 # Refusals that mean "this screen is stale": after saying so, show where things stand now.
-STALE = {"not_found", "no_access", "ticket_changed", "invitation_not_pending",
+STALE = {"not_found", "ticket_changed", "invitation_not_pending",
          "listing_not_live"}
 
 

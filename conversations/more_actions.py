@@ -47,6 +47,7 @@ async def on_language(update: Update, context: Context, data: cb.Callback) -> st
         return None
     language = LANGUAGES[data.id(1)]
     await services.choose_language(store_of(context), update.effective_user.id, language)
+    context.chosen_language = language
     t = await user_translator(update, context)
     notice = e(t.gettext("I will speak {language} with you from now on.").format(
         language=LANGUAGE_NAMES[language]))

@@ -1,0 +1,41 @@
+"""`ticketbot demo`, the main job on the embedded default, driven as a person would type."""
+
+from __future__ import annotations
+
+import re
+
+from bot.demo import run_demo
+from bot.settings import Settings
+
+
+class Person:
+    """Types into the demo: as Camille, sends a ticket to Alex; then, as Alex, claims it."""
+
+    def __init__(self, output: list[str]) -> None:
+        self.output = output
+        # ticket 1 → assign → send to a friend → the address → send
+        self.planned = ["1", "1", "2", "alex@example.org", "1"]
+        self.switched = False
+
+    async def read_line(self, prompt: str) -> str | None:
+        if self.planned:
+            return self.planned.pop(0)
+        if self.switched:
+            return None
+        self.switched = True
+        # The newest link in the chat is the claim link the bot gave Camille to forward.
+        token = re.findall(r"\?start=([A-Za-z0-9_-]+)\s*$", "\n".join(self.output), re.M)[-1]
+        self.planned = [f"/start {token}", "1", ":quit"]  # open the link, accept
+        return ":as 3"
+
+
+async def test_demo_lets_a_buyer_send_a_ticket_and_a_friend_claim_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    output: list[str] = []
+    person = Person(output)
+    assert await run_demo(Settings(), read_line=person.read_line, write=output.append) == 0
+    transcript = "\n".join(output)
+    assert "Ma commande DF-100234" in transcript
+    assert "E-mail to alex@example.org" in transcript
+    assert "Camille Martin vous a envoyé un billet !" in transcript
+    assert "Le billet est à vous, au nom de Alex Durand." in transcript
