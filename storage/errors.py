@@ -17,7 +17,6 @@ def N_(message: str) -> str:
 
 MESSAGES: dict[str, str] = {
     "not_found": N_("This ticket or order no longer exists, or is not yours to manage."),
-    "no_access": N_("This ticket or order no longer exists, or is not yours to manage."),
     "ticket_changed": N_("This ticket has changed in the meantime. Here is how it stands now."),
     "not_assignable": N_("This ticket cannot be assigned in its current state."),
     "personalisation_off": N_("This event does not offer personalised tickets."),
@@ -44,8 +43,6 @@ MESSAGES: dict[str, str] = {
     "link_used": N_("This link has already been used to claim the ticket."),
     "link_revoked": N_("This link has been withdrawn by the sender."),
     "too_many_attempts": N_("Too many invalid links. Please wait a few minutes and try again."),
-    "own_invitation": N_("You sent this ticket yourself; your friend must open the link."),
-    "input_expired": N_("That step has expired. Here is your order again."),
     "name_change_closed": N_("Names can no longer be changed for this event."),
     "not_completed": N_("Only a ticket in someone's name can be renamed or taken back."),
     "same_name": N_("The ticket is already in that name."),
