@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder
+from telegram.request import HTTPXRequest
 
 from bot.background import BackgroundWorker
+from bot.inbox import Delivery, DurableBot, InboxKeeper, InboxProcessor, install
 from bot.mailer import MailTransport, OutboxSender, make_transport
 from bot.metrics import Metrics, TimedUpdateProcessor
 from bot.settings import Settings
+from bot.telegram_retry import PatientRateLimiter
 from conversations.handlers import register
 from storage.database import Store, open_store
 
@@ -31,16 +34,21 @@ def build_application(settings: Settings, store: Store, *, rate_limit: bool = Tr
         raise ValueError("TICKETBOT_TOKEN is not set")
     # httpx logs every request URL at INFO, and Bot API URLs contain the bot token.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    builder = (
-        ApplicationBuilder()
-        .token(settings.token)
-        .base_url(settings.telegram_api_url)
+    delivery = Delivery(store)
+    # Every update is stored in the inbox before Telegram is told it arrived (bot/inbox.py).
+    bot = DurableBot(
+        delivery, settings.token, base_url=settings.telegram_api_url,
+        request=HTTPXRequest(connection_pool_size=256),
+        get_updates_request=HTTPXRequest(connection_pool_size=1),
+        # Stays under Telegram's flood limits, waits when told to (429 retry_after), and
+        # retries calls that failed for a moment (5xx, network).
+        rate_limiter=PatientRateLimiter(max_retries=3) if rate_limit else None,
     )
-    if rate_limit:
-        # Stays under Telegram's flood limits and retries once told to wait (429 retry_after).
-        builder = builder.rate_limiter(AIORateLimiter(max_retries=3))
+    builder = ApplicationBuilder().bot(bot)
     metrics = Metrics()
-    builder = builder.concurrent_updates(TimedUpdateProcessor(metrics))
+    # Updates of one chat in order, of different chats concurrently; each claimed from the inbox.
+    builder = builder.concurrent_updates(
+        InboxProcessor(delivery, inner=TimedUpdateProcessor(metrics)))
     if webhook:
         builder = builder.updater(None)
     application = builder.build()
@@ -49,8 +57,10 @@ def build_application(settings: Settings, store: Store, *, rate_limit: bool = Tr
     application.bot_data["settings"] = settings
     application.bot_data["mail_transport"] = mail_transport or make_transport(
         settings.smtp_url, outbox=settings.outbox_dir)
-    register(application)
+    # First, so that its error handler counts every error, also those the inbox retries.
     metrics.install(application)
+    install(application, delivery)
+    register(application)
     return application
 
 
@@ -65,9 +75,16 @@ async def start_services(application: Application) -> None:
     worker = BackgroundWorker(store, application.bot, mails)
     application.bot_data["worker"] = worker
     worker.start()
+    # Queues what a previous run left unfinished, before the application takes new updates.
+    keeper = InboxKeeper(application.bot_data["delivery"])
+    application.bot_data["inbox_keeper"] = keeper
+    await keeper.start()
 
 
 async def stop_services(application: Application) -> None:
+    keeper: InboxKeeper | None = application.bot_data.pop("inbox_keeper", None)
+    if keeper is not None:
+        await keeper.stop()
     worker: BackgroundWorker | None = application.bot_data.pop("worker", None)
     if worker is not None:
         await worker.stop()

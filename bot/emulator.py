@@ -583,6 +583,10 @@ class BotApiEmulator:
         self._webhook_task: asyncio.Task[None] | None = None
         # Every webhook delivery attempt: (update_id, HTTP status, or None if no answer).
         self.webhook_attempts: list[tuple[int, int | None]] = []
+        # Observers for load generators (bench/): called with (update_id, chat_id, monotonic
+        # time) when an update is first handed out, and with each API call once answered.
+        self.on_update_fetched: Callable[[int, int, float], None] | None = None
+        self.on_call_answered: Callable[[ApiCall], None] | None = None
         self._activity = asyncio.Event()
         self._closing = False
         self._runner: web.AppRunner | None = None
@@ -833,11 +837,16 @@ class BotApiEmulator:
             if call.chat_id is not None:
                 chat = self._chats[call.chat_id]
                 self._record(chat, "error", text=f"{canonical}: {error.description}")
-            self._notify()
+            self._call_answered(call)
             return self._error_response(error)
         call.status, call.result = 200, result
-        self._notify()
+        self._call_answered(call)
         return web.json_response({"ok": True, "result": result})
+
+    def _call_answered(self, call: ApiCall) -> None:
+        if self.on_call_answered is not None:
+            self.on_call_answered(call)
+        self._notify()
 
     @staticmethod
     def _error_response(error: _ApiError) -> web.Response:
@@ -1008,9 +1017,12 @@ class BotApiEmulator:
                 break
             await self._wait_activity(remaining)
         fetch_seq = self._next_seq()
+        fetched_at = time.monotonic()
         for update in batch:
             if update.fetched_seq is None:
                 update.fetched_seq = fetch_seq
+                if self.on_update_fetched is not None:
+                    self.on_update_fetched(update.update_id, update.chat_id, fetched_at)
         return [u.payload for u in batch]
 
     def _is_allowed(self, kind: str) -> bool:
@@ -1552,6 +1564,17 @@ class EmulatedUser:
         stored = self._keyboard_message(message, require_keyboard=False)
         return await self._press_data(stored, callback_data, timeout)
 
+    def post_text(self, text: str) -> int:
+        """Type `text` without waiting for the bot; returns the update's id. For load
+        generators, which follow the bot through ``BotApiEmulator.on_call_answered``."""
+        return self._post_text(text).update_id
+
+    def post_press_data(self, callback_data: str, *, message: ChatMessage | None = None) -> int:
+        """Send `callback_data` as if from a button on `message` (default: the newest bot
+        message with a keyboard) without waiting; returns the update's id."""
+        stored = self._keyboard_message(message, require_keyboard=False)
+        return self._post_press(stored, callback_data)[0].update_id
+
     async def wait_for_message(
         self,
         predicate: Callable[[ChatMessage], bool] | None = None,
@@ -1644,6 +1667,10 @@ class EmulatedUser:
         )
 
     async def _press_data(self, stored: _StoredMessage, data: str, limit: float) -> Reaction:
+        update, query_id = self._post_press(stored, data)
+        return await self._await_reaction(update, limit, f"button data {data!r}", query_id)
+
+    def _post_press(self, stored: _StoredMessage, data: str) -> tuple[_PendingUpdate, str]:
         emu, chat = self._emu, self._chat
         self.blocked = False
         query_id = f"{self.id % 10**6:06d}{next(emu._query_ids):013d}"
@@ -1663,8 +1690,7 @@ class EmulatedUser:
             "chat_instance": str((chat.id * 2654435761 + emu.bot_id) % 10**19),
             "data": data,
         }
-        update = emu._enqueue(chat, "callback_query", payload)
-        return await self._await_reaction(update, limit, f"button data {data!r}", query_id)
+        return emu._enqueue(chat, "callback_query", payload), query_id
 
     async def _await_reaction(
         self, update: _PendingUpdate, limit: float, what: str, query_id: str | None = None

@@ -68,8 +68,14 @@ class BodyRefused(Exception):
         self.response = response
 
 
-def problem(status: int, error: str, message: str, *, problems: list[str] | None = None,
-            headers: dict[str, str] | None = None) -> web.Response:
+def problem(
+    status: int,
+    error: str,
+    message: str,
+    *,
+    problems: list[str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
     """A JSON error answer: a stable code, a message, and the problems found, if any."""
     body: dict[str, Any] = {"error": error, "message": message}
     if problems is not None:
@@ -94,20 +100,26 @@ def refusal_message(refusal: Refusal) -> str:
 # --- middlewares -----------------------------------------------------------------------------
 
 
-def _allowed(request: web.Request, token: str | None,
-             open_paths: frozenset[str]) -> web.Response | None:
+def _allowed(
+    request: web.Request, token: str | None, open_paths: frozenset[str]
+) -> web.Response | None:
     """None if the request may go on, else the refusal to send."""
     if request.path in open_paths:
         return None
     if not token:
-        return problem(403, "api_disabled",
-                       "The API is disabled: no TICKETBOT_API_TOKEN is configured.")
+        return problem(
+            403, "api_disabled", "The API is disabled: no TICKETBOT_API_TOKEN is configured."
+        )
     scheme, _, credentials = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
     given = credentials.strip().encode()
     # compare_digest takes the same time wherever the first difference is.
     if scheme.lower() != "bearer" or not hmac.compare_digest(given, token.encode()):
-        return problem(401, "unauthorized", "A valid bearer token is required.",
-                       headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="ticketbot"'})
+        return problem(
+            401,
+            "unauthorized",
+            "A valid bearer token is required.",
+            headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="ticketbot"'},
+        )
     return None
 
 
@@ -121,16 +133,24 @@ def _middlewares(open_paths: frozenset[str]) -> list[Any]:
             if error.status < 400:
                 raise
             code = re.sub(r"\W+", "_", error.reason.lower()).strip("_")
-            return problem(error.status, code, error.reason, headers={
-                key: value for key, value in error.headers.items()
-                if key not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH)})
+            return problem(
+                error.status,
+                code,
+                error.reason,
+                headers={
+                    key: value
+                    for key, value in error.headers.items()
+                    if key not in (hdrs.CONTENT_TYPE, hdrs.CONTENT_LENGTH)
+                },
+            )
         except BodyRefused as refused:
             return refused.response
         except Exception as error:
             route = request.match_info.route.resource
             where = route.canonical if route is not None else "?"
-            log.error("%s %s failed: %s", request.method, where, type(error).__name__,
-                      exc_info=error)
+            log.error(
+                "%s %s failed: %s", request.method, where, type(error).__name__, exc_info=error
+            )
             return problem(500, "internal_error", "Something went wrong on our side.")
 
     @web.middleware
@@ -146,10 +166,6 @@ def _middlewares(open_paths: frozenset[str]) -> list[Any]:
 
 async def json_body(request: web.Request, *, optional: bool = False) -> Any:
     """The request's JSON body (None if empty and ``optional``); raises ``BodyRefused``."""
-    declared = request.headers.get(hdrs.CONTENT_TYPE)
-    if declared and request.content_type != "application/json":
-        raise BodyRefused(problem(415, "unsupported_media_type",
-                                  "The body must be JSON (Content-Type: application/json)."))
     limit = request.app[BODY_LIMIT]
     if request.content_length is not None and request.content_length > limit:
         raise BodyRefused(_too_large(limit))
@@ -157,17 +173,28 @@ async def json_body(request: web.Request, *, optional: bool = False) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyRefused(_too_large(limit)) from None
+    if not raw.strip() and optional:
+        return None
+    declared = request.headers.get(hdrs.CONTENT_TYPE)
+    if declared and request.content_type != "application/json":
+        raise BodyRefused(
+            problem(
+                415,
+                "unsupported_media_type",
+                "The body must be JSON (Content-Type: application/json).",
+            )
+        )
     if not raw.strip():
-        if optional:
-            return None
-        raise BodyRefused(problem(400, "malformed_json", "The body is empty; a JSON document "
-                                                         "is expected."))
+        raise BodyRefused(
+            problem(400, "malformed_json", "The body is empty; a JSON document is expected.")
+        )
     try:
         return json.loads(raw)
     except json.JSONDecodeError as error:
         where = f"{error.msg} at line {error.lineno}, column {error.colno}"
-        raise BodyRefused(problem(400, "malformed_json",
-                                  f"The body is not valid JSON: {where}.")) from None
+        raise BodyRefused(
+            problem(400, "malformed_json", f"The body is not valid JSON: {where}.")
+        ) from None
     except UnicodeDecodeError:
         raise BodyRefused(problem(400, "malformed_json", "The body is not UTF-8 text.")) from None
 
@@ -184,39 +211,67 @@ async def post_orders(request: web.Request) -> web.Response:
     api = request.app[SERVICES]
     document = await json_body(request)
     if not isinstance(document, dict):
-        return problem(422, "invalid_document", "The document was refused; nothing was imported.",
-                       problems=['the document must be a JSON object with "events" and '
-                                 f'"orders", not a {type(document).__name__}'])
+        return problem(
+            422,
+            "invalid_document",
+            "The document was refused; nothing was imported.",
+            problems=[
+                'the document must be a JSON object with "events" and '
+                f'"orders", not a {type(document).__name__}'
+            ],
+        )
     try:
         report = await import_document(api.store, document, actor="http_api")
     except ImportRejected as rejected:
         problems = list(rejected.problems)
         if rejected.omitted:
             problems.append(f"… and {rejected.omitted} more problems")
-        return problem(422, "invalid_document", "The document was refused; nothing was "
-                       "imported.", problems=problems)
+        return problem(
+            422,
+            "invalid_document",
+            "The document was refused; nothing was imported.",
+            problems=problems,
+        )
     links = await services.create_order_links(api.store, report.order_numbers)
     username = api.bot_username()
     created = report.events_created + report.orders_created + report.tickets_created
-    return web.json_response({
-        "created": {"events": report.events_created, "events_updated": report.events_updated,
-                    "orders": report.orders_created, "tickets": report.tickets_created},
-        "orders": [{"number": number, "link": f"https://t.me/{username}?start={links[number]}"}
-                   for number in report.order_numbers],
-    }, status=201 if created else 200)
+    return web.json_response(
+        {
+            "created": {
+                "events": report.events_created,
+                "events_updated": report.events_updated,
+                "orders": report.orders_created,
+                "tickets": report.tickets_created,
+            },
+            "orders": [
+                {"number": number, "link": f"https://t.me/{username}?start={links[number]}"}
+                for number in report.order_numbers
+            ],
+        },
+        status=201 if created else 200,
+    )
 
 
 def order_json(report: OrderReport) -> dict[str, Any]:
     return {
         "number": report.number,
-        "buyer": {"name": report.buyer_name, "email": report.buyer_email,
-                  "language": report.language},
+        "buyer": {
+            "name": report.buyer_name,
+            "email": report.buyer_email,
+            "language": report.language,
+        },
         "tickets": [
             {
-                "ref": ticket.ref, "event": ticket.event_id, "category": ticket.category,
-                "price": str(ticket.price), "state": ticket.state.value,
-                "holder": ({"name": ticket.holder_name, "email": ticket.holder_email}
-                           if ticket.holder_name else None),
+                "ref": ticket.ref,
+                "event": ticket.event_id,
+                "category": ticket.category,
+                "price": str(ticket.price),
+                "state": ticket.state.value,
+                "holder": (
+                    {"name": ticket.holder_name, "email": ticket.holder_email}
+                    if ticket.holder_name
+                    else None
+                ),
                 "barcode": ticket.barcode,
             }
             for ticket in report.tickets
@@ -238,15 +293,20 @@ def _sale_price(body: Any) -> Decimal | None:
     if body is None:
         return None
     if not isinstance(body, dict):
-        raise BodyRefused(problem(422, "invalid_body", "The body was refused.", problems=[
-            'the body must be a JSON object such as {"price": "45.00"}']))
+        raise BodyRefused(
+            problem(
+                422,
+                "invalid_body",
+                "The body was refused.",
+                problems=['the body must be a JSON object such as {"price": "45.00"}'],
+            )
+        )
     unknown = [f"{key}: not a known key" for key in body if key != "price"]
     value = body.get("price")
     if value is not None and not (isinstance(value, str) and _PRICE.fullmatch(value)):
         unknown.append(f'price: must be a decimal string like "45.00" (got {json.dumps(value)})')
     if unknown:
-        raise BodyRefused(problem(422, "invalid_body", "The body was refused.",
-                                  problems=unknown))
+        raise BodyRefused(problem(422, "invalid_body", "The body was refused.", problems=unknown))
     return Decimal(value) if value is not None else None
 
 
@@ -262,30 +322,41 @@ async def post_sale(request: web.Request) -> web.Response:
     except Refusal as refusal:
         status = _SALE_STATUS.get(refusal.code, 422 if refusal.code.startswith("price") else 409)
         message = refusal_message(refusal)
-        return problem(status, refusal.code, message,
-                       problems=[f"price: {message}"] if status == 422 else None)
+        return problem(
+            status, refusal.code, message, problems=[f"price: {message}"] if status == 422 else None
+        )
     api.after_change()
-    return web.json_response({"listing": sale.listing_id, "ticket": sale.ticket_ref,
-                              "price": str(sale.price), "currency": sale.currency,
-                              "status": "sold"})
+    return web.json_response(
+        {
+            "listing": sale.listing_id,
+            "ticket": sale.ticket_ref,
+            "price": str(sale.price),
+            "currency": sale.currency,
+            "status": "sold",
+        }
+    )
 
 
 async def get_health(request: web.Request) -> web.Response:
     api = request.app[SERVICES]
     checks = {"database": await database_reachable(api.store), "bot": api.bot_running()}
     healthy = all(checks.values())
-    return web.json_response({"status": "ok" if healthy else "unavailable", "checks": checks},
-                             status=200 if healthy else 503)
+    return web.json_response(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+    )
 
 
 async def get_metrics(request: web.Request) -> web.Response:
     api = request.app[SERVICES]
-    return web.Response(body=await api.metrics.render(api.store),
-                        headers={hdrs.CONTENT_TYPE: CONTENT_TYPE})
+    return web.Response(
+        body=await api.metrics.render(api.store), headers={hdrs.CONTENT_TYPE: CONTENT_TYPE}
+    )
 
 
-def create_api(api: ApiServices, *, max_body: int = MAX_BODY_BYTES,
-               webhook: tuple[str, Handler] | None = None) -> web.Application:
+def create_api(
+    api: ApiServices, *, max_body: int = MAX_BODY_BYTES, webhook: tuple[str, Handler] | None = None
+) -> web.Application:
     """The aiohttp application of the API; with ``webhook`` (path, handler) it also receives
     Telegram's updates on that path (the handler checks Telegram's secret itself)."""
     webhook_path = webhook[0] if webhook is not None else None
@@ -299,8 +370,8 @@ def create_api(api: ApiServices, *, max_body: int = MAX_BODY_BYTES,
         return web.json_response(document)
 
     app.router.add_post("/api/orders", post_orders)
-    # Order numbers are any visible ASCII, "/" included.
-    app.router.add_get("/api/orders/{number:.+}", get_order)
+    # An order number may contain "/": clients send it percent-encoded (%2F), aiohttp decodes.
+    app.router.add_get("/api/orders/{number}", get_order)
     app.router.add_post(r"/api/resale/{listing:\d+}/sold", post_sale)
     app.router.add_get("/api/openapi.json", get_openapi)
     app.router.add_get("/healthz", get_health)

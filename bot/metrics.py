@@ -34,16 +34,26 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.updates = Counter("ticketbot_updates", "Telegram updates received, by kind",
-                               ["kind"], registry=self.registry)
-        self.handler_errors = Counter("ticketbot_handler_errors",
-                                      "Updates whose handler raised an error",
-                                      registry=self.registry)
-        self.latency = Histogram("ticketbot_update_seconds",
-                                 "Time to process one update through the handlers",
-                                 buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.emails = Gauge("ticketbot_emails", "E-mails of the outbox, by state",
-                            ["state"], registry=self.registry)
+        self.updates = Counter(
+            "ticketbot_updates",
+            "Telegram updates received, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.handler_errors = Counter(
+            "ticketbot_handler_errors",
+            "Updates whose handler raised an error",
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "ticketbot_update_seconds",
+            "Time to process one update through the handlers",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.emails = Gauge(
+            "ticketbot_emails", "E-mails of the outbox, by state", ["state"], registry=self.registry
+        )
 
     def install(self, application: Application) -> None:
         """Count every update in an early group; it never stops the handlers after it."""

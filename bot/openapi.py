@@ -135,8 +135,14 @@ _DOCUMENT: dict[str, Any] = {
                     "price": _MONEY,
                     "state": {
                         "type": "string",
-                        "enum": ["to_assign", "pending", "completed", "on_resale", "sold",
-                                 "exchanged"],
+                        "enum": [
+                            "to_assign",
+                            "pending",
+                            "completed",
+                            "on_resale",
+                            "sold",
+                            "exchanged",
+                        ],
                     },
                     "holder": {
                         "description": "the person named on the ticket, if any",
@@ -214,8 +220,13 @@ _DOCUMENT: dict[str, Any] = {
                 "summary": "An order with each ticket's state, holder and current barcode",
                 "security": [{"bearer": []}],
                 "parameters": [
-                    {"name": "number", "in": "path", "required": True,
-                     "schema": {"type": "string"}},
+                    {
+                        "name": "number",
+                        "in": "path",
+                        "required": True,
+                        "description": "the order number, percent-encoded (a slash as %2F)",
+                        "schema": {"type": "string"},
+                    },
                 ],
                 "responses": {
                     "200": _json("The order", "Order"),
@@ -229,8 +240,12 @@ _DOCUMENT: dict[str, Any] = {
                 "summary": "The resale market sold a listing: complete the sale",
                 "security": [{"bearer": []}],
                 "parameters": [
-                    {"name": "listing", "in": "path", "required": True,
-                     "schema": {"type": "integer", "minimum": 1}},
+                    {
+                        "name": "listing",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "integer", "minimum": 1},
+                    },
                 ],
                 "requestBody": {
                     "required": False,
@@ -298,8 +313,12 @@ _WEBHOOK = {
         "summary": "Telegram delivers an update (webhook mode only)",
         "security": [],
         "parameters": [
-            {"name": "X-Telegram-Bot-Api-Secret-Token", "in": "header", "required": True,
-             "schema": {"type": "string"}},
+            {
+                "name": "X-Telegram-Bot-Api-Secret-Token",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+            },
         ],
         "requestBody": {
             "required": True,

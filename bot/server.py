@@ -28,6 +28,7 @@ from bot.application import (
     stop_services,
 )
 from bot.http_api import ApiServices, Handler, create_api
+from bot.inbox import receive_update
 from bot.settings import Settings
 from storage.database import Store
 
@@ -44,34 +45,38 @@ def webhook_path(url: str) -> str:
 
 
 def queue_update(application: Application) -> UpdateSink:
-    """Hand each update Telegram delivered on to python-telegram-bot's processing.
+    """Hand each update Telegram delivered on to processing: the one place updates enter in
+    webhook mode. The inbox stores it before it is queued, so once we answered 200 it
+    cannot be lost (see ``bot/inbox.py``)."""
 
-    The one place updates enter in webhook mode: a durable inbox can take over here."""
     async def sink(payload: dict[str, Any]) -> None:
-        await application.update_queue.put(Update.de_json(payload, application.bot))
+        await receive_update(application, Update.de_json(payload, application.bot))
 
     return sink
 
 
 def webhook_handler(secret: str, sink: UpdateSink) -> Handler:
     """The route Telegram POSTs updates to: checks the secret token Telegram repeats in a
-    header, queues the update and answers at once (Telegram waits for our answer before it
-    sends the chat's next update)."""
+    header, hands the update on and answers as soon as it is queued (Telegram waits for our
+    answer before it sends the chat's next update). If handing on fails, the error answer
+    makes Telegram deliver the update again."""
     expected = secret.encode()
 
     async def receive_update(request: web.Request) -> web.Response:
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, expected):
-            return web.json_response({"error": "forbidden", "message": "Wrong secret token."},
-                                     status=403)
+            return web.json_response(
+                {"error": "forbidden", "message": "Wrong secret token."}, status=403
+            )
         try:
             payload = await request.json()
         except ValueError:
             payload = None
         if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
-            return web.json_response({"error": "malformed_update",
-                                      "message": "The body is not a Telegram update."},
-                                     status=400)
+            return web.json_response(
+                {"error": "malformed_update", "message": "The body is not a Telegram update."},
+                status=400,
+            )
         await sink(payload)
         return web.Response(status=200)
 
@@ -81,8 +86,9 @@ def webhook_handler(secret: str, sink: UpdateSink) -> Handler:
 class BotServer:
     """The bot (polling or webhook) and our HTTP server, started and stopped together."""
 
-    def __init__(self, settings: Settings, store: Store, application: Application, *,
-                 poll_timeout: int = 10) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, application: Application, *, poll_timeout: int = 10
+    ) -> None:
         self.settings = settings
         self.store = store
         self.application = application
@@ -94,22 +100,28 @@ class BotServer:
 
     def web_app(self) -> web.Application:
         api = ApiServices(
-            store=self.store, api_token=self.settings.api_token,
-            bot_username=self._bot_username, metrics=self.application.bot_data["metrics"],
-            bot_running=self.bot_running, after_change=self._wake_worker,
+            store=self.store,
+            api_token=self.settings.api_token,
+            bot_username=self._bot_username,
+            metrics=self.application.bot_data["metrics"],
+            bot_running=self.bot_running,
+            after_change=self._wake_worker,
         )
         webhook = None
         if self.webhook_url:
-            webhook = (webhook_path(self.webhook_url),
-                       webhook_handler(self.webhook_secret, queue_update(self.application)))
+            webhook = (
+                webhook_path(self.webhook_url),
+                webhook_handler(self.webhook_secret, queue_update(self.application)),
+            )
         return create_api(api, webhook=webhook)
 
     def bot_running(self) -> bool:
         application = self.application
         if not application.running:
             return False
-        return bool(self.webhook_url) or (application.updater is not None
-                                          and application.updater.running)
+        return bool(self.webhook_url) or (
+            application.updater is not None and application.updater.running
+        )
 
     def _bot_username(self) -> str:
         return self.settings.bot_username or self.application.bot.username

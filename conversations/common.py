@@ -118,4 +118,10 @@ async def show(update: Update, screen: Screen) -> None:
 async def answer(update: Update, text: str | None = None, *, alert: bool = False) -> None:
     """Answer a button press (Telegram shows a spinner until we do)."""
     if update.callback_query is not None:
-        await update.callback_query.answer(text, show_alert=alert)
+        try:
+            await update.callback_query.answer(text, show_alert=alert)
+        except BadRequest as error:
+            # A press replayed after a restart was answered before, or has waited too long
+            # (Telegram takes answers for about 15 s): the screen itself is still updated.
+            if "query is too old" not in str(error).lower():
+                raise

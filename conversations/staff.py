@@ -90,6 +90,7 @@ def is_staff(update: Update, context: Context) -> bool:
 
 def staff_command(handler: StaffHandler) -> StaffHandler:
     """Run the command for staff only; anyone else gets the unknown-command answer."""
+
     async def guarded(update: Update, context: Context) -> None:
         if not is_staff(update, context):
             await on_unknown_command(update, context)
@@ -117,13 +118,13 @@ def _units(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def paginate(blocks: list[str], budget: int) -> list[list[str]]:
+def paginate(blocks: list[str], budget: int, separator: str = "\n\n") -> list[list[str]]:
     """Blocks of lines packed into pages of at most ``budget`` characters; a block is never
     split, so a ticket and its lines stay together."""
     pages: list[list[str]] = [[]]
     used = 0
     for block in blocks:
-        size = _units(block) + 1
+        size = _units(block) + len(separator)
         if pages[-1] and used + size > budget:
             pages.append([])
             used = 0
@@ -132,14 +133,23 @@ def paginate(blocks: list[str], budget: int) -> list[list[str]]:
     return pages
 
 
-def paged_screen(header: list[str], blocks: list[str], page: int, action: str, item_id: int,
-                 t: Translator) -> Screen:
-    """One page of a long answer, with the header on every page and buttons to turn pages."""
+def paged_screen(
+    header: list[str],
+    blocks: list[str],
+    page: int,
+    action: str,
+    item_id: int,
+    t: Translator,
+    *,
+    separator: str = "\n\n",
+) -> Screen:
+    """One page of a long answer, with the header on every page and buttons to turn pages;
+    ``separator`` goes between the blocks of a page."""
     _ = t.gettext
     head = "\n".join(header)
-    pages = paginate(blocks, PAGE_BUDGET - _units(head) - 60)
+    pages = paginate(blocks, PAGE_BUDGET - _units(head) - 60, separator)
     page = min(max(page, 0), len(pages) - 1)
-    parts = [head, *pages[page]]
+    parts = [head, separator.join(pages[page])]
     navigation = []
     if len(pages) > 1:
         parts.append(e(_("Page {page} of {pages}").format(page=page + 1, pages=len(pages))))
@@ -160,8 +170,7 @@ def actor_text(line: staff.AuditLine, t: Translator) -> str:
     return t.gettext(template).format(id=line.actor_telegram_id or "?")
 
 
-def audit_text(line: staff.AuditLine, timezone: str, t: Translator, *,
-               with_ticket: bool) -> str:
+def audit_text(line: staff.AuditLine, timezone: str, t: Translator, *, with_ticket: bool) -> str:
     label = ACTIONS.get(line.action)
     what = e(t.gettext(label) if label else line.action)
     shown = [line.ticket_ref] if with_ticket and line.ticket_ref else []
@@ -170,32 +179,48 @@ def audit_text(line: staff.AuditLine, timezone: str, t: Translator, *,
     shown += [str(line.details[key]) for key in SHOWN_DETAILS if line.details.get(key)]
     what += "".join(" · " + e(value) for value in shown)
     return "• " + t.gettext("{when} — {what} — {who}").format(
-        when=e(t.datetime(line.at, timezone)), what=what, who=e(actor_text(line, t)))
+        when=e(t.datetime(line.at, timezone)), what=what, who=e(actor_text(line, t))
+    )
 
 
 def ticket_block(ticket: staff.StaffTicket, timezone: str, t: Translator) -> str:
     _ = t.gettext
     state = _(STATE_NAMES.get(ticket.state, ticket.state))
-    lines = [f"• <b>{e(ticket.ref)}</b> · {e(ticket.category)} · {e(ticket.event_name)}",
-             "  " + e(_("Status: {state}").format(state=state))]
+    lines = [
+        f"• <b>{e(ticket.ref)}</b> · {e(ticket.category)} · {e(ticket.event_name)}",
+        "  " + e(_("Status: {state}").format(state=state)),
+    ]
     if ticket.holder_name:
         lines.append("  " + e(_("In the name of: {holder}").format(holder=ticket.holder_name)))
-    if ticket.holder_email:
+    invited = ticket.invitation.email if ticket.invitation is not None else None
+    if ticket.holder_email and ticket.holder_email != invited:
         lines.append("  " + e(_("Holder e-mail: {email}").format(email=ticket.holder_email)))
     if ticket.holder_telegram_id:
-        lines.append("  " + e(_("Holder's Telegram id: {id}").format(
-            id=ticket.holder_telegram_id)))
+        lines.append("  " + e(_("Holder's Telegram id: {id}").format(id=ticket.holder_telegram_id)))
     if ticket.invitation is not None:
         invitation = ticket.invitation
-        lines.append("  " + e(_("Invitation to {email}: sent {sent}, valid until {expires}")
-                              .format(email=invitation.email,
-                                      sent=t.datetime(invitation.last_sent_at, timezone),
-                                      expires=t.datetime(invitation.expires_at, timezone))))
+        lines.append(
+            "  "
+            + e(
+                _("Invitation to {email}: sent {sent}, valid until {expires}").format(
+                    email=invitation.email,
+                    sent=t.datetime(invitation.last_sent_at, timezone),
+                    expires=t.datetime(invitation.expires_at, timezone),
+                )
+            )
+        )
     if ticket.listing is not None:
         listing = ticket.listing
-        lines.append("  " + e(_("On resale at {price} since {date} (listing {id})").format(
-            price=t.money(listing.price, listing.currency),
-            date=t.datetime(listing.listed_at, timezone), id=listing.id)))
+        lines.append(
+            "  "
+            + e(
+                _("On resale at {price} since {date} (listing {id})").format(
+                    price=t.money(listing.price, listing.currency),
+                    date=t.datetime(listing.listed_at, timezone),
+                    id=listing.id,
+                )
+            )
+        )
     return "\n".join(lines)
 
 
@@ -203,16 +228,20 @@ def status_screen(status: staff.OrderStatus, t: Translator, page: int = 0) -> Sc
     _ = t.gettext
     header = [
         "<b>" + e(_("Order {number}").format(number=status.number)) + "</b>",
-        e(_("Buyer: {name} ({email}), language: {language}").format(
-            name=status.buyer_name, email=status.buyer_email, language=status.language)),
+        e(
+            _("Buyer: {name} ({email}), language: {language}").format(
+                name=status.buyer_name, email=status.buyer_email, language=status.language
+            )
+        ),
         e(_("Times are in {timezone}.").format(timezone=status.timezone)),
     ]
     blocks = [ticket_block(ticket, status.timezone, t) for ticket in status.tickets]
     if blocks:
         title = _("Tickets ({count})").format(count=len(status.tickets))
         blocks[0] = f"<b>{e(title)}</b>\n{blocks[0]}"
-    changes = [audit_text(line, status.timezone, t, with_ticket=True)
-               for line in status.recent_changes]
+    changes = [
+        audit_text(line, status.timezone, t, with_ticket=True) for line in status.recent_changes
+    ]
     if changes:
         changes[0] = f"<b>{e(_('Recent changes'))}</b>\n{changes[0]}"
     # Changes are short lines; keeping them in one block keeps the section on one page.
@@ -223,36 +252,66 @@ def status_screen(status: staff.OrderStatus, t: Translator, page: int = 0) -> Sc
 def history_screen(history: staff.TicketHistory, t: Translator, page: int = 0) -> Screen:
     _ = t.gettext
     header = [
-        "<b>" + e(_("History of ticket {ref}, order {number}").format(
-            ref=history.ref, number=history.order_number)) + "</b>",
+        "<b>"
+        + e(
+            _("History of ticket {ref}, order {number}").format(
+                ref=history.ref, number=history.order_number
+            )
+        )
+        + "</b>",
         e(_("Times are in {timezone}.").format(timezone=history.timezone)),
     ]
     if history.truncated:
-        header.append(e(_("Only the last {count} entries are shown.").format(
-            count=len(history.entries))))
-    blocks = [audit_text(line, history.timezone, t, with_ticket=False)
-              for line in history.entries] or [e(_("No changes recorded yet."))]
-    return paged_screen(header, blocks, page, cb.STAFF_HISTORY, history.ticket_id, t)
+        header.append(
+            e(_("Only the last {count} entries are shown.").format(count=len(history.entries)))
+        )
+    blocks = [
+        audit_text(line, history.timezone, t, with_ticket=False) for line in history.entries
+    ] or [e(_("No changes recorded yet."))]
+    return paged_screen(
+        header, blocks, page, cb.STAFF_HISTORY, history.ticket_id, t, separator="\n"
+    )
 
 
 def found_screen(text: str, found: staff.FoundOrders, t: Translator) -> Screen:
     _ = t.gettext
+    text = text if len(text) <= 60 else text[:59] + "…"  # echoed, so keep it short
     if not found.orders:
         return Screen(e(_("No order matches “{text}”.").format(text=text)))
     count = len(found.orders)
-    lines = [e(t.ngettext("{count} order matches “{text}”:", "{count} orders match “{text}”:",
-                          count).format(count=count, text=text))]
+    lines = [
+        e(
+            t.ngettext(
+                "{count} order matches “{text}”:", "{count} orders match “{text}”:", count
+            ).format(count=count, text=text)
+        )
+    ]
     rows = []
     for order in found.orders:
         tickets = t.ngettext("{count} ticket", "{count} tickets", order.ticket_count).format(
-            count=order.ticket_count)
-        lines.append("• " + e(_("{number} — {name} ({email}), {tickets}").format(
-            number=order.number, name=order.buyer_name, email=order.buyer_email,
-            tickets=tickets)))
+            count=order.ticket_count
+        )
+        lines.append(
+            "• "
+            + e(
+                _("{number} — {name} ({email}), {tickets}").format(
+                    number=order.number,
+                    name=order.buyer_name,
+                    email=order.buyer_email,
+                    tickets=tickets,
+                )
+            )
+        )
         rows.append([button(f"📋 {order.number}"[:60], cb.encode(cb.STAFF_STATUS, order.id, 0))])
     if found.more:
-        lines += ["", e(_("Only the first {count} are shown; please search more precisely.")
-                        .format(count=count))]
+        lines += [
+            "",
+            e(
+                _("Only the first {count} are shown; please search more precisely.").format(
+                    count=count
+                )
+            ),
+        ]
     return Screen("\n".join(lines), rows)
 
 
@@ -260,16 +319,21 @@ def resent_text(result: staff.ResentInvitations, t: Translator) -> str:
     lines = []
     if result.emails:
         sent = len(result.emails)
-        lines.append(t.ngettext(
-            "{count} invitation of order {number} sent again: {emails}",
-            "{count} invitations of order {number} sent again: {emails}", sent,
-        ).format(count=sent, number=result.order_number, emails=", ".join(result.emails)))
+        lines.append(
+            t.ngettext(
+                "{count} invitation of order {number} sent again: {emails}",
+                "{count} invitations of order {number} sent again: {emails}",
+                sent,
+            ).format(count=sent, number=result.order_number, emails=", ".join(result.emails))
+        )
     if result.skipped:
-        lines.append(t.ngettext(
-            "{count} invitation not sent again: personalisation has closed for its event.",
-            "{count} invitations not sent again: personalisation has closed for their events.",
-            result.skipped,
-        ).format(count=result.skipped))
+        lines.append(
+            t.ngettext(
+                "{count} invitation not sent again: personalisation has closed for its event.",
+                "{count} invitations not sent again: personalisation has closed for their events.",
+                result.skipped,
+            ).format(count=result.skipped)
+        )
     return e("\n".join(lines))
 
 
@@ -297,18 +361,21 @@ async def on_status(update: Update, context: Context) -> None:
 
 async def on_status_page(update: Update, context: Context, data: cb.Callback) -> str | None:
     require_staff(update, context)
-    status = await staff.order_status_by_id(store_of(context), update.effective_user.id,
-                                            data.id(0))
-    await show(update, status_screen(status, await user_translator(update, context),
-                                     data.id(1)))
+    status = await staff.order_status_by_id(store_of(context), update.effective_user.id, data.id(0))
+    await show(update, status_screen(status, await user_translator(update, context), data.id(1)))
     return None
 
 
 async def on_find(update: Update, context: Context) -> None:
     """``/find TEXT``: orders by number, buyer, ticket reference or holder."""
-    text = await _argument(update, context, N_(
-        "Usage: /find TEXT — part of an order number, a ticket reference, or a buyer's or "
-        "holder's name or e-mail address."))
+    text = await _argument(
+        update,
+        context,
+        N_(
+            "Usage: /find TEXT — part of an order number, a ticket reference, or a buyer's or "
+            "holder's name or e-mail address."
+        ),
+    )
     if text is None:
         return
     found = await staff.find_orders(store_of(context), update.effective_user.id, text)
@@ -326,10 +393,10 @@ async def on_history(update: Update, context: Context) -> None:
 
 async def on_history_page(update: Update, context: Context, data: cb.Callback) -> str | None:
     require_staff(update, context)
-    history = await staff.ticket_history(store_of(context), update.effective_user.id,
-                                         ticket_id=data.id(0))
-    await show(update, history_screen(history, await user_translator(update, context),
-                                      data.id(1)))
+    history = await staff.ticket_history(
+        store_of(context), update.effective_user.id, ticket_id=data.id(0)
+    )
+    await show(update, history_screen(history, await user_translator(update, context), data.id(1)))
     return None
 
 
@@ -338,8 +405,9 @@ async def on_resend(update: Update, context: Context) -> None:
     number = await _argument(update, context, N_("Usage: /resend ORDER_NUMBER"))
     if number is None:
         return
-    result = await staff.resend_order_invitations(store_of(context), update.effective_user.id,
-                                                  number)
+    result = await staff.resend_order_invitations(
+        store_of(context), update.effective_user.id, number
+    )
     wake_background(context)
     t = await user_translator(update, context)
     await update.effective_chat.send_message(resent_text(result, t))

@@ -7,7 +7,6 @@ The keys computed here back the unique constraints of the ``tickets`` table.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
@@ -17,8 +16,15 @@ from storage.errors import Refusal
 MAX_NAME_LENGTH = 100
 MAX_EMAIL_LENGTH = 254
 
-# Letters of any script, combining marks, spaces, apostrophes, hyphens and dots ("J. R. R.").
-_NAME_PATTERN = re.compile(r"^[^\W\d_](?:[^\W\d_]|[ '’.\-])*$")
+# What the name_key column holds: a key may be longer than its name ("ﷺ" alone decomposes into
+# eighteen characters), and must still fit.
+MAX_NAME_KEY_LENGTH = 200
+# Besides letters of any script and their combining marks (Devanagari or Thai vowel signs do not
+# compose into one character): spaces, apostrophes, hyphens and dots ("J. R. R.").
+_NAME_PUNCTUATION = frozenset(" '’.-")
+_MARKS = frozenset({"Mn", "Mc"})
+# More marks on one letter than any script needs only smears the printed name ("Zalgo" text).
+_MAX_MARKS_PER_LETTER = 4
 
 
 def clean_name(raw: str) -> str:
@@ -29,9 +35,28 @@ def clean_name(raw: str) -> str:
     # Control characters and bidirectional overrides would end up printed on a ticket.
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Cn"} for ch in name):
         raise Refusal("name_invalid", max=MAX_NAME_LENGTH)
-    if not _NAME_PATTERN.match(name) or len(name.replace(" ", "")) < 2:
+    if not _is_written_name(name) or len(name.replace(" ", "")) < 2:
+        raise Refusal("name_invalid", max=MAX_NAME_LENGTH)
+    if len(name_key(name)) > MAX_NAME_KEY_LENGTH:
         raise Refusal("name_invalid", max=MAX_NAME_LENGTH)
     return name
+
+
+def _is_written_name(name: str) -> bool:
+    """A letter first, then letters with their marks, and the punctuation names use."""
+    if not name[0].isalpha():
+        return False
+    marks = 0
+    for ch in name:
+        if unicodedata.category(ch) in _MARKS:
+            marks += 1
+            if marks > _MAX_MARKS_PER_LETTER:
+                return False
+        elif ch.isalpha() or ch in _NAME_PUNCTUATION:
+            marks = 0
+        else:
+            return False
+    return True
 
 
 def name_key(name: str) -> str:
@@ -51,6 +76,10 @@ def clean_email(raw: str) -> str:
         result = validate_email(text, check_deliverability=False)
     except EmailNotValidError:
         raise Refusal("email_invalid", email=shown) from None
+    # Case folding can lengthen an address ("ΐ" folds into three characters): its key must
+    # still fit the column, or the store would fail instead of refusing.
+    if max(len(result.normalized), len(email_key(result.normalized))) > MAX_EMAIL_LENGTH:
+        raise Refusal("email_invalid", email=shown)
     return result.normalized
 
 

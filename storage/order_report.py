@@ -40,21 +40,32 @@ async def order_report(store: Store, number: str) -> OrderReport:
         order = await session.scalar(select(Order).where(Order.number == number))
         if order is None:
             raise Refusal("not_found")
-        rows = (await session.execute(
-            select(Ticket, Barcode.code)
-            .outerjoin(Barcode, and_(Barcode.code == Ticket.barcode,
-                                     Barcode.voided_at.is_(None)))
-            .where(Ticket.order_id == order.id)
-            .order_by(Ticket.id)
-        )).all()
+        rows = (
+            await session.execute(
+                select(Ticket, Barcode.code)
+                .outerjoin(
+                    Barcode, and_(Barcode.code == Ticket.barcode, Barcode.voided_at.is_(None))
+                )
+                .where(Ticket.order_id == order.id)
+                .order_by(Ticket.id)
+            )
+        ).all()
     return OrderReport(
-        number=order.number, buyer_name=order.buyer_name, buyer_email=order.buyer_email,
+        number=order.number,
+        buyer_name=order.buyer_name,
+        buyer_email=order.buyer_email,
         language=order.language,
         tickets=tuple(
-            ReportedTicket(ref=ticket.ref, event_id=ticket.event_id, category=ticket.category,
-                           price=ticket.price, state=ticket.state,
-                           holder_name=ticket.holder_name, holder_email=ticket.holder_email,
-                           barcode=code)
+            ReportedTicket(
+                ref=ticket.ref,
+                event_id=ticket.event_id,
+                category=ticket.category,
+                price=ticket.price,
+                state=ticket.state,
+                holder_name=ticket.holder_name,
+                holder_email=ticket.holder_email,
+                barcode=code,
+            )
             for ticket, code in rows
         ),
     )

@@ -280,17 +280,20 @@ async def open_link(store: Store, telegram_id: int, parameter: str) -> LinkOpene
     counted, and after a few the user must wait (stored, so every process agrees)."""
     secret = await store.secret()
     now = utcnow()
-    async with store.write() as session:
+    # A good link grants the same however often it is opened, so this transaction may be
+    # repeated when a /start is replayed after a crash (and the step set after it with it).
+    async with store.write(idempotent=True) as session:
         user = await session.get(TelegramUser, telegram_id)
         if user is not None and user.blocked_until is not None and user.blocked_until > now:
             raise Refusal("too_many_attempts")
         link = None
         if tokens.looks_like_token(parameter):
             link = await session.get(LinkToken, tokens.hash_token(secret, parameter))
-        if link is None:
-            await _count_failed_start(session, telegram_id, now)
-        else:
+        if link is not None:
             return await _open_valid_link(session, telegram_id, link, now)
+    # A wrong link is counted once per /start, however often that update is handled.
+    async with store.write() as session:
+        await _count_failed_start(session, telegram_id, now)
     raise Refusal("link_invalid")
 
 
@@ -318,10 +321,13 @@ async def _open_valid_link(
     if link.revoked_at is not None:
         raise Refusal("link_revoked")
     if link.kind == LinkKind.ORDER:
-        await insert_ignore(session, OrderAccess, {"telegram_id": telegram_id,
-                                                   "order_id": link.order_id, "granted_at": now})
-        audit(session, ActorKind.BUYER, telegram_id, "order_opened", order_id=link.order_id,
-              now=now)
+        # Recorded the first time only: opening the order again changes nothing.
+        if await session.get(OrderAccess, (telegram_id, link.order_id)) is None:
+            await insert_ignore(session, OrderAccess, {"telegram_id": telegram_id,
+                                                       "order_id": link.order_id,
+                                                       "granted_at": now})
+            audit(session, ActorKind.BUYER, telegram_id, "order_opened",
+                  order_id=link.order_id, now=now)
         return LinkOpened(order_id=link.order_id)
     if link.used_at is not None:
         raise Refusal("link_used")

@@ -136,9 +136,14 @@ class ResentInvitations:
 
 
 def _audit_line(entry: AuditEntry, ref: str | None) -> AuditLine:
-    return AuditLine(at=entry.at, actor_kind=entry.actor_kind,
-                     actor_telegram_id=entry.actor_telegram_id, action=entry.action,
-                     ticket_ref=ref, details=dict(entry.details or {}))
+    return AuditLine(
+        at=entry.at,
+        actor_kind=entry.actor_kind,
+        actor_telegram_id=entry.actor_telegram_id,
+        action=entry.action,
+        ticket_ref=ref,
+        details=dict(entry.details or {}),
+    )
 
 
 async def _load_status(session: AsyncSession, order: Order) -> OrderStatus:
@@ -146,30 +151,55 @@ async def _load_status(session: AsyncSession, order: Order) -> OrderStatus:
         await session.execute(
             select(Ticket, Event, Invitation, ResaleListing)
             .join(Event, Event.id == Ticket.event_id)
-            .outerjoin(Invitation, and_(Invitation.ticket_id == Ticket.id,
-                                        Invitation.state == InvitationState.PENDING))
-            .outerjoin(ResaleListing, and_(ResaleListing.ticket_id == Ticket.id,
-                                           ResaleListing.state == ListingState.LISTED))
+            .outerjoin(
+                Invitation,
+                and_(
+                    Invitation.ticket_id == Ticket.id, Invitation.state == InvitationState.PENDING
+                ),
+            )
+            .outerjoin(
+                ResaleListing,
+                and_(
+                    ResaleListing.ticket_id == Ticket.id, ResaleListing.state == ListingState.LISTED
+                ),
+            )
             .where(Ticket.order_id == order.id)
             .order_by(Ticket.id)
         )
     ).all()
     tickets = tuple(
         StaffTicket(
-            id=ticket.id, ref=ticket.ref, category=ticket.category, event_name=event.name,
-            state=ticket.state, holder_name=ticket.holder_name, holder_email=ticket.holder_email,
+            id=ticket.id,
+            ref=ticket.ref,
+            category=ticket.category,
+            event_name=event.name,
+            state=ticket.state,
+            holder_name=ticket.holder_name,
+            holder_email=ticket.holder_email,
             holder_telegram_id=ticket.holder_telegram_id,
-            invitation=(PendingInvitation(invitation.email, invitation.created_at,
-                                          invitation.last_sent_at, invitation.expires_at)
-                        if invitation is not None else None),
-            listing=(LiveListing(listing.id, listing.price, listing.currency,
-                                 listing.created_at)
-                     if listing is not None else None),
+            invitation=(
+                PendingInvitation(
+                    invitation.email,
+                    invitation.created_at,
+                    invitation.last_sent_at,
+                    invitation.expires_at,
+                )
+                if invitation is not None
+                else None
+            ),
+            listing=(
+                LiveListing(listing.id, listing.price, listing.currency, listing.created_at)
+                if listing is not None
+                else None
+            ),
         )
         for ticket, event, invitation, listing in rows
     )
-    first_event = min((event for _, event, _, _ in rows),
-                      key=lambda event: (event.starts_at, event.id), default=None)
+    first_event = min(
+        (event for _, event, _, _ in rows),
+        key=lambda event: (event.starts_at, event.id),
+        default=None,
+    )
     changes = (
         await session.execute(
             select(AuditEntry, Ticket.ref)
@@ -180,17 +210,22 @@ async def _load_status(session: AsyncSession, order: Order) -> OrderStatus:
         )
     ).all()
     return OrderStatus(
-        id=order.id, number=order.number, buyer_name=order.buyer_name,
-        buyer_email=order.buyer_email, language=order.language,
+        id=order.id,
+        number=order.number,
+        buyer_name=order.buyer_name,
+        buyer_email=order.buyer_email,
+        language=order.language,
         timezone=first_event.timezone if first_event is not None else "UTC",
-        tickets=tickets, recent_changes=tuple(_audit_line(entry, ref) for entry, ref in changes),
+        tickets=tickets,
+        recent_changes=tuple(_audit_line(entry, ref) for entry, ref in changes),
     )
 
 
 async def order_status(store: Store, staff_id: int, number: str) -> OrderStatus:
     """The whole order with this number; the lookup is audited."""
-    return await _status_where(store, staff_id, Order.number == number.strip(),
-                               number=number.strip())
+    return await _status_where(
+        store, staff_id, Order.number == number.strip(), number=number.strip()
+    )
 
 
 async def order_status_by_id(store: Store, staff_id: int, order_id: int) -> OrderStatus:
@@ -198,16 +233,20 @@ async def order_status_by_id(store: Store, staff_id: int, order_id: int) -> Orde
     return await _status_where(store, staff_id, Order.id == order_id, number=str(order_id))
 
 
-async def _status_where(store: Store, staff_id: int, condition: Any, *,
-                        number: str) -> OrderStatus:
+async def _status_where(store: Store, staff_id: int, condition: Any, *, number: str) -> OrderStatus:
     now = utcnow()
     async with store.write() as session:
         order = await session.scalar(select(Order).where(condition))
         if order is None:
-            raise Refusal("staff_no_order", number=number)
+            raise Refusal("staff_no_order", number=_echo(number))
         status = await _load_status(session, order)
         audit(session, ActorKind.STAFF, staff_id, "staff_viewed", order_id=order.id, now=now)
     return status
+
+
+def _echo(text: str) -> str:
+    """What the staff member typed, short enough to quote back in a refusal."""
+    return text if len(text) <= 64 else text[:63] + "…"
 
 
 def _like_pattern(text: str) -> str:
@@ -215,8 +254,9 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-async def find_orders(store: Store, staff_id: int, text: str, *,
-                      limit: int = FIND_LIMIT) -> FoundOrders:
+async def find_orders(
+    store: Store, staff_id: int, text: str, *, limit: int = FIND_LIMIT
+) -> FoundOrders:
     """Orders whose number, buyer (name or e-mail), or any ticket (reference, holder name or
     e-mail) contains ``text``, ignoring case; at most ``limit`` of them, by number."""
     text = " ".join(text.split())
@@ -226,60 +266,106 @@ async def find_orders(store: Store, staff_id: int, text: str, *,
         return column.ilike(pattern, escape="\\")
 
     holder_key = name_key(text)
-    ticket_orders = select(Ticket.order_id).where(or_(
-        contains(Ticket.ref), contains(Ticket.holder_name), contains(Ticket.holder_email),
-        # Holder names also match ignoring accents, through their normalised key.
-        Ticket.name_key.contains(holder_key, autoescape=True) if holder_key else false(),
-    ))
+    ticket_orders = select(Ticket.order_id).where(
+        or_(
+            contains(Ticket.ref),
+            contains(Ticket.holder_name),
+            contains(Ticket.holder_email),
+            # Holder names also match ignoring accents, through their normalised key.
+            Ticket.name_key.contains(holder_key, autoescape=True) if holder_key else false(),
+        )
+    )
     now = utcnow()
     async with store.write() as session:
-        orders = list(await session.scalars(
-            select(Order)
-            .where(or_(contains(Order.number), contains(Order.buyer_name),
-                       contains(Order.buyer_email), Order.id.in_(ticket_orders)))
-            .order_by(Order.number)
-            .limit(limit + 1)
-        ))
+        orders = list(
+            await session.scalars(
+                select(Order)
+                .where(
+                    or_(
+                        contains(Order.number),
+                        contains(Order.buyer_name),
+                        contains(Order.buyer_email),
+                        Order.id.in_(ticket_orders),
+                    )
+                )
+                .order_by(Order.number)
+                .limit(limit + 1)
+            )
+        )
         shown = orders[:limit]
-        counts = dict((await session.execute(
-            select(Ticket.order_id, func.count(Ticket.id))
-            .where(Ticket.order_id.in_([order.id for order in shown]),
-                   Ticket.state.not_in([TicketState.SOLD, TicketState.EXCHANGED]))
-            .group_by(Ticket.order_id)
-        )).all())
-        audit(session, ActorKind.STAFF, staff_id, "staff_searched", now=now, query=text,
-              found=len(orders))
+        counts = dict(
+            (
+                await session.execute(
+                    select(Ticket.order_id, func.count(Ticket.id))
+                    .where(
+                        Ticket.order_id.in_([order.id for order in shown]),
+                        Ticket.state.not_in([TicketState.SOLD, TicketState.EXCHANGED]),
+                    )
+                    .group_by(Ticket.order_id)
+                )
+            ).all()
+        )
+        audit(
+            session,
+            ActorKind.STAFF,
+            staff_id,
+            "staff_searched",
+            now=now,
+            query=text,
+            found=len(orders),
+        )
     return FoundOrders(
-        orders=tuple(OrderMatch(order.id, order.number, order.buyer_name, order.buyer_email,
-                                counts.get(order.id, 0)) for order in shown),
+        orders=tuple(
+            OrderMatch(
+                order.id, order.number, order.buyer_name, order.buyer_email, counts.get(order.id, 0)
+            )
+            for order in shown
+        ),
         more=len(orders) > limit,
     )
 
 
-async def ticket_history(store: Store, staff_id: int, *, ref: str | None = None,
-                         ticket_id: int | None = None) -> TicketHistory:
+async def ticket_history(
+    store: Store, staff_id: int, *, ref: str | None = None, ticket_id: int | None = None
+) -> TicketHistory:
     """Everything the audit history holds about one ticket, oldest first; audited."""
     condition = Ticket.ref == ref.strip() if ref is not None else Ticket.id == ticket_id
     now = utcnow()
     async with store.write() as session:
-        row = (await session.execute(
-            select(Ticket, Order.number, Event.timezone)
-            .join(Order, Order.id == Ticket.order_id)
-            .join(Event, Event.id == Ticket.event_id)
-            .where(condition)
-        )).first()
+        row = (
+            await session.execute(
+                select(Ticket, Order.number, Event.timezone)
+                .join(Order, Order.id == Ticket.order_id)
+                .join(Event, Event.id == Ticket.event_id)
+                .where(condition)
+            )
+        ).first()
         if row is None:
-            raise Refusal("staff_no_ticket", ref=ref if ref is not None else str(ticket_id))
+            raise Refusal("staff_no_ticket", ref=_echo(ref) if ref is not None else str(ticket_id))
         ticket, order_number, timezone = row
-        entries = list(await session.scalars(
-            select(AuditEntry).where(AuditEntry.ticket_id == ticket.id)
-            .order_by(AuditEntry.id.desc()).limit(HISTORY_LIMIT + 1)
-        ))
-        audit(session, ActorKind.STAFF, staff_id, "staff_viewed_history",
-              order_id=ticket.order_id, ticket_id=ticket.id, now=now)
+        entries = list(
+            await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.ticket_id == ticket.id)
+                .order_by(AuditEntry.id.desc())
+                .limit(HISTORY_LIMIT + 1)
+            )
+        )
+        audit(
+            session,
+            ActorKind.STAFF,
+            staff_id,
+            "staff_viewed_history",
+            order_id=ticket.order_id,
+            ticket_id=ticket.id,
+            now=now,
+        )
     kept = entries[:HISTORY_LIMIT]
     return TicketHistory(
-        ticket_id=ticket.id, ref=ticket.ref, order_number=order_number, timezone=timezone,
+        ticket_id=ticket.id,
+        ref=ticket.ref,
+        order_number=order_number,
+        timezone=timezone,
         entries=tuple(_audit_line(entry, ticket.ref) for entry in reversed(kept)),
         truncated=len(entries) > HISTORY_LIMIT,
     )
@@ -288,8 +374,7 @@ async def ticket_history(store: Store, staff_id: int, *, ref: str | None = None,
 # --- acting ----------------------------------------------------------------------------------
 
 
-async def resend_order_invitations(store: Store, staff_id: int,
-                                   number: str) -> ResentInvitations:
+async def resend_order_invitations(store: Store, staff_id: int, number: str) -> ResentInvitations:
     """Send every pending invitation of the order again (their links' lifetime starts over);
     the mails go out after the commit. Refuses if there is none to send."""
     number = number.strip()
@@ -297,14 +382,16 @@ async def resend_order_invitations(store: Store, staff_id: int,
     async with store.write() as session:
         order = await session.scalar(select(Order).where(Order.number == number))
         if order is None:
-            raise Refusal("staff_no_order", number=number)
-        rows = (await session.execute(
-            select(Invitation, Ticket, Event)
-            .join(Ticket, Ticket.id == Invitation.ticket_id)
-            .join(Event, Event.id == Ticket.event_id)
-            .where(Ticket.order_id == order.id, Invitation.state == InvitationState.PENDING)
-            .order_by(Ticket.id)
-        )).all()
+            raise Refusal("staff_no_order", number=_echo(number))
+        rows = (
+            await session.execute(
+                select(Invitation, Ticket, Event)
+                .join(Ticket, Ticket.id == Invitation.ticket_id)
+                .join(Event, Event.id == Ticket.event_id)
+                .where(Ticket.order_id == order.id, Invitation.state == InvitationState.PENDING)
+                .order_by(Ticket.id)
+            )
+        ).all()
         emails: list[str] = []
         skipped = 0
         for invitation, ticket, event in rows:
@@ -315,8 +402,16 @@ async def resend_order_invitations(store: Store, staff_id: int,
                 await renew_invitation(session, invitation, now, store.claim_link_ttl)
             except Refusal:
                 continue  # claimed, declined or revoked a moment ago: nothing to resend
-            audit(session, ActorKind.STAFF, staff_id, "invitation_resent", order_id=order.id,
-                  ticket_id=ticket.id, now=now, invitation_id=invitation.id)
+            audit(
+                session,
+                ActorKind.STAFF,
+                staff_id,
+                "invitation_resent",
+                order_id=order.id,
+                ticket_id=ticket.id,
+                now=now,
+                invitation_id=invitation.id,
+            )
             emails.append(invitation.email)
         if not emails and not skipped:
             raise Refusal("staff_nothing_to_resend", number=number)

@@ -1,0 +1,517 @@
+"""The HTTP API through aiohttp's test client on the real store: authentication, every route's
+answers and refusals, and every real request and response checked against the OpenAPI
+document the API serves."""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from openapi_core import OpenAPI
+from openapi_core.templating.responses.exceptions import ResponseNotFound
+from openapi_core.testing import MockRequest, MockResponse
+from openapi_core.validation.response.exceptions import InvalidData
+from sqlalchemy import func, select
+
+from bot.http_api import MAX_BODY_BYTES, ApiServices, create_api
+from bot.metrics import Metrics
+from bot.openapi import openapi_document
+from storage import resale, services
+from storage.database import Store
+from storage.models import AuditEntry, Barcode, Order, Ticket, TicketState
+from tests.conftest import sample_document
+
+TOKEN = "s3cret-api-token"
+BOT = "ticketbot_test_bot"
+BUYER = 1001
+LINK = re.compile(rf"^https://t\.me/{BOT}\?start=([A-Za-z0-9_-]{{32}})$")
+SPEC = OpenAPI.from_dict(openapi_document("/telegram/webhook"))
+
+
+class Answer:
+    """A response read in full, with its JSON body when it has one."""
+
+    def __init__(self, status: int, headers, data: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.data = data
+        self.json = (
+            json.loads(data)
+            if headers.get("Content-Type", "").startswith("application/json")
+            else None
+        )
+
+
+def conform(
+    method: str,
+    path: str,
+    answer: Answer,
+    *,
+    body: bytes | None,
+    headers: dict[str, str],
+    request_is_valid: bool,
+) -> None:
+    """Fail unless the response (and, for a valid request, the request) matches the document."""
+    request = MockRequest(
+        "http://127.0.0.1",
+        method,
+        path,
+        headers=headers,
+        data=body,
+        content_type=headers.get("Content-Type", "application/json"),
+    )
+    if request_is_valid:
+        SPEC.validate_request(request)
+    response = MockResponse(
+        answer.data,
+        status_code=answer.status,
+        headers=dict(answer.headers),
+        content_type=answer.headers.get("Content-Type", ""),
+    )
+    SPEC.validate_response(request, response)
+
+
+class Api:
+    """Calls the API as the shop would, checking each exchange against the OpenAPI document."""
+
+    def __init__(self, client: TestClient, store: Store, metrics: Metrics) -> None:
+        self.client = client
+        self.store = store
+        self.metrics = metrics
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        document=None,
+        raw: bytes | None = None,
+        token: str | None = TOKEN,
+        content_type: str = "application/json",
+        valid: bool = True,
+        documented: bool = True,
+    ) -> Answer:
+        headers = {}
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        body = (
+            raw
+            if raw is not None
+            else (json.dumps(document).encode() if document is not None else None)
+        )
+        if body is not None:
+            headers["Content-Type"] = content_type
+        async with self.client.request(method, path, data=body, headers=headers) as response:
+            answer = Answer(response.status, response.headers, await response.read())
+        if documented:
+            conform(
+                method,
+                path,
+                answer,
+                body=body,
+                headers=headers,
+                request_is_valid=valid and token == TOKEN,
+            )
+        return answer
+
+
+async def open_api(store: Store, *, token: str | None = TOKEN, running: bool = True):
+    metrics = Metrics()
+    app = create_api(
+        ApiServices(
+            store=store,
+            api_token=token,
+            bot_username=lambda: BOT,
+            metrics=metrics,
+            bot_running=lambda: running,
+        )
+    )
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    return Api(client, store, metrics)
+
+
+@pytest.fixture
+async def api(store):
+    opened = await open_api(store)
+    try:
+        yield opened
+    finally:
+        await opened.client.close()
+
+
+async def count(store: Store, model) -> int:
+    async with store.read() as session:
+        return await session.scalar(select(func.count()).select_from(model))
+
+
+# --- authentication --------------------------------------------------------------------------
+
+
+async def test_without_a_configured_token_every_api_call_is_refused(store):
+    api = await open_api(store, token=None)
+    try:
+        for method, path in (
+            ("POST", "/api/orders"),
+            ("GET", "/api/orders/DF-100000"),
+            ("POST", "/api/resale/1/sold"),
+        ):
+            for token in (None, "", "anything"):
+                answer = await api.call(method, path, token=token, document={})
+                assert answer.status == 403 and answer.json["error"] == "api_disabled"
+        assert (await api.call("GET", "/healthz", token=None)).status == 200
+        assert (await api.call("GET", "/metrics", token=None)).status == 200
+        assert (await api.call("GET", "/api/openapi.json", token=None)).status == 200
+    finally:
+        await api.client.close()
+    assert await count(store, Order) == 0
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Bearer wrong",
+        f"Bearer {TOKEN}x",
+        f"Bearer {TOKEN[:-1]}",
+        f"Basic {TOKEN}",
+        "Bearer ünïcode",
+    ],
+)
+async def test_a_missing_or_wrong_token_is_unauthorized(api, header):
+    headers = {"Content-Type": "application/json"}
+    if header is not None:
+        headers["Authorization"] = header
+    async with api.client.post(
+        "/api/orders", data=json.dumps(sample_document()).encode(), headers=headers
+    ) as response:
+        assert response.status == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await response.json())["error"] == "unauthorized"
+    assert await count(api.store, Order) == 0
+
+
+async def test_the_right_token_is_accepted_with_any_case_of_the_scheme(api):
+    async with api.client.get(
+        "/api/orders/nope", headers={"Authorization": f"bearer {TOKEN}"}
+    ) as response:
+        assert response.status == 404
+
+
+# --- POST /api/orders ------------------------------------------------------------------------
+
+
+async def test_posting_orders_imports_them_and_answers_deep_links(api):
+    answer = await api.call("POST", "/api/orders", document=sample_document(orders=2))
+    assert answer.status == 201
+    assert answer.json["created"] == {"events": 2, "events_updated": 0, "orders": 2, "tickets": 6}
+    numbers = [order["number"] for order in answer.json["orders"]]
+    assert numbers == ["DF-100000", "DF-100001"]
+    token = LINK.match(answer.json["orders"][1]["link"]).group(1)
+    opened = await services.open_link(api.store, BUYER, token)
+    async with api.store.read() as session:
+        assert await session.get(Order, opened.order_id) is not None
+        number = await session.scalar(select(Order.number).where(Order.id == opened.order_id))
+    assert number == "DF-100001"
+
+
+async def test_posting_the_same_document_again_changes_nothing_but_gives_fresh_links(api):
+    document = sample_document()
+    first = await api.call("POST", "/api/orders", document=document)
+    tickets, orders = await count(api.store, Ticket), await count(api.store, Order)
+    again = await api.call("POST", "/api/orders", document=document)
+    assert again.status == 200
+    assert again.json["created"] == {"events": 0, "events_updated": 0, "orders": 0, "tickets": 0}
+    assert (await count(api.store, Ticket), await count(api.store, Order)) == (tickets, orders)
+    old, new = (LINK.match(a.json["orders"][0]["link"]).group(1) for a in (first, again))
+    assert old != new
+    for token in (old, new):  # the earlier link keeps working
+        assert (await services.open_link(api.store, BUYER, token)).order_id is not None
+
+
+async def test_an_invalid_document_is_refused_naming_each_problem_and_writing_nothing(api):
+    document = sample_document(orders=2)
+    document["orders"][0]["tickets"][0]["price"] = 89
+    document["orders"][1]["buyer"]["email"] = "not-an-address"
+    answer = await api.call("POST", "/api/orders", document=document)
+    assert answer.status == 422 and answer.json["error"] == "invalid_document"
+    problems = answer.json["problems"]
+    assert any(
+        p.startswith("orders[0] (DF-100000).tickets[0] (T-DF-100000-1).price:") for p in problems
+    )
+    assert any(p.startswith("orders[1] (DF-100001).buyer.email:") for p in problems)
+    assert await count(api.store, Order) == 0 and await count(api.store, AuditEntry) == 0
+
+
+@pytest.mark.parametrize("document", [[], "orders", 42, None])
+async def test_a_document_that_is_not_an_object_is_refused(api, document):
+    answer = await api.call("POST", "/api/orders", raw=json.dumps(document).encode(), valid=False)
+    assert answer.status == 422 and "must be a JSON object" in answer.json["problems"][0]
+
+
+@pytest.mark.parametrize("raw", [b'{"events": [', b"", b"   ", b"\xff\xfe{}", b"{'a': 1}"])
+async def test_malformed_json_is_a_bad_request(api, raw):
+    answer = await api.call("POST", "/api/orders", raw=raw, valid=False)
+    assert answer.status == 400 and answer.json["error"] == "malformed_json"
+    assert await count(api.store, Order) == 0
+
+
+async def test_a_body_that_is_not_declared_as_json_is_refused(api):
+    answer = await api.call(
+        "POST",
+        "/api/orders",
+        raw=json.dumps(sample_document()).encode(),
+        content_type="text/plain",
+        valid=False,
+    )
+    assert answer.status == 415
+    assert await count(api.store, Order) == 0
+
+
+async def test_a_body_over_the_size_limit_is_refused(api):
+    filler = {"events": [], "orders": [], "padding": "x" * MAX_BODY_BYTES}
+    answer = await api.call("POST", "/api/orders", document=filler, valid=False)
+    assert answer.status == 413 and answer.json["error"] == "too_large"
+
+    async def chunks():  # no Content-Length: the limit holds while reading
+        for _ in range(6):
+            yield b" " * (1024 * 1024)
+
+    async with api.client.post(
+        "/api/orders",
+        data=chunks(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    ) as response:
+        assert response.status == 413
+    assert await count(api.store, Order) == 0
+
+
+# --- GET /api/orders/{number} ----------------------------------------------------------------
+
+
+async def ticket_id(store: Store, ref: str) -> int:
+    async with store.read() as session:
+        return await session.scalar(select(Ticket.id).where(Ticket.ref == ref))
+
+
+async def test_an_order_is_reported_with_holders_and_current_barcodes(api):
+    posted = await api.call("POST", "/api/orders", document=sample_document())
+    token = LINK.match(posted.json["orders"][0]["link"]).group(1)
+    await services.open_link(api.store, BUYER, token)
+    first = await ticket_id(api.store, "T-DF-100000-1")
+    await services.claim_for_myself(api.store, BUYER, first, "Camille Martin")
+    await services.invite_friend(
+        api.store, BUYER, await ticket_id(api.store, "T-DF-100000-2"), "alex@example.org"
+    )
+
+    answer = await api.call("GET", "/api/orders/DF-100000")
+    assert answer.status == 200
+    assert answer.json["buyer"] == {
+        "name": "Camille Martin",
+        "email": "camille0@example.org",
+        "language": "fr",
+    }
+    claimed, invited, free = answer.json["tickets"]
+    async with api.store.read() as session:
+        barcode = await session.scalar(select(Ticket.barcode).where(Ticket.id == first))
+    assert claimed == {
+        "ref": "T-DF-100000-1",
+        "event": "fest-sat",
+        "category": "Pass samedi",
+        "price": "89.00",
+        "state": "completed",
+        "barcode": barcode,
+        "holder": {"name": "Camille Martin", "email": "camille0@example.org"},
+    }
+    assert (invited["state"], invited["holder"]) == ("pending", None)
+    assert free["state"] == "to_assign" and re.fullmatch(r"\d{16}", free["barcode"])
+
+
+async def test_an_unknown_order_is_not_found(api):
+    answer = await api.call("GET", "/api/orders/DF-404")
+    assert answer.status == 404 and answer.json["error"] == "order_not_found"
+
+
+async def test_an_order_number_with_a_slash_is_addressable_percent_encoded(api):
+    document = sample_document(prefix="DF/A")
+    assert (await api.call("POST", "/api/orders", document=document)).status == 201
+    answer = await api.call("GET", "/api/orders/DF%2FA-100000")
+    assert answer.status == 200 and answer.json["number"] == "DF/A-100000"
+
+
+# --- POST /api/resale/{listing}/sold ---------------------------------------------------------
+
+
+async def listed_ticket(api: Api, price: str = "60.00") -> int:
+    posted = await api.call("POST", "/api/orders", document=sample_document())
+    await services.open_link(
+        api.store, BUYER, LINK.match(posted.json["orders"][0]["link"]).group(1)
+    )
+    return await resale.list_for_resale(
+        api.store, BUYER, await ticket_id(api.store, "T-DF-100000-1"), Decimal(price)
+    )
+
+
+async def test_a_reported_sale_completes_the_listing(api):
+    listing = await listed_ticket(api)
+    answer = await api.call("POST", f"/api/resale/{listing}/sold", document={"price": "55.50"})
+    assert answer.status == 200
+    assert answer.json == {
+        "listing": listing,
+        "ticket": "T-DF-100000-1",
+        "price": "55.50",
+        "currency": "EUR",
+        "status": "sold",
+    }
+    order = (await api.call("GET", "/api/orders/DF-100000")).json
+    assert order["tickets"][0]["state"] == "sold" and order["tickets"][0]["barcode"] is None
+    async with api.store.read() as session:
+        void = await session.scalar(
+            select(func.count()).select_from(Barcode).where(Barcode.voided_at.is_not(None))
+        )
+    assert void == 1
+    again = await api.call("POST", f"/api/resale/{listing}/sold")
+    assert again.status == 409 and again.json["error"] == "listing_not_live"
+
+
+async def test_a_sale_without_a_body_is_at_the_listed_price(api):
+    listing = await listed_ticket(api, "45.00")
+    answer = await api.call("POST", f"/api/resale/{listing}/sold")
+    assert answer.status == 200 and answer.json["price"] == "45.00"
+
+
+async def test_an_unknown_listing_is_not_found(api):
+    for path in ("/api/resale/999/sold", "/api/resale/99999999999999/sold"):
+        answer = await api.call("POST", path)
+        assert answer.status == 404 and answer.json["error"] == "listing_not_found"
+    answer = await api.call("POST", "/api/resale/abc/sold", valid=False)
+    assert answer.status == 404 and answer.json["error"] == "not_found"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"price": "120.00"}, "price: The price must be between €10.00 and €89.00."),
+        ({"price": "5.00"}, "price: The price must be between €10.00 and €89.00."),
+        ({"price": "50.001"}, "price: A price has at most 2 decimals."),
+        ({"price": 50}, 'price: must be a decimal string like "45.00" (got 50)'),
+        ({"price": "fifty"}, 'price: must be a decimal string like "45.00" (got "fifty")'),
+        ({"amount": "50.00"}, "amount: not a known key"),
+        (["50.00"], "the body must be a JSON object"),
+    ],
+)
+async def test_an_invalid_sale_price_is_refused_and_changes_nothing(api, body, problem):
+    listing = await listed_ticket(api)
+    answer = await api.call("POST", f"/api/resale/{listing}/sold", document=body, valid=False)
+    assert answer.status == 422
+    assert any(p.startswith(problem) for p in answer.json["problems"]), answer.json
+    order = (await api.call("GET", "/api/orders/DF-100000")).json
+    assert order["tickets"][0]["state"] == "on_resale"
+
+
+async def test_a_sale_body_that_is_not_json_is_a_bad_request(api):
+    listing = await listed_ticket(api)
+    answer = await api.call("POST", f"/api/resale/{listing}/sold", raw=b"price=50", valid=False)
+    assert answer.status == 400
+
+
+# --- health, metrics and the document --------------------------------------------------------
+
+
+async def test_health_is_ok_when_the_database_answers_and_the_bot_runs(api):
+    answer = await api.call("GET", "/healthz", token=None)
+    assert answer.status == 200 and answer.json["status"] == "ok"
+
+
+async def test_health_is_unavailable_when_the_bot_is_not_running(store):
+    api = await open_api(store, running=False)
+    try:
+        answer = await api.call("GET", "/healthz", token=None)
+    finally:
+        await api.client.close()
+    assert answer.status == 503 and answer.json["checks"] == {"database": True, "bot": False}
+
+
+async def test_health_is_unavailable_when_the_database_does_not_answer(tmp_path):
+    unreachable = Store(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/ticketbot.db")
+    api = await open_api(unreachable)
+    try:
+        answer = await api.call("GET", "/healthz", token=None)
+    finally:
+        await api.client.close()
+        await unreachable.close()
+    assert answer.status == 503 and answer.json["checks"]["database"] is False
+
+
+async def test_metrics_are_exposed_in_prometheus_text_format(api):
+    posted = await api.call("POST", "/api/orders", document=sample_document())
+    await services.open_link(
+        api.store, BUYER, LINK.match(posted.json["orders"][0]["link"]).group(1)
+    )
+    await services.invite_friend(
+        api.store, BUYER, await ticket_id(api.store, "T-DF-100000-1"), "alex@example.org"
+    )
+    api.metrics.updates.labels(kind="message").inc()
+    answer = await api.call("GET", "/metrics", token=None)
+    assert answer.status == 200 and answer.headers["Content-Type"].startswith("text/plain")
+    text = answer.data.decode()
+    assert 'ticketbot_emails{state="queued"} 1.0' in text
+    assert 'ticketbot_emails{state="sent"} 0.0' in text
+    assert 'ticketbot_updates_total{kind="message"} 1.0' in text
+    assert "ticketbot_handler_errors_total 0.0" in text
+    assert "ticketbot_update_seconds_bucket" in text
+
+
+async def test_the_openapi_document_is_served_and_describes_every_route(api):
+    answer = await api.call("GET", "/api/openapi.json", token=None)
+    assert answer.json == openapi_document()
+    routes = {
+        (r.method, r.resource.canonical)
+        for r in api.client.server.app.router.routes()
+        if r.method != "HEAD"
+    }
+    described = {
+        (method.upper(), re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", path))
+        for path, item in answer.json["paths"].items()
+        for method in item
+    }
+    assert {(m, re.sub(r"\{(\w+)(:[^}]*)?\}", r"{\1}", p)) for m, p in routes} == described
+
+
+async def test_unknown_api_routes_answer_json_errors(api):
+    answer = await api.call("GET", "/api/nothing-here", documented=False)
+    assert answer.status == 404 and answer.json["error"] == "not_found"
+    answer = await api.call("DELETE", "/api/orders", documented=False)
+    assert answer.status == 405 and answer.json["error"] == "method_not_allowed"
+
+
+def test_the_conformance_check_fails_on_a_response_unlike_the_document():
+    """Guards the guard: a response that breaks the document must fail the tests above."""
+    wrong = Answer(
+        200,
+        {"Content-Type": "application/json"},
+        json.dumps({"number": "DF-1", "tickets": "none"}).encode(),
+    )
+    with pytest.raises(InvalidData):
+        conform(
+            "GET",
+            "/api/orders/DF-1",
+            wrong,
+            body=None,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            request_is_valid=True,
+        )
+    undocumented = Answer(418, {"Content-Type": "application/json"}, b"{}")
+    with pytest.raises(ResponseNotFound):
+        conform("GET", "/healthz", undocumented, body=None, headers={}, request_is_valid=True)
+
+
+async def test_the_ticket_states_of_the_document_are_the_stores():
+    states = openapi_document()["components"]["schemas"]["Ticket"]["properties"]["state"]
+    assert set(states["enum"]) == {state.value for state in TicketState}
