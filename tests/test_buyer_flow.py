@@ -103,6 +103,16 @@ async def test_duplicate_name_differing_in_accents_and_case_is_refused(harness):
     assert await tickets_by_state(harness.store) == {"to_assign": 2, "completed": 1}
 
 
+async def press_send(buyer):
+    """Press "Send"; returns what the bot showed and the claim token of the link it gives the
+    buyer to forward (a message of its own, which may come a moment after the overview)."""
+    mark = buyer.mark()
+    sent = await buyer.press("Send")
+    message = await buyer.wait_for_message(lambda m: LINK.search(m.text) is not None,
+                                           since=mark)
+    return sent, LINK.search(message.text).group(1)
+
+
 async def send_to_friend(buyer, ref: str, email: str):
     await buyer.press(ref)
     await buyer.press("Assign the ticket")
@@ -114,9 +124,8 @@ async def test_send_to_a_friend_who_claims_from_the_email(harness):
     buyer, _ = await open_order(harness, language="en", user_language="en")
     asked = await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
     assert "alex@example.org" in asked.text
-    sent = await buyer.press("Send")
+    sent, forward_link = await press_send(buyer)
     assert "Pending (1)" in sent.text and "alex@example.org" in sent.text
-    forward_link = LINK.search(sent.text).group(1)
 
     mail = await harness.next_mail()
     assert mail["To"] == "alex@example.org"
@@ -143,8 +152,7 @@ async def test_send_to_a_friend_who_claims_from_the_email(harness):
 async def test_friend_declines_and_buyer_is_told(harness):
     buyer, _ = await open_order(harness, language="en", user_language="en")
     await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
-    sent = await buyer.press("Send")
-    token = LINK.search(sent.text).group(1)
+    _, token = await press_send(buyer)
     friend = harness.user(FRIEND, "Alex", "Durand", language_code="en")
     await friend.start(token)
     await friend.press("Decline")
@@ -159,7 +167,7 @@ async def test_friend_declines_and_buyer_is_told(harness):
 async def test_revoked_invitation_link_stops_working(harness):
     buyer, _ = await open_order(harness, language="en", user_language="en")
     await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
-    token = LINK.search((await buyer.press("Send")).text).group(1)
+    _, token = await press_send(buyer)
     await buyer.press("T-DF-100000-1")
     await buyer.press("Revoke the invitation")
     revoked = await buyer.press("Yes, revoke it")
@@ -259,7 +267,8 @@ async def test_commands_answer_in_french(harness, command):
 async def invite_and_get_token(harness, buyer, ref: str = "T-DF-100000-1",
                                email: str = "alex@example.org") -> str:
     await send_to_friend(buyer, ref, email)
-    return LINK.search((await buyer.press("Send")).text).group(1)
+    _, token = await press_send(buyer)
+    return token
 
 
 async def test_expired_invitation_comes_back_and_buyer_is_told(harness):
