@@ -27,7 +27,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
@@ -129,12 +129,11 @@ class Delivery:
         self.note_queued([update.update_id for update in updates])
 
     async def handle(self, update: Update, coroutine: Awaitable[Any],
-                     run: Any) -> None:
+                     run: Callable[[object, Awaitable[Any]], Awaitable[None]]) -> None:
         """Claim the update, run its handlers (``run``), and settle its inbox entry."""
-        try:
-            claim = await self._claim(update)
-        finally:
-            self._queued.pop(update.update_id, None)
+        self._forget_persistence_marks()
+        stored = self._queued.pop(update.update_id, None) is not None
+        claim = await self._claim(update, stored=stored)
         if claim is None:
             coroutine.close()  # handled already, elsewhere, or after an earlier one of its chat
             return
@@ -143,17 +142,21 @@ class Delivery:
             await run(update, coroutine)
         await self._settle(entry, claim)
 
-    async def _claim(self, update: Update) -> Claim | None:
+    async def _claim(self, update: Update, *, stored: bool) -> Claim | None:
         try:
+            if not stored:
+                # Queued by a path that did not store it first (or stored long ago; storing
+                # again changes nothing): it is at least handled the same way from here on.
+                await self.inbox.record([incoming(update)])
             claim = await self.inbox.claim(update.update_id, incoming(update).chat_id)
+            if claim is not None and claim.attempt > self.max_attempts:
+                log.warning("update %s dropped after %d attempts", update.update_id,
+                            claim.attempt - 1)
+                await self.inbox.finish(update.update_id)
+                return None
         except SQLAlchemyError as error:
             log.warning("update %s left for later: store unavailable (%s)", update.update_id,
                         type(error).__name__)
-            return None
-        if claim is not None and claim.attempt > self.max_attempts:
-            log.warning("update %s dropped after %d attempts", update.update_id,
-                        claim.attempt - 1)
-            await self.inbox.finish(update.update_id)
             return None
         return claim
 
@@ -169,12 +172,11 @@ class Delivery:
             # The lease runs out and the update is handled again; only bookkeeping repeats.
             log.warning("update %s not marked done (%s); it will be replayed",
                         entry.update_id, type(error).__name__)
-        finally:
-            self._forget_persistence_marks()
 
     def _forget_persistence_marks(self) -> None:
-        # PTB notes every chat and user it saw for its persistence, and only a persistence
-        # ever empties those sets; we have none, so they would grow with every chat served.
+        # PTB notes the chat and user of every update it finished for its persistence, and
+        # only a persistence ever empties those sets; we have none, so they would grow with
+        # every chat served. Emptied before each update, they hold only the latest few.
         application = self.application
         if application is not None and application.persistence is None:
             application._chat_ids_to_be_updated_in_persistence.clear()

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 MAX_CALLBACK_BYTES = 64
+MAX_ID = 2**31 - 1  # the store's ids are 32-bit integers
 
 HOME = "h"  # the orders and tickets of this account
 OVERVIEW = "o"  # o:<order_id>:<page>
@@ -80,6 +81,8 @@ def decode(data: str | None) -> Callback | None:
     if not match or match.group(1) not in ACTIONS:
         return None
     ids = tuple(int(part) for part in match.group(2).split(":")[1:])
+    if any(number > MAX_ID for number in ids):
+        return None  # no row has such an id, and PostgreSQL would refuse to compare it
     return Callback(match.group(1), ids)
 
 

@@ -356,6 +356,10 @@ def _parse(document: dict[str, Any] | bytes | str, max_bytes: int) -> dict[str, 
         ) from None
     except UnicodeDecodeError:
         raise ImportRejected(["not valid JSON: the text is not UTF-8"]) from None
+    except RecursionError:
+        raise ImportRejected(["not valid JSON: nested too deeply"]) from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise ImportRejected(["not valid JSON: a number has too many digits"]) from None
     if not isinstance(parsed, dict):
         raise ImportRejected(
             [

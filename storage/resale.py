@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision
 from sqlalchemy import select, update
@@ -68,7 +68,11 @@ def check_price(price: Decimal, bounds: PriceBounds) -> Decimal:
     if not price.is_finite() or price < 0:
         raise Refusal("price_invalid", **params)
     places = get_currency_precision(bounds.currency)
-    if price != price.quantize(Decimal(1).scaleb(-places)):
+    try:
+        rounded = price.quantize(Decimal(1).scaleb(-places))
+    except InvalidOperation:  # more digits than decimal arithmetic holds ("1E26")
+        raise Refusal("price_invalid", **params) from None
+    if price != rounded:
         raise Refusal("price_too_precise", places=places, **params)
     if not bounds.minimum <= price <= bounds.maximum:
         raise Refusal("price_out_of_bounds", **params)

@@ -187,6 +187,14 @@ async def _finish_invitation(
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
+        # Finished by someone else a moment before (PostgreSQL re-checks the row once their
+        # transaction commits). A friend who lost to another's claim is told so, as a fresh
+        # read of the invitation would have told them.
+        current = await session.scalar(select(Invitation.state)
+                                       .where(Invitation.id == invitation.id))
+        friend_side = state in (InvitationState.ACCEPTED, InvitationState.DECLINED)
+        if friend_side and current == InvitationState.ACCEPTED:
+            raise Refusal("link_used")
         raise Refusal("invitation_not_pending")
 
 

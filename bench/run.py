@@ -1,0 +1,495 @@
+"""The benchmark: Ticketbot against a bare python-telegram-bot bot, through the local Bot API
+emulator, each bot in a process of its own.
+
+    .venv/bin/python -m bench.run                  # SQLite, 1,000 tickets; import and mail speed
+    .venv/bin/python -m bench.run --all            # everything the issue asks (about 25 min)
+    .venv/bin/python -m bench.run --smoke          # a few seconds: does it all still work?
+
+Results go to ``bench/results/<time>.json``; the last lines printed are the summary and the
+targets, PASS or MISS. See ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import itertools
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import workload
+from bench.import_speed import measure_import
+from bench.mail_speed import measure_mails
+from bench.process import REPO, BotProcess, cpu_seconds_of, machine_busy_seconds
+from bench.store import CACHE, prepare
+from bot.emulator import BotApiEmulator
+
+RESULTS = Path(__file__).resolve().parent / "results"
+POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1/test"
+BOT_USERNAME = "ticketbot_bench_bot"
+DEFAULT_ORDERS = 334  # with three tickets each: about 1,000 tickets
+LARGE_ORDERS = 333_334  # about 1,000,000 tickets
+WARM_UP_USERS = 10
+MEMORY_CONCURRENCY = 200
+PARTS = ("throughput", "memory", "import", "mails")
+
+# The targets of issue #6.
+THROUGHPUT_TARGET = {"sqlite": 0.6, "postgres": 0.5}  # ours / baseline, at least
+P99_TARGET = 2.0  # ours / baseline, at most
+SCALE_TARGET = 1.2  # large store / small store, at most (p99), at least 1/1.2 (throughput)
+MEMORY_TARGET_MB = 20.0
+IMPORT_TARGET = 5_000.0  # tickets/s
+MAIL_TARGET = 50.0  # mails/s
+BUSY_MACHINE = 0.15  # cores used by other processes during a run before it is flagged
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _mib(kib: int) -> float:
+    return kib / 1024
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+# --- throughput -------------------------------------------------------------------------------
+
+
+async def throughput_run(bot: str, options: argparse.Namespace, *, database: str | None = None,
+                         orders: int = 0, concurrency: int = 1, workdir: Path,
+                         stamp: str) -> dict[str, Any]:
+    """One bot under the buyers' workload; its rates, latencies, CPU time and memory."""
+    label = f"{bot}-{database}-{orders}" if database else f"{bot}-c{concurrency}"
+    emulator = BotApiEmulator(bot_username=BOT_USERNAME)
+    await emulator.start()
+    driver = workload.Driver(emulator, timeout=options.step_timeout)
+    main_orders = workload.bench_orders(options.users)
+    warm_orders = workload.bench_orders(WARM_UP_USERS, prefix="WARM", first=options.users)
+    prepared = None
+    stats_file = workdir / f"{label}-stats.json"
+    if bot == "ticketbot":
+        assert database is not None
+        say(f"[{label}] preparing the store")
+        prepared = await prepare(database, orders, [*warm_orders, *main_orders],
+                                 workdir=workdir, postgres_url=options.postgres_url, log=say)
+        args = ["--database-url", prepared.url, "--bot-username", BOT_USERNAME,
+                "--outbox", str(workdir / "outbox"), "--stats", str(stats_file)]
+        if prepared.schema:
+            args += ["--schema", prepared.schema]
+        if options.count_queries:
+            args.append("--count-queries")
+        if options.rate_limit:
+            args.append("--rate-limit")
+        module, script = "bench.ticketbot_bot", workload.ticketbot_step
+        tokens = prepared.tokens
+    else:
+        args = ["--concurrency", str(concurrency), "--stats", str(stats_file)]
+        module, script = "bench.baseline_bot", workload.baseline_step
+        tokens = {}
+    args += ["--api-url", emulator.base_url, "--token", emulator.token]
+    profile = None
+    if options.profile:
+        profile = RESULTS / f"profile-{stamp}-{label}"
+        args += ["--profile", str(profile)]
+    process = BotProcess(label, module, args, log_file=CACHE / "logs" / f"{label}.log")
+    try:
+        await process.start()
+        say(f"[{label}] bot up (pid {process.pid}, handles {process.info.get('concurrency')} "
+            f"update(s) at a time); warming up")
+        warm = workload.make_buyers(emulator, warm_orders, tokens, 1)
+        await workload.run_buyers(driver, warm, 1, script)
+        warm_errors = list(driver.errors)
+        driver.samples.clear()
+        driver.errors.clear()
+        await process.mark()
+        buyers = workload.make_buyers(emulator, main_orders, tokens, options.rounds)
+        cpu_before, own_before = process.cpu_seconds(), _own_cpu()
+        machine_before, database_before = machine_busy_seconds(), cpu_seconds_of("postgres")
+        say(f"[{label}] {options.users} buyers, {options.rounds} round(s)")
+        updates, started, ended = await workload.run_buyers(driver, buyers, options.rounds,
+                                                            script)
+        cpu = process.cpu_seconds() - cpu_before
+        own = _own_cpu() - own_before
+        database_cpu = cpu_seconds_of("postgres") - database_before
+        machine = machine_busy_seconds() - machine_before
+        memory = process.memory_kib()
+    finally:
+        # Writing a profile takes a while after a long run.
+        stats = await process.stop(stats_file, timeout=600 if profile else 60)
+        driver.detach()
+        await emulator.stop()
+        if prepared is not None:
+            await prepared.drop()
+    elapsed = ended - started
+    result: dict[str, Any] = {
+        "bot": bot,
+        "database": database,
+        "orders": orders,
+        "tickets": (orders + options.users + WARM_UP_USERS) * workload.TICKETS_PER_ORDER
+        if database else None,
+        "users": options.users,
+        "rounds": options.rounds,
+        "concurrency": process.info.get("concurrency"),
+        "updates": updates,
+        "errors": driver.errors[:20],
+        "error_count": len(driver.errors) + len(warm_errors),
+        "bot_call_errors": dict(driver.bot_errors),
+        "elapsed_s": elapsed,
+        "updates_per_s": updates / elapsed if elapsed else 0.0,
+        "latency_ms": workload.latency_summary(driver.samples),
+        "latency_by_step_ms": workload.latency_by_step(driver.samples),
+        "cpu_ms_per_update": 1000 * cpu / updates if updates else 0.0,
+        "bot_cpu_share": cpu / elapsed if elapsed else 0.0,
+        "load_generator_cpu_share": own / elapsed if elapsed else 0.0,
+        "postgres_cpu_share": database_cpu / elapsed if elapsed else 0.0,
+        # Anything else running on the machine meanwhile (other test runs…) skews the numbers.
+        "other_cpu_share": max(machine - cpu - own - database_cpu, 0.0) / elapsed
+        if elapsed else 0.0,
+        "rss_mb": _mib(memory.get("VmRSS", 0)),
+        "rss_peak_mb": _mib(memory.get("VmHWM", 0)),
+        "preload_s": prepared.preload_seconds if prepared else None,
+    }
+    if "queries" in stats:
+        queries = stats["queries"]
+        result["queries"] = queries
+        result["statements_per_update"] = queries["statements"] / updates if updates else 0.0
+        result["transactions_per_update"] = queries["transactions"] / updates if updates else 0.0
+    if profile is not None:
+        result["profile"] = str(profile.with_suffix(".html"))
+    say(f"[{label}] " + describe(result))
+    for error in result["errors"][:5]:
+        say(f"[{label}] error: {error}")
+    return result
+
+
+def describe(result: dict[str, Any]) -> str:
+    latency = result["latency_ms"]
+    text = (f"{result['updates']} updates in {result['elapsed_s']:.1f} s: "
+            f"{result['updates_per_s']:.0f} upd/s, latency p50 {latency['p50']:.1f} / "
+            f"p95 {latency['p95']:.1f} / p99 {latency['p99']:.1f} ms, "
+            f"cpu {result['cpu_ms_per_update']:.2f} ms/upd "
+            f"(bot {result['bot_cpu_share']:.0%} of a core, load generator "
+            f"{result['load_generator_cpu_share']:.0%}, PostgreSQL "
+            f"{result['postgres_cpu_share']:.0%}, other processes "
+            f"{result['other_cpu_share']:.0%}), rss peak {result['rss_peak_mb']:.0f} MB")
+    if "statements_per_update" in result:
+        text += (f", {result['statements_per_update']:.1f} SQL statements "
+                 f"({result['transactions_per_update']:.1f} transactions) per update")
+    if result["error_count"]:
+        text += f", {result['error_count']} ERRORS"
+    return text
+
+
+# --- memory -----------------------------------------------------------------------------------
+
+
+async def memory_run(options: argparse.Namespace, *, workdir: Path) -> dict[str, Any]:
+    """Ticketbot serving many distinct chats, each sending a plain /start: RSS growth."""
+    chats = options.memory_chats
+    warm_up = min(1_000, max(chats // 10, 1))
+    emulator = BotApiEmulator(bot_username=BOT_USERNAME)
+    await emulator.start()
+    driver = workload.Driver(emulator, timeout=options.step_timeout)
+    say(f"[memory] preparing the store ({DEFAULT_ORDERS} orders)")
+    prepared = await prepare("sqlite", DEFAULT_ORDERS, [], workdir=workdir,
+                             postgres_url=options.postgres_url, log=say)
+    stats_file = workdir / "memory-stats.json"
+    process = BotProcess("memory", "bench.ticketbot_bot", [
+        "--database-url", prepared.url, "--bot-username", BOT_USERNAME,
+        "--outbox", str(workdir / "outbox"), "--stats", str(stats_file),
+        "--api-url", emulator.base_url, "--token", emulator.token,
+    ], log_file=CACHE / "logs" / "memory.log")
+    samples: list[tuple[int, float]] = []
+    next_id = itertools.count(50_000_000)
+    served = 0
+    target = warm_up
+
+    async def visitor() -> None:
+        nonlocal served
+        while served < target:
+            user_id = next(next_id)
+            served += 1
+            user = emulator.user(user_id, first_name="Visitor", language_code="en")
+            try:
+                await driver.act(user, "/start", text="/start")
+            except workload.StepFailed as failure:
+                driver.errors.append(f"chat {user_id}: {failure}")
+
+    try:
+        await process.start()
+        await asyncio.gather(*(visitor() for _ in range(MEMORY_CONCURRENCY)))
+        before = process.memory_kib()["VmRSS"]
+        samples.append((served, _mib(before)))
+        say(f"[memory] {served:,} chats served, RSS {_mib(before):.1f} MB")
+        started = time.monotonic()
+        step = max(chats // 10, 1)
+        while served < chats:
+            target = min(chats, served + step)
+            await asyncio.gather(*(visitor() for _ in range(MEMORY_CONCURRENCY)))
+            rss = _mib(process.memory_kib()["VmRSS"])
+            samples.append((served, rss))
+            say(f"[memory] {served:,} chats served, RSS {rss:.1f} MB "
+                f"({served / (time.monotonic() - started + 1e-9):.0f} chats/s since warm-up)")
+        memory = process.memory_kib()
+    finally:
+        await process.stop(stats_file)
+        driver.detach()
+        await emulator.stop()
+        await prepared.drop()
+    growth = _mib(memory["VmRSS"] - before)
+    return {
+        "chats": chats,
+        "measured_from": warm_up,
+        "rss_after_warm_up_mb": _mib(before),
+        "rss_end_mb": _mib(memory["VmRSS"]),
+        "rss_peak_mb": _mib(memory["VmHWM"]),
+        "growth_mb": growth,
+        "growth_per_1000_chats_kb": 1024 * growth / max(chats - warm_up, 1) * 1000,
+        "samples": samples,
+        "error_count": len(driver.errors),
+        "errors": driver.errors[:20],
+    }
+
+
+# --- the whole run ----------------------------------------------------------------------------
+
+
+def ratio(ours: float, theirs: float) -> float:
+    return ours / theirs if theirs else float("inf")
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def summaries(results: dict[str, Any]) -> list[str]:
+    """The one-line summaries, then a line per target with PASS or MISS."""
+    lines: list[str] = []
+    targets: list[str] = []
+    baseline = results.get("baseline")
+    by_database: dict[str, list[dict[str, Any]]] = {}
+    for run in results.get("ticketbot", []):
+        by_database.setdefault(run["database"], []).append(run)
+        if baseline is None:
+            continue
+        tput = ratio(run["updates_per_s"], baseline["updates_per_s"])
+        p99 = ratio(run["latency_ms"]["p99"], baseline["latency_ms"]["p99"])
+        lines.append(
+            f"SUMMARY {run['database']} orders={run['orders']} tickets={run['tickets']:,}: "
+            f"ours {run['updates_per_s']:.0f} upd/s ({tput:.2f}x) "
+            f"p99 {run['latency_ms']['p99']:.0f} ms ({p99:.1f}x) "
+            f"cpu {run['cpu_ms_per_update']:.1f} ms/upd rss {run['rss_peak_mb']:.0f} MB"
+            + (f" sql {run['statements_per_update']:.1f}/upd"
+               if "statements_per_update" in run else "")
+            + (f" ERRORS {run['error_count']}" if run["error_count"] else "")
+            + f" | baseline {baseline['updates_per_s']:.0f} upd/s "
+            f"p99 {baseline['latency_ms']['p99']:.0f} ms "
+            f"cpu {baseline['cpu_ms_per_update']:.1f} ms/upd rss {baseline['rss_peak_mb']:.0f} MB")
+        floor = THROUGHPUT_TARGET.get(run["database"], 0.5)
+        where = f"{run['database']} orders={run['orders']}"
+        targets.append(f"TARGET {where}: throughput {tput:.2f}x baseline >= {floor}x "
+                       f"{verdict(tput >= floor)}")
+        targets.append(f"TARGET {where}: p99 {p99:.1f}x baseline <= {P99_TARGET}x "
+                       f"{verdict(p99 <= P99_TARGET)}")
+    for database, runs in by_database.items():
+        if len(runs) < 2:
+            continue
+        small = min(runs, key=lambda r: r["orders"])
+        large = max(runs, key=lambda r: r["orders"])
+        tput = ratio(small["updates_per_s"], large["updates_per_s"])
+        p99 = ratio(large["latency_ms"]["p99"], small["latency_ms"]["p99"])
+        targets.append(
+            f"TARGET {database} {large['tickets']:,} vs {small['tickets']:,} tickets: "
+            f"throughput {tput:.2f}x slower, p99 {p99:.2f}x higher, both <= {SCALE_TARGET}x "
+            f"{verdict(tput <= SCALE_TARGET and p99 <= SCALE_TARGET)}")
+    same = results.get("baseline_same_concurrency")
+    if same:
+        lines.append(f"SUMMARY baseline handling {same['concurrency']} updates at a time "
+                     f"(as Ticketbot does): {same['updates_per_s']:.0f} upd/s "
+                     f"p99 {same['latency_ms']['p99']:.0f} ms "
+                     f"cpu {same['cpu_ms_per_update']:.1f} ms/upd")
+    memory = results.get("memory")
+    if memory:
+        lines.append(f"SUMMARY memory: {memory['chats']:,} chats, RSS "
+                     f"{memory['rss_after_warm_up_mb']:.1f} -> {memory['rss_end_mb']:.1f} MB "
+                     f"(peak {memory['rss_peak_mb']:.1f} MB)")
+        targets.append(f"TARGET memory growth for {memory['chats']:,} chats "
+                       f"{memory['growth_mb']:.1f} MB < {MEMORY_TARGET_MB:.0f} MB "
+                       f"{verdict(memory['growth_mb'] < MEMORY_TARGET_MB)}")
+    imported = results.get("import")
+    if imported:
+        targets.append(f"TARGET import of {imported['tickets']:,} tickets "
+                       f"{imported['tickets_per_s']:,.0f} tickets/s >= {IMPORT_TARGET:,.0f} "
+                       f"{verdict(imported['tickets_per_s'] >= IMPORT_TARGET)}")
+    mails = results.get("mails")
+    if mails:
+        targets.append(f"TARGET mails {mails['mails_per_s']:.0f}/s >= {MAIL_TARGET:.0f} "
+                       f"{verdict(mails['mails_per_s'] >= MAIL_TARGET)}")
+    runs = [*results.get("ticketbot", []), results.get("baseline"),
+            results.get("baseline_same_concurrency")]
+    for run in filter(None, runs):
+        if run["other_cpu_share"] > BUSY_MACHINE:
+            label = run["bot"] + (f" {run['database']} orders={run['orders']}"
+                                  if run["database"] else f" ({run['concurrency']} at a time)")
+            targets.append(f"WARNING other processes used {run['other_cpu_share']:.0%} of a "
+                           f"core during the {label} run: rerun on a quiet machine")
+    return lines + targets
+
+
+def git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, check=True,
+                              capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+async def run(options: argparse.Namespace) -> int:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    results: dict[str, Any] = {
+        "started": stamp,
+        "commit": git_commit(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "options": {k: v for k, v in vars(options).items()},
+    }
+    problems = 0
+    with tempfile.TemporaryDirectory(prefix="ticketbot-bench-") as directory:
+        workdir = Path(directory)
+        if "throughput" in options.parts:
+            runs = results["ticketbot"] = []
+            for database, orders in options.stores if "ticketbot" in options.bots else ():
+                run_result = await throughput_run("ticketbot", options, database=database,
+                                                  orders=orders, workdir=workdir, stamp=stamp)
+                runs.append(run_result)
+                problems += run_result["error_count"]
+            if "baseline" in options.bots:
+                results["baseline"] = await throughput_run(
+                    "baseline", options, concurrency=options.baseline_concurrency,
+                    workdir=workdir, stamp=stamp)
+                problems += results["baseline"]["error_count"]
+            ours = max((r["concurrency"] or 1 for r in runs), default=1)
+            if ("baseline" in options.bots and ours != options.baseline_concurrency
+                    and not options.smoke):
+                # The same bare bot handling as many updates at once as ours: what that
+                # concurrency costs in python-telegram-bot and httpx, without our code.
+                say(f"[baseline] again, {ours} updates at a time like Ticketbot")
+                results["baseline_same_concurrency"] = await throughput_run(
+                    "baseline", options, concurrency=ours, workdir=workdir, stamp=stamp)
+        if "memory" in options.parts:
+            results["memory"] = await memory_run(options, workdir=workdir)
+            problems += results["memory"]["error_count"]
+        if "import" in options.parts:
+            say(f"[import] ticketbot import of {options.import_orders:,} orders")
+            results["import"] = await measure_import(options.import_orders, workdir)
+            say(f"[import] {results['import']['output']} "
+                f"({results['import']['seconds']:.1f} s)")
+        if "mails" in options.parts:
+            say(f"[mails] {options.mails} invitation mails over SMTP")
+            results["mails"] = await measure_mails(options.mails, workdir)
+            say(f"[mails] {results['mails']['sent']} sent in {results['mails']['seconds']:.1f} s")
+    lines = summaries(results)
+    results["summary"] = lines
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{stamp}{'-smoke' if options.smoke else ''}.json"
+    path.write_text(json.dumps(results, indent=2, default=str))
+    say(f"results: {path.relative_to(REPO)}")
+    if options.smoke:
+        say("smoke run: too small for its numbers or targets to mean anything")
+    for line in lines:
+        say(line)
+    if problems:
+        say(f"{problems} workload errors: the bot did not do what the simulated users expected")
+        return 1
+    return 0
+
+
+def _list(kind: type, text: str) -> list:
+    return [kind(part) for part in text.split(",") if part]
+
+
+def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=200, help="simulated buyers (200)")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help=f"rounds per buyer, 1 to {workload.MAX_ROUNDS} (2)")
+    parser.add_argument("--database", type=lambda t: _list(str, t), default=["sqlite"],
+                        help="sqlite, postgres, or both: sqlite,postgres (sqlite)")
+    parser.add_argument("--postgres-url", default=POSTGRES_URL)
+    parser.add_argument("--orders", type=lambda t: _list(int, t), default=[DEFAULT_ORDERS],
+                        help="extra orders of 3 tickets pre-loaded, comma-separated for several "
+                             f"runs ({DEFAULT_ORDERS}, about 1,000 tickets; {LARGE_ORDERS:,} "
+                             "is about 1,000,000)")
+    parser.add_argument("--parts", type=lambda t: _list(str, t),
+                        default=["throughput", "import", "mails"],
+                        help=f"what to run, of {','.join(PARTS)} (all but memory)")
+    parser.add_argument("--bots", type=lambda t: _list(str, t), default=["ticketbot", "baseline"],
+                        help="which bots the throughput part runs (ticketbot,baseline)")
+    parser.add_argument("--memory", action="store_true", help="add the memory part")
+    parser.add_argument("--memory-chats", type=int, default=100_000)
+    parser.add_argument("--import-orders", type=int, default=100_000)
+    parser.add_argument("--mails", type=int, default=500)
+    parser.add_argument("--baseline-concurrency", type=int, default=1,
+                        help="updates the baseline handles at once (1, python-telegram-bot's "
+                             "default and its fastest here); a second baseline run always "
+                             "uses Ticketbot's concurrency")
+    parser.add_argument("--rate-limit", action="store_true",
+                        help="keep Ticketbot's AIORateLimiter (caps it near 30 messages/s)")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile Ticketbot's measured phase with pyinstrument "
+                             "(bench/results/profile-*.html and .txt)")
+    parser.add_argument("--count-queries", action="store_true",
+                        help="count Ticketbot's SQL statements per update")
+    parser.add_argument("--step-timeout", type=float, default=120.0,
+                        help="seconds a simulated user waits for the bot")
+    parser.add_argument("--all", action="store_true",
+                        help="SQLite and PostgreSQL, 1,000 and 1,000,000 tickets on SQLite, "
+                             "memory, import, mails")
+    parser.add_argument("--smoke", action="store_true",
+                        help="10 users, 1 round, SQLite, small import, mails and memory parts")
+    options = parser.parse_args(argv)
+    if options.memory and "memory" not in options.parts:
+        options.parts.append("memory")
+    options.stores = [(d, n) for d in options.database for n in options.orders]
+    if options.all:
+        options.parts = list(PARTS)
+        options.stores = [("sqlite", DEFAULT_ORDERS), ("sqlite", LARGE_ORDERS),
+                          ("postgres", DEFAULT_ORDERS)]
+    if options.smoke:
+        options.users, options.rounds = 10, 1
+        options.stores = [("sqlite", DEFAULT_ORDERS)]
+        options.parts = list(PARTS)
+        options.memory_chats, options.import_orders, options.mails = 300, 2_000, 20
+        options.count_queries = True
+    if any(d not in ("sqlite", "postgres") for d, _ in options.stores):
+        parser.error("--database takes sqlite, postgres or both")
+    unknown = set(options.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    if not 1 <= options.rounds <= workload.MAX_ROUNDS:
+        parser.error(f"--rounds must be between 1 and {workload.MAX_ROUNDS}")
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(argv)
+    return asyncio.run(run(options))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Ticketbot itself, as the benchmark runs it: the real Application from
+``bot.application.build_application`` with its services, long polling against the emulator.
+
+Run by the benchmark as ``python -m bench.ticketbot_bot --api-url URL --token TOKEN
+--database-url URL``. ``--count-queries`` counts the SQL statements the store executes
+(SQLAlchemy's ``before_cursor_execute``), from the start of the measured phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+
+from bench.serving import common_arguments, serve
+from bot.application import build_application, start_services, stop_services
+from bot.settings import Settings
+from storage.database import open_store
+
+_LITERALS = re.compile(r"\(\s*(?:\?|\$\d+)(?:\s*,\s*(?:\?|\$\d+))*\s*\)")
+
+
+class QueryCounter:
+    """Counts the statements sent to the database, by their text (placeholders folded), and
+    the transactions begun (SQLite's explicit ``BEGIN`` is counted there, not as a statement,
+    so that both databases count alike)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.statements: Counter[str] = Counter()
+        self.transactions = 0
+        event.listen(engine.sync_engine, "before_cursor_execute", self._count)
+        event.listen(engine.sync_engine, "begin", self._begin)
+
+    def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip()[:5].upper() != "BEGIN":
+            self.statements[_LITERALS.sub("(…)", " ".join(statement.split()))] += 1
+
+    def _begin(self, conn: Any) -> None:
+        self.transactions += 1
+
+    def restart(self) -> None:
+        self.statements.clear()
+        self.transactions = 0
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "statements": sum(self.statements.values()),
+            "transactions": self.transactions,
+            "top": [{"count": n, "sql": s[:300]} for s, n in self.statements.most_common(25)],
+        }
+
+
+async def run(args: argparse.Namespace) -> None:
+    settings = Settings(
+        token=args.token, telegram_api_url=args.api_url, bot_username=args.bot_username,
+        database_url=args.database_url, secret=args.secret, outbox_dir=str(args.outbox),
+        smtp_url=args.smtp_url,
+    )
+    engine_kwargs: dict[str, Any] = {}
+    if args.schema:
+        engine_kwargs["connect_args"] = {"server_settings": {"search_path": args.schema}}
+    store = await open_store(settings.database_url, secret=settings.secret,
+                             claim_link_ttl=settings.claim_link_ttl, **engine_kwargs)
+    counter = QueryCounter(store.engine) if args.count_queries else None
+    # AIORateLimiter keeps a real bot under Telegram's broadcast limit of about 30 messages a
+    # second, which would be all this benchmark measured; --rate-limit puts it back.
+    application = build_application(settings, store, rate_limit=args.rate_limit)
+    try:
+        await serve(
+            application, args, after_initialize=start_services, before_shutdown=stop_services,
+            on_mark=counter.restart if counter else None,
+            stats=(lambda: {"queries": counter.stats()}) if counter else None,
+        )
+    finally:
+        await store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    common_arguments(parser)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--schema", help="PostgreSQL schema to use (search_path)")
+    parser.add_argument("--bot-username", default="ticketbot_bench_bot")
+    parser.add_argument("--secret", default="bench-secret")
+    parser.add_argument("--outbox", type=Path, default=Path("bench/.cache/outbox"),
+                        help="where invitation e-mails are written as .eml files")
+    parser.add_argument("--smtp-url", help="send e-mails over SMTP instead")
+    parser.add_argument("--rate-limit", action="store_true",
+                        help="keep the production AIORateLimiter (about 30 calls/s)")
+    parser.add_argument("--count-queries", action="store_true")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

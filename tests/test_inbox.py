@@ -1,0 +1,247 @@
+"""The update inbox and per-chat ordering, piece by piece: the deciding transaction marks an
+update done with its effects, a second attempt is refused, entries of a chat are claimed in
+order, leases run out, old entries are pruned, and the processor's memory follows the updates
+in flight, not the chats served."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+
+import pytest
+from sqlalchemy import func, select, update
+from telegram import Update
+from telegram.ext import ExtBot
+
+from bot.inbox import MAX_ATTEMPTS, receive_update
+from bot.update_processor import ChatOrderedProcessor
+from storage import chat_state, services
+from storage.applying import AlreadyApplied, Applying, applying
+from storage.database import utcnow
+from storage.inbox import Inbox, Incoming
+from storage.models import AuditEntry, TelegramUser, Ticket, TicketState, UpdateInbox
+from tests.factories import make_event, make_order
+
+BUYER = 1001
+
+
+def entry(update_id: int, chat_id: int | None = 7) -> Incoming:
+    return Incoming(update_id, chat_id, {"update_id": update_id})
+
+
+async def done_at(store, update_id: int):
+    async with store.read() as session:
+        return await session.scalar(
+            select(UpdateInbox.done_at).where(UpdateInbox.update_id == update_id))
+
+
+async def count(store, model, *where) -> int:
+    async with store.read() as session:
+        return await session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+@pytest.fixture
+async def ticket_id(store):
+    await make_event(store)
+    _, tickets = await make_order(store, managers=(BUYER,))
+    return tickets[0]
+
+
+async def test_deciding_transaction_marks_the_update_done_with_its_effects(store, ticket_id):
+    inbox = Inbox(store)
+    await inbox.record([entry(1)])
+    attempt = Applying(1)
+    with applying(attempt):
+        await chat_state.set_step(store, 7, "claim_name", ticket_id=ticket_id)  # bookkeeping
+        assert await done_at(store, 1) is None
+        await services.claim_for_myself(store, BUYER, ticket_id, "Camille Martin")
+        await chat_state.clear_step(store, 7)
+    assert attempt.marked_done and await done_at(store, 1) is not None
+
+
+async def test_a_second_attempt_is_refused_and_changes_nothing(store, ticket_id):
+    inbox = Inbox(store)
+    await inbox.record([entry(1)])
+    with applying(Applying(1)):
+        await services.claim_for_myself(store, BUYER, ticket_id, "Camille Martin")
+    async with store.write() as session:  # as if someone took the ticket back meanwhile
+        await session.execute(update(Ticket).values(state=TicketState.TO_ASSIGN, name_key=None,
+                                                    holder_name=None, holder_email=None))
+    with applying(Applying(1, attempt=2)), pytest.raises(AlreadyApplied):
+        await services.claim_for_myself(store, BUYER, ticket_id, "Camille Martin")
+    assert await count(store, AuditEntry, AuditEntry.action == "claimed_for_self") == 1
+    async with store.read() as session:
+        assert (await session.get(Ticket, ticket_id)).state == TicketState.TO_ASSIGN
+
+
+async def test_a_refused_action_leaves_the_update_unfinished(store, ticket_id):
+    await Inbox(store).record([entry(1)])
+    attempt = Applying(1)
+    with applying(attempt), pytest.raises(services.Refusal):
+        await services.claim_for_myself(store, BUYER, ticket_id, "1234")
+    with applying(attempt), pytest.raises(services.Refusal):
+        await services.invite_friend(store, BUYER, ticket_id + 99, "alex@example.org")
+    assert not attempt.marked_done and await done_at(store, 1) is None
+
+
+async def test_a_chats_entries_are_claimed_in_order(store):
+    inbox = Inbox(store)
+    await inbox.record([entry(1), entry(2), entry(3, chat_id=8)])
+    assert await inbox.claim(2, 7) is None  # 1 is unfinished
+    assert await inbox.claim(3, 8) is not None  # another chat does not wait
+    first = await inbox.claim(1, 7)
+    assert first is not None and first.attempt == 1
+    assert await inbox.claim(1, 7) is None  # leased
+    await inbox.finish(1)
+    assert await inbox.claim(2, 7) is not None
+
+
+async def test_a_lease_runs_out_and_the_entry_is_due_again(store):
+    inbox = Inbox(store, lease=dt.timedelta(milliseconds=50), grace=dt.timedelta(seconds=30))
+    await inbox.record([entry(1), entry(2)])
+    assert [e.update_id for e in await inbox.due()] == []  # fresh: left to its receiver
+    assert [e.update_id for e in await inbox.due(fresh_too=True)] == [1, 2]
+    claim = await inbox.claim(1, 7)
+    await asyncio.sleep(0.06)
+    assert [e.update_id for e in await inbox.due()] == [1]
+    again = await inbox.claim(1, 7)
+    assert again is not None and again.attempt == 2
+    await inbox.retry_later(claim, dt.timedelta(seconds=60))  # an old claim changes nothing
+    await inbox.retry_later(again, dt.timedelta(seconds=60))
+    assert await inbox.claim(1, 7) is None
+
+
+async def test_recording_an_update_twice_keeps_the_first(store):
+    inbox = Inbox(store)
+    await inbox.record([entry(1)])
+    await inbox.finish(1)
+    await inbox.record([entry(1), entry(2)])
+    assert await done_at(store, 1) is not None
+    assert await inbox.unfinished() == 1
+
+
+async def test_old_done_entries_are_pruned(store):
+    inbox = Inbox(store)
+    await inbox.record([entry(1), entry(2), entry(3)])
+    await inbox.finish(1)
+    await inbox.finish(2)
+    async with store.write() as session:
+        await session.execute(update(UpdateInbox).where(UpdateInbox.update_id == 1)
+                              .values(done_at=utcnow() - dt.timedelta(days=3)))
+    assert await inbox.prune() == 1
+    async with store.read() as session:
+        left = set(await session.scalars(select(UpdateInbox.update_id)))
+    assert left == {2, 3}
+
+
+_BOT = ExtBot("1:x")
+
+
+def message_update(update_id: int, chat_id: int) -> Update:
+    payload = {"update_id": update_id, "message": {
+        "message_id": update_id, "date": 0, "text": "hi",
+        "chat": {"id": chat_id, "type": "private"},
+        "from": {"id": chat_id, "is_bot": False, "first_name": "A"}}}
+    return Update.de_json(payload, _BOT)
+
+
+async def test_processor_keeps_each_chats_order_and_runs_chats_concurrently():
+    processor = ChatOrderedProcessor(max_running=8)
+    seen: dict[int, list[int]] = {}
+    running = 0
+    most = 0
+
+    async def handle(update: Update) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.001 * (update.update_id % 3))
+        seen.setdefault(update.effective_chat.id, []).append(update.update_id)
+        running -= 1
+
+    updates = [message_update(n, chat_id=n % 5) for n in range(1, 201)]
+    await asyncio.gather(*(processor.process_update(u, handle(u)) for u in updates))
+    for chat, ids in seen.items():
+        assert ids == sorted(ids), chat
+    assert 1 < most <= 5  # five chats at once, never two updates of one chat
+    assert processor.chats_in_flight == 0
+
+
+async def test_processor_memory_follows_updates_in_flight_not_chats_served():
+    processor = ChatOrderedProcessor(max_running=16)
+
+    async def nothing() -> None:
+        await asyncio.sleep(0)
+
+    for batch in range(5):
+        updates = [message_update(batch * 1000 + n, chat_id=batch * 1000 + n)
+                   for n in range(400)]
+        await asyncio.gather(*(processor.process_update(u, nothing()) for u in updates))
+        assert processor.chats_in_flight == 0
+
+
+# --- through the running bot ---------------------------------------------------------------
+
+
+def start_message(update_id: int, user_id: int, text: str) -> dict:
+    user = {"id": user_id, "is_bot": False, "first_name": "Eve", "language_code": "en"}
+    return {"update_id": update_id, "message": {
+        "message_id": update_id, "date": int(time.time()), "text": text,
+        "chat": {"id": user_id, "type": "private", "first_name": "Eve"}, "from": user,
+        "entities": [{"type": "bot_command", "offset": 0, "length": 6}]}}
+
+
+async def test_an_update_delivered_three_times_is_applied_once(harness):
+    eve = harness.user(3003, "Eve")
+    await eve.send("/help")  # the chat exists
+    application = harness.application
+    payload = start_message(10**6, eve.id, "/start not-a-real-link-but-long-enough")
+    mark = eve.mark()
+    for _ in range(2):  # Telegram retrying a webhook call, or polling after a crash
+        await receive_update(application, Update.de_json(payload, application.bot))
+    await eve.wait_for_message(lambda m: "not valid" in m.text, since=mark)
+    await receive_update(application, Update.de_json(payload, application.bot))  # once done
+    await asyncio.sleep(0.3)
+    assert len([m for m in eve.messages if "not valid" in m.text]) == 1
+    async with harness.store.read() as session:
+        user = await session.get(TelegramUser, eve.id)
+        entry = await session.get(UpdateInbox, 10**6)
+    assert user.failed_starts == 1 and entry.done_at is not None and entry.attempts == 1
+    # PTB notes every chat for a persistence we do not have; nothing may pile up there.
+    bob = harness.user(3004, "Bob")
+    await bob.send("/help")
+    assert application._chat_ids_to_be_updated_in_persistence <= {bob.id}
+
+
+async def test_the_keeper_prunes_old_done_entries(harness):
+    await harness.user(3003, "Eve").send("/help")
+    async with harness.store.write() as session:
+        await session.execute(update(UpdateInbox).values(done_at=utcnow() - dt.timedelta(days=3)))
+    keeper = harness.application.bot_data["inbox_keeper"]
+    keeper._pruned_at = 0.0  # as if the last pruning were long ago
+    await keeper.sweep()
+    assert await count(harness.store, UpdateInbox) == 0
+
+
+async def test_an_update_that_failed_too_often_is_given_up(harness, caplog):
+    eve = harness.user(3003, "Eve")
+    await eve.send("/help")
+    payload = start_message(10**6, eve.id, "/start not-a-real-link-but-long-enough")
+    async with harness.store.write() as session:  # as if it had killed the bot eight times
+        session.add(UpdateInbox(update_id=10**6, chat_id=eve.id, payload=payload,
+                                received_at=utcnow(), attempts=MAX_ATTEMPTS))
+    mark = eve.mark()
+    await harness.application.bot_data["delivery"].replay(fresh_too=True)
+
+    async def given_up():
+        return await done_at(harness.store, 10**6) is not None
+    async with asyncio.timeout(5):
+        while not await given_up():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+    with pytest.raises(AssertionError):  # it was not handled: no answer comes
+        await eve.wait_for_message(since=mark, timeout=0.3)
+    async with harness.store.read() as session:
+        user = await session.get(TelegramUser, eve.id)
+    assert user is None or user.failed_starts == 0
+    assert any("dropped after 8 attempts" in r.getMessage() for r in caplog.records)

@@ -1,0 +1,339 @@
+"""The hot queries use indexes, so their cost does not grow with the number of orders.
+
+Each case runs a real service while recording the SQL it sends (SQLAlchemy's
+``before_cursor_execute``), then asks the database how it would run every recorded SELECT,
+UPDATE and DELETE: ``EXPLAIN QUERY PLAN`` on SQLite, ``EXPLAIN`` on PostgreSQL with sequential
+scans and merge and hash joins priced out (``enable_seqscan = off``…), so that on a test-sized
+table the planner still shows whether an index *could* serve the query. A full scan of a table
+that grows with the orders fails the case, naming the statement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import event, insert, select
+
+from bot.background import NewsSender
+from bot.mailer import OutboxSender
+from storage import chat_state, services
+from storage.database import Store, utcnow
+from storage.importer import import_document
+from storage.inbox import Inbox, Incoming
+from storage.models import (
+    ChatNotification,
+    ChatState,
+    ClaimGrant,
+    Invitation,
+    LinkToken,
+    OrderAccess,
+    OutboxMail,
+    ResaleListing,
+    TelegramUser,
+    Ticket,
+    UpdateInbox,
+)
+from storage.order_report import order_report
+from tests.conftest import sample_document
+
+BUYER, OTHER_BUYER, FRIEND = 1001, 1002, 2002
+ORDERS = 300  # and as many rows of history in every other growing table
+
+# Tables that grow with orders, users or traffic (events and settings stay small).
+GROWING_TABLES = frozenset({
+    "orders", "tickets", "barcodes", "invitations", "link_tokens", "order_access",
+    "telegram_users", "chat_states", "claim_grants", "outbox_mails", "chat_notifications",
+    "audit_entries", "update_inbox", "resale_listings",
+})
+_EXPLAINED = re.compile(r"^\s*(SELECT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
+_ALIAS = re.compile(r"\b(\w+) AS (\w+)\b", re.IGNORECASE)
+
+
+@dataclass
+class World:
+    order_id: int
+    ticket_ids: list[int]
+    pending_ticket_id: int
+    invitation_id: int
+    claim_token: str
+    other_order_token: str
+
+
+async def fill_history(store: Store, rows: int = ORDERS) -> None:
+    """Rows in every growing table, as past traffic leaves them (finished invitations, sent
+    mails and news, handled updates…): on near-empty tables PostgreSQL rightly prefers
+    reading a table whole, which would say nothing about the indexes."""
+    now = utcnow()
+    earlier = now - dt.timedelta(days=3)
+    async with store.write() as session:
+        ticket_ids = list(await session.scalars(select(Ticket.id).order_by(Ticket.id)))
+        users = [50_000 + n for n in range(rows)]
+        await session.execute(insert(TelegramUser), [
+            {"telegram_id": user, "failed_starts": 0, "created_at": earlier} for user in users])
+        await session.execute(insert(OrderAccess), [
+            {"telegram_id": user, "order_id": n + 1, "granted_at": earlier}
+            for n, user in enumerate(users)])
+        invitations = [
+            {"ticket_id": ticket_ids[n % len(ticket_ids)], "email": f"old{n}@example.org",
+             "state": ("accepted", "declined", "revoked", "expired")[n % 4],
+             "invited_by_telegram_id": users[n], "inviter_name": "Camille Martin",
+             "language": "fr", "created_at": earlier, "expires_at": earlier,
+             "last_sent_at": earlier, "finished_at": earlier}
+            for n in range(rows)]
+        result = await session.execute(insert(Invitation).returning(Invitation.id), invitations)
+        invitation_ids = list(result.scalars())
+        await session.execute(insert(ClaimGrant), [
+            {"invitation_id": invitation_id, "telegram_id": users[n], "granted_at": earlier}
+            for n, invitation_id in enumerate(invitation_ids)])
+        await session.execute(insert(LinkToken), [
+            {"token_hash": f"{n:064x}", "kind": "claim", "order_id": 1 + n % rows,
+             "invitation_id": invitation_ids[n], "created_at": earlier, "expires_at": earlier,
+             "used_at": earlier} for n in range(rows)])
+        await session.execute(insert(ChatState), [
+            {"chat_id": user, "step": "invite_email", "payload": {}, "expires_at": earlier}
+            for user in users])
+        await session.execute(insert(OutboxMail), [
+            {"message_id": f"<old{n}@example.org>", "recipient": f"old{n}@example.org",
+             "language": "fr", "kind": "invitation", "params": {}, "created_at": earlier,
+             "next_attempt_at": earlier, "attempts": 1, "sent_at": earlier}
+            for n in range(rows)])
+        await session.execute(insert(ChatNotification), [
+            {"telegram_id": user, "kind": "claimed", "params": {}, "created_at": earlier,
+             "next_attempt_at": earlier, "attempts": 1, "sent_at": earlier} for user in users])
+        # Past sales and withdrawn offers, and a few live ones, of tickets of other orders.
+        await session.execute(insert(ResaleListing), [
+            {"ticket_id": ticket_ids[-1 - n], "order_id": 1 + (len(ticket_ids) - 1 - n) // 3,
+             "price": "50.00", "currency": "EUR",
+             "state": "listed" if n % 10 == 0 else ("sold", "cancelled")[n % 2],
+             "previous_state": "to_assign", "created_at": earlier, "updated_at": earlier,
+             "finished_at": None if n % 10 == 0 else earlier} for n in range(rows)])
+        await session.execute(insert(UpdateInbox), [
+            {"update_id": n + 1, "chat_id": users[n], "payload": {}, "received_at": earlier,
+             "attempts": 1, "done_at": earlier} for n in range(rows)])
+
+
+async def make_world(store: Store) -> World:
+    """Orders with a history; the buyer opened one and sent its second ticket to a friend."""
+    await import_document(store, sample_document(orders=ORDERS, tickets=3))
+    await fill_history(store)
+    tokens = await services.create_order_links(store, ["DF-100000", "DF-100001"])
+    await services.record_user(store, BUYER, "en")
+    opened = await services.open_link(store, BUYER, tokens["DF-100000"])
+    assert opened.order_id is not None
+    order = await services.order_overview(store, BUYER, opened.order_id)
+    ticket_ids = [ticket.id for ticket in order.tickets]
+    invited = await services.invite_friend(store, BUYER, ticket_ids[1], "alex@example.org")
+    await services.record_user(store, FRIEND, "fr")
+    if not store.is_sqlite:
+        async with store.engine.begin() as connection:
+            await connection.exec_driver_sql("ANALYZE")
+    return World(opened.order_id, ticket_ids, ticket_ids[1], invited.invitation_id,
+                 invited.claim_token, tokens["DF-100001"])
+
+
+class _Transport:
+    async def send(self, message: Any) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+
+class _Bot:
+    async def send_message(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+async def friend_claims(store: Store, world: World) -> None:
+    opened = await services.open_link(store, FRIEND, world.claim_token)
+    assert opened.claim is not None
+    await services.claim_view(store, FRIEND, world.invitation_id)
+    await services.accept_invitation(store, FRIEND, world.invitation_id, "Alex Durand")
+
+
+async def chat_steps(store: Store, world: World) -> None:
+    await chat_state.set_step(store, BUYER, "invite_email", ticket_id=world.ticket_ids[0])
+    assert await chat_state.get_step(store, BUYER) is not None
+    await chat_state.clear_step(store, BUYER)
+
+
+async def telegram_user(store: Store, world: World) -> None:
+    await services.record_user(store, BUYER, "fr")
+    assert await services.load_user(store, BUYER) is not None
+
+
+async def pending_invitation(store: Store, world: World) -> None:
+    await services.resend_invitation(store, BUYER, world.pending_ticket_id)
+    await services.revoke_invitation(store, BUYER, world.pending_ticket_id)
+
+
+async def due_mails(store: Store, world: World) -> None:
+    sender = OutboxSender(store, _Transport(), bot_username="ticketbot_test_bot",
+                          sender="tickets@dreamfest.example")
+    assert await sender.send_due() == 1
+
+
+async def due_news(store: Store, world: World) -> list[tuple[str, Any]]:
+    """The statements of sending the buyer's news of a claim (the claim is not recorded)."""
+    await friend_claims(store, world)
+    with recording(store) as statements:
+        assert await NewsSender(store, _Bot()).send_due() >= 1  # type: ignore[arg-type]
+    return statements
+
+
+async def update_inbox(store: Store, world: World) -> None:
+    inbox = Inbox(store)
+    await inbox.record([Incoming(7001, BUYER, {"update_id": 7001}),
+                        Incoming(7002, BUYER, {"update_id": 7002})])
+    assert await inbox.claim(7002, BUYER) is None  # waits for the earlier one of its chat
+    assert await inbox.claim(7001, BUYER) is not None
+    await inbox.finish(7001)
+    await inbox.due(fresh_too=True)
+
+
+Case = Callable[[Store, World], Awaitable[Any]]
+CASES: dict[str, Case] = {
+    "buyer opens the order link (link token by hash)":
+        lambda store, w: services.open_link(store, OTHER_BUYER, w.other_order_token),
+    "order overview (order by access for a user)":
+        lambda store, w: services.order_overview(store, BUYER, w.order_id),
+    "ticket menu (ticket by id with access check)":
+        lambda store, w: services.ticket_details(store, BUYER, w.ticket_ids[0]),
+    "home (orders and tickets of a user)": lambda store, w: services.home(store, BUYER),
+    "claim for myself":
+        lambda store, w: services.claim_for_myself(store, BUYER, w.ticket_ids[0],
+                                                   "Camille Martin"),
+    "send to a friend":
+        lambda store, w: services.invite_friend(store, BUYER, w.ticket_ids[2],
+                                                "sam@example.org"),
+    "chat state by chat id": chat_steps,
+    "telegram user by id": telegram_user,
+    "pending invitation of a ticket (resend, revoke)": pending_invitation,
+    "friend opens the claim link and accepts": friend_claims,
+    "due outbox mails": due_mails,
+    "expiring invitations": lambda store, w: services.expire_invitations(store),
+    "update inbox (record, claim in chat order, due)": update_inbox,
+    "order report by number (HTTP API)": lambda store, w: order_report(store, "DF-100000"),
+}
+
+
+@contextlib.contextmanager
+def recording(store: Store) -> Iterator[list[tuple[str, Any]]]:
+    """The statements (with their parameters) the store sends while the block runs."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+               executemany: bool) -> None:
+        if not executemany and _EXPLAINED.match(statement):
+            statements.append((statement, parameters))
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+
+
+def _tables_by_alias(statement: str) -> dict[str, str]:
+    aliases = {table: table for table in GROWING_TABLES}
+    for table, alias in _ALIAS.findall(statement):
+        if table.lower() in GROWING_TABLES:
+            aliases[alias] = table.lower()
+    return aliases
+
+
+def sqlite_full_scans(statement: str, plan: list[str]) -> list[str]:
+    """Tables the plan reads whole: ``SCAN t`` (with or without an index: a full index scan
+    still grows with the table) and automatic indexes SQLite would build on the fly."""
+    tables = _tables_by_alias(statement)
+    found = []
+    for detail in plan:
+        match = re.match(r"(?:SCAN|SEARCH) (\w+)", detail)
+        if match is None or match.group(1) not in tables:
+            continue
+        if detail.startswith("SCAN") or "AUTOMATIC" in detail:
+            found.append(f"{tables[match.group(1)]}: {detail}")
+    return found
+
+
+def postgres_full_scans(node: dict[str, Any]) -> list[str]:
+    """Sequential scans, and index scans without an index condition, of growing tables."""
+    found = []
+    relation = node.get("Relation Name")
+    kind = node.get("Node Type", "")
+    if relation in GROWING_TABLES:
+        if kind == "Seq Scan":
+            found.append(f"{relation}: Seq Scan")
+        elif "Index" in kind and "Index Cond" not in node:
+            found.append(f"{relation}: {kind} on {node.get('Index Name')} without a condition")
+    for child in node.get("Plans", []):
+        found += postgres_full_scans(child)
+    return found
+
+
+async def full_scans(store: Store, statements: list[tuple[str, Any]]) -> list[str]:
+    problems = []
+    seen: set[str] = set()
+    async with store.engine.connect() as connection:
+        if not store.is_sqlite:
+            # On test-sized tables whole scans are cheapest; price them out, joins included
+            # (a merge or hash join reads its inner table whole), to see what an index can do.
+            for setting in ("enable_seqscan", "enable_mergejoin", "enable_hashjoin",
+                            "enable_material"):
+                await connection.exec_driver_sql(f"SET LOCAL {setting} = off")
+        for statement, parameters in statements:
+            if statement in seen:
+                continue
+            seen.add(statement)
+            if store.is_sqlite:
+                rows = await connection.exec_driver_sql(
+                    "EXPLAIN QUERY PLAN " + statement, parameters)
+                scans = sqlite_full_scans(statement, [row[-1] for row in rows])
+            else:
+                plan = (await connection.exec_driver_sql(
+                    "EXPLAIN (FORMAT JSON) " + statement, parameters)).scalar_one()
+                plan = json.loads(plan) if isinstance(plan, str) else plan
+                scans = postgres_full_scans(plan[0]["Plan"])
+            problems += [f"{scan}\n    in: {' '.join(statement.split())[:400]}"
+                         for scan in scans]
+        await connection.rollback()
+    return problems
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_hot_query_uses_an_index(store, case):
+    world = await make_world(store)
+    with recording(store) as statements:
+        await CASES[case](store, world)
+    assert statements, "the case ran no query: it tests nothing"
+    problems = await full_scans(store, statements)
+    assert not problems, f"{case}: full scans of growing tables:\n" + "\n".join(problems)
+
+
+async def test_due_news_uses_an_index(store):
+    world = await make_world(store)
+    statements = await due_news(store, world)
+    assert statements
+    problems = await full_scans(store, statements)
+    assert not problems, "due news: full scans of growing tables:\n" + "\n".join(problems)
+
+
+def test_a_full_scan_is_recognised():
+    """The detector itself: a plan that reads the whole tickets table is caught."""
+    statement = "SELECT tickets.id FROM tickets WHERE tickets.category = ?"
+    assert sqlite_full_scans(statement, ["SCAN tickets"]) == ["tickets: SCAN tickets"]
+    assert sqlite_full_scans(statement, ["SEARCH tickets USING INDEX ix (order_id=?)"]) == []
+    aliased = "SELECT 1 FROM update_inbox AS update_inbox_1 WHERE update_inbox_1.x = ?"
+    assert sqlite_full_scans(aliased, ["SCAN update_inbox_1"]) == [
+        "update_inbox: SCAN update_inbox_1"]
+    assert postgres_full_scans({"Node Type": "Seq Scan", "Relation Name": "orders"}) == [
+        "orders: Seq Scan"]
+    assert postgres_full_scans({"Node Type": "Index Scan", "Relation Name": "orders",
+                                "Index Cond": "(id = 1)"}) == []
