@@ -8,7 +8,6 @@ every call. Errors are JSON objects naming what is wrong (see ``bot/openapi.py``
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import json
 import logging
@@ -85,16 +84,7 @@ def problem(
 
 def refusal_message(refusal: Refusal) -> str:
     """A store refusal in English, amounts formatted in their currency."""
-    t = translator("en")
-    params = dict(refusal.params)
-    timezone = params.pop("timezone", "UTC")
-    currency = params.get("currency")
-    for key, value in params.items():
-        if isinstance(value, dt.datetime):
-            params[key] = t.datetime(value, timezone)
-        elif isinstance(value, Decimal) and currency:
-            params[key] = t.money(value, currency)
-    return t.gettext(refusal.message).format(**params)
+    return translator("en").fill(refusal.message, refusal.params)
 
 
 # --- middlewares -----------------------------------------------------------------------------

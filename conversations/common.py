@@ -6,11 +6,9 @@ typed input gets a new message. Refusals from the store are shown in the user's 
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 import logging
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
@@ -85,15 +83,7 @@ def deep_link(context: Context, token: str) -> str:
 
 def refusal_text(refusal: Refusal, t: Translator) -> str:
     """The refusal's message in the user's language, dates and money formatted by Babel."""
-    params = dict(refusal.params)
-    timezone = params.pop("timezone", "UTC")
-    currency = params.get("currency")
-    for key, value in params.items():
-        if isinstance(value, dt.datetime):
-            params[key] = t.datetime(value, timezone)
-        elif isinstance(value, Decimal) and currency:
-            params[key] = t.money(value, currency)
-    return t.gettext(refusal.message).format(**{k: e(v) for k, v in params.items()})
+    return t.fill(refusal.message, refusal.params, escape=e)
 
 
 async def show(update: Update, screen: Screen) -> None:

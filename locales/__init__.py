@@ -76,6 +76,19 @@ class Translator:
     def number(self, value: int) -> str:
         return numbers.format_decimal(value, locale=self.locale)
 
+    def fill(self, template: str, params: dict, escape=str) -> str:
+        """Translate ``template`` and fill in ``params``: datetimes in the ``timezone`` param's
+        zone, decimals as money in the ``currency`` param's currency; ``escape`` each value."""
+        values = dict(params)
+        timezone = values.pop("timezone", "UTC")
+        currency = values.get("currency")
+        for key, value in values.items():
+            if isinstance(value, dt.datetime):
+                values[key] = self.datetime(value, timezone)
+            elif isinstance(value, Decimal) and currency:
+                values[key] = self.money(value, currency)
+        return self.gettext(template).format(**{k: escape(v) for k, v in values.items()})
+
     def parse_decimal(self, text: str) -> Decimal:
         """A number typed by the user in their locale ('45,50' in French); ValueError if not."""
         cleaned = "".join(text.split()).replace("\u00a0", "").replace("\u202f", "")

@@ -125,6 +125,24 @@ async def may_manage(session: AsyncSession, telegram_id: int, order_id: int) -> 
     return found is not None
 
 
+async def ticket_rows(session: AsyncSession, order_id: int, *, with_gone: bool = False) -> list:
+    """Each ticket of the order with its event, pending invitation and live listing (one query);
+    tickets sold or exchanged away only ``with_gone``."""
+    query = (
+        select(Ticket, Event, Invitation, ResaleListing)
+        .join(Event, Event.id == Ticket.event_id)
+        .outerjoin(Invitation, and_(Invitation.ticket_id == Ticket.id,
+                                    Invitation.state == InvitationState.PENDING))
+        .outerjoin(ResaleListing, and_(ResaleListing.ticket_id == Ticket.id,
+                                       ResaleListing.state == ListingState.LISTED))
+        .where(Ticket.order_id == order_id)
+        .order_by(Ticket.id)
+    )
+    if not with_gone:
+        query = query.where(Ticket.state.not_in([TicketState.SOLD, TicketState.EXCHANGED]))
+    return list((await session.execute(query)).all())
+
+
 async def load_order(
     session: AsyncSession, telegram_id: int | None, order_id: int, now: dt.datetime
 ) -> OrderView:
@@ -138,31 +156,7 @@ async def load_order(
     order = await session.scalar(query)
     if order is None:
         raise Refusal("not_found")
-    rows = (
-        await session.execute(
-            select(Ticket, Event, Invitation, ResaleListing)
-            .join(Event, Event.id == Ticket.event_id)
-            .outerjoin(
-                Invitation,
-                and_(
-                    Invitation.ticket_id == Ticket.id,
-                    Invitation.state == InvitationState.PENDING,
-                ),
-            )
-            .outerjoin(
-                ResaleListing,
-                and_(
-                    ResaleListing.ticket_id == Ticket.id,
-                    ResaleListing.state == ListingState.LISTED,
-                ),
-            )
-            .where(
-                Ticket.order_id == order.id,
-                Ticket.state.not_in([TicketState.SOLD, TicketState.EXCHANGED]),
-            )
-            .order_by(Ticket.id)
-        )
-    ).all()
+    rows = await ticket_rows(session, order.id)
     events = {event.id: event_view(event) for _, event, _, _ in rows}
     tickets = tuple(ticket_view(t, e, i, now, listing) for t, e, i, listing in rows)
     return OrderView(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import reading
@@ -26,9 +26,7 @@ from storage.models import (
     Event,
     Invitation,
     InvitationState,
-    ListingState,
     Order,
-    ResaleListing,
     Ticket,
     TicketState,
 )
@@ -147,26 +145,7 @@ def _audit_line(entry: AuditEntry, ref: str | None) -> AuditLine:
 
 
 async def _load_status(session: AsyncSession, order: Order) -> OrderStatus:
-    rows = (
-        await session.execute(
-            select(Ticket, Event, Invitation, ResaleListing)
-            .join(Event, Event.id == Ticket.event_id)
-            .outerjoin(
-                Invitation,
-                and_(
-                    Invitation.ticket_id == Ticket.id, Invitation.state == InvitationState.PENDING
-                ),
-            )
-            .outerjoin(
-                ResaleListing,
-                and_(
-                    ResaleListing.ticket_id == Ticket.id, ResaleListing.state == ListingState.LISTED
-                ),
-            )
-            .where(Ticket.order_id == order.id)
-            .order_by(Ticket.id)
-        )
-    ).all()
+    rows = await reading.ticket_rows(session, order.id, with_gone=True)
     tickets = tuple(
         StaffTicket(
             id=ticket.id,
