@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from locales import LANGUAGES, Translator, pick_language, translator
-from storage.models import Event, Invitation, InvitationState, OutboxMail, Ticket
+from storage.models import InvitationState, OutboxMail
+from storage.reading import invitation_with_ticket
 from storage.tokens import claim_token
 
 # Between the recipient's language and the other one, in the text part.
@@ -98,14 +98,7 @@ async def _load_invitation(
     session: AsyncSession, mail: OutboxMail, *, secret: bytes, bot_username: str
 ) -> InvitationFacts:
     invitation_id = int(mail.params["invitation_id"])
-    row = (
-        await session.execute(
-            select(Invitation, Ticket, Event)
-            .join(Ticket, Ticket.id == Invitation.ticket_id)
-            .join(Event, Event.id == Ticket.event_id)
-            .where(Invitation.id == invitation_id)
-        )
-    ).first()
+    row = await invitation_with_ticket(session, invitation_id)
     if row is None:
         raise ValueError(f"invitation {invitation_id} of outbox mail {mail.id} not found")
     invitation, ticket, event = row

@@ -21,10 +21,11 @@ from conversations.common import (
     user_translator,
     wake_background,
 )
-from conversations.overview import show_overview
+from conversations.overview import show_loaded_overview, show_order_after_change
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
 from locales import Translator
 from storage import chat_state, services
+from storage.errors import N_
 from storage.keys import clean_email, clean_name
 from storage.views import ChatStep, InviteResult, TicketDetails
 
@@ -77,11 +78,9 @@ async def on_claim_self_confirm(update: Update, context: Context, data: cb.Callb
     holder = await services.claim_for_myself(store, update.effective_user.id, data.id(),
                                              step.payload["name"])
     await chat_state.clear_step(store, update.effective_chat.id)
-    t = await user_translator(update, context)
-    details = await services.ticket_details(store, update.effective_user.id, data.id())
-    notice = "✅ " + t.gettext("Ticket {ref} is now in the name of {name}.").format(
-        ref=e(details.ticket.ref), name=e(holder))
-    await show_overview(update, context, details.order.id, notice=notice)
+    t = await show_order_after_change(update, context, data.id(), "✅",
+                                      N_("Ticket {ref} is now in the name of {name}."),
+                                      name=holder)
     return t.gettext("Done!")
 
 
@@ -152,7 +151,7 @@ async def _after_sending(update: Update, context: Context, ticket_id: int,
                                             ticket_id)
     notice = "✉️ " + _("Ticket {ref} sent to {email}.").format(ref=e(details.ticket.ref),
                                                               email=e(result.email))
-    await show_overview(update, context, details.order.id, notice=notice)
+    await show_loaded_overview(update, context, details.order, notice=notice)
     link = deep_link(context, result.claim_token)
     forward = _("You can also forward this message to your friend in Telegram. "
                 "With this link they can claim the ticket for {event} in their own name:\n{link}")
@@ -188,8 +187,7 @@ async def on_revoke(update: Update, context: Context, data: cb.Callback) -> str 
 async def on_revoke_confirm(update: Update, context: Context, data: cb.Callback) -> str | None:
     store = store_of(context)
     email = await services.revoke_invitation(store, update.effective_user.id, data.id())
-    t = await user_translator(update, context)
-    details = await services.ticket_details(store, update.effective_user.id, data.id())
-    notice = "↩️ " + t.gettext("The invitation to {email} was withdrawn.").format(email=e(email))
-    await show_overview(update, context, details.order.id, notice=notice)
+    t = await show_order_after_change(update, context, data.id(), "↩️",
+                                      N_("The invitation to {email} was withdrawn."),
+                                      email=email)
     return t.gettext("Revoked.")

@@ -7,10 +7,11 @@ from telegram import Update
 
 from conversations import callbacks as cb
 from conversations.common import Context, Screen, button, e, show, store_of, user_translator
-from conversations.overview import show_overview
+from conversations.overview import show_order_after_change
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
 from locales import Translator
 from storage import chat_state, services
+from storage.errors import N_
 from storage.keys import clean_name
 from storage.views import ChatStep, TicketDetails
 
@@ -63,11 +64,9 @@ async def on_rename_confirm(update: Update, context: Context, data: cb.Callback)
     holder = await services.rename_holder(store, update.effective_user.id, data.id(),
                                           step.payload["name"])
     await chat_state.clear_step(store, update.effective_chat.id)
-    details = await services.ticket_details(store, update.effective_user.id, data.id())
-    t = await user_translator(update, context, details.order.language)
-    notice = "✏️ " + e(t.gettext("Ticket {ref} is now in the name of {name}.").format(
-        ref=details.ticket.ref, name=holder))
-    await show_overview(update, context, details.order.id, notice=notice)
+    t = await show_order_after_change(update, context, data.id(), "✏️",
+                                      N_("Ticket {ref} is now in the name of {name}."),
+                                      name=holder)
     return t.gettext("Done!")
 
 
@@ -90,11 +89,7 @@ async def on_take_back(update: Update, context: Context, data: cb.Callback) -> s
 
 async def on_take_back_confirm(update: Update, context: Context,
                                data: cb.Callback) -> str | None:
-    store = store_of(context)
-    await services.take_back(store, update.effective_user.id, data.id())
-    details = await services.ticket_details(store, update.effective_user.id, data.id())
-    t = await user_translator(update, context, details.order.language)
-    notice = "↩️ " + e(t.gettext("Ticket {ref} is back in your tickets to assign.").format(
-        ref=details.ticket.ref))
-    await show_overview(update, context, details.order.id, notice=notice)
+    await services.take_back(store_of(context), update.effective_user.id, data.id())
+    t = await show_order_after_change(update, context, data.id(), "↩️",
+                                      N_("Ticket {ref} is back in your tickets to assign."))
     return t.gettext("Done!")

@@ -135,8 +135,27 @@ async def show_overview(update: Update, context: Context, order_id: int, page: i
     """Load the order for this user and show it (edit in place after a button press)."""
     user_id = update.effective_user.id
     order = await services.order_overview(store_of(context), user_id, order_id)
+    await show_loaded_overview(update, context, order, page, notice)
+
+
+async def show_loaded_overview(update: Update, context: Context, order: OrderView,
+                               page: int = 0, notice: str | None = None) -> None:
     t = await user_translator(update, context, order.language)
     await show(update, overview_screen(order, t, page, notice))
+
+
+async def show_order_after_change(update: Update, context: Context, ticket_id: int, icon: str,
+                                  template: str, **params) -> Translator:
+    """After a ticket changed: its order, with a notice saying what changed (``template``,
+    marked with N_, filled with the ticket's ``ref``, amounts in its event's currency, and
+    ``params``). Returns the translator."""
+    details = await services.ticket_details(store_of(context), update.effective_user.id,
+                                            ticket_id)
+    t = await user_translator(update, context, details.order.language)
+    values = {"ref": details.ticket.ref, "currency": details.event.currency, **params}
+    notice = f"{icon} " + t.fill(template, values, escape=e)
+    await show_loaded_overview(update, context, details.order, notice=notice)
+    return t
 
 
 async def on_overview_button(update: Update, context: Context, data: cb.Callback) -> str | None:

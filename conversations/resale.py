@@ -9,7 +9,7 @@ from telegram import Update
 
 from conversations import callbacks as cb
 from conversations.common import Context, Screen, button, e, show, store_of, user_translator
-from conversations.overview import show_overview
+from conversations.overview import show_order_after_change
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
 from locales import Translator
 from storage import chat_state, resale, services
@@ -121,14 +121,8 @@ async def on_change_price_confirm(update: Update, context: Context,
 
 async def _done(update: Update, context: Context, ticket_id: int, template: str,
                 price: Decimal) -> str:
-    store = store_of(context)
-    await chat_state.clear_step(store, update.effective_chat.id)
-    details = await services.ticket_details(store, update.effective_user.id, ticket_id)
-    t = await user_translator(update, context, details.order.language)
-    currency = details.ticket.listing.currency if details.ticket.listing else details.event.currency
-    notice = "💶 " + e(t.gettext(template).format(ref=details.ticket.ref,
-                                                 price=t.money(price, currency)))
-    await show_overview(update, context, details.order.id, notice=notice)
+    await chat_state.clear_step(store_of(context), update.effective_chat.id)
+    t = await show_order_after_change(update, context, ticket_id, "💶", template, price=price)
     return t.gettext("Done!")
 
 
@@ -151,11 +145,7 @@ async def on_cancel_sale(update: Update, context: Context, data: cb.Callback) ->
 
 async def on_cancel_sale_confirm(update: Update, context: Context,
                                  data: cb.Callback) -> str | None:
-    store = store_of(context)
-    await resale.cancel_sale(store, update.effective_user.id, data.id())
-    details = await services.ticket_details(store, update.effective_user.id, data.id())
-    t = await user_translator(update, context, details.order.language)
-    notice = "↩️ " + e(t.gettext("Ticket {ref} is no longer on resale.").format(
-        ref=details.ticket.ref))
-    await show_overview(update, context, details.order.id, notice=notice)
+    await resale.cancel_sale(store_of(context), update.effective_user.id, data.id())
+    t = await show_order_after_change(update, context, data.id(), "↩️",
+                                      N_("Ticket {ref} is no longer on resale."))
     return t.gettext("Done!")

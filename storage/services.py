@@ -348,17 +348,10 @@ async def _open_valid_link(
 
 
 async def _claim_view(session: AsyncSession, invitation_id: int, now: dt.datetime) -> ClaimView:
-    row = (
-        await session.execute(
-            select(Invitation, Ticket, Event)
-            .join(Ticket, Ticket.id == Invitation.ticket_id)
-            .join(Event, Event.id == Ticket.event_id)
-            .where(Invitation.id == invitation_id)
-        )
-    ).first()
+    row = await reading.invitation_with_ticket(session, invitation_id)
     if row is None:
         raise Refusal("not_found")
-    invitation, ticket, event = tuple(row)
+    invitation, ticket, event = row
     if invitation.state == InvitationState.ACCEPTED:
         raise Refusal("link_used")
     if invitation.state == InvitationState.EXPIRED or (
@@ -545,17 +538,10 @@ async def _granted_invitation(
     session: AsyncSession, telegram_id: int, invitation_id: int, now: dt.datetime
 ) -> tuple[Invitation, Ticket, Event]:
     await _require_grant(session, telegram_id, invitation_id)
-    row = (
-        await session.execute(
-            select(Invitation, Ticket, Event)
-            .join(Ticket, Ticket.id == Invitation.ticket_id)
-            .join(Event, Event.id == Ticket.event_id)
-            .where(Invitation.id == invitation_id)
-        )
-    ).first()
+    row = await reading.invitation_with_ticket(session, invitation_id)
     if row is None:
         raise Refusal("not_found")
-    invitation, ticket, event = tuple(row)
+    invitation, ticket, event = row
     if invitation.state == InvitationState.ACCEPTED:
         raise Refusal("link_used")
     if invitation.state != InvitationState.PENDING:
