@@ -148,7 +148,7 @@ class Delivery:
                 # Queued by a path that did not store it first (or stored long ago; storing
                 # again changes nothing): it is at least handled the same way from here on.
                 await self.inbox.record([incoming(update)])
-            claim = await self.inbox.claim(update.update_id, incoming(update).chat_id)
+            claim = await self.inbox.claim(update.update_id)
             if claim is not None and claim.attempt > self.max_attempts:
                 log.warning("update %s dropped after %d attempts", update.update_id,
                             claim.attempt - 1)
@@ -285,7 +285,8 @@ class InboxKeeper:
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._streak = _Streak("the store (inbox)")
-        self._pruned_at = 0.0
+        # None until the first pruning (monotonic time starts near 0 on a fresh machine).
+        self._pruned_at: float | None = None
 
     async def start(self) -> None:
         """Queue what a previous run left unfinished (before any new update), then keep
@@ -307,7 +308,8 @@ class InboxKeeper:
         application = self.delivery.application
         if application is not None and application.running:
             await self.delivery.replay()
-        if time.monotonic() - self._pruned_at >= PRUNE_INTERVAL.total_seconds():
+        if (self._pruned_at is None
+                or time.monotonic() - self._pruned_at >= PRUNE_INTERVAL.total_seconds()):
             pruned = await self.delivery.inbox.prune()
             self._pruned_at = time.monotonic()
             if pruned:

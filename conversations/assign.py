@@ -16,6 +16,7 @@ from conversations.common import (
     button,
     deep_link,
     e,
+    load_ticket,
     show,
     store_of,
     user_translator,
@@ -37,8 +38,7 @@ STEPS = (STEP_CLAIM_NAME, STEP_INVITE_EMAIL, STEP_INVITE_CONFIRM)
 
 async def _assignable(update: Update, context: Context, ticket_id: int) -> TicketDetails | None:
     """The ticket if it can still be assigned, else its menu is shown and None returned."""
-    details = await services.ticket_details(store_of(context), update.effective_user.id,
-                                            ticket_id)
+    details = await load_ticket(update, context, ticket_id)
     if "assign" in details.ticket.actions:
         return details
     await show_ticket_menu(update, context, ticket_id)
@@ -87,7 +87,7 @@ async def on_claim_self_confirm(update: Update, context: Context, data: cb.Callb
 async def on_claim_name_typed(update: Update, context: Context, step: ChatStep) -> None:
     name = clean_name(update.effective_message.text or "")
     store = store_of(context)
-    details = await services.ticket_details(store, update.effective_user.id, step.ticket_id)
+    details = await load_ticket(update, context, step.ticket_id)
     await chat_state.set_step(store, update.effective_chat.id, STEP_CLAIM_NAME,
                               ticket_id=step.ticket_id, payload={"name": name})
     t = await user_translator(update, context, details.order.language)
@@ -115,7 +115,7 @@ async def on_invite(update: Update, context: Context, data: cb.Callback) -> str 
 async def on_invite_email_typed(update: Update, context: Context, step: ChatStep) -> None:
     email = clean_email(update.effective_message.text or "")
     store = store_of(context)
-    details = await services.ticket_details(store, update.effective_user.id, step.ticket_id)
+    details = await load_ticket(update, context, step.ticket_id)
     await chat_state.set_step(store, update.effective_chat.id, STEP_INVITE_CONFIRM,
                               ticket_id=step.ticket_id, payload={"email": email})
     t = await user_translator(update, context, details.order.language)
@@ -147,8 +147,7 @@ async def _after_sending(update: Update, context: Context, ticket_id: int,
                          result: InviteResult, t: Translator) -> None:
     """Show the order with a notice, then the link as its own message, ready to forward."""
     _ = t.gettext
-    details = await services.ticket_details(store_of(context), update.effective_user.id,
-                                            ticket_id)
+    details = await load_ticket(update, context, ticket_id)
     notice = "✉️ " + _("Ticket {ref} sent to {email}.").format(ref=e(details.ticket.ref),
                                                               email=e(result.email))
     await show_loaded_overview(update, context, details.order, notice=notice)
@@ -169,8 +168,7 @@ async def on_resend(update: Update, context: Context, data: cb.Callback) -> str 
 
 
 async def on_revoke(update: Update, context: Context, data: cb.Callback) -> str | None:
-    details = await services.ticket_details(store_of(context), update.effective_user.id,
-                                            data.id())
+    details = await load_ticket(update, context, data.id())
     t = await user_translator(update, context, details.order.language)
     _ = t.gettext
     if "revoke" not in details.ticket.actions or details.ticket.invitation is None:

@@ -20,6 +20,7 @@ from locales import Translator, pick_language, translator
 from storage import services
 from storage.database import Store
 from storage.errors import Refusal
+from storage.views import OrderView, TicketDetails
 
 log = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -66,6 +67,21 @@ async def user_translator(update: Update, context: Context,
         context.chosen_language = view.chosen_language if view else None
     return translator(pick_language(context.chosen_language, user.language_code,
                                     order_language))
+
+
+async def load_order(update: Update, context: Context, order_id: int) -> OrderView:
+    """The order as this user may see it; the user's chosen language comes with it."""
+    order = await services.order_overview(store_of(context), update.effective_user.id, order_id)
+    context.chosen_language = order.viewer_language
+    return order
+
+
+async def load_ticket(update: Update, context: Context, ticket_id: int) -> TicketDetails:
+    """A ticket this user may manage, with its order; the user's chosen language comes too."""
+    details = await services.ticket_details(store_of(context), update.effective_user.id,
+                                            ticket_id)
+    context.chosen_language = details.order.viewer_language
+    return details
 
 
 def e(value: Any) -> str:

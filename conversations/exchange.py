@@ -6,11 +6,20 @@ from __future__ import annotations
 from telegram import Update
 
 from conversations import callbacks as cb
-from conversations.common import Context, Screen, button, e, show, store_of, user_translator
+from conversations.common import (
+    Context,
+    Screen,
+    button,
+    e,
+    load_ticket,
+    show,
+    store_of,
+    user_translator,
+)
 from conversations.overview import show_overview
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
 from locales import Translator
-from storage import exchange, services
+from storage import exchange
 from storage.models import TicketState
 from storage.views import ExchangeOption, TicketDetails
 
@@ -29,7 +38,7 @@ def option_label(option: ExchangeOption, t: Translator) -> str:
 
 async def on_exchange(update: Update, context: Context, data: cb.Callback) -> str | None:
     store = store_of(context)
-    details = await services.ticket_details(store, update.effective_user.id, data.id())
+    details = await load_ticket(update, context, data.id())
     if "exchange" not in details.ticket.actions:
         await show_ticket_menu(update, context, data.id())
         return None
@@ -49,7 +58,7 @@ async def on_exchange(update: Update, context: Context, data: cb.Callback) -> st
 async def _chosen(update: Update, context: Context,
                   data: cb.Callback) -> tuple[TicketDetails, ExchangeOption] | None:
     store = store_of(context)
-    details = await services.ticket_details(store, update.effective_user.id, data.id())
+    details = await load_ticket(update, context, data.id())
     options = await exchange.exchange_options(store, update.effective_user.id, data.id())
     if not 0 <= data.id(1) < len(options):
         await show_ticket_menu(update, context, data.id())

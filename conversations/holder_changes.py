@@ -6,7 +6,16 @@ from __future__ import annotations
 from telegram import Update
 
 from conversations import callbacks as cb
-from conversations.common import Context, Screen, button, e, show, store_of, user_translator
+from conversations.common import (
+    Context,
+    Screen,
+    button,
+    e,
+    load_ticket,
+    show,
+    store_of,
+    user_translator,
+)
 from conversations.overview import show_order_after_change
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
 from locales import Translator
@@ -34,7 +43,7 @@ def rename_screen(details: TicketDetails, name: str | None, t: Translator) -> Sc
 
 async def on_rename(update: Update, context: Context, data: cb.Callback) -> str | None:
     store = store_of(context)
-    details = await services.ticket_details(store, update.effective_user.id, data.id())
+    details = await load_ticket(update, context, data.id())
     if "rename" not in details.ticket.actions:
         await show_ticket_menu(update, context, data.id())
         return None
@@ -47,7 +56,7 @@ async def on_rename(update: Update, context: Context, data: cb.Callback) -> str 
 async def on_rename_typed(update: Update, context: Context, step: ChatStep) -> None:
     name = clean_name(update.effective_message.text or "")
     store = store_of(context)
-    details = await services.ticket_details(store, update.effective_user.id, step.ticket_id)
+    details = await load_ticket(update, context, step.ticket_id)
     await chat_state.set_step(store, update.effective_chat.id, STEP_RENAME,
                               ticket_id=step.ticket_id, payload={"name": name})
     t = await user_translator(update, context, details.order.language)
@@ -71,8 +80,7 @@ async def on_rename_confirm(update: Update, context: Context, data: cb.Callback)
 
 
 async def on_take_back(update: Update, context: Context, data: cb.Callback) -> str | None:
-    details = await services.ticket_details(store_of(context), update.effective_user.id,
-                                            data.id())
+    details = await load_ticket(update, context, data.id())
     if "take_back" not in details.ticket.actions:
         await show_ticket_menu(update, context, data.id())
         return None

@@ -6,7 +6,16 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, Update
 
 from conversations import callbacks as cb
-from conversations.common import Context, Screen, button, e, show, store_of, user_translator
+from conversations.common import (
+    Context,
+    Screen,
+    button,
+    e,
+    load_order,
+    show,
+    store_of,
+    user_translator,
+)
 from conversations.overview import show_overview
 from locales import LANGUAGE_NAMES, LANGUAGES, Translator
 from storage import services
@@ -34,8 +43,7 @@ def more_screen(order: OrderView, t: Translator) -> Screen:
 
 
 async def on_more(update: Update, context: Context, data: cb.Callback) -> str | None:
-    order = await services.order_overview(store_of(context), update.effective_user.id,
-                                          data.id())
+    order = await load_order(update, context, data.id())
     t = await user_translator(update, context, order.language)
     await show(update, more_screen(order, t))
     return None
@@ -56,8 +64,7 @@ async def on_language(update: Update, context: Context, data: cb.Callback) -> st
 
 
 async def on_support(update: Update, context: Context, data: cb.Callback) -> str | None:
-    order = await services.order_overview(store_of(context), update.effective_user.id,
-                                          data.id())
+    order = await load_order(update, context, data.id())
     t = await user_translator(update, context, order.language)
     _ = t.gettext
     contact = context.application.bot_data["settings"].support_contact

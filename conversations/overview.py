@@ -11,9 +11,17 @@ from babel.lists import format_list
 from telegram import Update
 
 from conversations import callbacks as cb
-from conversations.common import Context, Screen, button, e, show, store_of, user_translator
+from conversations.common import (
+    Context,
+    Screen,
+    button,
+    e,
+    load_order,
+    load_ticket,
+    show,
+    user_translator,
+)
 from locales import Translator
-from storage import services
 from storage.errors import N_
 from storage.models import TicketState
 from storage.views import EventView, OrderView, TicketView
@@ -133,8 +141,7 @@ def navigation_rows(order_id: int, page: int, pages: int, t: Translator) -> list
 async def show_overview(update: Update, context: Context, order_id: int, page: int = 0,
                         notice: str | None = None) -> None:
     """Load the order for this user and show it (edit in place after a button press)."""
-    user_id = update.effective_user.id
-    order = await services.order_overview(store_of(context), user_id, order_id)
+    order = await load_order(update, context, order_id)
     await show_loaded_overview(update, context, order, page, notice)
 
 
@@ -149,8 +156,7 @@ async def show_order_after_change(update: Update, context: Context, ticket_id: i
     """After a ticket changed: its order, with a notice saying what changed (``template``,
     marked with N_, filled with the ticket's ``ref``, amounts in its event's currency, and
     ``params``). Returns the translator."""
-    details = await services.ticket_details(store_of(context), update.effective_user.id,
-                                            ticket_id)
+    details = await load_ticket(update, context, ticket_id)
     t = await user_translator(update, context, details.order.language)
     values = {"ref": details.ticket.ref, "currency": details.event.currency, **params}
     notice = f"{icon} " + t.fill(template, values, escape=e)

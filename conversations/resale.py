@@ -8,11 +8,20 @@ from decimal import Decimal
 from telegram import Update
 
 from conversations import callbacks as cb
-from conversations.common import Context, Screen, button, e, show, store_of, user_translator
+from conversations.common import (
+    Context,
+    Screen,
+    button,
+    e,
+    load_ticket,
+    show,
+    store_of,
+    user_translator,
+)
 from conversations.overview import show_order_after_change
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
 from locales import Translator
-from storage import chat_state, resale, services
+from storage import chat_state, resale
 from storage.errors import N_, Refusal
 from storage.resale import PriceBounds
 from storage.views import ChatStep, TicketDetails
@@ -31,7 +40,7 @@ def bounds_text(bounds: PriceBounds, t: Translator) -> str:
 async def _ask_price(update: Update, context: Context, ticket_id: int, mode: str,
                      action: str) -> str | None:
     store = store_of(context)
-    details = await services.ticket_details(store, update.effective_user.id, ticket_id)
+    details = await load_ticket(update, context, ticket_id)
     if action not in details.ticket.actions:
         await show_ticket_menu(update, context, ticket_id)
         return None
@@ -66,7 +75,7 @@ def parse_price(text: str, bounds: PriceBounds, t: Translator) -> Decimal:
 
 async def on_price_typed(update: Update, context: Context, step: ChatStep) -> None:
     store = store_of(context)
-    details = await services.ticket_details(store, update.effective_user.id, step.ticket_id)
+    details = await load_ticket(update, context, step.ticket_id)
     t = await user_translator(update, context, details.order.language)
     bounds = await resale.resale_bounds(store, update.effective_user.id, step.ticket_id)
     price = parse_price(update.effective_message.text or "", bounds, t)
@@ -127,8 +136,7 @@ async def _done(update: Update, context: Context, ticket_id: int, template: str,
 
 
 async def on_cancel_sale(update: Update, context: Context, data: cb.Callback) -> str | None:
-    details = await services.ticket_details(store_of(context), update.effective_user.id,
-                                            data.id())
+    details = await load_ticket(update, context, data.id())
     if "cancel_sale" not in details.ticket.actions:
         await show_ticket_menu(update, context, data.id())
         return None

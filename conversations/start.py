@@ -8,7 +8,16 @@ from babel.lists import format_list
 from telegram import Update
 
 from conversations import callbacks as cb
-from conversations.common import Context, Screen, button, e, show, store_of, user_translator
+from conversations.common import (
+    Context,
+    Screen,
+    button,
+    e,
+    load_ticket,
+    show,
+    store_of,
+    user_translator,
+)
 from conversations.friend_claim import show_claim
 from conversations.overview import show_overview
 from locales import Translator
@@ -109,8 +118,7 @@ async def on_cancel(update: Update, context: Context) -> None:
     order_id = None
     if step and step.ticket_id is not None:
         try:
-            details = await services.ticket_details(store, update.effective_user.id,
-                                                    step.ticket_id)
+            details = await load_ticket(update, context, step.ticket_id)
             order_id = details.order.id
         except Refusal:
             order_id = None

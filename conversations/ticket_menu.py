@@ -5,9 +5,16 @@ from __future__ import annotations
 from telegram import InlineKeyboardButton, Update
 
 from conversations import callbacks as cb
-from conversations.common import Context, Screen, button, e, show, store_of, user_translator
+from conversations.common import (
+    Context,
+    Screen,
+    button,
+    e,
+    load_ticket,
+    show,
+    user_translator,
+)
 from locales import Translator
-from storage import services
 from storage.database import utcnow
 from storage.errors import N_
 from storage.models import TicketState
@@ -108,8 +115,7 @@ def no_action_reason(details: TicketDetails, t: Translator) -> str:
 
 
 async def show_ticket_menu(update: Update, context: Context, ticket_id: int) -> None:
-    details = await services.ticket_details(store_of(context), update.effective_user.id,
-                                            ticket_id)
+    details = await load_ticket(update, context, ticket_id)
     t = await user_translator(update, context, details.order.language)
     await show(update, menu_screen(details, t))
 
@@ -120,8 +126,7 @@ async def on_ticket_button(update: Update, context: Context, data: cb.Callback) 
 
 async def on_assign_button(update: Update, context: Context, data: cb.Callback) -> str | None:
     """Assign the ticket: claim it for myself, or send it to a friend."""
-    details = await services.ticket_details(store_of(context), update.effective_user.id,
-                                            data.id())
+    details = await load_ticket(update, context, data.id())
     t = await user_translator(update, context, details.order.language)
     _ = t.gettext
     if "assign" not in details.ticket.actions:

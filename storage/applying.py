@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import UpdateInbox
@@ -46,15 +46,20 @@ class Applying:
         """Mark the entry done inside ``session``'s transaction, or refuse if it was done by an
         earlier attempt. Called for the deciding transaction only; ``Store.write`` sets
         ``marked_done`` once it committed, and later writes of this attempt skip the mark."""
-        result = await session.execute(
-            update(UpdateInbox)
-            .where(UpdateInbox.update_id == self.update_id, UpdateInbox.done_at.is_(None))
-            .values(done_at=dt.datetime.now(dt.UTC))
-            .execution_options(synchronize_session=False)
-        )
+        connection = await session.connection()
+        result = await connection.execute(
+            _MARK_DONE, {"entry": self.update_id, "now": dt.datetime.now(dt.UTC)})
         if result.rowcount != 1:
             raise AlreadyApplied(self.update_id)
 
+
+_entries = UpdateInbox.__table__
+# Prepared once; on the session's connection, so it commits with the update's effects.
+_MARK_DONE = (
+    update(_entries)
+    .where(_entries.c.update_id == bindparam("entry"), _entries.c.done_at.is_(None))
+    .values(done_at=bindparam("now"))
+)
 
 _applying: ContextVar[Applying | None] = ContextVar("ticketbot_applying", default=None)
 

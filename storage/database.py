@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -78,9 +79,9 @@ class Store:
         self._secret: bytes | None = None
         self.engine = _make_engine(url, **engine_kwargs)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        write_engine = self.engine.execution_options(sqlite_immediate=True)
+        self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._write_sessions = async_sessionmaker(write_engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
 
     @contextlib.asynccontextmanager
     async def write(self, *, idempotent: bool = False) -> AsyncIterator[AsyncSession]:
@@ -100,10 +101,24 @@ class Store:
             entry.marked_done = True
 
     @contextlib.asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A bookkeeping transaction on a bare connection, without the ORM's per-session cost:
+        for the hot statements prepared once (the inbox's). Never decides an update."""
+        async with self._write_engine.begin() as connection:
+            yield connection
+
+    @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A read-only transaction."""
         async with self._read_sessions() as session, session.begin():
             yield session
+
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction on a bare connection: for the hot reads written as Core
+        statements, without the ORM session's cost."""
+        async with self.engine.connect() as connection, connection.begin():
+            yield connection
 
     async def secret(self) -> bytes:
         """The key of link tokens: configured, or generated once and kept in the store."""

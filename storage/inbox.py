@@ -14,11 +14,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import aliased
 
 from storage.database import Store, utcnow
+from storage.group_commit import GroupCommit
 from storage.models import UpdateInbox
 
 DEFAULT_LEASE = dt.timedelta(seconds=30)
@@ -45,6 +45,33 @@ class Claim:
     until: dt.datetime
 
 
+_CLAIM, _FINISH = "claim", "finish"
+_entries = UpdateInbox.__table__
+_earlier = _entries.alias("earlier")
+# Prepared once: built per call, these expressions cost more than running them. An entry is
+# claimable when unfinished, not leased (or its lease ran out), and no earlier entry of its
+# chat is unfinished (an entry without a chat never matches ``chat_id =``, so it never waits).
+_CLAIM_ENTRIES = (
+    update(_entries)
+    .where(
+        _entries.c.update_id.in_(bindparam("ids", expanding=True)),
+        _entries.c.done_at.is_(None),
+        or_(_entries.c.locked_until.is_(None), _entries.c.locked_until <= bindparam("now")),
+        ~exists().where(_earlier.c.chat_id == _entries.c.chat_id,
+                        _earlier.c.update_id < _entries.c.update_id,
+                        _earlier.c.done_at.is_(None)),
+    )
+    .values(locked_until=bindparam("until"), attempts=_entries.c.attempts + 1)
+    .returning(_entries.c.update_id, _entries.c.attempts)
+)
+_FINISH_ENTRIES = (
+    update(_entries)
+    .where(_entries.c.update_id.in_(bindparam("ids", expanding=True)),
+           _entries.c.done_at.is_(None))
+    .values(done_at=bindparam("now"), locked_until=None)
+)
+
+
 class Inbox:
     """Update inbox operations on the store; any number of processes may share one."""
 
@@ -53,6 +80,7 @@ class Inbox:
         self.store = store
         self.lease = lease
         self.grace = grace
+        self._bookkeeping: GroupCommit[tuple[str, int]] = GroupCommit(self._write_bookkeeping)
 
     async def record(self, updates: Sequence[Incoming]) -> None:
         """Store a batch (in one transaction); updates stored before are left as they are."""
@@ -68,39 +96,36 @@ class Inbox:
         async with self.store.write(idempotent=True) as session:
             await session.execute(statement)
 
-    async def claim(self, update_id: int, chat_id: int | None) -> Claim | None:
+    async def claim(self, update_id: int) -> Claim | None:
         """Take the entry for one lease, or None: done, claimed by someone else, or waiting
-        for an earlier unfinished entry of its chat."""
-        now = utcnow()
-        until = now + self.lease
-        conditions = [
-            UpdateInbox.update_id == update_id,
-            UpdateInbox.done_at.is_(None),
-            or_(UpdateInbox.locked_until.is_(None), UpdateInbox.locked_until <= now),
-        ]
-        if chat_id is not None:
-            earlier = aliased(UpdateInbox)
-            conditions.append(~exists().where(
-                earlier.chat_id == chat_id, earlier.update_id < update_id,
-                earlier.done_at.is_(None)))
-        async with self.store.write(idempotent=True) as session:
-            attempt = await session.scalar(
-                update(UpdateInbox).where(*conditions)
-                .values(locked_until=until, attempts=UpdateInbox.attempts + 1)
-                .returning(UpdateInbox.attempts)
-                .execution_options(synchronize_session=False)
-            )
-        return None if attempt is None else Claim(update_id, attempt, until)
+        for an earlier unfinished entry of its chat. Shares its transaction with the other
+        claims and finishes waiting at the time (``storage.group_commit``)."""
+        return await self._bookkeeping.submit((_CLAIM, update_id))
 
     async def finish(self, update_id: int) -> None:
         """Mark done an entry whose handling wrote nothing decisive (or gave up)."""
-        async with self.store.write(idempotent=True) as session:
-            await session.execute(
-                update(UpdateInbox)
-                .where(UpdateInbox.update_id == update_id, UpdateInbox.done_at.is_(None))
-                .values(done_at=utcnow(), locked_until=None)
-                .execution_options(synchronize_session=False)
-            )
+        await self._bookkeeping.submit((_FINISH, update_id))
+
+    async def _write_bookkeeping(self, items: Sequence[tuple[str, int]]) -> list[Any]:
+        """Finishes first, then claims, in one transaction: an update finished here lets the
+        next one of its chat be claimed in the same batch."""
+        now = utcnow()
+        until = now + self.lease
+        finishing = [update_id for kind, update_id in items if kind == _FINISH]
+        claiming = [update_id for kind, update_id in items if kind == _CLAIM]
+        attempts: dict[int, int] = {}
+        async with self.store.write_connection() as connection:
+            if finishing:
+                await connection.execute(_FINISH_ENTRIES, {"ids": finishing, "now": now})
+            if claiming:
+                result = await connection.execute(
+                    _CLAIM_ENTRIES, {"ids": claiming, "now": now, "until": until})
+                attempts = dict(result.all())
+        return [
+            (Claim(update_id, attempts[update_id], until) if update_id in attempts else None)
+            if kind == _CLAIM else None
+            for kind, update_id in items
+        ]
 
     async def retry_later(self, claim: Claim, delay: dt.timedelta) -> None:
         """Give the entry up for now: anyone may claim it again after ``delay``."""

@@ -7,9 +7,12 @@ a forged button reveals nothing.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+from types import SimpleNamespace
+from typing import Any
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, and_, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.errors import Refusal
 from storage.models import (
@@ -20,6 +23,7 @@ from storage.models import (
     Order,
     OrderAccess,
     ResaleListing,
+    TelegramUser,
     Ticket,
     TicketState,
 )
@@ -158,30 +162,108 @@ async def ticket_rows(session: AsyncSession, order_id: int, *, with_gone: bool =
     return list((await session.execute(query)).all())
 
 
+# --- one order as one statement ---------------------------------------------------------------
+# The order screens are what every press shows, so their read is one prepared Core statement:
+# the order (behind the access check), each live ticket with its event, pending invitation and
+# live listing, and the viewer's chosen language. Only the columns the views use are read.
+
+_ORDER_COLUMNS = ("id", "number", "buyer_name", "buyer_email", "language")
+_TICKET_COLUMNS = ("id", "ref", "event_id", "category", "price", "state", "holder_name",
+                   "version")
+_EVENT_COLUMNS = ("id", "name", "starts_at", "timezone", "venue_name", "venue_city", "currency",
+                  "faq_url", "personalisation_enabled", "personalisation_deadline",
+                  "resale_enabled", "exchange_enabled", "resale_deadline", "exchange_targets")
+_INVITATION_COLUMNS = ("id", "email", "created_at", "expires_at")
+_LISTING_COLUMNS = ("id", "price", "currency")
+_PARTS = (  # (label prefix, table, columns)
+    ("o_", Order.__table__, _ORDER_COLUMNS),
+    ("t_", Ticket.__table__, _TICKET_COLUMNS),
+    ("e_", Event.__table__, _EVENT_COLUMNS),
+    ("i_", Invitation.__table__, _INVITATION_COLUMNS),
+    ("l_", ResaleListing.__table__, _LISTING_COLUMNS),
+)
+
+
+@functools.cache
+def _order_statement(*, by_ticket: bool, with_viewer: bool) -> Select:
+    """The order of ``:order_id`` (or of the ticket ``:ticket_id``), seen by ``:viewer`` (its
+    access checked, its language read) or by staff (``with_viewer`` False)."""
+    orders, tickets, events = Order.__table__, Ticket.__table__, Event.__table__
+    invitations, listings = Invitation.__table__, ResaleListing.__table__
+    access, users = OrderAccess.__table__, TelegramUser.__table__
+    columns = [table.c[name].label(prefix + name)
+               for prefix, table, names in _PARTS for name in names]
+    if with_viewer:
+        columns.append(select(users.c.chosen_language)
+                       .where(users.c.telegram_id == bindparam("viewer"))
+                       .scalar_subquery().label("viewer_language"))
+    query = select(*columns).select_from(orders)
+    if with_viewer:
+        query = query.join(access, and_(access.c.order_id == orders.c.id,
+                                        access.c.telegram_id == bindparam("viewer")))
+    query = (
+        query
+        .outerjoin(tickets, and_(tickets.c.order_id == orders.c.id,
+                                 tickets.c.state.not_in(_GONE)))
+        .outerjoin(events, events.c.id == tickets.c.event_id)
+        .outerjoin(invitations, and_(invitations.c.ticket_id == tickets.c.id,
+                                     invitations.c.state == InvitationState.PENDING))
+        .outerjoin(listings, and_(listings.c.ticket_id == tickets.c.id,
+                                  listings.c.state == ListingState.LISTED))
+        .order_by(tickets.c.id)
+    )
+    if by_ticket:
+        owner = Ticket.__table__.alias("owner")
+        return query.where(orders.c.id == select(owner.c.order_id)
+                           .where(owner.c.id == bindparam("ticket_id")).scalar_subquery())
+    return query.where(orders.c.id == bindparam("order_id"))
+
+
+_GONE = (TicketState.SOLD, TicketState.EXCHANGED)
+
+
+def _part(row: Any, prefix: str, names: tuple[str, ...]) -> SimpleNamespace | None:
+    """One table's columns of a joined row, by their own names; None for an outer join's
+    missing side."""
+    if row[prefix + "id"] is None:
+        return None
+    return SimpleNamespace(**{name: row[prefix + name] for name in names})
+
+
 async def load_order(
-    session: AsyncSession, telegram_id: int | None, order_id: int, now: dt.datetime
+    connection: AsyncConnection | AsyncSession, telegram_id: int | None, now: dt.datetime, *,
+    order_id: int | None = None, ticket_id: int | None = None,
 ) -> OrderView:
-    """The whole order, its events and pending invitations; ``telegram_id`` None skips access."""
-    query = select(Order).where(Order.id == order_id)
-    if telegram_id is not None:
-        query = query.join(
-            OrderAccess,
-            and_(OrderAccess.order_id == Order.id, OrderAccess.telegram_id == telegram_id),
-        )
-    order = await session.scalar(query)
-    if order is None:
+    """The whole order (given by ``order_id`` or one of its tickets), its events and pending
+    invitations, in one statement; ``telegram_id`` None skips the access check."""
+    statement = _order_statement(by_ticket=ticket_id is not None,
+                                 with_viewer=telegram_id is not None)
+    params = {"viewer": telegram_id} if telegram_id is not None else {}
+    params.update({"ticket_id": ticket_id} if ticket_id is not None else {"order_id": order_id})
+    rows = [row._mapping for row in await connection.execute(statement, params)]
+    if not rows:
         raise Refusal("not_found")
-    rows = await ticket_rows(session, order.id)
-    events = {event.id: event_view(event) for _, event, _, _ in rows}
-    tickets = tuple(ticket_view(t, e, i, now, listing) for t, e, i, listing in rows)
+    first = rows[0]
+    events: dict[str, EventView] = {}
+    tickets = []
+    for row in rows:
+        ticket = _part(row, "t_", _TICKET_COLUMNS)
+        if ticket is None:
+            continue  # an order with no live ticket is one row without one
+        event = _part(row, "e_", _EVENT_COLUMNS)
+        if event.id not in events:
+            events[event.id] = event_view(event)
+        tickets.append(ticket_view(ticket, event, _part(row, "i_", _INVITATION_COLUMNS), now,
+                                   _part(row, "l_", _LISTING_COLUMNS)))
     return OrderView(
-        id=order.id,
-        number=order.number,
-        buyer_name=order.buyer_name,
-        buyer_email=order.buyer_email,
-        language=order.language,
+        id=first["o_id"],
+        number=first["o_number"],
+        buyer_name=first["o_buyer_name"],
+        buyer_email=first["o_buyer_email"],
+        language=first["o_language"],
         events=dict(sorted(events.items(), key=lambda item: (item[1].starts_at, item[0]))),
-        tickets=tickets,
+        tickets=tuple(tickets),
+        viewer_language=first.get("viewer_language"),
     )
 
 

@@ -389,17 +389,14 @@ async def home(store: Store, telegram_id: int) -> Home:
 
 
 async def order_overview(store: Store, telegram_id: int, order_id: int) -> OrderView:
-    async with store.read() as session:
-        return await reading.load_order(session, telegram_id, order_id, utcnow())
+    async with store.read_connection() as connection:
+        return await reading.load_order(connection, telegram_id, utcnow(), order_id=order_id)
 
 
 async def ticket_details(store: Store, telegram_id: int, ticket_id: int) -> TicketDetails:
     """A ticket with its order and event, if this user may manage it."""
-    async with store.read() as session:
-        order_id = await session.scalar(select(Ticket.order_id).where(Ticket.id == ticket_id))
-        if order_id is None:
-            raise Refusal("not_found")
-        order = await reading.load_order(session, telegram_id, order_id, utcnow())
+    async with store.read_connection() as connection:
+        order = await reading.load_order(connection, telegram_id, utcnow(), ticket_id=ticket_id)
     ticket = next((t for t in order.tickets if t.id == ticket_id), None)
     if ticket is None:
         raise Refusal("not_found")

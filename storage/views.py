@@ -79,6 +79,9 @@ class OrderView:
     language: str
     events: dict[str, EventView]
     tickets: tuple[TicketView, ...]
+    # The language the viewing user chose (None: none, or read for staff), read with the order
+    # so that answering in it costs no second query.
+    viewer_language: str | None = None
 
     def tickets_in(self, state: TicketState) -> list[TicketView]:
         return [t for t in self.tickets if t.state == state]

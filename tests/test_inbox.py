@@ -10,7 +10,8 @@ import datetime as dt
 import time
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.exc import OperationalError
 from telegram import Update
 from telegram.ext import ExtBot
 
@@ -88,13 +89,56 @@ async def test_a_refused_action_leaves_the_update_unfinished(store, ticket_id):
 async def test_a_chats_entries_are_claimed_in_order(store):
     inbox = Inbox(store)
     await inbox.record([entry(1), entry(2), entry(3, chat_id=8)])
-    assert await inbox.claim(2, 7) is None  # 1 is unfinished
-    assert await inbox.claim(3, 8) is not None  # another chat does not wait
-    first = await inbox.claim(1, 7)
+    assert await inbox.claim(2) is None  # 1 is unfinished
+    assert await inbox.claim(3) is not None  # another chat does not wait
+    first = await inbox.claim(1)
     assert first is not None and first.attempt == 1
-    assert await inbox.claim(1, 7) is None  # leased
+    assert await inbox.claim(1) is None  # leased
     await inbox.finish(1)
-    assert await inbox.claim(2, 7) is not None
+    assert await inbox.claim(2) is not None
+
+
+async def test_claims_and_finishes_arriving_together_share_one_transaction(store):
+    inbox = Inbox(store)
+    await inbox.record([entry(1), entry(2), entry(3, chat_id=8), entry(4, chat_id=None),
+                        entry(5, chat_id=9)])
+    assert await inbox.claim(5) is not None
+    begun = []
+
+    def on_begin(connection):
+        begun.append(connection)
+
+    event.listen(store.engine.sync_engine, "begin", on_begin)
+    try:
+        claims = await asyncio.gather(inbox.claim(1), inbox.claim(2), inbox.claim(3),
+                                      inbox.claim(4), inbox.finish(5), inbox.claim(99))
+    finally:
+        event.remove(store.engine.sync_engine, "begin", on_begin)
+    assert len(begun) == 1
+    one, two, three, four, _, unknown = claims
+    assert [c.update_id for c in (one, three, four)] == [1, 3, 4]
+    assert all(c.attempt == 1 for c in (one, three, four))
+    assert two is None and unknown is None  # 2 waits for 1 of its chat; 99 was never stored
+    assert await done_at(store, 5) is not None
+
+
+async def test_a_failed_batch_fails_every_caller_and_leaves_no_trace(store):
+    inbox = Inbox(store)
+    await inbox.record([entry(1), entry(2, chat_id=8)])
+
+    def disk_fails(connection, cursor, statement, *args):
+        if statement.lstrip().startswith("UPDATE update_inbox"):
+            raise OperationalError(statement, {}, Exception("disk I/O error"))
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", disk_fails)
+    try:
+        results = await asyncio.gather(inbox.claim(1), inbox.claim(2), return_exceptions=True)
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", disk_fails)
+    assert [type(result) for result in results] == [OperationalError, OperationalError]
+    # Rolled back as a whole, and the next batches work.
+    assert (await inbox.claim(1)).attempt == 1
+    assert (await inbox.claim(2)).attempt == 1
 
 
 async def test_a_lease_runs_out_and_the_entry_is_due_again(store):
@@ -102,14 +146,14 @@ async def test_a_lease_runs_out_and_the_entry_is_due_again(store):
     await inbox.record([entry(1), entry(2)])
     assert [e.update_id for e in await inbox.due()] == []  # fresh: left to its receiver
     assert [e.update_id for e in await inbox.due(fresh_too=True)] == [1, 2]
-    claim = await inbox.claim(1, 7)
+    claim = await inbox.claim(1)
     await asyncio.sleep(0.06)
     assert [e.update_id for e in await inbox.due()] == [1]
-    again = await inbox.claim(1, 7)
+    again = await inbox.claim(1)
     assert again is not None and again.attempt == 2
     await inbox.retry_later(claim, dt.timedelta(seconds=60))  # an old claim changes nothing
     await inbox.retry_later(again, dt.timedelta(seconds=60))
-    assert await inbox.claim(1, 7) is None
+    assert await inbox.claim(1) is None
 
 
 async def test_recording_an_update_twice_keeps_the_first(store):
@@ -219,7 +263,7 @@ async def test_the_keeper_prunes_old_done_entries(harness):
     async with harness.store.write() as session:
         await session.execute(update(UpdateInbox).values(done_at=utcnow() - dt.timedelta(days=3)))
     keeper = harness.application.bot_data["inbox_keeper"]
-    keeper._pruned_at = 0.0  # as if the last pruning were long ago
+    keeper._pruned_at = None  # as if it had never pruned
     await keeper.sweep()
     assert await count(harness.store, UpdateInbox) == 0
 
