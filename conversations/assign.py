@@ -76,8 +76,8 @@ async def on_claim_self_confirm(update: Update, context: Context, data: cb.Callb
         await show_ticket_menu(update, context, data.id())
         return None
     holder = await services.claim_for_myself(store, update.effective_user.id, data.id(),
-                                             step.payload["name"])
-    await chat_state.clear_step(store, update.effective_chat.id)
+                                             step.payload["name"],
+                                             chat_id=update.effective_chat.id)
     t = await show_order_after_change(update, context, data.id(), "✅",
                                       N_("Ticket {ref} is now in the name of {name}."),
                                       name=holder)
@@ -135,19 +135,19 @@ async def on_invite_confirm(update: Update, context: Context, data: cb.Callback)
         await show_ticket_menu(update, context, data.id())
         return None
     result = await services.invite_friend(store, update.effective_user.id, data.id(),
-                                          step.payload["email"])
-    await chat_state.clear_step(store, update.effective_chat.id)
+                                          step.payload["email"], chat_id=update.effective_chat.id)
     wake_background(context)
-    t = await user_translator(update, context)
-    await _after_sending(update, context, data.id(), result, t)
+    t = await _after_sending(update, context, data.id(), result)
     return t.gettext("Sent!")
 
 
 async def _after_sending(update: Update, context: Context, ticket_id: int,
-                         result: InviteResult, t: Translator) -> None:
-    """Show the order with a notice, then the link as its own message, ready to forward."""
-    _ = t.gettext
+                         result: InviteResult) -> Translator:
+    """Show the order with a notice, then the link as its own message, ready to forward.
+    Returns the translator."""
     details = await load_ticket(update, context, ticket_id)
+    t = await user_translator(update, context)
+    _ = t.gettext
     notice = "✉️ " + _("Ticket {ref} sent to {email}.").format(ref=e(details.ticket.ref),
                                                               email=e(result.email))
     await show_loaded_overview(update, context, details.order, notice=notice)
@@ -156,14 +156,14 @@ async def _after_sending(update: Update, context: Context, ticket_id: int,
                 "With this link they can claim the ticket for {event} in their own name:\n{link}")
     await update.effective_chat.send_message(
         e(forward.format(event=details.event.name, link=link)))
+    return t
 
 
 async def on_resend(update: Update, context: Context, data: cb.Callback) -> str | None:
     result = await services.resend_invitation(store_of(context), update.effective_user.id,
                                               data.id())
     wake_background(context)
-    t = await user_translator(update, context)
-    await _after_sending(update, context, data.id(), result, t)
+    t = await _after_sending(update, context, data.id(), result)
     return t.gettext("Sent again!")
 
 

@@ -87,8 +87,8 @@ async def on_accept(update: Update, context: Context, data: cb.Callback) -> str 
         claim = await services.claim_view(store, update.effective_user.id, data.id())
         await show_claim(update, context, claim)
         return None
-    holder = await services.accept_invitation(store, update.effective_user.id, data.id(), name)
-    await chat_state.clear_step(store, update.effective_chat.id)
+    holder = await services.accept_invitation(store, update.effective_user.id, data.id(), name,
+                                              chat_id=update.effective_chat.id)
     wake_background(context)
     t = await user_translator(update, context)
     _ = t.gettext
@@ -118,8 +118,8 @@ async def on_decline(update: Update, context: Context, data: cb.Callback) -> str
 
 async def on_decline_confirm(update: Update, context: Context, data: cb.Callback) -> str | None:
     store = store_of(context)
-    await services.decline_invitation(store, update.effective_user.id, data.id())
-    await chat_state.clear_step(store, update.effective_chat.id)
+    await services.decline_invitation(store, update.effective_user.id, data.id(),
+                                      chat_id=update.effective_chat.id)
     wake_background(context)
     t = await user_translator(update, context)
     await show(update, Screen(e(t.gettext("You declined the ticket. The sender has been told."))))

@@ -29,10 +29,10 @@ from storage.views import Home
 async def on_start_with_link(update: Update, context: Context) -> None:
     """``/start <parameter>``: the buyer's order link or a friend's claim link."""
     user = update.effective_user
-    store = store_of(context)
-    await services.record_user(store, user.id, user.language_code)
-    await chat_state.clear_step(store, update.effective_chat.id)
-    opened = await services.open_link(store, user.id, context.args[0])
+    opened = await services.open_link(store_of(context), user.id, context.args[0],
+                                      language_code=user.language_code,
+                                      chat_id=update.effective_chat.id)
+    context.chosen_language = opened.viewer_language
     if opened.claim is not None:
         await show_claim(update, context, opened.claim)
     else:

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Store, utcnow
 from storage.models import ChatState
@@ -45,4 +46,10 @@ async def get_step(store: Store, chat_id: int) -> ChatStep | None:
 
 async def clear_step(store: Store, chat_id: int) -> None:
     async with store.write(idempotent=True) as session:
-        await session.execute(delete(ChatState).where(ChatState.chat_id == chat_id))
+        await end_step(session, chat_id)
+
+
+async def end_step(session: AsyncSession, chat_id: int) -> None:
+    """Take the chat out of its step within ``session``'s transaction: a service that completes
+    the step (the claim confirmed, the invitation sent) ends it with its own change."""
+    await session.execute(delete(ChatState).where(ChatState.chat_id == chat_id))

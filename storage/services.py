@@ -8,6 +8,7 @@ are written to outbox tables in that same transaction and sent after it commits.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 from collections.abc import Sequence
@@ -17,7 +18,7 @@ from sqlalchemy import and_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import reading, tokens
+from storage import chat_state, reading, tokens
 from storage.database import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import clean_email, clean_name, email_key, name_key
@@ -212,16 +213,21 @@ def _queue_invitation_mail(session: AsyncSession, invitation: Invitation, now: d
 
 async def record_user(store: Store, telegram_id: int, language_code: str | None) -> UserView:
     """Remember a Telegram user (and the language their app reports)."""
-    now = utcnow()
     # Idempotent: repeating it on a replayed update changes nothing more.
     async with store.write(idempotent=True) as session:
-        await upsert(session, TelegramUser,
-                     {"telegram_id": telegram_id, "telegram_language": language_code,
-                      "failed_starts": 0, "created_at": now},
-                     index=["telegram_id"], update=["telegram_language"])
-        user = await session.get(TelegramUser, telegram_id)
-        assert user is not None
+        user = await _remember_user(session, telegram_id, language_code, utcnow())
         return UserView(telegram_id, user.chosen_language, user.telegram_language)
+
+
+async def _remember_user(session: AsyncSession, telegram_id: int, language_code: str | None,
+                         now: dt.datetime) -> TelegramUser:
+    await upsert(session, TelegramUser,
+                 {"telegram_id": telegram_id, "telegram_language": language_code,
+                  "failed_starts": 0, "created_at": now},
+                 index=["telegram_id"], update=["telegram_language"])
+    user = await session.get(TelegramUser, telegram_id, populate_existing=True)
+    assert user is not None
+    return user
 
 
 async def load_user(store: Store, telegram_id: int) -> UserView | None:
@@ -283,22 +289,36 @@ async def revoke_order_links(store: Store, order_number: str) -> int:
         return result.rowcount
 
 
-async def open_link(store: Store, telegram_id: int, parameter: str) -> LinkOpened:
+async def open_link(store: Store, telegram_id: int, parameter: str, *,
+                    language_code: str | None = None, chat_id: int | None = None) -> LinkOpened:
     """Resolve a ``/start`` parameter: grant the order, or show the claim. Wrong ones are
-    counted, and after a few the user must wait (stored, so every process agrees)."""
+    counted, and after a few the user must wait (stored, so every process agrees).
+
+    In the same transaction the user is remembered with their app's ``language_code`` and the
+    chat (``chat_id``) leaves any input step: a link starts over, whether it opens or not."""
     secret = await store.secret()
     now = utcnow()
+    refusal = None
     # A good link grants the same however often it is opened, so this transaction may be
     # repeated when a /start is replayed after a crash (and the step set after it with it).
     async with store.write(idempotent=True) as session:
-        user = await session.get(TelegramUser, telegram_id)
-        if user is not None and user.blocked_until is not None and user.blocked_until > now:
-            raise Refusal("too_many_attempts")
-        link = None
-        if tokens.looks_like_token(parameter):
-            link = await session.get(LinkToken, tokens.hash_token(secret, parameter))
-        if link is not None:
-            return await _open_valid_link(session, telegram_id, link, now)
+        user = await _remember_user(session, telegram_id, language_code, now)
+        await _end_step(session, chat_id)
+        try:
+            # Every refusal comes before any change of the link's: what is committed with it
+            # is the user and the step above.
+            if user.blocked_until is not None and user.blocked_until > now:
+                raise Refusal("too_many_attempts")
+            link = None
+            if tokens.looks_like_token(parameter):
+                link = await session.get(LinkToken, tokens.hash_token(secret, parameter))
+            if link is not None:
+                opened = await _open_valid_link(session, telegram_id, link, now)
+                return dataclasses.replace(opened, viewer_language=user.chosen_language)
+        except Refusal as refused:
+            refusal = refused
+    if refusal is not None:
+        raise refusal
     # A wrong link is counted once per /start, however often that update is handled.
     async with store.write() as session:
         await _count_failed_start(session, telegram_id, now)
@@ -403,14 +423,23 @@ async def ticket_details(store: Store, telegram_id: int, ticket_id: int) -> Tick
     return TicketDetails(order=order, ticket=ticket, event=order.events[ticket.event_id])
 
 
+async def _end_step(session: AsyncSession, chat_id: int | None) -> None:
+    # First, so that a refusal rolls it back with the rest: the user may try the step again.
+    if chat_id is not None:
+        await chat_state.end_step(session, chat_id)
+
+
 # --- assigning a ticket ----------------------------------------------------------------------
 
 
-async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name: str) -> str:
-    """Put the ticket in the buyer's name (as typed or confirmed); returns the clean name."""
+async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name: str, *,
+                           chat_id: int | None = None) -> str:
+    """Put the ticket in the buyer's name (as typed or confirmed); returns the clean name.
+    ``chat_id``: the chat whose input step this completes, ended in the same transaction."""
     holder = clean_name(name)
     now = utcnow()
     async with store.write() as session:
+        await _end_step(session, chat_id)
         ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         _require_personalisation(event, now)
         if ticket.state != TicketState.TO_ASSIGN:
@@ -427,12 +456,15 @@ async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name:
     return holder
 
 
-async def invite_friend(store: Store, telegram_id: int, ticket_id: int, email: str) -> InviteResult:
-    """Send the ticket to a friend's e-mail: the ticket becomes pending and a mail is queued."""
+async def invite_friend(store: Store, telegram_id: int, ticket_id: int, email: str, *,
+                        chat_id: int | None = None) -> InviteResult:
+    """Send the ticket to a friend's e-mail: the ticket becomes pending and a mail is queued.
+    ``chat_id``: the chat whose input step this completes, ended in the same transaction."""
     address = clean_email(email)
     secret = await store.secret()
     now = utcnow()
     async with store.write() as session:
+        await _end_step(session, chat_id)
         ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         _require_personalisation(event, now)
         if ticket.state != TicketState.TO_ASSIGN:
@@ -548,11 +580,14 @@ async def _granted_invitation(
     return invitation, ticket, event
 
 
-async def accept_invitation(store: Store, telegram_id: int, invitation_id: int, name: str) -> str:
-    """The friend claims the ticket in their own name; the buyer is told. Returns the name."""
+async def accept_invitation(store: Store, telegram_id: int, invitation_id: int, name: str, *,
+                            chat_id: int | None = None) -> str:
+    """The friend claims the ticket in their own name; the buyer is told. Returns the name.
+    ``chat_id``: the chat whose input step this completes, ended in the same transaction."""
     holder = clean_name(name)
     now = utcnow()
     async with store.write() as session:
+        await _end_step(session, chat_id)
         invitation, ticket, event = await _granted_invitation(session, telegram_id,
                                                               invitation_id, now)
         _require_personalisation(event, now)
@@ -575,10 +610,13 @@ async def accept_invitation(store: Store, telegram_id: int, invitation_id: int, 
     return holder
 
 
-async def decline_invitation(store: Store, telegram_id: int, invitation_id: int) -> None:
-    """The friend declines; the ticket goes back to the buyer, who is told."""
+async def decline_invitation(store: Store, telegram_id: int, invitation_id: int, *,
+                             chat_id: int | None = None) -> None:
+    """The friend declines; the ticket goes back to the buyer, who is told. ``chat_id``: the
+    chat whose input step this completes, ended in the same transaction."""
     now = utcnow()
     async with store.write() as session:
+        await _end_step(session, chat_id)
         invitation, ticket, _event = await _granted_invitation(session, telegram_id,
                                                                invitation_id, now)
         await _return_to_buyer(session, ticket, invitation, InvitationState.DECLINED, now)

@@ -164,3 +164,5 @@ class LinkOpened:
 
     order_id: int | None = None
     claim: ClaimView | None = None
+    # The language the user chose, read with the link so that answering costs no query.
+    viewer_language: str | None = None

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select, update
 
-from storage import services
+from storage import chat_state, services
 from storage.errors import Refusal
 from storage.models import (
     AuditEntry,
@@ -173,6 +173,40 @@ async def test_order_link_grants_access_and_can_be_revoked(store, order):
     with pytest.raises(Refusal) as refused:
         await services.open_link(store, FRIEND, token)
     assert refused.value.code == "link_revoked"
+
+
+async def test_a_completed_step_ends_with_its_change_and_a_refused_one_stays(store, order):
+    _, (first, second, *_) = order
+    chat = BUYER
+    await chat_state.set_step(store, chat, "claim_name", ticket_id=first)
+    await services.claim_for_myself(store, BUYER, first, "Camille Martin", chat_id=chat)
+    assert await chat_state.get_step(store, chat) is None
+    await chat_state.set_step(store, chat, "claim_name", ticket_id=second)
+    with pytest.raises(Refusal):  # the same name twice for one event
+        await services.claim_for_myself(store, BUYER, second, "Camille Martin", chat_id=chat)
+    step = await chat_state.get_step(store, chat)
+    assert step is not None and step.ticket_id == second  # they may type another name
+
+
+async def test_opening_a_link_remembers_the_user_and_starts_over_even_if_refused(store, order):
+    order_id, (ticket_id, *_) = order
+    await services.choose_language(store, STRANGER, "fr")
+    invite = await services.invite_friend(store, BUYER, ticket_id, "alex@example.org")
+    await services.revoke_invitation(store, BUYER, ticket_id)
+    await chat_state.set_step(store, STRANGER, "invite_email", ticket_id=ticket_id)
+    with pytest.raises(Refusal) as refused:
+        await services.open_link(store, STRANGER, invite.claim_token, language_code="de",
+                                 chat_id=STRANGER)
+    assert refused.value.code == "link_revoked"
+    assert await chat_state.get_step(store, STRANGER) is None
+    user = await services.load_user(store, STRANGER)
+    assert (user.chosen_language, user.telegram_language) == ("fr", "de")
+    async with store.read() as session:
+        from storage.models import Order
+        number = await session.scalar(select(Order.number).where(Order.id == order_id))
+    opened = await services.open_link(store, STRANGER, await services.create_order_link(
+        store, number), chat_id=STRANGER)
+    assert (opened.order_id, opened.viewer_language) == (order_id, "fr")
 
 
 async def test_repeated_bad_links_impose_a_cooldown(store, order):
