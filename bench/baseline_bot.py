@@ -19,6 +19,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, CallbackQueryHandler, ContextTypes, MessageHandler, filters
 
 from bench.serving import common_arguments, serve
+from bot.aiohttp_request import AiohttpRequest
 
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 _screens = itertools.count(1)
@@ -63,6 +64,9 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def build(args: argparse.Namespace) -> Application:
     builder = Application.builder().token(args.token).base_url(args.api_url)
+    if args.transport == "aiohttp":
+        # Ticketbot's transport (bot/aiohttp_request.py) instead of PTB's default httpx.
+        builder = builder.request(AiohttpRequest(256)).get_updates_request(AiohttpRequest(1))
     if args.concurrency > 1:
         builder = builder.concurrent_updates(args.concurrency)
     application = builder.build()
@@ -76,6 +80,8 @@ def main() -> None:
     common_arguments(parser)
     parser.add_argument("--concurrency", type=int, default=1,
                         help="updates handled at once (PTB's default is 1, one at a time)")
+    parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="httpx",
+                        help="PTB's default httpx, or the aiohttp transport Ticketbot uses")
     args = parser.parse_args()
     asyncio.run(serve(build(args), args))
 
