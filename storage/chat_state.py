@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Store, utcnow
@@ -34,10 +34,18 @@ async def set_step(
     return ChatStep(step, ticket_id, invitation_id, payload or {}, message_id)
 
 
+_states = ChatState.__table__
+# Prepared once (every typed message and confirmation reads the step).
+_READ_STEP = select(_states.c.step, _states.c.ticket_id, _states.c.invitation_id,
+                    _states.c.payload, _states.c.message_id, _states.c.expires_at
+                    ).where(_states.c.chat_id == bindparam("chat"))
+_END_STEP = delete(_states).where(_states.c.chat_id == bindparam("chat"))
+
+
 async def get_step(store: Store, chat_id: int) -> ChatStep | None:
     """The chat's current step, or None when there is none or it has expired."""
-    async with store.read() as session:
-        state = await session.scalar(select(ChatState).where(ChatState.chat_id == chat_id))
+    async with store.read_connection() as connection:
+        state = (await connection.execute(_READ_STEP, {"chat": chat_id})).first()
     if state is None or state.expires_at <= utcnow():
         return None
     return ChatStep(state.step, state.ticket_id, state.invitation_id, dict(state.payload or {}),
@@ -52,4 +60,4 @@ async def clear_step(store: Store, chat_id: int) -> None:
 async def end_step(session: AsyncSession, chat_id: int) -> None:
     """Take the chat out of its step within ``session``'s transaction: a service that completes
     the step (the claim confirmed, the invitation sent) ends it with its own change."""
-    await session.execute(delete(ChatState).where(ChatState.chat_id == chat_id))
+    await (await session.connection()).execute(_END_STEP, {"chat": chat_id})

@@ -90,11 +90,12 @@ class Inbox:
         rows = [{"update_id": u.update_id, "chat_id": u.chat_id, "payload": u.payload,
                  "received_at": now, "attempts": 0} for u in updates]
         insert = sqlite.insert if self.store.is_sqlite else postgresql.insert
-        statement = insert(UpdateInbox).values(rows).on_conflict_do_nothing(
-            index_elements=["update_id"])
+        # Rows as parameters, not in the statement: one cached statement whatever the batch's
+        # size (SQLAlchemy still sends them as one multi-row INSERT).
+        statement = insert(_entries).on_conflict_do_nothing(index_elements=["update_id"])
         # Not the update's own effects: the inbox's bookkeeping is outside its accounting.
-        async with self.store.write(idempotent=True) as session:
-            await session.execute(statement)
+        async with self.store.write_connection() as connection:
+            await connection.execute(statement, rows)
 
     async def claim(self, update_id: int) -> Claim | None:
         """Take the entry for one lease, or None: done, claimed by someone else, or waiting

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -230,12 +230,15 @@ async def _remember_user(session: AsyncSession, telegram_id: int, language_code:
     return user
 
 
+_users = TelegramUser.__table__
+_READ_USER = select(_users.c.chosen_language, _users.c.telegram_language).where(
+    _users.c.telegram_id == bindparam("user"))
+
+
 async def load_user(store: Store, telegram_id: int) -> UserView | None:
-    async with store.read() as session:
-        user = await session.get(TelegramUser, telegram_id)
-        if user is None:
-            return None
-        return UserView(telegram_id, user.chosen_language, user.telegram_language)
+    async with store.read_connection() as connection:
+        user = (await connection.execute(_READ_USER, {"user": telegram_id})).first()
+    return None if user is None else UserView(telegram_id, *user)
 
 
 async def create_order_link(store: Store, order_number: str) -> str:

@@ -1,17 +1,36 @@
-"""Insert-or-update that the database settles, on SQLite and PostgreSQL alike."""
+"""Insert-or-update that the database settles, on SQLite and PostgreSQL alike.
+
+The statements are Core statements built once per shape and run on the session's connection:
+they are on every hot path (a chat's step, a user's language), where building an expression
+and going through the ORM cost more than the statement itself.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def _insert_for(session: AsyncSession, model: Any) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else "sqlite"
+
+
+@functools.lru_cache(maxsize=64)
+def _statement(dialect: str, table: Table, index: tuple[str, ...] | None,
+               update: tuple[str, ...]) -> Any:
+    """INSERT … ON CONFLICT (``index``, or the primary key when None) DO UPDATE ``update`` (or
+    DO NOTHING); the values come as parameters."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    if update:
+        return statement.on_conflict_do_update(
+            index_elements=list(index or ()),
+            set_={column: statement.excluded[column] for column in update})
+    return statement.on_conflict_do_nothing(index_elements=list(index) if index else None)
 
 
 async def upsert(
@@ -19,17 +38,18 @@ async def upsert(
     update: Sequence[str],
 ) -> None:
     """Insert ``values``, or on a key clash update the ``update`` columns (or nothing)."""
-    statement = _insert_for(session, model).values(**values)
-    if update:
-        statement = statement.on_conflict_do_update(
-            index_elements=list(index),
-            set_={column: statement.excluded[column] for column in update},
-        )
-    else:
-        statement = statement.on_conflict_do_nothing(index_elements=list(index))
-    await session.execute(statement)
+    statement = _statement(_dialect(session), model.__table__, tuple(index), tuple(update))
+    await _execute(session, statement, values)
 
 
 async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any]) -> None:
     """Insert a row unless one with the same primary key exists."""
-    await session.execute(_insert_for(session, model).values(**values).on_conflict_do_nothing())
+    statement = _statement(_dialect(session), model.__table__, None, ())
+    await _execute(session, statement, values)
+
+
+async def _execute(session: AsyncSession, statement: Any, values: dict[str, Any]) -> None:
+    # Objects added to the session go first, as session.execute would send them (a row may
+    # refer to one); the statement itself goes straight to the connection.
+    await session.flush()
+    await (await session.connection()).execute(statement, values)
