@@ -507,7 +507,7 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     if options.all:
         options.parts = list(PARTS)
         options.stores = [("sqlite", DEFAULT_ORDERS), ("sqlite", LARGE_ORDERS),
-                          ("postgres", DEFAULT_ORDERS)]
+                          ("postgres", DEFAULT_ORDERS), ("postgres", LARGE_ORDERS)]
     if options.smoke:
         options.users, options.rounds = 10, 1
         options.stores = [("sqlite", DEFAULT_ORDERS)]

@@ -43,9 +43,9 @@ async def on_start_with_link(update: Update, context: Context) -> None:
 async def on_start(update: Update, context: Context) -> None:
     """Plain ``/start``: the orders this account manages and the tickets it holds."""
     user = update.effective_user
-    store = store_of(context)
-    await services.record_user(store, user.id, user.language_code)
-    await chat_state.clear_step(store, update.effective_chat.id)
+    known = await services.record_user(store_of(context), user.id, user.language_code,
+                                       chat_id=update.effective_chat.id)
+    context.chosen_language = known.chosen_language
     await show_home(update, context)
 
 

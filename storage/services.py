@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy import Row, and_, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -211,23 +213,35 @@ def _queue_invitation_mail(session: AsyncSession, invitation: Invitation, now: d
 # --- users, links and reading ----------------------------------------------------------------
 
 
-async def record_user(store: Store, telegram_id: int, language_code: str | None) -> UserView:
-    """Remember a Telegram user (and the language their app reports)."""
+async def record_user(store: Store, telegram_id: int, language_code: str | None, *,
+                      chat_id: int | None = None) -> UserView:
+    """Remember a Telegram user (and the language their app reports); with ``chat_id``, that
+    chat also leaves any input step, in the same transaction (a /start starts over)."""
     # Idempotent: repeating it on a replayed update changes nothing more.
     async with store.write(idempotent=True) as session:
+        await _end_step(session, chat_id)
         user = await _remember_user(session, telegram_id, language_code, utcnow())
         return UserView(telegram_id, user.chosen_language, user.telegram_language)
 
 
 async def _remember_user(session: AsyncSession, telegram_id: int, language_code: str | None,
-                         now: dt.datetime) -> TelegramUser:
-    await upsert(session, TelegramUser,
-                 {"telegram_id": telegram_id, "telegram_language": language_code,
-                  "failed_starts": 0, "created_at": now},
-                 index=["telegram_id"], update=["telegram_language"])
-    user = await session.get(TelegramUser, telegram_id, populate_existing=True)
-    assert user is not None
-    return user
+                         now: dt.datetime) -> Row:
+    """Insert the user or update their app's language, and read back what the answer needs
+    (chosen and app language, cool-down) in the same statement."""
+    statement = _remember_statement(session.bind.dialect.name)
+    result = await (await session.connection()).execute(statement, {
+        "telegram_id": telegram_id, "telegram_language": language_code, "failed_starts": 0,
+        "created_at": now})
+    return result.one()
+
+
+@functools.cache
+def _remember_statement(dialect: str) -> Any:
+    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_users)
+    return insert.on_conflict_do_update(
+        index_elements=["telegram_id"],
+        set_={"telegram_language": insert.excluded.telegram_language},
+    ).returning(_users.c.chosen_language, _users.c.telegram_language, _users.c.blocked_until)
 
 
 _users = TelegramUser.__table__
@@ -353,10 +367,9 @@ async def _open_valid_link(
         raise Refusal("link_revoked")
     if link.kind == LinkKind.ORDER:
         # Recorded the first time only: opening the order again changes nothing.
-        if await session.get(OrderAccess, (telegram_id, link.order_id)) is None:
-            await insert_ignore(session, OrderAccess, {"telegram_id": telegram_id,
-                                                       "order_id": link.order_id,
-                                                       "granted_at": now})
+        if await insert_ignore(session, OrderAccess, {"telegram_id": telegram_id,
+                                                      "order_id": link.order_id,
+                                                      "granted_at": now}):
             audit(session, ActorKind.BUYER, telegram_id, "order_opened",
                   order_id=link.order_id, now=now)
         return LinkOpened(order_id=link.order_id)

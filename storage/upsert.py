@@ -42,14 +42,14 @@ async def upsert(
     await _execute(session, statement, values)
 
 
-async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any]) -> None:
-    """Insert a row unless one with the same primary key exists."""
+async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any]) -> bool:
+    """Insert a row unless one with the same primary key exists; True if it was inserted."""
     statement = _statement(_dialect(session), model.__table__, None, ())
-    await _execute(session, statement, values)
+    return (await _execute(session, statement, values)).rowcount == 1
 
 
-async def _execute(session: AsyncSession, statement: Any, values: dict[str, Any]) -> None:
+async def _execute(session: AsyncSession, statement: Any, values: dict[str, Any]) -> Any:
     # Objects added to the session go first, as session.execute would send them (a row may
     # refer to one); the statement itself goes straight to the connection.
     await session.flush()
-    await (await session.connection()).execute(statement, values)
+    return await (await session.connection()).execute(statement, values)

@@ -209,6 +209,17 @@ async def test_opening_a_link_remembers_the_user_and_starts_over_even_if_refused
     assert (opened.order_id, opened.viewer_language) == (order_id, "fr")
 
 
+async def test_a_plain_start_remembers_the_user_and_ends_the_step(store, order):
+    _, (ticket_id, *_) = order
+    await services.choose_language(store, STRANGER, "en")
+    await chat_state.set_step(store, STRANGER, "claim_name", ticket_id=ticket_id)
+    known = await services.record_user(store, STRANGER, "fr-FR", chat_id=STRANGER)
+    assert (known.chosen_language, known.telegram_language) == ("en", "fr-FR")
+    assert await chat_state.get_step(store, STRANGER) is None
+    again = await services.record_user(store, STRANGER, None)  # the app stopped saying
+    assert (again.chosen_language, again.telegram_language) == ("en", None)
+
+
 async def test_repeated_bad_links_impose_a_cooldown(store, order):
     for _ in range(services.MAX_FAILED_STARTS):
         with pytest.raises(Refusal) as refused:
