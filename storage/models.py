@@ -80,6 +80,10 @@ class TicketState(enum.StrEnum):
     EXCHANGED = "exchanged"
 
 
+# Tickets that left the order (resold, or exchanged for a new one): no longer shown or counted.
+GONE_STATES = (TicketState.SOLD, TicketState.EXCHANGED)
+
+
 class InvitationState(enum.StrEnum):
     PENDING = "pending"
     ACCEPTED = "accepted"

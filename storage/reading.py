@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage.errors import Refusal
 from storage.models import (
+    GONE_STATES,
     Event,
     Invitation,
     InvitationState,
@@ -158,7 +159,7 @@ async def ticket_rows(session: AsyncSession, order_id: int, *, with_gone: bool =
         .order_by(Ticket.id)
     )
     if not with_gone:
-        query = query.where(Ticket.state.not_in([TicketState.SOLD, TicketState.EXCHANGED]))
+        query = query.where(Ticket.state.not_in(GONE_STATES))
     return list((await session.execute(query)).all())
 
 
@@ -204,7 +205,7 @@ def _order_statement(*, by_ticket: bool, with_viewer: bool) -> Select:
     query = (
         query
         .outerjoin(tickets, and_(tickets.c.order_id == orders.c.id,
-                                 tickets.c.state.not_in(_GONE)))
+                                 tickets.c.state.not_in(GONE_STATES)))
         .outerjoin(events, events.c.id == tickets.c.event_id)
         .outerjoin(invitations, and_(invitations.c.ticket_id == tickets.c.id,
                                      invitations.c.state == InvitationState.PENDING))
@@ -218,8 +219,6 @@ def _order_statement(*, by_ticket: bool, with_viewer: bool) -> Select:
                            .where(owner.c.id == bindparam("ticket_id")).scalar_subquery())
     return query.where(orders.c.id == bindparam("order_id"))
 
-
-_GONE = (TicketState.SOLD, TicketState.EXCHANGED)
 
 
 def _part(row: Any, prefix: str, names: tuple[str, ...]) -> SimpleNamespace | None:
@@ -277,7 +276,7 @@ async def load_home(session: AsyncSession, telegram_id: int) -> Home:
                 Ticket,
                 and_(
                     Ticket.order_id == Order.id,
-                    Ticket.state.not_in([TicketState.SOLD, TicketState.EXCHANGED]),
+                    Ticket.state.not_in(GONE_STATES),
                 ),
             )
             .where(OrderAccess.telegram_id == telegram_id)

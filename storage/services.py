@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 import secrets
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Row, and_, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -228,20 +226,11 @@ async def _remember_user(session: AsyncSession, telegram_id: int, language_code:
                          now: dt.datetime) -> Row:
     """Insert the user or update their app's language, and read back what the answer needs
     (chosen and app language, cool-down) in the same statement."""
-    statement = _remember_statement(session.bind.dialect.name)
-    result = await (await session.connection()).execute(statement, {
-        "telegram_id": telegram_id, "telegram_language": language_code, "failed_starts": 0,
-        "created_at": now})
-    return result.one()
-
-
-@functools.cache
-def _remember_statement(dialect: str) -> Any:
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_users)
-    return insert.on_conflict_do_update(
-        index_elements=["telegram_id"],
-        set_={"telegram_language": insert.excluded.telegram_language},
-    ).returning(_users.c.chosen_language, _users.c.telegram_language, _users.c.blocked_until)
+    return await upsert(session, TelegramUser,
+                        {"telegram_id": telegram_id, "telegram_language": language_code,
+                         "failed_starts": 0, "created_at": now},
+                        index=["telegram_id"], update=["telegram_language"],
+                        returning=["chosen_language", "telegram_language", "blocked_until"])
 
 
 _users = TelegramUser.__table__

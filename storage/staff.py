@@ -21,6 +21,7 @@ from storage.database import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import name_key
 from storage.models import (
+    GONE_STATES,
     ActorKind,
     AuditEntry,
     Event,
@@ -278,7 +279,7 @@ async def find_orders(
                     select(Ticket.order_id, func.count(Ticket.id))
                     .where(
                         Ticket.order_id.in_([order.id for order in shown]),
-                        Ticket.state.not_in([TicketState.SOLD, TicketState.EXCHANGED]),
+                        Ticket.state.not_in(GONE_STATES),
                     )
                     .group_by(Ticket.order_id)
                 )

@@ -22,24 +22,32 @@ def _dialect(session: AsyncSession) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _statement(dialect: str, table: Table, index: tuple[str, ...] | None,
-               update: tuple[str, ...]) -> Any:
+               update: tuple[str, ...], returning: tuple[str, ...] = ()) -> Any:
     """INSERT … ON CONFLICT (``index``, or the primary key when None) DO UPDATE ``update`` (or
-    DO NOTHING); the values come as parameters."""
+    DO NOTHING) [RETURNING ``returning``]; the values come as parameters."""
     statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     if update:
-        return statement.on_conflict_do_update(
+        statement = statement.on_conflict_do_update(
             index_elements=list(index or ()),
             set_={column: statement.excluded[column] for column in update})
-    return statement.on_conflict_do_nothing(index_elements=list(index) if index else None)
+    else:
+        statement = statement.on_conflict_do_nothing(
+            index_elements=list(index) if index else None)
+    if returning:
+        statement = statement.returning(*(table.c[column] for column in returning))
+    return statement
 
 
 async def upsert(
     session: AsyncSession, model: Any, values: dict[str, Any], *, index: Sequence[str],
-    update: Sequence[str],
-) -> None:
-    """Insert ``values``, or on a key clash update the ``update`` columns (or nothing)."""
-    statement = _statement(_dialect(session), model.__table__, tuple(index), tuple(update))
-    await _execute(session, statement, values)
+    update: Sequence[str], returning: Sequence[str] = (),
+) -> Any:
+    """Insert ``values``, or on a key clash update the ``update`` columns (or nothing). With
+    ``returning``, the row's columns as they are afterwards, read by the same statement."""
+    statement = _statement(_dialect(session), model.__table__, tuple(index), tuple(update),
+                           tuple(returning))
+    result = await _execute(session, statement, values)
+    return result.one() if returning else None
 
 
 async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any]) -> bool:

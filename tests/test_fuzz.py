@@ -220,44 +220,41 @@ async def ticket_ids(harness) -> list[int]:
         return list(await session.scalars(select(Ticket.id).order_by(Ticket.id)))
 
 
+async def assert_typed_text_is_refused_calmly(harness, buyer, caplog, text: str, *,
+                                              ticket: int, steps: tuple[str, ...],
+                                              button: str) -> None:
+    """In an input step on the ``ticket``-th ticket (entered with the ``button`` prefix), typing
+    ``text`` gets a calm French answer and changes nothing in the store."""
+    assume(typeable(text))
+    caplog.set_level(logging.INFO)
+    ticket_id = (await ticket_ids(harness))[ticket]
+    await in_step(harness, buyer, steps, f"{button}:{ticket_id}")
+    before = await snapshot(harness.store)
+    reaction = await buyer.send(text)
+    assert_calm_french_answer(reaction, caplog, text)
+    assert await snapshot(harness.store) == before
+
+
 @FUZZ
 @given(name=texts)
 async def test_any_typed_name_gets_a_calm_french_answer(harness, french_buyer, caplog, name):
-    assume(typeable(name))
-    caplog.set_level(logging.INFO)
-    ticket_id = (await ticket_ids(harness))[0]
-    await in_step(harness, french_buyer, ("claim_name",), f"me:{ticket_id}")
-    before = await snapshot(harness.store)
-    reaction = await french_buyer.send(name)
-    assert_calm_french_answer(reaction, caplog, name)
-    assert await snapshot(harness.store) == before
+    await assert_typed_text_is_refused_calmly(harness, french_buyer, caplog, name, ticket=0,
+                                              steps=("claim_name",), button="me")
 
 
 @FUZZ
 @given(email=emails)
 async def test_any_typed_address_gets_a_calm_french_answer(harness, french_buyer, caplog, email):
-    assume(typeable(email))
-    caplog.set_level(logging.INFO)
-    ticket_id = (await ticket_ids(harness))[1]
-    await in_step(harness, french_buyer, ("invite_email", "invite_confirm"), f"fr:{ticket_id}")
-    before = await snapshot(harness.store)
-    reaction = await french_buyer.send(email)
-    assert_calm_french_answer(reaction, caplog, email)
-    assert await snapshot(harness.store) == before
+    await assert_typed_text_is_refused_calmly(harness, french_buyer, caplog, email, ticket=1,
+                                              steps=("invite_email", "invite_confirm"), button="fr")
 
 
 @FUZZ
 @given(price=st.one_of(texts, st.decimals(allow_nan=True).map(str),
                        st.floats().map(lambda f: f"{f}".replace(".", ","))))
 async def test_any_typed_price_gets_a_calm_french_answer(harness, french_buyer, caplog, price):
-    assume(typeable(price))
-    caplog.set_level(logging.INFO)
-    ticket_id = (await ticket_ids(harness))[2]
-    await in_step(harness, french_buyer, ("resale_price", "resale_confirm"), f"sl:{ticket_id}")
-    before = await snapshot(harness.store)
-    reaction = await french_buyer.send(price)
-    assert_calm_french_answer(reaction, caplog, price)
-    assert await snapshot(harness.store) == before
+    await assert_typed_text_is_refused_calmly(harness, french_buyer, caplog, price, ticket=2,
+                                              steps=("resale_price", "resale_confirm"), button="sl")
 
 
 @FUZZ
