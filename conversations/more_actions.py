@@ -54,7 +54,8 @@ async def on_language(update: Update, context: Context, data: cb.Callback) -> st
     if not 0 <= data.id(1) < len(LANGUAGES):
         return None
     language = LANGUAGES[data.id(1)]
-    await services.choose_language(store_of(context), update.effective_user.id, language)
+    await services.choose_language(store_of(context), update.effective_user.id, language,
+                                   order_id=data.id())
     context.chosen_language = language
     t = await user_translator(update, context)
     notice = e(t.gettext("I will speak {language} with you from now on.").format(

@@ -711,10 +711,16 @@ async def take_back(store: Store, telegram_id: int, ticket_id: int) -> None:
               ticket_id=ticket.id, now=now, old=ticket.holder_name)
 
 
-async def choose_language(store: Store, telegram_id: int, language: str) -> None:
-    """Remember the language this Telegram user chose; it wins over their app's language."""
+async def choose_language(store: Store, telegram_id: int, language: str, *,
+                          order_id: int | None = None) -> None:
+    """Remember the language this Telegram user chose; it wins over their app's language.
+    Chosen from an order's screen (``order_id``), only by someone who may manage that order:
+    a forged button changes nothing."""
     now = utcnow()
     async with store.write() as session:
+        if order_id is not None and not await reading.may_manage(session, telegram_id,
+                                                                 order_id):
+            raise Refusal("not_found")
         await upsert(session, TelegramUser,
                      {"telegram_id": telegram_id, "chosen_language": language,
                       "failed_starts": 0, "created_at": now},

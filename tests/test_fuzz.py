@@ -165,7 +165,9 @@ def bot_text(reaction, *typed: str) -> str:
                      + ([reaction.callback_answer.text or ""] if reaction.callback_answer else []))
     for text in typed:
         for part in {text, text.strip(), " ".join(text.split())} - {""}:
-            said = said.replace(part, "")
+            # Only where it stands on its own: a typed "a" must not cut the a's out of the
+            # bot's own words.
+            said = re.sub(rf"(?<!\w){re.escape(part)}(?!\w)", "", said)
     return said.replace("Dreamfest 2027 — Saturday", "")
 
 

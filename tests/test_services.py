@@ -220,6 +220,16 @@ async def test_a_plain_start_remembers_the_user_and_ends_the_step(store, order):
     assert (again.chosen_language, again.telegram_language) == ("en", None)
 
 
+async def test_a_language_chosen_from_an_order_needs_access_to_it(store, order):
+    order_id, _ = order
+    with pytest.raises(Refusal) as refused:  # a forged "language" button of someone's order
+        await services.choose_language(store, STRANGER, "en", order_id=order_id)
+    assert refused.value.code == "not_found"
+    assert await services.load_user(store, STRANGER) is None
+    await services.choose_language(store, BUYER, "en", order_id=order_id)
+    assert (await services.load_user(store, BUYER)).chosen_language == "en"
+
+
 async def test_repeated_bad_links_impose_a_cooldown(store, order):
     for _ in range(services.MAX_FAILED_STARTS):
         with pytest.raises(Refusal) as refused:
