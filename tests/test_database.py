@@ -1,14 +1,18 @@
 """The store's connection handling on SQLite, where every trip to aiosqlite's thread counts: a
-transaction is begun with one driver call, and a connection is rolled back on its return to the
-pool only if a transaction is still open on it."""
+transaction is begun with one driver call, a statement is one call, and a connection is rolled
+back on its return to the pool only if a transaction is still open on it. Writers of one
+process take turns before SQLite's lock."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from storage.database import utcnow
-from storage.models import TelegramUser
+from storage.models import ChatNotification, TelegramUser
 
 
 @pytest.fixture
@@ -65,3 +69,76 @@ async def test_a_committed_connection_goes_back_without_a_rollback(sqlite_store)
     finally:
         driver.execute, driver.rollback = real_execute, real_rollback
     assert calls == ["BEGIN"]  # no rollback after the commit
+
+
+async def test_a_statement_is_one_trip_to_the_driver_thread(sqlite_store):
+    store = sqlite_store
+    async with store.engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+    trips: list[str] = []
+    real_execute = driver._execute
+
+    async def execute(function, *args, **kwargs):
+        trips.append(getattr(function, "__name__", "?"))
+        return await real_execute(function, *args, **kwargs)
+
+    driver._execute = execute  # count the calls queued for aiosqlite's thread
+    try:
+        async with store.write(idempotent=True) as session:
+            session.add(TelegramUser(telegram_id=5, failed_starts=0, created_at=utcnow()))
+            news = ChatNotification(telegram_id=5, kind="test", created_at=utcnow(),
+                                    next_attempt_at=utcnow())
+            session.add(news)
+            await session.flush()  # INSERTs: SQLAlchemy takes the new row's id from lastrowid
+            assert news.id == 1
+            updated = await session.execute(
+                update(TelegramUser).where(TelegramUser.telegram_id.in_([5, 6]))
+                .values(failed_starts=2).execution_options(synchronize_session=False))
+            assert updated.rowcount == 1
+            trips.clear()
+            rows = (await session.execute(
+                select(TelegramUser.telegram_id, TelegramUser.failed_starts))).all()
+            select_trips = list(trips)
+    finally:
+        driver._execute = real_execute
+    assert rows == [(5, 2)]
+    assert select_trips == ["_execute"]  # cursor, execute, fetch and close in one call
+    assert trips == ["_execute", "commit"]
+
+
+async def test_a_failing_statement_raises_sqlalchemys_error_and_the_connection_goes_on(
+        sqlite_store):
+    store = sqlite_store
+    async with store.write(idempotent=True) as session:
+        session.add(TelegramUser(telegram_id=8, failed_starts=0, created_at=utcnow()))
+    with pytest.raises(IntegrityError):
+        async with store.write(idempotent=True) as session:
+            session.add(TelegramUser(telegram_id=8, failed_starts=0, created_at=utcnow()))
+    with pytest.raises(OperationalError):
+        async with store.read_connection() as connection:
+            await connection.exec_driver_sql("SELECT no_such_column FROM telegram_users")
+    assert await users(store) == 1
+
+
+async def test_writers_of_one_process_take_turns_instead_of_meeting_sqlites_lock(sqlite_store):
+    store = sqlite_store
+
+    @event.listens_for(store.engine.sync_engine, "connect")
+    def impatient(dbapi_connection, _record):
+        # Without a busy handler a writer that meets the lock fails at once ("database is
+        # locked"), so only writers that never overlap can all succeed.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=0")
+        cursor.close()
+
+    await store.engine.dispose()  # pooled connections are made again, impatient
+
+    async def write(telegram_id: int) -> None:
+        async with store.write(idempotent=True) as session:
+            session.add(TelegramUser(telegram_id=telegram_id, failed_starts=0,
+                                     created_at=utcnow()))
+            await session.flush()
+            await asyncio.sleep(0.002)  # others get the event loop while the lock is held
+
+    await asyncio.gather(*(write(telegram_id) for telegram_id in range(100, 130)))
+    assert await users(store) == 30
