@@ -258,6 +258,20 @@ async def test_an_update_delivered_three_times_is_applied_once(harness):
     assert application._chat_ids_to_be_updated_in_persistence <= {bob.id}
 
 
+async def test_the_inbox_keeps_each_polled_update_as_telegram_sent_it(harness):
+    eve = harness.user(3005, "Eve")
+    await eve.send("/help")
+    await eve.send("Hello")
+    sent = {raw["update_id"]: raw for call in harness.emulator.calls
+            if call.method.lower() == "getupdates" and call.ok for raw in call.result}
+    async with harness.store.read() as session:
+        kept = dict((await session.execute(
+            select(UpdateInbox.update_id, UpdateInbox.payload)
+            .where(UpdateInbox.chat_id == eve.id))).all())
+    assert len(kept) == 2
+    assert kept == {update_id: sent[update_id] for update_id in kept}
+
+
 async def test_the_keeper_prunes_old_done_entries(harness):
     await harness.user(3003, "Eve").send("/help")
     async with harness.store.write() as session:
