@@ -77,9 +77,9 @@ async def exchange_ticket(store: Store, telegram_id: int, ticket_id: int,
                             email_key=None, holder_telegram_id=None)
         await void_barcode(session, ticket.barcode, now)
         replacement = await _issue_replacement(session, ticket, target, now)
-        audit(session, ActorKind.BUYER, telegram_id, "exchanged", order_id=order.id,
-              ticket_id=ticket.id, now=now, target_event=target.id,
-              new_ticket=replacement.ref)
+        await audit(session, ActorKind.BUYER, telegram_id, "exchanged", order_id=order.id,
+                    ticket_id=ticket.id, now=now, target_event=target.id,
+                    new_ticket=replacement.ref)
         return replacement.id
 
 

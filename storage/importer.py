@@ -603,11 +603,12 @@ _ORDERS, _TICKETS = Order.__table__, Ticket.__table__
 _BARCODES, _AUDIT_ENTRIES = Barcode.__table__, AuditEntry.__table__
 
 
-def _log(session: AsyncSession, action: str, now: dt.datetime, actor: str, **details: Any) -> None:
-    audit(session, ActorKind.SYSTEM, None, action, now=now, source=actor, **details)
+async def _log(session: AsyncSession, action: str, now: dt.datetime, actor: str,
+               **details: Any) -> None:
+    await audit(session, ActorKind.SYSTEM, None, action, now=now, source=actor, **details)
 
 
-def _write_events(
+async def _write_events(
     session: AsyncSession, document: _Document, stored: _Stored, now: dt.datetime, actor: str
 ) -> tuple[int, int]:
     """Add new events and bring existing ones to the document's values; count both."""
@@ -617,14 +618,14 @@ def _write_events(
         row = stored.events.get(event.id)
         if row is None:
             session.add(Event(id=event.id, **columns))
-            _log(session, "event_imported", now, actor, event=event.id)
+            await _log(session, "event_imported", now, actor, event=event.id)
             created += 1
             continue
         changed = sorted(name for name, value in columns.items() if getattr(row, name) != value)
         for name in changed:
             setattr(row, name, columns[name])
         if changed:
-            _log(session, "event_updated", now, actor, event=event.id, changed=changed)
+            await _log(session, "event_updated", now, actor, event=event.id, changed=changed)
             updated += 1
     return created, updated
 
@@ -691,7 +692,7 @@ async def _write(
     session: AsyncSession, document: _Document, stored: _Stored, actor: str
 ) -> ImportReport:
     now = utcnow()
-    events_created, events_updated = _write_events(session, document, stored, now, actor)
+    events_created, events_updated = await _write_events(session, document, stored, now, actor)
     await session.flush()  # the events exist before tickets point at them
     orders = [order for _, order in document.orders]
     new_orders = [order for order in orders if order.number not in stored.order_ids]

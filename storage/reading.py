@@ -125,15 +125,17 @@ async def invitation_with_ticket(
     session: AsyncSession, invitation_id: int
 ) -> tuple[Invitation, Ticket, Event] | None:
     """An invitation, its ticket and the ticket's event (one query), or None."""
-    row = (
-        await session.execute(
-            select(Invitation, Ticket, Event)
-            .join(Ticket, Ticket.id == Invitation.ticket_id)
-            .join(Event, Event.id == Ticket.event_id)
-            .where(Invitation.id == invitation_id)
-        )
-    ).first()
+    row = (await session.execute(_INVITATION_WITH_TICKET, {"invitation": invitation_id})).first()
     return None if row is None else tuple(row)
+
+
+# Prepared once: a friend's every screen and answer reads it.
+_INVITATION_WITH_TICKET = (
+    select(Invitation, Ticket, Event)
+    .join(Ticket, Ticket.id == Invitation.ticket_id)
+    .join(Event, Event.id == Ticket.event_id)
+    .where(Invitation.id == bindparam("invitation"))
+)
 
 
 async def may_manage(session: AsyncSession, telegram_id: int, order_id: int) -> bool:

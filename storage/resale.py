@@ -126,8 +126,8 @@ async def list_for_resale(store: Store, telegram_id: int, ticket_id: int,
             await session.flush()
         except IntegrityError:
             raise Refusal("ticket_changed") from None
-        audit(session, ActorKind.BUYER, telegram_id, "listed_for_resale", order_id=order.id,
-              ticket_id=ticket.id, now=now, listing_id=listing.id, price=str(price))
+        await audit(session, ActorKind.BUYER, telegram_id, "listed_for_resale", order_id=order.id,
+                    ticket_id=ticket.id, now=now, listing_id=listing.id, price=str(price))
         return listing.id
 
 
@@ -145,9 +145,10 @@ async def change_price(store: Store, telegram_id: int, ticket_id: int, price: De
         )
         if result.rowcount != 1:
             raise Refusal("listing_not_live")
-        audit(session, ActorKind.BUYER, telegram_id, "resale_price_changed", order_id=order.id,
-              ticket_id=ticket.id, now=now, listing_id=listing.id, old=str(listing.price),
-              new=str(price))
+        await audit(session, ActorKind.BUYER, telegram_id, "resale_price_changed",
+                    order_id=order.id,
+                    ticket_id=ticket.id, now=now, listing_id=listing.id, old=str(listing.price),
+                    new=str(price))
 
 
 async def cancel_sale(store: Store, telegram_id: int, ticket_id: int) -> None:
@@ -158,8 +159,8 @@ async def cancel_sale(store: Store, telegram_id: int, ticket_id: int) -> None:
         listing = await _finish_listing(session, ticket.id, ListingState.CANCELLED, now)
         await change_ticket(session, ticket, TicketState.ON_RESALE, now,
                             state=listing.previous_state)
-        audit(session, ActorKind.BUYER, telegram_id, "resale_cancelled", order_id=order.id,
-              ticket_id=ticket.id, now=now, listing_id=listing.id)
+        await audit(session, ActorKind.BUYER, telegram_id, "resale_cancelled", order_id=order.id,
+                    ticket_id=ticket.id, now=now, listing_id=listing.id)
 
 
 async def _finish_listing(session: AsyncSession, ticket_id: int, state: ListingState,
@@ -195,8 +196,8 @@ async def complete_sale(store: Store, listing_id: int, *,
                             holder_name=None, name_key=None, holder_email=None, email_key=None,
                             holder_telegram_id=None)
         await void_barcode(session, ticket.barcode, now)
-        audit(session, ActorKind.SYSTEM, None, "resale_sold", order_id=ticket.order_id,
-              ticket_id=ticket.id, now=now, listing_id=listing.id, price=str(sold_price))
+        await audit(session, ActorKind.SYSTEM, None, "resale_sold", order_id=ticket.order_id,
+                    ticket_id=ticket.id, now=now, listing_id=listing.id, price=str(sold_price))
         await notify_order_managers(session, ticket.order_id, "resale_sold", now,
                                     ticket_ref=ticket.ref, price=str(sold_price),
                                     currency=listing.currency)

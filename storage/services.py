@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, select, update
+from sqlalchemy import Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,7 +64,36 @@ def new_barcode() -> str:
     return f"{secrets.randbelow(10**16):016d}"
 
 
-def audit(
+# The statements of the busiest use cases are built once, with bound parameters, and run on
+# the session's connection: building a statement and working out its cache key each time cost
+# more CPU than running it, and an entity added to the session costs a unit-of-work flush.
+_INSERT_AUDIT = insert(AuditEntry.__table__)
+_INSERT_BARCODE = insert(Barcode.__table__)
+_VOID_BARCODE = (update(Barcode.__table__)
+                 .where(Barcode.code == bindparam("void_code"), Barcode.voided_at.is_(None))
+                 .values(voided_at=bindparam("voided")))
+_MANAGERS = select(OrderAccess.telegram_id).where(OrderAccess.order_id == bindparam("order"))
+_INSERT_NEWS = insert(ChatNotification.__table__)
+_INSERT_INVITATION = insert(Invitation.__table__).returning(Invitation.id)
+_INSERT_LINK = insert(LinkToken.__table__)
+_INSERT_MAIL = insert(OutboxMail.__table__)
+_GRANTED = select(ClaimGrant.invitation_id).where(
+    ClaimGrant.invitation_id == bindparam("invitation"),
+    ClaimGrant.telegram_id == bindparam("user"))
+_USE_CLAIM_LINK = (update(LinkToken.__table__)
+                   .where(LinkToken.invitation_id == bindparam("invitation"))
+                   .values(used_at=bindparam("used")))
+_MANAGED_TICKET = (
+    select(Ticket, Event, Order)
+    .join(Event, Event.id == Ticket.event_id)
+    .join(Order, Order.id == Ticket.order_id)
+    .join(OrderAccess, and_(OrderAccess.order_id == Order.id,
+                            OrderAccess.telegram_id == bindparam("user")))
+    .where(Ticket.id == bindparam("ticket"))
+)
+
+
+async def audit(
     session: AsyncSession,
     actor: ActorKind,
     actor_id: int | None,
@@ -74,12 +104,10 @@ def audit(
     now: dt.datetime,
     **details: Any,
 ) -> None:
-    session.add(
-        AuditEntry(
-            at=now, actor_kind=actor, actor_telegram_id=actor_id, action=action,
-            order_id=order_id, ticket_id=ticket_id, details=details,
-        )
-    )
+    await (await session.connection()).execute(_INSERT_AUDIT, {
+        "at": now, "actor_kind": actor, "actor_telegram_id": actor_id, "action": action,
+        "order_id": order_id, "ticket_id": ticket_id, "details": details,
+    })
 
 
 async def notify_order_managers(
@@ -87,15 +115,13 @@ async def notify_order_managers(
     skip: int | None = None, **params: Any,
 ) -> None:
     """Queue chat news for everyone who manages the order (but the one who caused it)."""
-    managers = await session.scalars(
-        select(OrderAccess.telegram_id).where(OrderAccess.order_id == order_id)
-    )
-    for telegram_id in managers:
-        if telegram_id != skip:
-            session.add(ChatNotification(
-                telegram_id=telegram_id, kind=kind, params={"order_id": order_id, **params},
-                created_at=now, next_attempt_at=now,
-            ))
+    connection = await session.connection()
+    managers = (await connection.execute(_MANAGERS, {"order": order_id})).scalars()
+    news = [{"telegram_id": telegram_id, "kind": kind, "params": {"order_id": order_id, **params},
+             "created_at": now, "next_attempt_at": now, "attempts": 0, "sent_at": None}
+            for telegram_id in managers if telegram_id != skip]
+    if news:
+        await connection.execute(_INSERT_NEWS, news)
 
 
 async def change_ticket(
@@ -103,18 +129,27 @@ async def change_ticket(
     **values: Any,
 ) -> None:
     """Move a ticket out of ``expected`` state, or refuse if someone changed it first."""
+    params = {f"new_{name}": value for name, value in values.items()}
+    params.update(ticket=ticket.id, expected=expected, version_seen=ticket.version, now=now)
     try:
-        result = await session.execute(
-            update(Ticket)
-            .where(Ticket.id == ticket.id, Ticket.state == expected,
-                   Ticket.version == ticket.version)
-            .values(version=Ticket.version + 1, updated_at=now, **values)
-            .execution_options(synchronize_session=False)
-        )
+        result = await (await session.connection()).execute(
+            _ticket_change(tuple(sorted(values))), params)
     except IntegrityError as error:
         raise _uniqueness_refusal(error, values) from None
     if result.rowcount != 1:
         raise Refusal("ticket_changed")
+
+
+@functools.cache
+def _ticket_change(columns: tuple[str, ...]):
+    """The conditional update of a ticket setting ``columns`` (a handful of combinations)."""
+    return (
+        update(Ticket.__table__)
+        .where(Ticket.id == bindparam("ticket"), Ticket.state == bindparam("expected"),
+               Ticket.version == bindparam("version_seen"))
+        .values(version=Ticket.version + 1, updated_at=bindparam("now"),
+                **{name: bindparam(f"new_{name}") for name in columns})
+    )
 
 
 def _uniqueness_refusal(error: IntegrityError, values: dict[str, Any]) -> Refusal:
@@ -127,33 +162,24 @@ def _uniqueness_refusal(error: IntegrityError, values: dict[str, Any]) -> Refusa
 
 
 async def void_barcode(session: AsyncSession, code: str, now: dt.datetime) -> None:
-    await session.execute(
-        update(Barcode).where(Barcode.code == code, Barcode.voided_at.is_(None))
-        .values(voided_at=now)
-    )
+    await (await session.connection()).execute(_VOID_BARCODE, {"void_code": code, "voided": now})
 
 
 async def reissue_barcode(session: AsyncSession, ticket: Ticket, now: dt.datetime) -> str:
     """Void the ticket's barcode and issue a new one (a copy of the old ticket gets nobody in)."""
     code = new_barcode()
     await void_barcode(session, ticket.barcode, now)
-    session.add(Barcode(code=code, ticket_id=ticket.id, issued_at=now))
+    await (await session.connection()).execute(
+        _INSERT_BARCODE, {"code": code, "ticket_id": ticket.id, "issued_at": now,
+                          "voided_at": None})
     return code
 
 
 async def managed_ticket(
     session: AsyncSession, telegram_id: int, ticket_id: int
 ) -> tuple[Ticket, Event, Order]:
-    row = (
-        await session.execute(
-            select(Ticket, Event, Order)
-            .join(Event, Event.id == Ticket.event_id)
-            .join(Order, Order.id == Ticket.order_id)
-            .join(OrderAccess, and_(OrderAccess.order_id == Order.id,
-                                    OrderAccess.telegram_id == telegram_id))
-            .where(Ticket.id == ticket_id)
-        )
-    ).first()
+    row = (await session.execute(_MANAGED_TICKET, {"user": telegram_id, "ticket": ticket_id})
+           ).first()
     if row is None:
         raise Refusal("not_found")
     return tuple(row)
@@ -181,12 +207,10 @@ async def _finish_invitation(
     session: AsyncSession, invitation: Invitation, state: InvitationState, now: dt.datetime,
     **values: Any,
 ) -> None:
-    result = await session.execute(
-        update(Invitation)
-        .where(Invitation.id == invitation.id, Invitation.state == InvitationState.PENDING)
-        .values(state=state, finished_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
+    params = {f"new_{name}": value for name, value in values.items()}
+    params.update(invitation=invitation.id, state=state, now=now)
+    result = await (await session.connection()).execute(
+        _invitation_finish(tuple(sorted(values))), params)
     if result.rowcount != 1:
         # Finished by someone else a moment before (PostgreSQL re-checks the row once their
         # transaction commits). A friend who lost to another's claim is told so, as a fresh
@@ -199,13 +223,27 @@ async def _finish_invitation(
         raise Refusal("invitation_not_pending")
 
 
-def _queue_invitation_mail(session: AsyncSession, invitation: Invitation, now: dt.datetime) -> None:
-    session.add(OutboxMail(
+@functools.cache
+def _invitation_finish(columns: tuple[str, ...]):
+    """A pending invitation's conditional move to a final state, also setting ``columns``."""
+    return (
+        update(Invitation.__table__)
+        .where(Invitation.id == bindparam("invitation"),
+               Invitation.state == InvitationState.PENDING)
+        .values(state=bindparam("state"), finished_at=bindparam("now"),
+                **{name: bindparam(f"new_{name}") for name in columns})
+    )
+
+
+async def _queue_invitation_mail(session: AsyncSession, invitation_id: int, recipient: str,
+                                 language: str, now: dt.datetime) -> None:
+    await (await session.connection()).execute(_INSERT_MAIL, {
         # Short enough that the header is never folded; unique thanks to the random part.
-        message_id=f"<inv{invitation.id}.{secrets.token_hex(6)}@ticketbot.local>",
-        recipient=invitation.email, language=invitation.language, kind="invitation",
-        params={"invitation_id": invitation.id}, created_at=now, next_attempt_at=now,
-    ))
+        "message_id": f"<inv{invitation_id}.{secrets.token_hex(6)}@ticketbot.local>",
+        "recipient": recipient, "language": language, "kind": "invitation",
+        "params": {"invitation_id": invitation_id}, "created_at": now, "next_attempt_at": now,
+        "attempts": 0, "sent_at": None, "last_error": None,
+    })
 
 
 # --- users, links and reading ----------------------------------------------------------------
@@ -273,8 +311,8 @@ async def create_order_links(store: Store, order_numbers: Sequence[str]) -> dict
             for number, token in links.items()
         )
         for number in wanted:
-            audit(session, ActorKind.SYSTEM, None, "order_link_created",
-                  order_id=order_ids[number], now=now)
+            await audit(session, ActorKind.SYSTEM, None, "order_link_created",
+                        order_id=order_ids[number], now=now)
     return links
 
 
@@ -291,7 +329,8 @@ async def revoke_order_links(store: Store, order_number: str) -> int:
                    LinkToken.revoked_at.is_(None))
             .values(revoked_at=now)
         )
-        audit(session, ActorKind.SYSTEM, None, "order_links_revoked", order_id=order_id, now=now)
+        await audit(session, ActorKind.SYSTEM, None, "order_links_revoked", order_id=order_id,
+                    now=now)
         return result.rowcount
 
 
@@ -359,8 +398,8 @@ async def _open_valid_link(
         if await insert_ignore(session, OrderAccess, {"telegram_id": telegram_id,
                                                       "order_id": link.order_id,
                                                       "granted_at": now}):
-            audit(session, ActorKind.BUYER, telegram_id, "order_opened",
-                  order_id=link.order_id, now=now)
+            await audit(session, ActorKind.BUYER, telegram_id, "order_opened",
+                        order_id=link.order_id, now=now)
         return LinkOpened(order_id=link.order_id)
     if link.used_at is not None:
         raise Refusal("link_used")
@@ -400,10 +439,8 @@ async def claim_view(store: Store, telegram_id: int, invitation_id: int) -> Clai
 
 
 async def _require_grant(session: AsyncSession, telegram_id: int, invitation_id: int) -> None:
-    granted = await session.scalar(
-        select(ClaimGrant.invitation_id).where(ClaimGrant.invitation_id == invitation_id,
-                                               ClaimGrant.telegram_id == telegram_id)
-    )
+    granted = (await (await session.connection()).execute(
+        _GRANTED, {"invitation": invitation_id, "user": telegram_id})).first()
     if granted is None:
         raise Refusal("not_found")
 
@@ -456,8 +493,8 @@ async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name:
             holder_name=holder, name_key=name_key(holder), holder_email=order.buyer_email,
             holder_telegram_id=telegram_id, barcode=barcode,
         )
-        audit(session, ActorKind.BUYER, telegram_id, "claimed_for_self", order_id=order.id,
-              ticket_id=ticket.id, now=now, holder=holder)
+        await audit(session, ActorKind.BUYER, telegram_id, "claimed_for_self", order_id=order.id,
+                    ticket_id=ticket.id, now=now, holder=holder)
     return holder
 
 
@@ -478,27 +515,30 @@ async def invite_friend(store: Store, telegram_id: int, ticket_id: int, email: s
                             state=TicketState.PENDING, holder_email=address,
                             email_key=email_key(address))
         language = await _language_of(session, telegram_id, order)
-        invitation = Invitation(
-            ticket_id=ticket.id, email=address, invited_by_telegram_id=telegram_id,
-            inviter_name=order.buyer_name, language=language, created_at=now,
-            expires_at=now + store.claim_link_ttl, last_sent_at=now,
-        )
-        session.add(invitation)
-        await session.flush()
-        token = tokens.claim_token(secret, invitation.id)
-        session.add(LinkToken(
-            token_hash=tokens.hash_token(secret, token), kind=LinkKind.CLAIM, order_id=order.id,
-            invitation_id=invitation.id, created_at=now, expires_at=invitation.expires_at,
-        ))
-        _queue_invitation_mail(session, invitation, now)
-        audit(session, ActorKind.BUYER, telegram_id, "invited", order_id=order.id,
-              ticket_id=ticket.id, now=now, email=address, invitation_id=invitation.id)
-    return InviteResult(invitation_id=invitation.id, email=address, claim_token=token)
+        expires_at = now + store.claim_link_ttl
+        connection = await session.connection()
+        invitation_id = (await connection.execute(_INSERT_INVITATION, {
+            "ticket_id": ticket.id, "email": address, "state": InvitationState.PENDING,
+            "invited_by_telegram_id": telegram_id, "inviter_name": order.buyer_name,
+            "language": language, "created_at": now, "expires_at": expires_at,
+            "last_sent_at": now, "finished_at": None, "claimed_by_telegram_id": None,
+        })).scalar_one()
+        token = tokens.claim_token(secret, invitation_id)
+        await connection.execute(_INSERT_LINK, {
+            "token_hash": tokens.hash_token(secret, token), "kind": LinkKind.CLAIM,
+            "order_id": order.id, "invitation_id": invitation_id, "created_at": now,
+            "expires_at": expires_at, "used_at": None, "revoked_at": None,
+        })
+        await _queue_invitation_mail(session, invitation_id, address, language, now)
+        await audit(session, ActorKind.BUYER, telegram_id, "invited", order_id=order.id,
+                    ticket_id=ticket.id, now=now, email=address, invitation_id=invitation_id)
+    return InviteResult(invitation_id=invitation_id, email=address, claim_token=token)
 
 
 async def _language_of(session: AsyncSession, telegram_id: int, order: Order) -> str:
     """The language the user sees the bot in: their choice, their app's, else the order's."""
-    user = await session.get(TelegramUser, telegram_id)
+    user = (await (await session.connection()).execute(_READ_USER, {"user": telegram_id})
+            ).first()
     for candidate in (user and user.chosen_language, user and user.telegram_language):
         if candidate and candidate[:2].lower() in ("fr", "en"):
             return candidate[:2].lower()
@@ -514,8 +554,8 @@ async def resend_invitation(store: Store, telegram_id: int, ticket_id: int) -> I
         _require_personalisation(event, now)
         invitation = await _pending_invitation(session, ticket.id)
         await renew_invitation(session, invitation, now, store.claim_link_ttl)
-        audit(session, ActorKind.BUYER, telegram_id, "invitation_resent", order_id=order.id,
-              ticket_id=ticket.id, now=now, invitation_id=invitation.id)
+        await audit(session, ActorKind.BUYER, telegram_id, "invitation_resent", order_id=order.id,
+                    ticket_id=ticket.id, now=now, invitation_id=invitation.id)
     return InviteResult(invitation.id, invitation.email, tokens.claim_token(secret, invitation.id))
 
 
@@ -536,7 +576,8 @@ async def renew_invitation(session: AsyncSession, invitation: Invitation, now: d
         update(LinkToken).where(LinkToken.invitation_id == invitation.id)
         .values(expires_at=expires_at)
     )
-    _queue_invitation_mail(session, invitation, now)
+    await _queue_invitation_mail(session, invitation.id, invitation.email, invitation.language,
+                                 now)
 
 
 async def revoke_invitation(store: Store, telegram_id: int, ticket_id: int) -> str:
@@ -546,8 +587,8 @@ async def revoke_invitation(store: Store, telegram_id: int, ticket_id: int) -> s
         ticket, _event, order = await managed_ticket(session, telegram_id, ticket_id)
         invitation = await _pending_invitation(session, ticket.id)
         await _return_to_buyer(session, ticket, invitation, InvitationState.REVOKED, now)
-        audit(session, ActorKind.BUYER, telegram_id, "invitation_revoked", order_id=order.id,
-              ticket_id=ticket.id, now=now, invitation_id=invitation.id)
+        await audit(session, ActorKind.BUYER, telegram_id, "invitation_revoked", order_id=order.id,
+                    ticket_id=ticket.id, now=now, invitation_id=invitation.id)
     return invitation.email
 
 
@@ -603,12 +644,11 @@ async def accept_invitation(store: Store, telegram_id: int, invitation_id: int, 
                             state=TicketState.COMPLETED, holder_name=holder,
                             name_key=name_key(holder), holder_telegram_id=telegram_id,
                             barcode=barcode)
-        await session.execute(
-            update(LinkToken).where(LinkToken.invitation_id == invitation.id).values(used_at=now)
-        )
-        audit(session, ActorKind.FRIEND, telegram_id, "invitation_accepted",
-              order_id=ticket.order_id, ticket_id=ticket.id, now=now, holder=holder,
-              invitation_id=invitation.id)
+        await (await session.connection()).execute(
+            _USE_CLAIM_LINK, {"invitation": invitation.id, "used": now})
+        await audit(session, ActorKind.FRIEND, telegram_id, "invitation_accepted",
+                    order_id=ticket.order_id, ticket_id=ticket.id, now=now, holder=holder,
+                    invitation_id=invitation.id)
         await notify_order_managers(session, ticket.order_id, "invitation_accepted", now,
                                     skip=telegram_id, holder=holder, email=invitation.email,
                                     ticket_ref=ticket.ref)
@@ -625,9 +665,9 @@ async def decline_invitation(store: Store, telegram_id: int, invitation_id: int,
         invitation, ticket, _event = await _granted_invitation(session, telegram_id,
                                                                invitation_id, now)
         await _return_to_buyer(session, ticket, invitation, InvitationState.DECLINED, now)
-        audit(session, ActorKind.FRIEND, telegram_id, "invitation_declined",
-              order_id=ticket.order_id, ticket_id=ticket.id, now=now,
-              invitation_id=invitation.id)
+        await audit(session, ActorKind.FRIEND, telegram_id, "invitation_declined",
+                    order_id=ticket.order_id, ticket_id=ticket.id, now=now,
+                    invitation_id=invitation.id)
         await notify_order_managers(session, ticket.order_id, "invitation_declined", now,
                                     skip=telegram_id, email=invitation.email,
                                     ticket_ref=ticket.ref)
@@ -659,8 +699,8 @@ async def _expire_one(store: Store, invitation_id: int, now: dt.datetime) -> Non
         ticket = await session.get(Ticket, invitation.ticket_id)
         assert ticket is not None
         await _return_to_buyer(session, ticket, invitation, InvitationState.EXPIRED, now)
-        audit(session, ActorKind.SYSTEM, None, "invitation_expired", order_id=ticket.order_id,
-              ticket_id=ticket.id, now=now, invitation_id=invitation.id)
+        await audit(session, ActorKind.SYSTEM, None, "invitation_expired", order_id=ticket.order_id,
+                    ticket_id=ticket.id, now=now, invitation_id=invitation.id)
         await notify_order_managers(session, ticket.order_id, "invitation_expired", now,
                                     email=invitation.email, ticket_ref=ticket.ref)
 
@@ -688,8 +728,8 @@ async def rename_holder(store: Store, telegram_id: int, ticket_id: int, name: st
         await change_ticket(session, ticket, TicketState.COMPLETED, now, holder_name=holder,
                             name_key=name_key(holder), holder_telegram_id=keeper,
                             barcode=barcode)
-        audit(session, ActorKind.BUYER, telegram_id, "holder_renamed", order_id=order.id,
-              ticket_id=ticket.id, now=now, old=ticket.holder_name, new=holder)
+        await audit(session, ActorKind.BUYER, telegram_id, "holder_renamed", order_id=order.id,
+                    ticket_id=ticket.id, now=now, old=ticket.holder_name, new=holder)
     return holder
 
 
@@ -707,8 +747,8 @@ async def take_back(store: Store, telegram_id: int, ticket_id: int) -> None:
                             state=TicketState.TO_ASSIGN, holder_name=None, name_key=None,
                             holder_email=None, email_key=None, holder_telegram_id=None,
                             barcode=barcode)
-        audit(session, ActorKind.BUYER, telegram_id, "taken_back", order_id=order.id,
-              ticket_id=ticket.id, now=now, old=ticket.holder_name)
+        await audit(session, ActorKind.BUYER, telegram_id, "taken_back", order_id=order.id,
+                    ticket_id=ticket.id, now=now, old=ticket.holder_name)
 
 
 async def choose_language(store: Store, telegram_id: int, language: str, *,

@@ -220,7 +220,7 @@ async def _status_where(store: Store, staff_id: int, condition: Any, *, number: 
         if order is None:
             raise Refusal("staff_no_order", number=_echo(number))
         status = await _load_status(session, order)
-        audit(session, ActorKind.STAFF, staff_id, "staff_viewed", order_id=order.id, now=now)
+        await audit(session, ActorKind.STAFF, staff_id, "staff_viewed", order_id=order.id, now=now)
     return status
 
 
@@ -285,7 +285,7 @@ async def find_orders(
                 )
             ).all()
         )
-        audit(
+        await audit(
             session,
             ActorKind.STAFF,
             staff_id,
@@ -331,7 +331,7 @@ async def ticket_history(
                 .limit(HISTORY_LIMIT + 1)
             )
         )
-        audit(
+        await audit(
             session,
             ActorKind.STAFF,
             staff_id,
@@ -382,7 +382,7 @@ async def resend_order_invitations(store: Store, staff_id: int, number: str) -> 
                 await renew_invitation(session, invitation, now, store.claim_link_ttl)
             except Refusal:
                 continue  # claimed, declined or revoked a moment ago: nothing to resend
-            audit(
+            await audit(
                 session,
                 ActorKind.STAFF,
                 staff_id,
