@@ -20,7 +20,9 @@ from storage.database import Store, open_store
 async def open_configured_store(settings: Settings) -> Store:
     """Migrate the configured database and open the store on it."""
     return await open_store(settings.database_url, secret=settings.secret,
-                            claim_link_ttl=settings.claim_link_ttl)
+                            claim_link_ttl=settings.claim_link_ttl,
+                            pool_size=settings.database_pool_size,
+                            max_overflow=settings.database_max_overflow)
 
 
 def build_application(settings: Settings, store: Store, *, rate_limit: bool = True,

@@ -262,11 +262,13 @@ class InboxProcessor(ChatOrderedProcessor):
             await self.run(update, coroutine)
 
 
-async def receive_update(application: Application, update: Update) -> None:
-    """Webhook path: store the update, then queue it. Answer Telegram 200 only after this
-    returned; if it raises, answer an error so that Telegram delivers the update again."""
+async def receive_update(application: Application, update: Update,
+                         payload: dict[str, Any] | None = None) -> None:
+    """Webhook path: store the update (``payload``: its JSON as received), then queue it.
+    Answer Telegram 200 only after this returned; if it raises, answer an error so that
+    Telegram delivers the update again."""
     delivery: Delivery = application.bot_data[DELIVERY]
-    await delivery.record([update])
+    await delivery.record([update], {update.update_id: payload} if payload else None)
     await application.update_queue.put(update)
 
 

@@ -50,7 +50,7 @@ def queue_update(application: Application) -> UpdateSink:
     cannot be lost (see ``bot/inbox.py``)."""
 
     async def sink(payload: dict[str, Any]) -> None:
-        await receive_update(application, Update.de_json(payload, application.bot))
+        await receive_update(application, Update.de_json(payload, application.bot), payload)
 
     return sink
 

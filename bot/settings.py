@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     # it when several processes share one webhook URL).
     webhook_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,256}$")
     claim_link_days: int = Field(default=14, ge=1, le=365)
+    # Connections each process keeps open, and how many more a burst may open. Unset: sized
+    # for one process (storage/database.py, POOL); with several processes on one PostgreSQL
+    # server, keep their sum under its max_connections.
+    database_pool_size: int | None = Field(default=None, ge=1, le=1000)
+    database_max_overflow: int | None = Field(default=None, ge=0, le=1000)
     support_contact: str | None = None
 
     @field_validator("staff_ids", mode="before")

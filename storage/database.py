@@ -47,6 +47,9 @@ POOL = {"sqlite": (8, 0), "postgresql": (32, 8)}
 def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # Statement parameters hold names and e-mail addresses: keep them out of error messages.
     kwargs.setdefault("hide_parameters", True)
+    for pool_option in ("pool_size", "max_overflow"):  # None: the default below
+        if kwargs.get(pool_option, 0) is None:
+            del kwargs[pool_option]
     if url.startswith("sqlite"):
         # Connections are rolled back on return only when a transaction is open (below).
         kwargs.setdefault("pool_reset_on_return", None)
@@ -54,6 +57,9 @@ def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         if make_url(url).database not in (None, "", ":memory:"):  # a file: a queue pool
             kwargs.setdefault("pool_size", POOL["sqlite"][0])
             kwargs.setdefault("max_overflow", POOL["sqlite"][1])
+        else:  # one connection, shared: nothing to size
+            kwargs.pop("pool_size", None)
+            kwargs.pop("max_overflow", None)
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine

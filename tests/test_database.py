@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from storage.database import utcnow
+from bot.application import open_configured_store
+from bot.settings import Settings
+from storage.database import POOL, utcnow
 from storage.models import ChatNotification, TelegramUser
 
 
@@ -142,3 +145,29 @@ async def test_writers_of_one_process_take_turns_instead_of_meeting_sqlites_lock
 
     await asyncio.gather(*(write(telegram_id) for telegram_id in range(100, 130)))
     assert await users(store) == 30
+
+
+async def test_connection_pools_are_sized_by_the_settings(monkeypatch, tmp_path):
+    monkeypatch.setenv("TICKETBOT_DATABASE_POOL_SIZE", "3")
+    monkeypatch.setenv("TICKETBOT_DATABASE_MAX_OVERFLOW", "2")
+    store = await open_configured_store(
+        Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/a.db"))
+    try:
+        pool = store.engine.sync_engine.pool
+        assert (pool.size(), pool._max_overflow) == (3, 2)
+    finally:
+        await store.close()
+    monkeypatch.delenv("TICKETBOT_DATABASE_POOL_SIZE")
+    monkeypatch.delenv("TICKETBOT_DATABASE_MAX_OVERFLOW")
+    store = await open_configured_store(
+        Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/b.db"))
+    try:
+        pool = store.engine.sync_engine.pool
+        assert (pool.size(), pool._max_overflow) == POOL["sqlite"]
+    finally:
+        await store.close()
+
+
+def test_a_pool_of_no_connections_is_refused():
+    with pytest.raises(ValidationError):
+        Settings(database_pool_size=0)

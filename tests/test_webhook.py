@@ -21,7 +21,7 @@ from bot.server import SECRET_HEADER, BotServer
 from bot.settings import Settings
 from storage import services
 from storage.importer import import_document
-from storage.models import OrderAccess, Ticket
+from storage.models import OrderAccess, Ticket, UpdateInbox
 from tests.conftest import sample_document
 from tests.harness import BOT_USERNAME, free_port
 from tests.test_http_api import Answer, conform
@@ -190,6 +190,9 @@ async def test_the_right_secret_is_accepted_from_anyone_sending_it(running, stor
     async with asyncio.timeout(5):
         while not await granted():  # noqa: ASYNC110 - the store has no events
             await asyncio.sleep(0.02)
+    async with store.read() as session:  # kept in the inbox as Telegram sent it
+        kept = await session.scalar(select(UpdateInbox.payload))
+    assert kept == json.loads(body)
 
 
 @pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'{"message": {}}'])
