@@ -97,9 +97,17 @@ def deep_link(context: Context, token: str) -> str:
     return f"https://t.me/{bot_username(context)}?start={token}"
 
 
-def refusal_text(refusal: Refusal, t: Translator) -> str:
-    """The refusal's message in the user's language, dates and money formatted by Babel."""
-    return t.fill(refusal.message, refusal.params, escape=e)
+def refusal_text(refusal: Refusal, t: Translator, *, html: bool = True) -> str:
+    """The refusal's message in the user's language, dates and money formatted by Babel: for an
+    HTML message (the values it quotes escaped), or with ``html=False`` as plain text (a press's
+    answer, which Telegram shows as it is)."""
+    return t.fill(refusal.message, refusal.params, escape=e if html else str)
+
+
+async def say(update: Update, html: str) -> None:
+    """Send ``html`` as a new message in the update's chat."""
+    await update.effective_chat.send_message(html, parse_mode=ParseMode.HTML,
+                                             link_preview_options=NO_PREVIEW)
 
 
 async def show(update: Update, screen: Screen) -> None:

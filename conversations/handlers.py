@@ -36,6 +36,7 @@ from conversations.common import (
     answer,
     e,
     refusal_text,
+    say,
     show,
     store_of,
     user_translator,
@@ -125,7 +126,7 @@ async def on_button_refused(update: Update, context: Context, data: cb.Callback,
     """Say why, then show where things stand now if the pressed screen is stale."""
     t = await user_translator(update, context)
     text = refusal_text(refusal, t)
-    await answer(update, text[:200], alert=True)
+    await answer(update, refusal_text(refusal, t, html=False)[:200], alert=True)
     if refusal.code not in STALE and not refusal.code.startswith("link_"):
         return
     if data.action in FRIEND_ACTIONS:
@@ -142,19 +143,19 @@ async def on_text(update: Update, context: Context) -> None:
     handler = TEXT_STEPS.get(step.step) if step else None
     t = await user_translator(update, context)
     if handler is None:
-        await update.effective_chat.send_message(e(t.gettext(
+        await say(update, e(t.gettext(
             "I did not expect a message here. Use the buttons, or /start to see your orders "
             "and /help for help.")))
         return
     try:
         await handler(update, context, step)
     except Refusal as refusal:
-        await update.effective_chat.send_message(refusal_text(refusal, t))
+        await say(update, refusal_text(refusal, t))
 
 
 async def on_command_refused(update: Update, context: Context, refusal: Refusal) -> None:
     t = await user_translator(update, context)
-    await update.effective_chat.send_message(refusal_text(refusal, t))
+    await say(update, refusal_text(refusal, t))
 
 
 def refusals_answered(handler: Callable[[Update, Context], Awaitable[None]]):
@@ -186,7 +187,7 @@ async def on_error(update: object, context: Context) -> None:
         if update.callback_query is not None:
             await answer(update, apology, alert=True)
         else:
-            await update.effective_chat.send_message(e(apology))
+            await say(update, e(apology))
     except (BadRequest, Forbidden, Refusal):
         pass
 

@@ -20,6 +20,7 @@ from conversations.common import (
     button,
     e,
     refusal_text,
+    say,
     show,
     store_of,
     user_translator,
@@ -99,7 +100,7 @@ def staff_command(handler: StaffHandler) -> StaffHandler:
             await handler(update, context)
         except Refusal as refusal:
             t = await user_translator(update, context)
-            await update.effective_chat.send_message(refusal_text(refusal, t))
+            await say(update, refusal_text(refusal, t))
 
     guarded.__name__ = handler.__name__
     return guarded
@@ -346,7 +347,7 @@ async def _argument(update: Update, context: Context, usage: str) -> str | None:
     if text:
         return text
     t = await user_translator(update, context)
-    await update.effective_chat.send_message(e(t.gettext(usage)))
+    await say(update, e(t.gettext(usage)))
     return None
 
 
@@ -410,7 +411,7 @@ async def on_resend(update: Update, context: Context) -> None:
     )
     wake_background(context)
     t = await user_translator(update, context)
-    await update.effective_chat.send_message(resent_text(result, t))
+    await say(update, resent_text(result, t))
 
 
 COMMANDS = {"status": on_status, "find": on_find, "history": on_history, "resend": on_resend}

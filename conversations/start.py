@@ -14,6 +14,7 @@ from conversations.common import (
     button,
     e,
     load_ticket,
+    say,
     show,
     store_of,
     user_translator,
@@ -98,15 +99,14 @@ async def on_help(update: Update, context: Context) -> None:
         "• /start shows your orders and the tickets in your name.\n"
         "• /cancel stops what you were typing."
     )
-    await update.effective_chat.send_message(e(text))
+    await say(update, e(text))
 
 
 async def on_unknown_command(update: Update, context: Context) -> None:
     """A command we do not know, and a staff command from anyone not on the staff: the same
     answer, so that it reveals nothing about who is staff or what exists."""
     t = await user_translator(update, context)
-    await update.effective_chat.send_message(
-        e(t.gettext("I don't know that command. /help lists what I can do.")))
+    await say(update, e(t.gettext("I don't know that command. /help lists what I can do.")))
 
 
 async def on_cancel(update: Update, context: Context) -> None:

@@ -176,6 +176,33 @@ async def test_revoked_invitation_link_stops_working(harness):
     assert "withdrawn" in (await friend.start(token)).text
 
 
+async def test_a_refusal_quotes_what_was_typed_as_typed(harness):
+    """Refusals quote the user's words in HTML messages and in plain press answers alike:
+    escaped once for the first, not at all for the second, never shown as "&lt;"."""
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    bad = await send_to_friend(buyer, "T-DF-100000-1", "<b>alex</b>&co")
+    assert "“<b>alex</b>&co” is not a valid e-mail address" in bad.text
+    await buyer.send("a&b@example.org")
+    await buyer.press("Send")
+    await send_to_friend(buyer, "T-DF-100000-2", "A&B@example.org")
+    refused = await buyer.press("Send")
+    answer = refused.callback_answer.text
+    assert "&b@example.org" in answer.lower() and "&amp;" not in answer
+
+
+async def test_the_link_to_forward_names_the_event_as_written(harness):
+    document = sample_document(language="en")
+    document["events"][0]["name"] = "Rock & Roll <Night>"
+    await harness.import_orders(document)
+    buyer = harness.user(BUYER, "Camille", "Martin", language_code="en")
+    await buyer.start(await harness.order_link("DF-100000"))
+    await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
+    mark = buyer.mark()
+    await buyer.press("Send")
+    forward = await buyer.wait_for_message(lambda m: LINK.search(m.text) is not None, since=mark)
+    assert "ticket for Rock & Roll <Night> in their own name" in forward.text
+
+
 async def test_invalid_and_duplicate_emails_are_refused(harness):
     buyer, _ = await open_order(harness, language="en", user_language="en")
     bad = await send_to_friend(buyer, "T-DF-100000-1", "alex(at)example")
