@@ -208,16 +208,18 @@ class BackgroundWorker:
         self.mails.wake()
 
     async def run_once(self) -> None:
+        await self._news_round()
+        await self.mails.send_due()
+
+    async def _news_round(self) -> None:
         await services.expire_invitations(self.store)
         await self.news.send_due()
-        await self.mails.send_due()
 
     async def _news_loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                await services.expire_invitations(self.store)
-                await self.news.send_due()
+                await self._news_round()
             except Exception as error:  # keep the worker alive through any outage
                 log.error("background run failed: %s", type(error).__name__, exc_info=error)
             if self.news.more_due:
