@@ -65,7 +65,9 @@ async def run(args: argparse.Namespace) -> None:
     if args.schema:
         engine_kwargs["connect_args"] = {"server_settings": {"search_path": args.schema}}
     store = await open_store(settings.database_url, secret=settings.secret,
-                             claim_link_ttl=settings.claim_link_ttl, **engine_kwargs)
+                             claim_link_ttl=settings.claim_link_ttl,
+                             pool_size=settings.database_pool_size,
+                             max_overflow=settings.database_max_overflow, **engine_kwargs)
     counter = QueryCounter(store.engine) if args.count_queries else None
     # AIORateLimiter keeps a real bot under Telegram's broadcast limit of about 30 messages a
     # second, which would be all this benchmark measured; --rate-limit puts it back.

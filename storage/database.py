@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, make_url
+from sqlalchemy import event, exc, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -36,12 +36,14 @@ def utcnow() -> dt.datetime:
 # Connections kept open, and how many more a burst may open. A pool much smaller than the
 # updates in flight (up to 64, bot/update_processor.py) with overflow opens and closes
 # connections all the time, and a new one costs more than the statements it serves (PostgreSQL
-# forks a backend; SQLite starts a thread and sets its PRAGMAs). PostgreSQL: 10+20 gave
-# 101-106 updates/s in the benchmark, 40+0 gave 123; two processes at 32+8 fit in its default
-# max_connections (100). SQLite has one writer at a time, and writers waiting on its lock sleep
-# in its busy handler; waiting for a pooled connection instead queues them in order: 8+0 gave
-# the same throughput as 24+8 with a p99 of 1.9 s instead of 3.5 s.
-POOL = {"sqlite": (8, 0), "postgresql": (32, 8)}
+# forks a backend, and asyncpg prepares every statement again on it). PostgreSQL: at 32+8 the
+# overflow's connections closed as soon as the queue had room and opened again at the next
+# burst, 70 backends in 10 s of the benchmark, a tenth of a core; 40+0 keeps them all, and two
+# processes fit in PostgreSQL's default max_connections (100). SQLite has one writer at a time,
+# and writers waiting on its lock sleep in its busy handler; waiting for a pooled connection
+# instead queues them in order: 8+0 gave the same throughput as 24+8 with a p99 of 1.9 s
+# instead of 3.5 s.
+POOL = {"sqlite": (8, 0), "postgresql": (40, 0)}
 
 
 def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -63,10 +65,24 @@ def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         engine = create_async_engine(url, **kwargs)
         _configure_sqlite(engine)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", POOL["postgresql"][0])
     kwargs.setdefault("max_overflow", POOL["postgresql"][1])
-    return create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    _configure_postgresql(engine)
+    return engine
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # Instead of pool_pre_ping, which costs three round trips per checkout on asyncpg
+        # (BEGIN, ";", ROLLBACK), as many as the statements of a short transaction: asyncpg
+        # sees the socket close as soon as the server ends the backend (a restart, an
+        # administrator), so a pooled connection that died is known without asking. The pool
+        # then opens a new one. A connection lost without a word fails its next statement;
+        # SQLAlchemy then drops the pool's older connections, and the inbox retries the update.
+        if dbapi_connection.driver_connection.is_closed():
+            raise exc.DisconnectionError("the database closed this pooled connection")
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
@@ -116,7 +132,12 @@ class Store:
         self.engine = _make_engine(url, **engine_kwargs)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
-        self._read_sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # PostgreSQL's READ COMMITTED gives each statement a snapshot of its own, so a read-only
+        # transaction adds only its BEGIN and COMMIT, two round trips; reads run without one.
+        # On SQLite a read transaction holds one snapshot of the file, and its BEGIN is local.
+        self._read_engine = (self.engine if self.is_sqlite
+                             else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+        self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
         self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
         # SQLite lets one writer in at a time. Its waiting writers sleep in the busy handler
         # (1, 2, 5 … 100 ms naps) and wake late, leaving the lock idle meanwhile; this
@@ -158,7 +179,7 @@ class Store:
     async def read_connection(self) -> AsyncIterator[AsyncConnection]:
         """A read-only transaction on a bare connection: for the hot reads written as Core
         statements, without the ORM session's cost."""
-        async with self.engine.connect() as connection, connection.begin():
+        async with self._read_engine.connect() as connection, connection.begin():
             yield connection
 
     async def secret(self) -> bytes:

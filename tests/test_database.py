@@ -1,12 +1,15 @@
-"""The store's connection handling on SQLite, where every trip to aiosqlite's thread counts: a
+"""The store's connection handling. On SQLite, where every trip to aiosqlite's thread counts: a
 transaction is begun with one driver call, a statement is one call, and a connection is rolled
 back on its return to the pool only if a transaction is still open on it. Writers of one
-process take turns before SQLite's lock."""
+process take turns before SQLite's lock. On PostgreSQL, where every round trip waits a turn of
+a busy event loop: reads run without BEGIN and COMMIT, and a pooled connection the server ended
+is replaced without asking the server first."""
 
 from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import event, func, select, update
@@ -14,14 +17,22 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.application import open_configured_store
 from bot.settings import Settings
-from storage.database import POOL, utcnow
+from storage.database import POOL, Store, utcnow
 from storage.models import ChatNotification, TelegramUser
+from tests.conftest import TEST_DATABASE_URL, ensure_postgres_schema
 
 
 @pytest.fixture
 def sqlite_store(store):
     if not store.is_sqlite:
         pytest.skip("SQLite's connection handling")
+    return store
+
+
+@pytest.fixture
+def postgres_store(store):
+    if store.is_sqlite:
+        pytest.skip("PostgreSQL's connection handling")
     return store
 
 
@@ -171,3 +182,43 @@ async def test_connection_pools_are_sized_by_the_settings(monkeypatch, tmp_path)
 def test_a_pool_of_no_connections_is_refused():
     with pytest.raises(ValidationError):
         Settings(database_pool_size=0)
+
+
+async def statements_share_a_transaction(connection) -> bool:
+    """txid_current() gives the transaction an id: twice the same one, unless each statement is
+    a transaction of its own."""
+    first = await connection.scalar(select(func.txid_current()))
+    return await connection.scalar(select(func.txid_current())) == first
+
+
+async def test_reads_on_postgresql_send_no_begin_and_writes_do(postgres_store):
+    store = postgres_store
+    async with store.read() as session:
+        assert not await statements_share_a_transaction(session)
+    async with store.read_connection() as connection:
+        assert not await statements_share_a_transaction(connection)
+    async with store.write(idempotent=True) as session:
+        assert await statements_share_a_transaction(session)
+    async with store.write_connection() as connection:
+        assert await statements_share_a_transaction(connection)
+
+
+async def test_a_pooled_connection_the_server_ended_is_replaced_unseen(postgres_store):
+    # One pooled connection, so that the next checkout is the one whose backend is ended.
+    store = Store(TEST_DATABASE_URL, secret="test-secret", pool_size=1, max_overflow=0,
+                  **await ensure_postgres_schema(TEST_DATABASE_URL))
+    try:
+        async with store.read_connection() as connection:
+            first = await connection.scalar(select(func.pg_backend_pid()))
+        administrator = await asyncpg.connect(TEST_DATABASE_URL.replace("+asyncpg", ""))
+        try:
+            assert await administrator.fetchval("SELECT pg_terminate_backend($1)", first)
+        finally:
+            await administrator.close()
+        await asyncio.sleep(0.2)  # the loop reads the closed socket
+        async with store.read_connection() as connection:
+            second = await connection.scalar(select(func.pg_backend_pid()))
+        assert second != first
+        assert await users(store) == 0
+    finally:
+        await store.close()
