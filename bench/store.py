@@ -2,9 +2,12 @@
 tickets (imported in chunks with the real importer, so every row has its production shape:
 barcodes, audit entries), plus the simulated buyers' orders and their deep links.
 
-On SQLite the pre-loaded file is kept in ``bench/.cache/`` (keyed by the number of orders and
-the migrations) and copied for each run, since a run changes it. On PostgreSQL every run gets a
-schema of its own, dropped afterwards.
+Pre-loading a million tickets takes minutes, so it is done once per size and kept (keyed by the
+number of orders and the migrations), and each run gets a copy, since a run changes it: on
+SQLite a file in ``bench/.cache/``; on PostgreSQL a template database that each run's database
+is created from (``CREATE DATABASE … TEMPLATE``, a file copy), dropped after the run. Besides
+the time, this keeps the runs fair: when every million-ticket run followed its own bulk load,
+it met a machine still busy or slowed by it, and the thousand-ticket runs did not.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from bench.workload import BenchOrder
 from storage.database import Store, open_store
@@ -89,20 +92,14 @@ class BenchDatabase:
     """A database ready for one run; ``drop()`` removes what the run made."""
 
     url: str
-    schema: str | None = None
     work_file: Path | None = None
     tokens: dict[str, str] = field(default_factory=dict)
     preload_seconds: float = 0.0
 
-    @property
-    def engine_kwargs(self) -> dict[str, Any]:
-        if self.schema is None:
-            return {}
-        return {"connect_args": {"server_settings": {"search_path": self.schema}}}
-
     async def drop(self) -> None:
-        if self.schema is not None:
-            await _postgres(self.url, f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        if self.url.startswith("postgresql"):
+            await _postgres(self.url, f'DROP DATABASE IF EXISTS "{database_of(self.url)}" '
+                                      "WITH (FORCE)", on="postgres")
         if self.work_file is not None:
             remove_sqlite_files(self.work_file)
 
@@ -112,11 +109,27 @@ def remove_sqlite_files(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-async def _postgres(url: str, *statements: str) -> None:
-    """Run each statement on its own (outside a transaction block, as VACUUM needs)."""
+def database_of(url: str) -> str:
+    return make_url(url).database or ""
+
+
+def url_of(url: str, database: str) -> str:
+    return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+async def _connect(url: str, on: str | None = None) -> Any:
+    """An asyncpg connection to ``url``'s server, on its database or on ``on``."""
     import asyncpg
 
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    if on is not None:
+        url = url_of(url, on)
+    return await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+
+
+async def _postgres(url: str, *statements: str, on: str | None = None) -> None:
+    """Run each statement on its own (outside a transaction block, as VACUUM and CREATE
+    DATABASE need); ``on``: another database of the server than ``url``'s."""
+    connection = await _connect(url, on)
     try:
         for statement in statements:
             await connection.execute(statement)
@@ -124,20 +137,59 @@ async def _postgres(url: str, *statements: str) -> None:
         await connection.close()
 
 
-async def settle_postgres(url: str, schema: str) -> None:
+async def settle_postgres(url: str) -> None:
     """Leave PostgreSQL nothing to catch up on after a bulk load: vacuum and analyse the
-    schema's tables and write the dirty pages out. Otherwise autovacuum and the checkpointer
+    database's tables and write the dirty pages out. Otherwise autovacuum and the checkpointer
     would run during the measurement, on the same two cores, after a million-ticket load."""
-    import asyncpg
-
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    connection = await _connect(url)
     try:
         tables = await connection.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema)
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
     finally:
         await connection.close()
-    await _postgres(url, *(f'VACUUM (ANALYZE) "{schema}"."{row["tablename"]}"' for row in tables),
+    await _postgres(url, *(f'VACUUM (ANALYZE) "{row["tablename"]}"' for row in tables),
                     "CHECKPOINT")
+
+
+TEMPLATE_PREFIX = "ticketbot_bench_template_"
+
+
+async def cached_postgres(url: str, orders: int, *, log=print) -> str:
+    """The name of the template database holding ``orders`` pre-loaded orders on ``url``'s
+    server, made once and kept. Templates of older migrations are dropped."""
+    name = f"{TEMPLATE_PREFIX}{orders}_{migrations_fingerprint()}"
+    partial = f"{name}_partial"
+    connection = await _connect(url, on="postgres")
+    try:
+        databases = {row["datname"] for row in await connection.fetch(
+            "SELECT datname FROM pg_database WHERE datname LIKE $1", TEMPLATE_PREFIX + "%")}
+        for stale in databases - {name}:
+            if stale.endswith("_partial") or not stale.endswith(migrations_fingerprint()):
+                await connection.execute(f'DROP DATABASE "{stale}" WITH (FORCE)')
+        if name in databases:
+            return name
+        log(f"pre-loading {orders:,} orders into PostgreSQL database {name} (kept for the "
+            "next runs)")
+        await connection.execute(f'CREATE DATABASE "{partial}"')
+    finally:
+        await connection.close()
+    store = await open_store(url_of(url, partial), secret=SECRET)
+    try:
+        await preload(store, orders, log=log)
+    finally:
+        await store.close()
+    await settle_postgres(url_of(url, partial))
+    await _postgres(url, f'ALTER DATABASE "{partial}" RENAME TO "{name}"', on="postgres")
+    return name
+
+
+async def copy_postgres(url: str, template: str, name: str) -> str:
+    """A new database ``name`` made from ``template`` (file by file); returns its URL."""
+    await _postgres(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+                    # FILE_COPY: the files as they are, not every page through the WAL.
+                    f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY',
+                    on="postgres")
+    return url_of(url, name)
 
 
 async def cached_sqlite(orders: int, *, log=print) -> Path:
@@ -183,21 +235,17 @@ async def prepare(database: str, orders: int, bench_orders: Sequence[BenchOrder]
         prepared = BenchDatabase(f"sqlite+aiosqlite:///{work_file}", work_file=work_file)
         store = Store(prepared.url, secret=SECRET)
     elif database == "postgres":
-        schema = f"ticketbot_bench_{os.getpid()}"
-        await _postgres(postgres_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        await _postgres(postgres_url, f'CREATE SCHEMA "{schema}"')
-        prepared = BenchDatabase(postgres_url, schema=schema)
-        store = await open_store(postgres_url, secret=SECRET, **prepared.engine_kwargs)
-        if orders:
-            log(f"pre-loading {orders:,} orders into PostgreSQL schema {schema}")
-            await preload(store, orders, log=log)
+        template = await cached_postgres(postgres_url, orders, log=log)
+        prepared = BenchDatabase(await copy_postgres(postgres_url, template,
+                                                     f"ticketbot_bench_run_{os.getpid()}"))
+        store = Store(prepared.url, secret=SECRET)
     else:
         raise ValueError(f"unknown database {database!r}")
     try:
         prepared.tokens = await add_bench_orders(store, bench_orders)
     finally:
         await store.close()
-    if prepared.schema is not None:
-        await settle_postgres(postgres_url, prepared.schema)
+    if database == "postgres":
+        await settle_postgres(prepared.url)
     prepared.preload_seconds = time.monotonic() - started
     return prepared

@@ -61,13 +61,10 @@ async def run(args: argparse.Namespace) -> None:
         database_url=args.database_url, secret=args.secret, outbox_dir=str(args.outbox),
         smtp_url=args.smtp_url,
     )
-    engine_kwargs: dict[str, Any] = {}
-    if args.schema:
-        engine_kwargs["connect_args"] = {"server_settings": {"search_path": args.schema}}
     store = await open_store(settings.database_url, secret=settings.secret,
                              claim_link_ttl=settings.claim_link_ttl,
                              pool_size=settings.database_pool_size,
-                             max_overflow=settings.database_max_overflow, **engine_kwargs)
+                             max_overflow=settings.database_max_overflow)
     counter = QueryCounter(store.engine) if args.count_queries else None
     # AIORateLimiter keeps a real bot under Telegram's broadcast limit of about 30 messages a
     # second, which would be all this benchmark measured; --rate-limit puts it back.
@@ -86,7 +83,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     common_arguments(parser)
     parser.add_argument("--database-url", required=True)
-    parser.add_argument("--schema", help="PostgreSQL schema to use (search_path)")
     parser.add_argument("--bot-username", default="ticketbot_bench_bot")
     parser.add_argument("--secret", default="bench-secret")
     parser.add_argument("--outbox", type=Path, default=Path("bench/.cache/outbox"),
