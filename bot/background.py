@@ -22,6 +22,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.mailer import OutboxSender
+from bot.telegram_retry import flood_wait
 from conversations.common import NO_PREVIEW
 from conversations.news import news_screen
 from locales import pick_language, translator
@@ -168,8 +169,7 @@ class NewsSender:
         return _Delivery.SENT
 
     async def _retry_later(self, news_id: int, attempts: int, error: TelegramError) -> None:
-        wait = getattr(error, "retry_after", None)
-        delay = (wait if isinstance(wait, dt.timedelta)
+        delay = (flood_wait(error) if isinstance(error, RetryAfter)
                  else dt.timedelta(seconds=min(3600, 10 * 2 ** min(attempts, 8))))
         log.warning("news %s not sent (%s), retrying", news_id, type(error).__name__)
         async with self.store.write() as session:

@@ -10,12 +10,15 @@ so a message can arrive twice: chat messages are delivered at least once, never 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import warnings
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from telegram.error import BadRequest, NetworkError
+from telegram.error import BadRequest, NetworkError, RetryAfter
 from telegram.ext import AIORateLimiter
+from telegram.warnings import PTBDeprecationWarning
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +26,16 @@ log = logging.getLogger(__name__)
 def is_temporary_telegram_error(error: BaseException) -> bool:
     """5xx, timeouts and network failures, not a refusal of the request itself (4xx)."""
     return isinstance(error, NetworkError) and not isinstance(error, BadRequest)
+
+
+def flood_wait(error: RetryAfter) -> dt.timedelta:
+    """How long Telegram's flood control asked us to wait. PTB 22 gives it in seconds, with a
+    deprecation warning, and as a timedelta when PTB_TIMEDELTA is set; the next major version
+    always as a timedelta."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        wait = error.retry_after
+    return wait if isinstance(wait, dt.timedelta) else dt.timedelta(seconds=wait)
 
 
 class PatientRateLimiter(AIORateLimiter):

@@ -132,3 +132,17 @@ async def test_a_mail_server_that_hangs_does_not_hold_up_news(harness):
     finally:
         released.set()
     await harness.next_mail()  # the mail goes out once the server answers again
+
+
+async def test_news_held_back_by_flood_control_waits_as_long_as_telegram_asks(harness):
+    (user,) = await started_users(harness, [532])
+    await queue_news(harness.store, [user.id], per_chat=1)
+    harness.emulator.fail_next("sendMessage", status=429, retry_after=60)
+    async with Bot(harness.settings.token, base_url=harness.settings.telegram_api_url) as bot:
+        assert await NewsSender(harness.store, bot).send_due() == 0
+    async with harness.store.read() as session:
+        news = (await session.scalars(select(ChatNotification))).one()
+    assert news.sent_at is None
+    # Telegram's 60 s, not the 10 s of the first back-off step for other failures.
+    wait = news.next_attempt_at - utcnow()
+    assert dt.timedelta(seconds=55) < wait <= dt.timedelta(seconds=60)
