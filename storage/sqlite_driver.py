@@ -120,6 +120,21 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ()
     _cursor_cls = OneTripCursor
 
+    def commit(self) -> None:
+        # A statement run outside BEGIN (a hot read, ``Store.read_connection``) ended its own
+        # transaction: asking the thread to commit nothing would be a trip for nothing.
+        if self._in_transaction():
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._in_transaction():
+            super().rollback()
+
+    def _in_transaction(self) -> bool:
+        # A flag read, no trip: SQLAlchemy never runs two calls on one connection at once.
+        connection: sqlite3.Connection | None = self._connection._connection
+        return connection is not None and connection.in_transaction
+
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
     """The DBAPI module SQLAlchemy's aiosqlite dialect is given, handing out our connections."""

@@ -78,8 +78,8 @@ async def test_a_committed_connection_goes_back_without_a_rollback(sqlite_store)
 
     driver.execute, driver.rollback = execute, rollback  # spy on the driver, outside our code
     try:
-        async with store.read_connection() as connection:
-            await connection.execute(select(1))
+        async with store.read() as session:
+            await session.execute(select(1))
     finally:
         driver.execute, driver.rollback = real_execute, real_rollback
     assert calls == ["BEGIN"]  # no rollback after the commit
@@ -118,6 +118,29 @@ async def test_a_statement_is_one_trip_to_the_driver_thread(sqlite_store):
     assert rows == [(5, 2)]
     assert select_trips == ["_execute"]  # cursor, execute, fetch and close in one call
     assert trips == ["_execute", "commit"]
+
+
+async def test_a_hot_read_is_one_trip_to_the_driver_thread(sqlite_store):
+    store = sqlite_store
+    async with store.write(idempotent=True) as session:
+        session.add(TelegramUser(telegram_id=9, failed_starts=0, created_at=utcnow()))
+    async with store.engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+    trips: list[str] = []
+    real_execute = driver._execute
+
+    async def execute(function, *args, **kwargs):
+        trips.append(getattr(function, "__name__", "?"))
+        return await real_execute(function, *args, **kwargs)
+
+    driver._execute = execute
+    try:
+        async with store.read_connection() as connection:
+            assert await connection.scalar(select(TelegramUser.telegram_id)) == 9
+    finally:
+        driver._execute = real_execute
+    assert trips == ["_execute"]  # no BEGIN before it, no COMMIT after it
+    assert not driver.in_transaction
 
 
 async def test_a_failing_statement_raises_sqlalchemys_error_and_the_connection_goes_on(
