@@ -53,9 +53,9 @@ def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         if kwargs.get(pool_option, 0) is None:
             del kwargs[pool_option]
     if url.startswith("sqlite"):
-        # Connections are rolled back on return only when a transaction is open (below).
-        kwargs.setdefault("pool_reset_on_return", None)
-        kwargs.setdefault("module", sqlite_driver.dbapi())  # one trip per statement
+        # One trip per statement; a commit or rollback with no transaction open makes none,
+        # as the pool's rollback of every connection it takes back, even after a commit.
+        kwargs.setdefault("module", sqlite_driver.dbapi())
         if make_url(url).database not in (None, "", ":memory:"):  # a file: a queue pool
             kwargs.setdefault("pool_size", POOL["sqlite"][0])
             kwargs.setdefault("max_overflow", POOL["sqlite"][1])
@@ -107,14 +107,6 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         # takes four (cursor, execute, fetch, close) and most of a transaction's CPU.
         driver = connection.connection.driver_connection
         await_only(driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN"))
-
-    @event.listens_for(engine.sync_engine.pool, "reset")
-    def _on_reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
-        # SQLAlchemy rolls back every connection it takes back, even after a commit: a trip to
-        # aiosqlite's thread per transaction for nothing. Ask SQLite (a flag read, no trip)
-        # whether a transaction is still open, as after an error, and roll back only then.
-        if state.asyncio_safe and dbapi_connection.driver_connection.in_transaction:
-            dbapi_connection.rollback()
 
 
 class Store:

@@ -127,6 +127,8 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             super().commit()
 
     def rollback(self) -> None:
+        # The pool rolls back every connection it takes back, even after a commit; only after
+        # an error does a transaction remain for the thread to end.
         if self._in_transaction():
             super().rollback()
 
