@@ -8,6 +8,7 @@ is replaced without asking the server first."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import asyncpg
 import pytest
@@ -85,8 +86,10 @@ async def test_a_committed_connection_goes_back_without_a_rollback(sqlite_store)
     assert calls == ["BEGIN"]  # no rollback after the commit
 
 
-async def test_a_statement_is_one_trip_to_the_driver_thread(sqlite_store):
-    store = sqlite_store
+@contextlib.asynccontextmanager
+async def trips_to_the_thread(store):
+    """The calls queued for aiosqlite's thread on the store's pooled connection (one, opened
+    here if need be), by name, while the block runs."""
     async with store.engine.connect() as connection:
         driver = (await connection.get_raw_connection()).driver_connection
     trips: list[str] = []
@@ -96,8 +99,17 @@ async def test_a_statement_is_one_trip_to_the_driver_thread(sqlite_store):
         trips.append(getattr(function, "__name__", "?"))
         return await real_execute(function, *args, **kwargs)
 
-    driver._execute = execute  # count the calls queued for aiosqlite's thread
+    driver._execute = execute
     try:
+        yield trips
+    finally:
+        driver._execute = real_execute
+    assert not driver.in_transaction
+
+
+async def test_a_statement_is_one_trip_to_the_driver_thread(sqlite_store):
+    store = sqlite_store
+    async with trips_to_the_thread(store) as trips:
         async with store.write(idempotent=True) as session:
             session.add(TelegramUser(telegram_id=5, failed_starts=0, created_at=utcnow()))
             news = ChatNotification(telegram_id=5, kind="test", created_at=utcnow(),
@@ -113,8 +125,6 @@ async def test_a_statement_is_one_trip_to_the_driver_thread(sqlite_store):
             rows = (await session.execute(
                 select(TelegramUser.telegram_id, TelegramUser.failed_starts))).all()
             select_trips = list(trips)
-    finally:
-        driver._execute = real_execute
     assert rows == [(5, 2)]
     assert select_trips == ["_execute"]  # cursor, execute, fetch and close in one call
     assert trips == ["_execute", "commit"]
@@ -124,23 +134,10 @@ async def test_a_hot_read_is_one_trip_to_the_driver_thread(sqlite_store):
     store = sqlite_store
     async with store.write(idempotent=True) as session:
         session.add(TelegramUser(telegram_id=9, failed_starts=0, created_at=utcnow()))
-    async with store.engine.connect() as connection:
-        driver = (await connection.get_raw_connection()).driver_connection
-    trips: list[str] = []
-    real_execute = driver._execute
-
-    async def execute(function, *args, **kwargs):
-        trips.append(getattr(function, "__name__", "?"))
-        return await real_execute(function, *args, **kwargs)
-
-    driver._execute = execute
-    try:
+    async with trips_to_the_thread(store) as trips:
         async with store.read_connection() as connection:
             assert await connection.scalar(select(TelegramUser.telegram_id)) == 9
-    finally:
-        driver._execute = real_execute
     assert trips == ["_execute"]  # no BEGIN before it, no COMMIT after it
-    assert not driver.in_transaction
 
 
 async def test_a_failing_statement_raises_sqlalchemys_error_and_the_connection_goes_on(
