@@ -4,8 +4,10 @@ document the API serves."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import threading
 from decimal import Decimal
 
 import pytest
@@ -439,6 +441,7 @@ async def test_health_is_unavailable_when_the_bot_is_not_running(store):
 
 
 async def test_health_is_unavailable_when_the_database_does_not_answer(tmp_path):
+    threads_before = set(threading.enumerate())
     unreachable = Store(f"sqlite+aiosqlite:///{tmp_path}/missing/dir/ticketbot.db")
     api = await open_api(unreachable)
     try:
@@ -446,6 +449,12 @@ async def test_health_is_unavailable_when_the_database_does_not_answer(tmp_path)
     finally:
         await api.client.close()
         await unreachable.close()
+        # After a failed connect aiosqlite stops its thread without waiting for it. Let the
+        # thread finish while this test's event loop still runs: it answers on that loop, and
+        # on a closed one it raised in a later test's warnings.
+        for thread in set(threading.enumerate()) - threads_before:
+            if "_connection_worker_thread" in thread.name:  # aiosqlite's
+                await asyncio.to_thread(thread.join, 5)
     assert answer.status == 503 and answer.json["checks"]["database"] is False
 
 
