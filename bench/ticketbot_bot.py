@@ -18,9 +18,13 @@ from typing import Any
 from sqlalchemy import event
 
 from bench.serving import common_arguments, serve
-from bot.application import build_application, start_services, stop_services
+from bot.application import (
+    build_application,
+    open_configured_store,
+    start_services,
+    stop_services,
+)
 from bot.settings import Settings
-from storage.database import open_store
 
 _LITERALS = re.compile(r"\(\s*(?:\?|\$\d+)(?:\s*,\s*(?:\?|\$\d+))*\s*\)")
 
@@ -61,10 +65,7 @@ async def run(args: argparse.Namespace) -> None:
         database_url=args.database_url, secret=args.secret, outbox_dir=str(args.outbox),
         smtp_url=args.smtp_url,
     )
-    store = await open_store(settings.database_url, secret=settings.secret,
-                             claim_link_ttl=settings.claim_link_ttl,
-                             pool_size=settings.database_pool_size,
-                             max_overflow=settings.database_max_overflow)
+    store = await open_configured_store(settings)
     counter = QueryCounter(store.engine) if args.count_queries else None
     # AIORateLimiter keeps a real bot under Telegram's broadcast limit of about 30 messages a
     # second, which would be all this benchmark measured; --rate-limit puts it back.

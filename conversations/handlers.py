@@ -125,10 +125,10 @@ async def on_button_refused(update: Update, context: Context, data: cb.Callback,
                             refusal: Refusal) -> None:
     """Say why, then show where things stand now if the pressed screen is stale."""
     t = await user_translator(update, context)
-    text = refusal_text(refusal, t)
     await answer(update, refusal_text(refusal, t, html=False)[:200], alert=True)
     if refusal.code not in STALE and not refusal.code.startswith("link_"):
         return
+    text = refusal_text(refusal, t)
     if data.action in FRIEND_ACTIONS:
         await show(update, Screen(text))
     elif refusal.code in {"ticket_changed", "invitation_not_pending", "listing_not_live"}:

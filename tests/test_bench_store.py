@@ -8,8 +8,16 @@ from sqlalchemy import func, select
 
 from bench import workload
 from bench.run import median_run
-from bench.store import TEMPLATE_PREFIX, _connect, _postgres, migrations_fingerprint, prepare
+from bench.store import (
+    TEMPLATE_PREFIX,
+    _connect,
+    _postgres,
+    documents,
+    migrations_fingerprint,
+    prepare,
+)
 from storage.database import Store
+from storage.importer import import_document
 from storage.models import Order
 from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL
 
@@ -62,6 +70,12 @@ async def test_a_postgres_store_is_loaded_once_and_each_run_gets_a_copy(tmp_path
         assert any("pre-loading 2 orders" in line for line in logged)
         assert await orders_in(first.url) == 3  # two pre-loaded, one buyer's
         assert set(first.tokens) == {buyers[0].number}
+        run = Store(first.url, secret="bench-secret")  # the run changes its copy
+        try:
+            await import_document(run, next(documents(1, prefix="RUN")), actor="test")
+        finally:
+            await run.close()
+        assert await orders_in(first.url) == 4
         run_database = first.url.rsplit("/", 1)[1]
         await first.drop()
         left = await databases()
@@ -72,7 +86,7 @@ async def test_a_postgres_store_is_loaded_once_and_each_run_gets_a_copy(tmp_path
         second = await prepare("postgres", 2, buyers, workdir=tmp_path,
                                postgres_url=TEST_DATABASE_URL, log=logged.append)
         assert logged == []  # the kept template, not loaded again
-        assert await orders_in(second.url) == 3  # a fresh copy: the first run's changes are gone
+        assert await orders_in(second.url) == 3  # a fresh copy: the first run's order is gone
         await second.drop()
     finally:
         await _postgres(TEST_DATABASE_URL, f'DROP DATABASE IF EXISTS "{template}"',
