@@ -541,6 +541,7 @@ class _Chat:
         self.events: list[ChatEvent] = []
         self.last_call_time = 0.0
         self.reply_keyboard: list[list[str]] | None = None
+        self.menu_button: dict[str, Any] | None = None  # None: the bot's default
 
 
 # --------------------------------------------------------------------------- the emulator
@@ -580,6 +581,7 @@ class BotApiEmulator:
         self._commands: dict[tuple[str, str], list[dict[str, str]]] = {}
         self._poll_generation = 0
         self._webhook: _Webhook | None = None
+        self.default_menu_button: dict[str, Any] = {"type": "default"}
         self._webhook_task: asyncio.Task[None] | None = None
         # Every webhook delivery attempt: (update_id, HTTP status, or None if no answer).
         self.webhook_attempts: list[tuple[int, int | None]] = []
@@ -607,6 +609,8 @@ class BotApiEmulator:
                 "deleteMessage": self._delete_message,
                 "answerCallbackQuery": self._answer_callback_query,
                 "sendChatAction": self._send_chat_action,
+                "setChatMenuButton": self._set_chat_menu_button,
+                "getChatMenuButton": self._get_chat_menu_button,
                 "close": self._true,
                 "logOut": self._true,
             }.items()
@@ -1274,6 +1278,30 @@ class BotApiEmulator:
         )
         return True
 
+    def _set_chat_menu_button(self, params: dict[str, Any], call: ApiCall) -> bool:
+        """A chat's menu button (only private chats here); without chat_id, the default."""
+        button = params.get("menu_button") or {"type": "default"}
+        kind = button.get("type") if isinstance(button, dict) else None
+        if kind == "web_app":
+            if not isinstance(button.get("text"), str) or not button["text"].strip():
+                raise _bad_request("can't parse menu button: text must be non-empty")
+            button = {"type": "web_app", "text": button["text"],
+                      "web_app": _web_app_info(button.get("web_app"), "menu button")}
+        elif kind in ("commands", "default"):
+            button = {"type": kind}
+        else:
+            raise _bad_request("can't parse menu button: unsupported type")
+        if params.get("chat_id") in (None, ""):
+            self.default_menu_button = button
+        else:
+            self._private_chat(params).menu_button = button
+        return True
+
+    def _get_chat_menu_button(self, params: dict[str, Any], call: ApiCall) -> dict[str, Any]:
+        if params.get("chat_id") in (None, ""):
+            return self.default_menu_button
+        return self._private_chat(params).menu_button or self.default_menu_button
+
     def _send_chat_action(self, params: dict[str, Any], call: ApiCall) -> bool:
         chat = self._private_chat(params, sending=True)
         action = params.get("action")
@@ -1317,6 +1345,17 @@ def _explicit_entities(value: Any) -> list[dict[str, Any]]:
         if entity["length"] > 0 and entity["offset"] >= 0:
             entities.append(dict(entity))
     return sorted(entities, key=lambda e: (e["offset"], -e["length"]))
+
+
+def _web_app_info(value: Any, where: str) -> dict[str, Any]:
+    """A WebAppInfo as Telegram takes it: an object whose url is HTTPS."""
+    url = value.get("url") if isinstance(value, dict) else None
+    if not isinstance(url, str) or not url:
+        raise _bad_request(f"can't parse {where}: Web App URL must be non-empty")
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise _bad_request(f"{where} Web App URL '{url}' is invalid: Only HTTPS links are allowed")
+    return {"url": url}
 
 
 def _valid_button_url(url: str) -> bool:
@@ -1386,6 +1425,8 @@ def _validate_inline_keyboard(rows: Any) -> list[list[dict[str, Any]]]:
             url = button.get("url")
             if url is not None and (not isinstance(url, str) or not _valid_button_url(url)):
                 raise _bad_request("BUTTON_URL_INVALID")
+            if button.get("web_app") is not None:
+                _web_app_info(button["web_app"], "inline keyboard button")
             buttons.append(dict(button))
         if buttons:
             keyboard.append(buttons)
@@ -1468,6 +1509,11 @@ class EmulatedUser:
     def calls(self) -> list[ApiCall]:
         """Every API call the bot made for this chat."""
         return list(self._chat.calls)
+
+    @property
+    def menu_button(self) -> dict[str, Any] | None:
+        """The menu button the bot set for this chat, if any."""
+        return self._chat.menu_button
 
     @property
     def reply_keyboard(self) -> list[list[str]] | None:

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 OPEN_PATHS = frozenset({"/healthz", "/metrics", "/api/openapi.json"})
+MINIAPP_PREFIX = "/app/"
 _PRICE = re.compile(r"\d{1,10}(?:\.\d{1,10})?")
 _MAX_ID = 2**31 - 1
 # How refusals of a sale map to HTTP: what does not exist, what changed, what is invalid.
@@ -94,7 +95,8 @@ def _allowed(
     request: web.Request, token: str | None, open_paths: frozenset[str]
 ) -> web.Response | None:
     """None if the request may go on, else the refusal to send."""
-    if request.path in open_paths:
+    # The Mini App checks Telegram's initData itself (bot/webapp/).
+    if request.path in open_paths or (request.path + "/").startswith(MINIAPP_PREFIX):
         return None
     if not token:
         return problem(
@@ -345,10 +347,12 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 def create_api(
-    api: ApiServices, *, max_body: int = MAX_BODY_BYTES, webhook: tuple[str, Handler] | None = None
+    api: ApiServices, *, max_body: int = MAX_BODY_BYTES, webhook: tuple[str, Handler] | None = None,
+    miniapp: web.Application | None = None,
 ) -> web.Application:
     """The aiohttp application of the API; with ``webhook`` (path, handler) it also receives
-    Telegram's updates on that path (the handler checks Telegram's secret itself)."""
+    Telegram's updates on that path (the handler checks Telegram's secret itself); with
+    ``miniapp``, it serves that application under ``/app/``."""
     webhook_path = webhook[0] if webhook is not None else None
     open_paths = OPEN_PATHS | ({webhook_path} if webhook_path else set())
     app = web.Application(client_max_size=max_body, middlewares=_middlewares(open_paths))
@@ -368,4 +372,12 @@ def create_api(
     app.router.add_get("/metrics", get_metrics)
     if webhook is not None:
         app.router.add_post(*webhook)
+    if miniapp is not None:
+        async def to_miniapp(request: web.Request) -> web.Response:
+            query = f"?{request.query_string}" if request.query_string else ""
+            raise web.HTTPPermanentRedirect(MINIAPP_PREFIX + query)
+
+        # Before the sub-application, which would otherwise answer its bare prefix with 404.
+        app.router.add_get(MINIAPP_PREFIX.rstrip("/"), to_miniapp)
+        app.add_subapp(MINIAPP_PREFIX, miniapp)
     return app

@@ -30,6 +30,7 @@ from bot.application import (
 from bot.http_api import ApiServices, Handler, create_api
 from bot.inbox import receive_update
 from bot.settings import Settings
+from bot.webapp import MiniAppServices, create_miniapp
 from storage.database import Store
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,10 @@ class BotServer:
                 webhook_path(self.webhook_url),
                 webhook_handler(self.webhook_secret, queue_update(self.application)),
             )
-        return create_api(api, webhook=webhook)
+        return create_api(api, webhook=webhook, miniapp=create_miniapp(MiniAppServices(
+            store=self.store, bot_token=self.settings.token or "",
+            bot_username=self._bot_username, max_age=self.settings.webapp_auth_max_age,
+            support_contact=self.settings.support_contact, after_change=self._wake_worker)))
 
     def bot_running(self) -> bool:
         application = self.application

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     database_pool_size: int | None = Field(default=None, ge=1, le=1000)
     database_max_overflow: int | None = Field(default=None, ge=0, le=1000)
     support_contact: str | None = None
+    # The public HTTPS URL at which this HTTP server is reached; the Mini App is at its /app/
+    # path. Unset: no Mini App buttons in the chat (the page is served all the same).
+    webapp_url: str | None = Field(default=None, pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?$")
+    # How long the initData Telegram signed for the Mini App is accepted, in seconds.
+    webapp_auth_max_age: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
 
     @field_validator("staff_ids", mode="before")
     @classmethod

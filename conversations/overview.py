@@ -8,9 +8,10 @@ exactly one page, reachable with the page buttons.
 from __future__ import annotations
 
 from babel.lists import format_list
-from telegram import Update
+from telegram import InlineKeyboardButton, Update
 
 from conversations import callbacks as cb
+from conversations import mini_app
 from conversations.common import (
     Context,
     Screen,
@@ -95,7 +96,8 @@ def ticket_button_label(ticket: TicketView) -> str:
 
 
 def overview_screen(order: OrderView, t: Translator, page: int = 0,
-                    notice: str | None = None) -> Screen:
+                    notice: str | None = None, app_button: InlineKeyboardButton | None = None,
+                    ) -> Screen:
     _ = t.gettext
     pages = paginate(order, t)
     page = min(max(page, 0), len(pages) - 1)
@@ -120,6 +122,8 @@ def overview_screen(order: OrderView, t: Translator, page: int = 0,
     rows = [[button(ticket_button_label(ticket), cb.encode(cb.TICKET, ticket.id))]
             for ticket in shown]
     rows += navigation_rows(order.id, page, len(pages), t)
+    if app_button is not None:
+        rows.append([app_button])
     return Screen("\n".join(lines), rows)
 
 
@@ -148,7 +152,9 @@ async def show_overview(update: Update, context: Context, order_id: int, page: i
 async def show_loaded_overview(update: Update, context: Context, order: OrderView,
                                page: int = 0, notice: str | None = None) -> None:
     t = await user_translator(update, context, order.language)
-    await show(update, overview_screen(order, t, page, notice))
+    await show(update, overview_screen(order, t, page, notice,
+                                       mini_app.open_button(context, order.id, t)))
+    await mini_app.offer_menu_button(update, context, t)
 
 
 async def show_order_after_change(update: Update, context: Context, ticket_id: int, icon: str,

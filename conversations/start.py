@@ -8,6 +8,7 @@ from babel.lists import format_list
 from telegram import Update
 
 from conversations import callbacks as cb
+from conversations import mini_app
 from conversations.common import (
     Context,
     Screen,
@@ -54,6 +55,8 @@ async def show_home(update: Update, context: Context, notice: str | None = None)
     home = await services.home(store_of(context), update.effective_user.id)
     t = await user_translator(update, context)
     await show(update, home_screen(home, t, notice))
+    if home.orders or home.held:
+        await mini_app.offer_menu_button(update, context, t)
 
 
 def home_screen(home: Home, t: Translator, notice: str | None = None) -> Screen:

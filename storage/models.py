@@ -440,3 +440,16 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class WebAppAction(Base):
+    """An action the Mini App sent (its client-made id), written in the transaction of its
+    effects: a replayed or repeated request finds its id taken and changes nothing."""
+
+    __tablename__ = "webapp_actions"
+
+    action_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    telegram_id: Mapped[int] = mapped_column(BigInteger)
+    done_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+    __table_args__ = (Index("ix_webapp_actions_done_at", "done_at"),)

@@ -1,0 +1,358 @@
+"""The Mini App's server side: its page, its static files and its JSON calls, under ``/app/``.
+
+Every JSON call carries the raw ``initData`` in ``Authorization: tma <initData>``; it is checked
+(``init_data.verify_init_data``) before anything else, and the Telegram user id it names is the
+only identity the calls know. They call the same services as the chat, with the same access
+rules (only orders this user may manage). Every call that changes something carries a fresh
+``action_id`` and is applied once (``storage/webapp_actions.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import hdrs, web
+
+from bot.webapp import screens
+from bot.webapp.init_data import (
+    InitDataRefused,
+    WebAppUser,
+    claimed_language,
+    verify_init_data,
+)
+from locales import LANGUAGES, Translator, pick_language, translator
+from storage import exchange, resale, services
+from storage.database import Store
+from storage.errors import N_, Refusal
+from storage.webapp_actions import ACTION_ID, ActionReplayed, once
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+TELEGRAM_SCRIPT = "https://telegram.org/js/telegram-web-app.js"
+# A stand-in for Telegram's script, for a browser outside Telegram (the demo, the tests):
+# served only when the page is told to load it.
+STAND_IN = Path(__file__).parent / "stand_in" / "telegram-web-app.js"
+STAND_IN_URL = "stand-in/telegram-web-app.js"
+MAX_BODY = 16 * 1024
+REPLAYED = N_("This was already done.")
+_MAX_ID = 2**31 - 1
+
+
+@dataclass
+class MiniAppServices:
+    """What the Mini App needs from the rest of the bot."""
+
+    store: Store
+    bot_token: str
+    bot_username: Callable[[], str]
+    # How old an initData may be, in seconds (TICKETBOT_WEBAPP_AUTH_MAX_AGE).
+    max_age: int = 3600
+    support_contact: str | None = None
+    # Called after a change that queued chat news or mail, to wake the background worker.
+    after_change: Callable[[], None] = lambda: None
+    # Where the page loads Telegram's script from; the demo serves a local stand-in.
+    telegram_script: str = TELEGRAM_SCRIPT
+
+
+SERVICES = web.AppKey("ticketbot_miniapp_services", MiniAppServices)
+Handler = Callable[[web.Request, WebAppUser], Awaitable[web.Response]]
+
+
+def _json_error(status: int, error: str, message: str, field: str | None = None) -> web.Response:
+    return web.json_response({"error": error, "message": message, "field": field}, status=status)
+
+
+def authenticated(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """Check the request's initData first; a forged, altered or stale one gets 401."""
+
+    async def checked(request: web.Request) -> web.Response:
+        mini = request.app[SERVICES]
+        scheme, _, init_data = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+        try:
+            if scheme.lower() != "tma":
+                raise InitDataRefused("no initData")
+            user = verify_init_data(init_data.strip(), mini.bot_token, max_age=mini.max_age)
+        except InitDataRefused as refused:
+            log.info("Mini App call refused: %s", refused)
+            t = translator(claimed_language(init_data))
+            return _json_error(401, "unauthorized", t.gettext(screens.PAGE_STRINGS["error_auth"]))
+        return await handler(request, user)
+
+    return checked
+
+
+async def _translator(store: Store, user: WebAppUser, order_language: str | None = None,
+                      chosen: str | None = None) -> Translator:
+    """The user's language, as in chat: their choice, their app's, the order's."""
+    if chosen is None:
+        known = await services.load_user(store, user.id)
+        chosen = known.chosen_language if known else None
+    return translator(pick_language(chosen, user.language_code, order_language))
+
+
+def _int(value: Any) -> int | None:
+    text = str(value or "")
+    if text.isdigit() and len(text) <= 10 and 0 < int(text) <= _MAX_ID:
+        return int(text)
+    return None
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY,
+                                            actual_size=request.content_length)
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    return body if isinstance(body, dict) else {}
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+@authenticated
+async def get_start(request: web.Request, user: WebAppUser) -> web.Response:
+    """What the page needs to open: its words, the user's orders and tickets, and the order
+    it was opened for (a ``startapp`` link's, the button's, or the only one)."""
+    mini = request.app[SERVICES]
+    home = await services.home(mini.store, user.id)
+    wanted = _int(user.start_param) or _int(request.query.get("order"))
+    if wanted is None and len(home.orders) == 1 and not home.held:
+        wanted = home.orders[0].id
+    order, refusal = None, None
+    if wanted is not None:
+        try:
+            order = await services.order_overview(mini.store, user.id, wanted)
+        except Refusal as refused:
+            refusal = refused
+    t = (await _translator(mini.store, user, order.language, order.viewer_language or "")
+         if order is not None else await _translator(mini.store, user))
+    return web.json_response({
+        "language": t.language,
+        "strings": screens.page_strings(t),
+        "home": screens.home_json(home, t),
+        "order": (screens.order_json(order, t, support_contact=mini.support_contact)
+                  if order is not None else None),
+        "notice": screens.refusal_json(refusal, t)["message"] if refusal else None,
+    })
+
+
+@authenticated
+async def get_order(request: web.Request, user: WebAppUser) -> web.Response:
+    mini = request.app[SERVICES]
+    order_id = _int(request.match_info["order"])
+    try:
+        if order_id is None:
+            raise Refusal("not_found")
+        order = await services.order_overview(mini.store, user.id, order_id)
+    except Refusal as refusal:
+        t = await _translator(mini.store, user)
+        return web.json_response(screens.refusal_json(refusal, t), status=404)
+    t = await _translator(mini.store, user, order.language, order.viewer_language or "")
+    return web.json_response(screens.order_json(order, t, support_contact=mini.support_contact))
+
+
+@authenticated
+async def get_ticket(request: web.Request, user: WebAppUser) -> web.Response:
+    mini = request.app[SERVICES]
+    ticket_id = _int(request.match_info["ticket"])
+    try:
+        if ticket_id is None:
+            raise Refusal("not_found")
+        details = await services.ticket_details(mini.store, user.id, ticket_id)
+        actions = details.ticket.actions
+        bounds = (await resale.resale_bounds(mini.store, user.id, ticket_id)
+                  if {"sell", "change_price"} & set(actions) else None)
+        options = (await exchange.exchange_options(mini.store, user.id, ticket_id)
+                   if "exchange" in actions else None)
+    except Refusal as refusal:
+        t = await _translator(mini.store, user)
+        return web.json_response(screens.refusal_json(refusal, t), status=404)
+    t = await _translator(mini.store, user, details.order.language,
+                          details.order.viewer_language or "")
+    return web.json_response(screens.ticket_json(details, t, bounds=bounds, options=options))
+
+
+# --- acting --------------------------------------------------------------------------------
+
+
+@dataclass
+class Done:
+    """What an action did, said in the user's language."""
+
+    template: str
+    params: dict[str, Any]
+    link: str | None = None
+
+
+async def _price(mini: MiniAppServices, user: WebAppUser, ticket_id: int, body: dict,
+                 t: Translator) -> Decimal:
+    """The price as typed, read in the user's locale ("45,50" in French); the services check
+    it against the event's bounds."""
+    try:
+        return t.parse_decimal(str(body.get("price") or ""))
+    except ValueError:
+        bounds = await resale.resale_bounds(mini.store, user.id, ticket_id)
+        raise Refusal("price_invalid", min=bounds.minimum, max=bounds.maximum,
+                      currency=bounds.currency) from None
+
+
+async def _apply(mini: MiniAppServices, user: WebAppUser, action: str, ticket_id: int,
+                 body: dict, t: Translator) -> Done:
+    """One use case of the ticket's menu, through the same service as the chat's."""
+    store, uid = mini.store, user.id
+    if action == "claim":
+        name = await services.claim_for_myself(store, uid, ticket_id, str(body.get("name", "")))
+        return Done(N_("Ticket {ref} is now in the name of {name}."), {"name": name})
+    if action in ("invite", "resend"):
+        result = (await services.invite_friend(store, uid, ticket_id, str(body.get("email", "")))
+                  if action == "invite" else
+                  await services.resend_invitation(store, uid, ticket_id))
+        link = f"https://t.me/{mini.bot_username()}?start={result.claim_token}"
+        return Done(N_("Ticket {ref} sent to {email}."), {"email": result.email}, link)
+    if action == "revoke":
+        email = await services.revoke_invitation(store, uid, ticket_id)
+        return Done(N_("The invitation to {email} was withdrawn."), {"email": email})
+    if action == "rename":
+        name = await services.rename_holder(store, uid, ticket_id, str(body.get("name", "")))
+        return Done(N_("Ticket {ref} is now in the name of {name}."), {"name": name})
+    if action == "take_back":
+        await services.take_back(store, uid, ticket_id)
+        return Done(N_("Ticket {ref} is back in your tickets to assign."), {})
+    if action == "sell":
+        price = await _price(mini, user, ticket_id, body, t)
+        await resale.list_for_resale(store, uid, ticket_id, price)
+        return Done(N_("Ticket {ref} is on resale at {price}."), {"price": price})
+    if action == "change_price":
+        price = await _price(mini, user, ticket_id, body, t)
+        await resale.change_price(store, uid, ticket_id, price)
+        return Done(N_("The resale price of ticket {ref} is now {price}."), {"price": price})
+    if action == "cancel_sale":
+        await resale.cancel_sale(store, uid, ticket_id)
+        return Done(N_("Ticket {ref} is no longer on resale."), {})
+    if action == "exchange":
+        target = str(body.get("event", ""))
+        options = await exchange.exchange_options(store, uid, ticket_id)
+        chosen = next((option for option in options if option.event.id == target), None)
+        if chosen is None:
+            raise Refusal("exchange_target_invalid")
+        await exchange.exchange_ticket(store, uid, ticket_id, target)
+        return Done(N_("Ticket {ref} was exchanged for {event}."), {"event": chosen.event.name})
+    raise web.HTTPNotFound()
+
+
+ACTIONS = ("claim", "invite", "resend", "revoke", "rename", "take_back", "sell", "change_price",
+           "cancel_sale", "exchange")
+
+
+@authenticated
+async def post_ticket_action(request: web.Request, user: WebAppUser) -> web.Response:
+    mini = request.app[SERVICES]
+    ticket_id = _int(request.match_info["ticket"])
+    action = request.match_info["action"]
+    body = await _body(request)
+    action_id = str(body.get("action_id", ""))
+    t = await _translator(mini.store, user)
+    if action not in ACTIONS:
+        return _json_error(404, "unknown_action", t.gettext(screens.PAGE_STRINGS["error_generic"]))
+    if not ACTION_ID.fullmatch(action_id):
+        return _json_error(400, "no_action_id", t.gettext(screens.PAGE_STRINGS["error_generic"]))
+    try:
+        if ticket_id is None:
+            raise Refusal("not_found")
+        # Read first: the ticket's event and order give the language, the ref and currency.
+        details = await services.ticket_details(mini.store, user.id, ticket_id)
+        t = await _translator(mini.store, user, details.order.language,
+                              details.order.viewer_language or "")
+        async with once(action_id, user.id, keep=_keep(mini)):
+            done = await _apply(mini, user, action, ticket_id, body, t)
+    except Refusal as refusal:
+        status = 404 if refusal.code == "not_found" else (
+            422 if refusal.code in screens.REFUSAL_FIELDS else 409)
+        return web.json_response(screens.refusal_json(refusal, t), status=status)
+    except ActionReplayed:
+        return _json_error(409, "replayed", t.gettext(REPLAYED))
+    mini.after_change()
+    order = await services.order_overview(mini.store, user.id, details.order.id)
+    values = {"ref": details.ticket.ref, "currency": details.event.currency, **done.params}
+    return web.json_response({
+        "notice": t.fill(done.template, values),
+        "link": done.link,
+        "order": screens.order_json(order, t, support_contact=mini.support_contact),
+    })
+
+
+def _keep(mini: MiniAppServices) -> dt.timedelta:
+    # An action id must outlive every initData that could carry it again.
+    return dt.timedelta(seconds=mini.max_age + 2 * 60)
+
+
+@authenticated
+async def post_language(request: web.Request, user: WebAppUser) -> web.Response:
+    """Remember the language chosen on an order's page, as the chat's language button does."""
+    mini = request.app[SERVICES]
+    body = await _body(request)
+    language, order_id = body.get("language"), _int(body.get("order_id"))
+    action_id = str(body.get("action_id", ""))
+    t = await _translator(mini.store, user)
+    if language not in LANGUAGES or order_id is None or not ACTION_ID.fullmatch(action_id):
+        return _json_error(400, "bad_request", t.gettext(screens.PAGE_STRINGS["error_generic"]))
+    try:
+        async with once(action_id, user.id, keep=_keep(mini)):
+            await services.choose_language(mini.store, user.id, language, order_id=order_id)
+    except Refusal as refusal:
+        return web.json_response(screens.refusal_json(refusal, t), status=404)
+    except ActionReplayed:
+        return _json_error(409, "replayed", t.gettext(REPLAYED))
+    t = translator(language)
+    return web.json_response({
+        "language": language,
+        "notice": t.gettext("I will speak {language} with you from now on.").format(
+            language=screens.LANGUAGE_NAMES[language]),
+    })
+
+
+# --- the page ------------------------------------------------------------------------------
+
+# The page talks to its own server only; Telegram's script is the one outside source.
+_CSP = ("default-src 'none'; script-src 'self' {script}; style-src 'self'; "
+        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
+
+
+async def get_page(request: web.Request) -> web.Response:
+    mini = request.app[SERVICES]
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    script = mini.telegram_script
+    external = script.startswith("https://")
+    return web.Response(
+        text=html.replace("{{telegram_script}}", script), content_type="text/html",
+        headers={"Content-Security-Policy": _CSP.format(script=script if external else ""),
+                 "Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
+                 "X-Content-Type-Options": "nosniff"})
+
+
+def create_miniapp(mini: MiniAppServices) -> web.Application:
+    """The Mini App as an aiohttp application, to be mounted at ``/app/``."""
+    app = web.Application(client_max_size=MAX_BODY)
+    app[SERVICES] = mini
+    app.router.add_get("/", get_page)
+    app.router.add_get("/api/start", get_start)
+    app.router.add_get("/api/orders/{order}", get_order)
+    app.router.add_get("/api/tickets/{ticket}", get_ticket)
+    app.router.add_post("/api/tickets/{ticket}/{action}", post_ticket_action)
+    app.router.add_post("/api/language", post_language)
+    app.router.add_static("/static/", STATIC, append_version=False)
+    if mini.telegram_script == STAND_IN_URL:
+        async def get_stand_in(request: web.Request) -> web.FileResponse:
+            return web.FileResponse(STAND_IN)
+
+        app.router.add_get("/" + STAND_IN_URL, get_stand_in)
+    return app

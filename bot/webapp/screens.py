@@ -1,0 +1,292 @@
+"""What the Mini App shows, as JSON: the views of ``storage/views.py`` put into words in the
+user's language, with Babel's dates, money and plurals. The page only lays these out; it makes
+no sentence of its own. Every string it needs is marked here for the catalogs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from babel.lists import format_list
+
+from locales import LANGUAGE_NAMES, LANGUAGES, Translator
+from storage.database import utcnow
+from storage.errors import N_, Refusal
+from storage.models import TicketState
+from storage.resale import PriceBounds
+from storage.views import ExchangeOption, Home, OrderView, TicketDetails, TicketView
+
+# The page's own words: labels, headings, hints. The keys are what app.js asks for.
+PAGE_STRINGS = {
+    "title": N_("My order"),
+    "loading": N_("Loading…"),
+    "back": N_("« Back"),
+    "back_to_order": N_("« Back to my order"),
+    "my_orders": N_("🏠 My orders"),
+    "refresh": N_("🔄 Refresh"),
+    "more": N_("⋯ More actions"),
+    "confirm": N_("✅ Confirm"),
+    "who": N_("Who will use this ticket?"),
+    "claim_self": N_("🙋 Claim the ticket for myself"),
+    "send_friend": N_("📧 Send to a friend"),
+    "send": N_("📧 Send"),
+    "claim_hint": N_("Confirm, or type the name to print on the ticket."),
+    "rename_hint": N_("Type the name to print on the ticket."),
+    "invite_hint": N_("Type your friend's e-mail address. They will receive a link to claim "
+                      "the ticket in their own name."),
+    "price_hint": N_("Type the price you ask for this ticket."),
+    "name_label": N_("Name on the ticket"),
+    "email_label": N_("Your friend's e-mail address"),
+    "price_label": N_("Price"),
+    "exchange_for": N_("Exchange this ticket for:"),
+    "exchange_cleared": N_("The name on this ticket will be cleared: you will assign the new "
+                           "ticket again."),
+    "exchange_void": N_("The current ticket and its barcode will no longer be valid."),
+    "revoke_yes": N_("↩️ Yes, revoke it"),
+    "take_back_yes": N_("↩️ Yes, take it back"),
+    "cancel_sale_yes": N_("✖ Yes, cancel the sale"),
+    "exchange_yes": N_("🔁 Yes, exchange it"),
+    "cancel_sale_question": N_("Take this ticket off the resale market? It comes back to your "
+                               "order as it was."),
+    "required": N_("Please fill in this field."),
+    "choose_session": N_("Please choose a session."),
+    "error_generic": N_("Sorry, something went wrong on our side. Please try again."),
+    "error_auth": N_("Please open this page from the bot in Telegram."),
+    "error_network": N_("The connection failed. Please try again."),
+    "claim_link": N_("Your friend can also claim the ticket with this link:"),
+    "share": N_("Share in Telegram"),
+    "contact_support": N_("💬 Contact support"),
+    "faq": N_("❓ Event FAQ"),
+    "languages": N_("Language"),
+    "sections": N_("Your tickets"),
+    "actions": N_("What you can do"),
+    "no_orders": N_("Welcome! To manage your order, open the “Manage my order in Telegram” "
+                    "link from your order confirmation e-mail. If a friend sent you a ticket, "
+                    "open the link from their e-mail or message."),
+    "orders_title": N_("Your orders"),
+    "held_title": N_("Tickets in your name"),
+}
+
+SECTIONS = (
+    (TicketState.TO_ASSIGN, N_("To assign ({count})")),
+    (TicketState.PENDING, N_("Pending ({count})")),
+    (TicketState.COMPLETED, N_("Completed ({count})")),
+    (TicketState.ON_RESALE, N_("On resale ({count})")),
+)
+
+STATE_NAMES = {
+    TicketState.TO_ASSIGN: N_("to assign"),
+    TicketState.PENDING: N_("pending"),
+    TicketState.COMPLETED: N_("completed"),
+    TicketState.ON_RESALE: N_("on resale"),
+}
+
+ACTION_LABELS = {
+    "assign": N_("👤 Assign the ticket"),
+    "resend": N_("✉️ Resend the invitation"),
+    "revoke": N_("↩️ Revoke the invitation"),
+    "rename": N_("✏️ Correct the name"),
+    "take_back": N_("↩️ Take the ticket back"),
+    "sell": N_("💶 Sell this ticket"),
+    "exchange": N_("🔁 Exchange"),
+    "change_price": N_("💶 Change the price"),
+    "cancel_sale": N_("✖ Cancel the sale"),
+}
+
+# Which form field a refusal is about, so the page shows it next to that field.
+REFUSAL_FIELDS = {
+    "name_invalid": "name", "name_taken": "name", "same_name": "name",
+    "email_invalid": "email", "email_taken": "email",
+    "price_invalid": "price", "price_too_precise": "price", "price_out_of_bounds": "price",
+    "exchange_sold_out": "event", "exchange_target_invalid": "event",
+}
+
+
+def page_strings(t: Translator) -> dict[str, str]:
+    return {key: t.gettext(message) for key, message in PAGE_STRINGS.items()}
+
+
+def refusal_json(refusal: Refusal, t: Translator) -> dict[str, Any]:
+    return {"error": refusal.code, "message": t.fill(refusal.message, refusal.params),
+            "field": REFUSAL_FIELDS.get(refusal.code)}
+
+
+def home_json(home: Home, t: Translator) -> dict[str, Any]:
+    _ = t.gettext
+    orders = []
+    for order in home.orders:
+        tickets = t.ngettext("{count} ticket", "{count} tickets", order.ticket_count).format(
+            count=order.ticket_count)
+        events = format_list([event.name for event in order.events], locale=t.locale)
+        orders.append({"id": order.id, "label": _("🎟 Order {number}").format(number=order.number),
+                       "text": _("{number} — {events} ({tickets})").format(
+                           number=order.number, events=events, tickets=tickets)})
+    # Where a holder's own ticket (QR, PDF, calendar) will be offered: each held entry.
+    held = [{"ref": held.ref, "text": _("{event}, {date} — {category}, in the name of {holder}")
+             .format(event=held.event.name,
+                     date=t.datetime(held.event.starts_at, held.event.timezone),
+                     category=held.category, holder=held.holder_name)}
+            for held in home.held]
+    return {"orders": orders, "held": held}
+
+
+def _event_json(event, t: Translator) -> dict[str, Any]:
+    _ = t.gettext
+    options = [_(name) for enabled, name in (
+        (event.personalisation_enabled, N_("personalisation")),
+        (event.exchange_enabled, N_("exchange")),
+        (event.resale_enabled, N_("resale")),
+    ) if enabled]
+    return {
+        "id": event.id, "name": event.name,
+        "when": t.datetime(event.starts_at, event.timezone),
+        "venue": _("{venue}, {city}").format(venue=event.venue_name, city=event.venue_city),
+        "options": (_("Options: {options}").format(options=format_list(options, locale=t.locale))
+                    if options else _("No ticket options for this event.")),
+        "faq_url": event.faq_url,
+    }
+
+
+def _ticket_line(ticket: TicketView, order: OrderView, t: Translator) -> str:
+    _ = t.gettext
+    what = f"{ticket.category} · {ticket.ref}"
+    if len(order.events) > 1:
+        what += " · " + order.events[ticket.event_id].name
+    if ticket.state == TicketState.PENDING and ticket.invitation is not None:
+        return _("{ticket} — sent to {email}").format(ticket=what, email=ticket.invitation.email)
+    if ticket.listing is not None:
+        return what + " · " + _("On resale at {price}").format(
+            price=t.money(ticket.listing.price, ticket.listing.currency))
+    if ticket.holder_name and ticket.state == TicketState.COMPLETED:
+        return _("{ticket} — {holder}").format(ticket=what, holder=ticket.holder_name)
+    return what
+
+
+def order_json(order: OrderView, t: Translator, *, support_contact: str | None) -> dict[str, Any]:
+    _ = t.gettext
+    sections = []
+    for state, title in SECTIONS:
+        tickets = order.tickets_in(state)
+        if tickets:
+            sections.append({"state": state.value, "title": _(title).format(count=len(tickets)),
+                             "tickets": [{"id": ticket.id, "ref": ticket.ref,
+                                          "line": _ticket_line(ticket, order, t)}
+                                         for ticket in tickets]})
+    if support_contact:
+        support = _("Our support team can help you: {contact}. Please mention your order number "
+                    "{number}.").format(contact=support_contact, number=order.number)
+    else:
+        support = _("Reply to your order confirmation e-mail to reach our support team. Please "
+                    "mention your order number {number}.").format(number=order.number)
+    return {
+        "id": order.id, "number": order.number,
+        "title": _("My order {number}").format(number=order.number),
+        "events": [_event_json(event, t) for event in order.events.values()],
+        "sections": sections,
+        "empty": None if order.tickets else _("This order has no tickets left."),
+        "hint": _("Choose a ticket to manage it."),
+        "more": {
+            "title": _("More actions — order {number}").format(number=order.number),
+            "language": _("Language: {language}").format(language=LANGUAGE_NAMES[t.language]),
+            "languages": [{"code": code, "name": LANGUAGE_NAMES[code],
+                           "current": code == t.language} for code in LANGUAGES],
+            "faqs": [{"label": _("❓ FAQ: {event}").format(event=event.name), "url": event.faq_url}
+                     for event in order.events.values() if event.faq_url],
+            "support": support,
+        },
+    }
+
+
+def _summary(details: TicketDetails, t: Translator) -> list[str]:
+    _ = t.gettext
+    ticket, event = details.ticket, details.event
+    lines = [
+        _("{category} — {event}").format(category=ticket.category, event=event.name),
+        t.datetime(event.starts_at, event.timezone),
+        _("{venue}, {city}").format(venue=event.venue_name, city=event.venue_city),
+        _("Status: {state}").format(state=_(STATE_NAMES.get(ticket.state, ticket.state))),
+    ]
+    if ticket.state == TicketState.COMPLETED and ticket.holder_name:
+        lines.append(_("In the name of: {holder}").format(holder=ticket.holder_name))
+    if ticket.state == TicketState.PENDING and ticket.invitation is not None:
+        lines.append(_("Sent to {email}, link valid until {date}").format(
+            email=ticket.invitation.email,
+            date=t.datetime(ticket.invitation.expires_at, event.timezone)))
+    if ticket.listing is not None:
+        lines.append(_("On resale at {price}").format(
+            price=t.money(ticket.listing.price, ticket.listing.currency)))
+    return lines
+
+
+def _notes(details: TicketDetails, t: Translator) -> list[str]:
+    """What the event does not (or no longer) allow, as the chat's ticket menu says it."""
+    _ = t.gettext
+    event, ticket = details.event, details.ticket
+    notes = []
+    deadline = event.personalisation_deadline
+    if event.personalisation_enabled and deadline is not None and utcnow() > deadline and (
+        ticket.state in (TicketState.TO_ASSIGN, TicketState.PENDING, TicketState.COMPLETED)
+    ):
+        notes.append(_("Personalisation closed on {deadline}.").format(
+            deadline=t.datetime(deadline, event.timezone)))
+    if not event.personalisation_enabled and ticket.state == TicketState.TO_ASSIGN:
+        notes.append(_("This event does not offer personalised tickets."))
+    if not event.resale_enabled and ticket.state in (TicketState.TO_ASSIGN,
+                                                      TicketState.COMPLETED):
+        notes.append(_("Resale is not offered for this event."))
+    elif event.resale_deadline is not None and "sell" not in ticket.actions and (
+        ticket.state in (TicketState.TO_ASSIGN, TicketState.COMPLETED)
+    ):
+        notes.append(_("Resale closed on {deadline}.").format(
+            deadline=t.datetime(event.resale_deadline, event.timezone)))
+    if not ticket.actions and not notes:
+        notes.append(_("Nothing more to do for this ticket."))
+    return notes
+
+
+def _option_label(option: ExchangeOption, t: Translator) -> str:
+    when = t.datetime(option.event.starts_at, option.event.timezone)
+    if option.places_left is None:
+        return t.gettext("{event} — {date}").format(event=option.event.name, date=when)
+    if option.places_left == 0:
+        return t.gettext("{event} — {date} (sold out)").format(event=option.event.name,
+                                                               date=when)
+    places = t.ngettext("{count} place left", "{count} places left", option.places_left)
+    return t.gettext("{event} — {date} ({places})").format(
+        event=option.event.name, date=when, places=places.format(count=option.places_left))
+
+
+def ticket_json(details: TicketDetails, t: Translator, *, bounds: PriceBounds | None,
+                options: list[ExchangeOption] | None) -> dict[str, Any]:
+    _ = t.gettext
+    ticket, event = details.ticket, details.event
+    body: dict[str, Any] = {
+        "id": ticket.id, "order_id": details.order.id, "ref": ticket.ref,
+        "state": ticket.state.value,
+        "title": _("Ticket {ref}").format(ref=ticket.ref),
+        "summary": _summary(details, t),
+        "notes": _notes(details, t),
+        "actions": [{"action": action, "label": _(ACTION_LABELS[action])}
+                    for action in ticket.actions],
+        "faq_url": event.faq_url if not event.resale_enabled else None,
+        "buyer_name": details.order.buyer_name,
+        "holder_name": ticket.holder_name,
+        "price": (str(ticket.listing.price) if ticket.listing is not None else None),
+        "revoke_question": (_("Withdraw the invitation sent to {email}? Their link will stop "
+                              "working and the ticket comes back to you.").format(
+                                  email=ticket.invitation.email)
+                            if ticket.invitation is not None else None),
+        "take_back_question": (_("Take this ticket back from {holder}? Their ticket will no "
+                                 "longer be valid, and you can assign it again.").format(
+                                     holder=ticket.holder_name)
+                               if ticket.holder_name else None),
+    }
+    if bounds is not None:
+        body["bounds"] = _("The price must be between {min} and {max}.").format(
+            min=t.money(bounds.minimum, bounds.currency),
+            max=t.money(bounds.maximum, bounds.currency))
+        body["currency"] = bounds.currency
+    if options is not None:
+        body["exchange_options"] = [
+            {"event": option.event.id, "label": _option_label(option, t),
+             "available": option.places_left != 0} for option in options]
+    return body
