@@ -102,6 +102,7 @@ _JSON_FIELDS = frozenset(
         "entities",
         "caption_entities",
         "commands",
+        "menu_button",
         "scope",
         "allowed_updates",
         "link_preview_options",
