@@ -3,15 +3,21 @@
 It starts the project's local Bot API emulator on loopback, a fresh SQLite store with the bundled
 sample orders, and the very same Application and handlers as ``ticketbot run``; then a person
 plays a French buyer, an English buyer and a friend. E-mails are written as ``.eml`` files and
-announced in the terminal, so the friend's claim link can be followed.
+announced in the terminal, so the friend's claim link can be followed. The Mini App is served on
+loopback too, with a local stand-in for Telegram's script: the demo prints one URL per user that
+opens it in a desktop browser, signed for that user as Telegram would sign it.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+import time
 from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import quote
+
+from aiohttp import web
 
 from bot.application import (
     build_application,
@@ -23,11 +29,16 @@ from bot.emulator import BotApiEmulator
 from bot.mailer import EmlDirectoryTransport
 from bot.settings import Settings
 from bot.terminal_chat import run_terminal_chat, stdin_read_line
+from bot.webapp import MiniAppServices, create_miniapp
+from bot.webapp.init_data import user_init_data
+from bot.webapp.routes import STAND_IN_URL
 from storage.importer import import_file
 from storage.services import create_order_link
 
 SAMPLE_ORDERS = Path(__file__).resolve().parent.parent / "storage" / "sample_orders.json"
 DEMO_USERNAME = "ticketbot_demo_bot"
+# A person may open the printed Mini App links a while after the demo started.
+DEMO_AUTH_MAX_AGE = 24 * 3600
 
 
 class AnnouncingTransport(EmlDirectoryTransport):
@@ -76,8 +87,15 @@ async def run_demo(settings: Settings, *, database_url: str | None = None, read_
             ]
             await users[0].start(links[french])
             await users[1].start(links[english])
-            await run_terminal_chat(emulator, users, read_line=read_line or stdin_read_line,
-                                    write=write, intro=intro(french, english, links, workdir))
+            runner = await serve_mini_app(store, application, settings)
+            base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            try:
+                await run_terminal_chat(
+                    emulator, users, read_line=read_line or stdin_read_line, write=write,
+                    intro=intro(french, english, links, workdir) + "\n" + mini_app_intro(
+                        base, emulator.token, users))
+            finally:
+                await runner.cleanup()
             await application.updater.stop()
             await application.stop()
             await stop_services(application)
@@ -85,6 +103,39 @@ async def run_demo(settings: Settings, *, database_url: str | None = None, read_
         await store.close()
         await emulator.stop()
     return 0
+
+
+async def serve_mini_app(store, application, settings: Settings) -> web.AppRunner:
+    """The Mini App on loopback only, loading the stand-in for Telegram's script."""
+    def wake() -> None:
+        worker = application.bot_data.get("worker")
+        if worker is not None:
+            worker.wake()
+
+    mini = MiniAppServices(store=store, bot_token=settings.token or "",
+                           bot_username=lambda: DEMO_USERNAME, max_age=DEMO_AUTH_MAX_AGE,
+                           support_contact=settings.support_contact, after_change=wake,
+                           telegram_script=STAND_IN_URL)
+    root = web.Application()
+    root.add_subapp("/app/", create_miniapp(mini))
+    runner = web.AppRunner(root, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
+def mini_app_link(base: str, token: str, user) -> str:
+    """The page with initData signed for ``user`` in its fragment, where Telegram puts it."""
+    init_data = user_init_data(token, user.id, first_name=user.first_name,
+                               language_code=user.language_code, auth_date=int(time.time()))
+    return f"{base}/app/#tgWebAppData={quote(init_data, safe='')}&tgWebAppVersion=8.0"
+
+
+def mini_app_intro(base: str, token: str, users) -> str:
+    lines = ["The Mini App, in a desktop browser on this machine (links valid for a day):"]
+    lines += [f"  user {n} ({user.first_name}): {mini_app_link(base, token, user)}"
+              for n, user in enumerate(users, start=1)]
+    return "\n".join(lines)
 
 
 def intro(french: str, english: str, links: dict[str, str], workdir: Path) -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs
+
+import aiohttp
 
 from bot.demo import run_demo
 from bot.settings import Settings
@@ -39,3 +42,33 @@ async def test_demo_lets_a_buyer_send_a_ticket_and_a_friend_claim_it(tmp_path, m
     assert "E-mail to alex@example.org" in transcript
     assert "Camille Martin vous a envoyé un billet !" in transcript
     assert "Le billet est à vous, au nom de Alex Durand." in transcript
+
+
+async def test_demo_prints_a_mini_app_link_per_user_that_opens_their_order(tmp_path, monkeypatch):
+    """The printed link works as a desktop browser would use it: the page loads the stand-in
+    for Telegram's script, and the initData in its fragment opens the user's own order."""
+    monkeypatch.chdir(tmp_path)
+    output: list[str] = []
+    seen: dict[str, object] = {}
+
+    async def read_line(prompt: str) -> str | None:
+        links = re.findall(r"user (\d) \((\w+)\): (http://127\.0\.0\.1:\d+/app/#\S+)",
+                           "\n".join(output))
+        assert [(n, name) for n, name, _ in links] == [("1", "Camille"), ("2", "Oliver"),
+                                                       ("3", "Alex")]
+        page, fragment = links[0][2].split("#", 1)
+        init_data = parse_qs(fragment)["tgWebAppData"][0]
+        async with aiohttp.ClientSession() as session:
+            async with session.get(page) as answer:
+                seen["page"] = await answer.text()
+            async with session.get(page + "stand-in/telegram-web-app.js") as answer:
+                seen["stand_in"] = answer.status
+            async with session.get(page + "api/start",
+                                   headers={"Authorization": "tma " + init_data}) as answer:
+                seen["start"] = await answer.json()
+        return ":quit"
+
+    assert await run_demo(Settings(), read_line=read_line, write=output.append) == 0
+    assert '<script src="stand-in/telegram-web-app.js">' in seen["page"]
+    assert seen["stand_in"] == 200
+    assert seen["start"]["order"]["title"] == "Ma commande DF-100234"
