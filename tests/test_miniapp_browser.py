@@ -188,6 +188,7 @@ async def test_buyer_manages_her_order_in_the_mini_app_and_the_chat_agrees(
     menu = await buyer.press("T-DF-100000-3", message=buyer.find("Ma commande DF-100000"))
     assert "En revente à 40,00" in menu.text
 
+    await browser.run(screenshot, page, tmp_path / "miniapp-after-light-360.png")
     # The page asked nothing of any host but the bot's own, apart from Telegram's script.
     requests = await browser.run(lambda: list(page.requests))
     assert any("/app/api/tickets/" in r for r in requests)
