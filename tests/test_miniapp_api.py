@@ -230,3 +230,68 @@ async def test_the_page_is_served_with_telegrams_script_only(client):
     assert redirect.status == 308 and redirect.headers["Location"] == "/app/?order=3"
     # The HTTP API keeps its bearer token.
     assert (await client.get("/api/orders/DF-100000")).status == 401
+
+
+async def act(client, ticket: int, action: str, n: int, **fields) -> dict:
+    answer = await client.post(f"/app/api/tickets/{ticket}/{action}", headers=auth(),
+                               json={"action_id": action_id(n), **fields})
+    body = await answer.json()
+    assert answer.status == 200, body
+    return body
+
+
+async def ticket_menu(client, ticket: int) -> dict:
+    answer = await client.get(f"/app/api/tickets/{ticket}", headers=auth())
+    assert answer.status == 200
+    return await answer.json()
+
+
+async def test_every_action_of_the_chats_ticket_menu_works_in_the_mini_app(client, store):
+    order = await order_of(client)
+    first, second, third = (t["id"] for t in order["sections"][0]["tickets"])
+    menu = await ticket_menu(client, first)
+    assert [a["action"] for a in menu["actions"]] == ["assign", "sell", "exchange"]
+    assert menu["exchange_options"][0]["label"].startswith("Dreamfest 2027 — Sunday")
+    assert "10,00" in menu["bounds"] and "89,00" in menu["bounds"]
+
+    await act(client, first, "invite", 10, email="alex@example.org")
+    assert [a["action"] for a in (await ticket_menu(client, first))["actions"]] == [
+        "resend", "revoke"]
+    resent = await act(client, first, "resend", 11)
+    assert resent["link"] and "alex@example.org" in resent["notice"]
+    revoked = await act(client, first, "revoke", 12)
+    assert "alex@example.org" in revoked["notice"]
+
+    await act(client, second, "claim", 13, name="Camille Martin")
+    renamed = await act(client, second, "rename", 14, name="Camille Dupont")
+    assert "Camille Dupont" in renamed["notice"]
+    taken = await act(client, second, "take_back", 15)
+    assert taken["order"]["sections"][0]["title"] == "À attribuer (3)"
+
+    await act(client, third, "sell", 16, price="50")
+    cancelled = await act(client, third, "cancel_sale", 17)
+    assert "n’est plus en revente" in cancelled["notice"]
+    exchanged = await act(client, third, "exchange", 18, event="fest-sun")
+    assert "Dreamfest 2027 — Sunday" in exchanged["notice"]
+    assert len(exchanged["order"]["events"]) == 2
+
+
+async def test_an_exchange_for_a_session_not_offered_is_refused(client):
+    ticket = first_ticket(await order_of(client))
+    answer = await client.post(f"/app/api/tickets/{ticket}/exchange", headers=auth(),
+                               json={"action_id": action_id(20), "event": "fest-sat"})
+    assert answer.status == 422 and (await answer.json())["field"] == "event"
+
+
+async def test_the_language_chosen_in_the_mini_app_is_the_chats(client, store):
+    order = await order_of(client)
+    answer = await client.post("/app/api/language", headers=auth(), json={
+        "action_id": action_id(21), "language": "en", "order_id": order["id"]})
+    assert answer.status == 200
+    assert (await services.load_user(store, BUYER)).chosen_language == "en"
+    assert (await order_of(client))["title"] == "My order DF-100000"
+    theirs = await order_of(client, STRANGER)
+    refused = await client.post("/app/api/language", headers=auth(), json={
+        "action_id": action_id(22), "language": "fr", "order_id": theirs["id"]})
+    assert refused.status == 404
+    assert (await services.load_user(store, BUYER)).chosen_language == "en"

@@ -125,7 +125,7 @@ def sell_third_ticket(page) -> tuple[str, str, str]:
 
 
 def text_of(page, selector: str = "body") -> str:
-    page.locator("#app h2, #app p").first.wait_for()
+    page.locator("body[data-ready]").wait_for()
     return page.locator(selector).inner_text()
 
 

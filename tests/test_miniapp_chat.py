@@ -60,10 +60,10 @@ async def test_the_emulator_refuses_mini_app_urls_that_are_not_https(harness):
     await harness.emulator.user(BUYER).send("/start")
     bot = Bot(harness.emulator.token, base_url=harness.emulator.base_url)
     async with bot:
-        with pytest.raises(BadRequest, match="(?i)only https links are allowed"):
+        with pytest.raises(BadRequest, match=r"(?i)only https links are allowed"):
             await bot.set_chat_menu_button(
                 chat_id=BUYER, menu_button=MenuButtonWebApp("x", WebAppInfo("http://a.example")))
-        with pytest.raises(BadRequest, match="(?i)only https links are allowed"):
+        with pytest.raises(BadRequest, match=r"(?i)only https links are allowed"):
             await bot.send_message(BUYER, "hi", reply_markup=InlineKeyboardMarkup(
                 [[InlineKeyboardButton("open", web_app=WebAppInfo("http://a.example/app/"))]]))
         assert await bot.set_chat_menu_button(

@@ -396,8 +396,11 @@
       if (answer.data.order) { state.order = answer.data.order; showOrder(); }
       else showHome();
       if (answer.data.notice) notice(answer.data.notice);
-    });
+    }).then(ready, ready);
   }
+
+  // Says the first screen is shown (for the browser tests, and harmless elsewhere).
+  function ready() { document.body.setAttribute("data-ready", "true"); }
 
   if (tg) {
     tg.ready();
@@ -409,6 +412,6 @@
       });
     }
   }
-  if (!initData) failure("Please open this page from the bot in Telegram.");
+  if (!initData) { failure("Please open this page from the bot in Telegram."); ready(); }
   else start(startOrder);
 })();
