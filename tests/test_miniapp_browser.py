@@ -104,7 +104,7 @@ def send_second_ticket(page, email: str) -> str:
     return notice(page)
 
 
-def sell_third_ticket(page) -> tuple[str, str, str]:
+def sell_third_ticket(page, shots: Path) -> tuple[str, str, str]:
     page.get_by_role("button", name=re.compile("T-DF-100000-3")).click()
     page.get_by_role("button", name=re.compile("Vendre ce billet")).click()
     price = page.get_by_label(re.compile("Prix"))
@@ -113,6 +113,7 @@ def sell_third_ticket(page) -> tuple[str, str, str]:
     error = page.locator("#field-price-error")
     error.wait_for(state="visible")
     too_low = error.inner_text()
+    page.screenshot(path=str(shots / "miniapp-price-refused-light-360.png"), full_page=True)
     price.fill("45,50")
     page.get_by_role("button", name=re.compile("Confirmer")).click()
     listed = notice(page)
@@ -176,7 +177,7 @@ async def test_buyer_manages_her_order_in_the_mini_app_and_the_chat_agrees(
     news = await buyer.wait_for_message(lambda m: "Alex Durand" in m.text, since=mark)
     assert "T-DF-100000-2" in news.text
 
-    too_low, listed, after = await browser.run(sell_third_ticket, page)
+    too_low, listed, after = await browser.run(sell_third_ticket, page, tmp_path)
     assert "10,00" in too_low and "89,00" in too_low
     assert "45,50" in listed
     assert "En revente (1)" in after and "40,00" in after
