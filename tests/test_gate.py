@@ -22,7 +22,7 @@ from conversations import callbacks as cb
 from conversations.overview import overview_screen
 from conversations.ticket_menu import menu_screen
 from locales import translator
-from storage import exchange, resale, services, staff
+from storage import barcode_feed, exchange, resale, services, staff
 from storage.database import Store
 from storage.errors import Refusal
 from storage.importer import import_document
@@ -461,3 +461,48 @@ async def test_the_overview_and_menu_show_a_used_ticket_without_actions(store, g
         cb.encode(cb.OVERVIEW, order.id, 0)]
     unused = menu_screen(await services.ticket_details(store, BUYER, ticket_ids[1]), t)
     assert len([button for row in unused.rows for button in row]) > 1
+
+
+def _upgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    from storage.database import _alembic_config
+    command.upgrade(_alembic_config(url, {}), revision)
+
+
+async def test_the_migration_starts_each_feed_with_the_barcodes_valid_today(tmp_path):
+    url = f"sqlite+aiosqlite:///{tmp_path / 'before-the-gate.db'}"
+    await asyncio.to_thread(_upgrade, url, "0002")
+    old = Store(url, secret="test-secret")
+    try:
+        async with old.engine.begin() as connection:
+            for statement in (
+                "INSERT INTO events (id, name, starts_at, timezone, venue_name, venue_city, "
+                "currency, personalisation_enabled, resale_enabled, exchange_enabled, "
+                "exchange_targets) VALUES ('e1', 'E', '2027-07-17 12:00:00', 'Europe/Paris', "
+                "'V', 'C', 'EUR', 1, 0, 0, '[]')",
+                "INSERT INTO orders (id, number, buyer_name, buyer_email, language, created_at) "
+                "VALUES (1, 'O-1', 'Camille Martin', 'c@example.org', 'fr', "
+                "'2026-01-01 00:00:00')",
+                *(f"INSERT INTO tickets (id, ref, order_id, event_id, category, price, state, "
+                  f"holder_name, barcode, version, updated_at) VALUES ({n}, 'T-{n}', 1, 'e1', "
+                  f"'Pass', 89, 'to_assign', NULL, '{n:016d}', 1, '2026-01-01 00:00:00')"
+                  for n in (1, 2)),
+                "INSERT INTO barcodes (code, ticket_id, issued_at, voided_at) VALUES "
+                "('0000000000000001', 1, '2026-01-01 00:00:00', NULL), "
+                "('0000000000000002', 2, '2026-01-01 00:00:00', NULL), "
+                "('0000000000000009', 2, '2025-01-01 00:00:00', '2026-01-01 00:00:00')",
+            ):
+                await connection.exec_driver_sql(statement)
+    finally:
+        await old.close()
+    await asyncio.to_thread(_upgrade, url, "head")
+    store = Store(url, secret="test-secret")
+    try:
+        async with store.read_connection() as connection:
+            page = await barcode_feed.read_page(connection, "e1", None)
+        assert [entry.barcode for entry in page.valid] == ["0000000000000001",
+                                                           "0000000000000002"]
+        assert str(page.cursor) == "2" and not page.more
+    finally:
+        await store.close()
