@@ -45,6 +45,8 @@ class ScanRequest(BaseModel):
                       description="the gate's name, e.g. `north-2`")
     nonce: str = Field(min_length=1, max_length=scans.MAX_NONCE,
                        description="unique per scan and scanner; a retry sends it again")
+    event: str | None = Field(None, max_length=100, description=(
+        "the event this gate admits to: a barcode of another event is `unknown` here"))
 
 
 class ScanResponse(BaseModel):
@@ -142,7 +144,8 @@ async def post_scan(request: web.Request) -> web.Response:
         return problem(422, "invalid_body", "The scan was refused.", problems=_problems(error))
     try:
         answer = await scans.scan_barcode(request.app[SERVICES].store, scan.barcode, scan.gate,
-                                         scan.nonce, request[GATE_DEVICE])
+                                         scan.nonce, request[GATE_DEVICE],
+                                         event_id=scan.event)
     except scans.NonceReused:
         return problem(409, "nonce_reused",
                        "This nonce was already used by this scanner for another barcode.")

@@ -419,8 +419,6 @@ async def test_a_used_ticket_offers_nothing_and_every_change_is_refused(store, g
         exchange.exchange_ticket(store, BUYER, ticket_ids[0], "fest-sun"),
         services.claim_for_myself(store, BUYER, ticket_ids[1], "Alex Dupont"),
         services.invite_friend(store, BUYER, ticket_ids[1], "alex@example.org"),
-        resale.cancel_sale(store, BUYER, ticket_ids[2]),
-        resale.complete_sale(store, listing),
     )
     before = await all_barcodes(store, "fest-sat")
     for attempt in attempts:
@@ -428,6 +426,27 @@ async def test_a_used_ticket_offers_nothing_and_every_change_is_refused(store, g
             await attempt
         assert refused.value.code == "ticket_used"
     assert await all_barcodes(store, "fest-sat") == before
+    # The ticket on resale got in with the buyer: it is off the market, as it was before.
+    listed = await services.ticket_details(store, BUYER, ticket_ids[2])
+    assert listed.ticket.listing is None and listed.ticket.state == "to_assign"
+    assert listed.ticket.actions == ()
+    with pytest.raises(Refusal) as refused:
+        await resale.complete_sale(store, listing)
+    assert refused.value.code == "listing_not_live"
+    assert await all_barcodes(store, "fest-sat") == before
+
+
+async def test_a_gate_of_one_event_does_not_let_in_with_a_ticket_of_another(store, gate):
+    ticket_id = (await imported(store))[0]
+    code = await barcode_of(store, ticket_id)
+    answer = await gate.call("POST", "/api/scan", body={
+        "barcode": code, "gate": "sunday-1", "nonce": "x", "event": "fest-sun"})
+    assert answer.json["result"] == "unknown" and answer.json["ticket"] is None
+    details = await services.ticket_details(store, BUYER, ticket_id)
+    assert details.ticket.used_at is None
+    answer = await gate.call("POST", "/api/scan", body={
+        "barcode": code, "gate": "saturday-1", "nonce": "y", "event": "fest-sat"})
+    assert answer.json["result"] == "ok"
 
 
 async def test_scanning_a_ticket_sent_to_a_friend_withdraws_the_invitation(store, gate):
