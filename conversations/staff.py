@@ -195,6 +195,9 @@ def ticket_block(ticket: staff.StaffTicket, timezone: str, t: Translator) -> str
         f"• <b>{e(ticket.ref)}</b> · {e(ticket.category)} · {e(ticket.event_name)}",
         "  " + e(_("Status: {state}").format(state=state)),
     ]
+    if ticket.used_at is not None:
+        lines.append("  " + e(_("Used: scanned in at the gate on {date}.").format(
+            date=t.datetime(ticket.used_at, timezone))))
     if ticket.holder_name:
         lines.append("  " + e(_("In the name of: {holder}").format(holder=ticket.holder_name)))
     invited = ticket.invitation.email if ticket.invitation is not None else None

@@ -19,6 +19,7 @@ from bot.http_api import ApiServices, create_api
 from bot.metrics import Metrics
 from bot.openapi import openapi_document
 from conversations import callbacks as cb
+from conversations import staff as staff_screens
 from conversations.overview import overview_screen
 from conversations.ticket_menu import menu_screen
 from locales import translator
@@ -209,6 +210,15 @@ async def test_every_scan_is_in_the_history_under_its_device_never_its_token(sto
     scans = [line for line in history.entries if line.action.startswith("gate_")]
     assert [line.action for line in scans] == ["gate_ok", "gate_already_scanned"]
     assert [line.details["device"] for line in scans] == [device_of(t) for t in GATE_TOKENS]
+    status = await staff.order_status(store, STAFF, "DF-100000")
+    assert status.tickets[0].used_at is not None and status.tickets[1].used_at is None
+    assert {"gate_ok", "gate_already_scanned"} <= {line.action
+                                                    for line in status.recent_changes}
+    for language, used in (("en", "Used: scanned in at the gate"),
+                           ("fr", "Utilisé : scanné à l’entrée")):
+        block = staff_screens.ticket_block(status.tickets[0], status.timezone,
+                                           translator(language))
+        assert used in block
     async with store.read() as session:
         stored = json.dumps([row.details for row in await session.scalars(select(AuditEntry))])
         devices = set(await session.scalars(select(GateScan.device)))
