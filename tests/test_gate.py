@@ -24,11 +24,11 @@ from conversations.overview import overview_screen
 from conversations.ticket_menu import menu_screen
 from locales import translator
 from storage import barcode_feed, exchange, resale, services, staff
-from storage.database import Store
+from storage.database import Store, utcnow
 from storage.errors import Refusal
 from storage.importer import import_document
 from storage.models import AuditEntry, Barcode, GateScan, Ticket
-from tests.conftest import sample_document
+from tests.conftest import ON_POSTGRES, sample_document
 
 API_TOKEN = "shop-api-token"
 GATE_TOKENS = ("north-gate-token", "south-gate-token")
@@ -535,3 +535,24 @@ async def test_the_migration_starts_each_feed_with_the_barcodes_valid_today(tmp_
         assert str(page.cursor) == "2" and not page.more
     finally:
         await store.close()
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="SQLite lets one writer in at a time anyway")
+async def test_a_later_writer_waits_until_the_earlier_position_is_committed(store, gate):
+    ticket_ids = await imported(store)
+    cursor = await caught_up(gate, "fest-sat")
+    first = await barcode_of(store, ticket_ids[0])
+    async with store.write() as session:
+        await barcode_feed.void(session, first, utcnow())
+        # What the commit does first: the change takes its position, the head stays locked.
+        await session.run_sync(barcode_feed._write_noted_changes)
+        later = asyncio.create_task(
+            services.claim_for_myself(store, BUYER, ticket_ids[1], "Alex Dupont"))
+        await asyncio.sleep(0.5)
+        assert not later.done()  # its barcodes wait for a position behind the first one's
+        page = await gate.feed("fest-sat", cursor)
+        assert page["valid"] == [] and page["voided"] == []
+    await later
+    page = await gate.feed("fest-sat", cursor)
+    assert page["voided"][0] == first and len(page["voided"]) == 2  # in commit order
+    assert [entry["holder"] for entry in page["valid"]] == ["Alex Dupont"]
