@@ -18,6 +18,7 @@ from bot.gate_api import device_of
 from bot.http_api import ApiServices, create_api
 from bot.metrics import Metrics
 from bot.openapi import openapi_document
+from bot.settings import Settings
 from conversations import callbacks as cb
 from conversations import staff as staff_screens
 from conversations.overview import overview_screen
@@ -556,3 +557,11 @@ async def test_a_later_writer_waits_until_the_earlier_position_is_committed(stor
     page = await gate.feed("fest-sat", cursor)
     assert page["voided"][0] == first and len(page["voided"]) == 2  # in commit order
     assert [entry["holder"] for entry in page["valid"]] == ["Alex Dupont"]
+
+
+def test_gate_tokens_are_read_comma_separated_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # no .env file
+    monkeypatch.setenv("TICKETBOT_GATE_TOKEN", " north-token, south-token,,")
+    assert Settings().gate_token == ("north-token", "south-token")
+    monkeypatch.delenv("TICKETBOT_GATE_TOKEN")
+    assert Settings().gate_token == ()
