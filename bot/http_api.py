@@ -52,6 +52,8 @@ class ApiServices:
     bot_username: Callable[[], str]
     metrics: Metrics
     bot_running: Callable[[], bool] = lambda: True
+    # The scanners' tokens: they open the gate's routes only (bot/gate_api.py).
+    gate_tokens: tuple[str, ...] = ()
     # Called after a change that queued chat news or mail, to wake the background worker.
     after_change: Callable[[], None] = lambda: None
 
@@ -147,6 +149,8 @@ def _middlewares(open_paths: frozenset[str]) -> list[Any]:
 
     @web.middleware
     async def bearer_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if (request.match_info.route.name or "").startswith("gate."):
+            return await handler(request)  # the gate's routes take gate tokens only
         refusal = _allowed(request, request.app[SERVICES].api_token, open_paths)
         return refusal if refusal is not None else await handler(request)
 
@@ -380,4 +384,7 @@ def create_api(
         # Before the sub-application, which would otherwise answer its bare prefix with 404.
         app.router.add_get(MINIAPP_PREFIX.rstrip("/"), to_miniapp)
         app.add_subapp(MINIAPP_PREFIX, miniapp)
+    from bot import gate_api  # it builds on this module
+
+    gate_api.add_routes(app)
     return app

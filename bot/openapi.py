@@ -335,7 +335,10 @@ _WEBHOOK = {
 
 def openapi_document(webhook_path: str | None = None) -> dict[str, Any]:
     """The document; with the webhook's route when the server receives Telegram's updates."""
+    from bot import gate_api  # it imports the API, which imports this module
+
     document = copy.deepcopy(_DOCUMENT)
+    gate_api.describe(document)
     if webhook_path is not None:
         document["paths"][webhook_path] = copy.deepcopy(_WEBHOOK)
     return document

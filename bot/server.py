@@ -103,6 +103,7 @@ class BotServer:
         api = ApiServices(
             store=self.store,
             api_token=self.settings.api_token,
+            gate_tokens=self.settings.gate_token,
             bot_username=self._bot_username,
             metrics=self.application.bot_data["metrics"],
             bot_running=self.bot_running,

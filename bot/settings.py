@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     api_token: str | None = None
+    # Gate scanners' bearer tokens, comma-separated (one per device, so one can be withdrawn).
+    gate_token: Annotated[tuple[str, ...], NoDecode] = ()
     webhook_url: str | None = None
     # Telegram sends it back with every update; unset, a new one is drawn at each start (set
     # it when several processes share one webhook URL).
@@ -53,6 +55,13 @@ class Settings(BaseSettings):
     def _parse_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
+
+    @field_validator("gate_token", mode="before")
+    @classmethod
+    def _parse_tokens(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @property

@@ -58,6 +58,14 @@ def event_lines(event: EventView, t: Translator) -> list[str]:
 
 
 def ticket_line(ticket: TicketView, order: OrderView, t: Translator) -> str:
+    line = _state_line(ticket, order, t)
+    if ticket.used_at is not None:
+        return "• " + t.gettext("{ticket} — ✔ used, scanned in at the gate").format(
+            ticket=line.removeprefix("• "))
+    return line
+
+
+def _state_line(ticket: TicketView, order: OrderView, t: Translator) -> str:
     _ = t.gettext
     what = f"{e(ticket.category)} · {e(ticket.ref)}"
     if len(order.events) > 1:
@@ -91,6 +99,8 @@ def paginate(order: OrderView, t: Translator) -> list[list[TicketView]]:
 def ticket_button_label(ticket: TicketView) -> str:
     icon = {TicketState.TO_ASSIGN: "🎫", TicketState.PENDING: "✉️",
             TicketState.COMPLETED: "✅", TicketState.ON_RESALE: "💶"}.get(ticket.state, "🎫")
+    if ticket.used_at is not None:
+        icon = "✔"
     label = ticket.holder_name if ticket.state == TicketState.COMPLETED else ticket.category
     return f"{icon} {label} · {ticket.ref}"[:60]
 

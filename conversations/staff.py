@@ -73,12 +73,16 @@ ACTIONS = {
     "resale_cancelled": N_("resale cancelled"),
     "resale_sold": N_("sold on resale"),
     "exchanged": N_("exchanged"),
+    "gate_ok": N_("let in at the gate"),
+    "gate_already_scanned": N_("scanned again at the gate: already used"),
+    "gate_void": N_("void barcode scanned at the gate"),
+    "gate_unknown": N_("unknown barcode scanned at the gate"),
     "staff_viewed": N_("order viewed by staff"),
     "staff_viewed_history": N_("history viewed by staff"),
 }
 
 # Details of an audit entry worth showing next to it, in this order.
-SHOWN_DETAILS = ("holder", "email", "price")
+SHOWN_DETAILS = ("holder", "email", "price", "gate")
 
 StaffHandler = Callable[[Update, Context], Awaitable[None]]
 
@@ -191,6 +195,9 @@ def ticket_block(ticket: staff.StaffTicket, timezone: str, t: Translator) -> str
         f"• <b>{e(ticket.ref)}</b> · {e(ticket.category)} · {e(ticket.event_name)}",
         "  " + e(_("Status: {state}").format(state=state)),
     ]
+    if ticket.used_at is not None:
+        lines.append("  " + e(_("Used: scanned in at the gate on {date}.").format(
+            date=t.datetime(ticket.used_at, timezone))))
     if ticket.holder_name:
         lines.append("  " + e(_("In the name of: {holder}").format(holder=ticket.holder_name)))
     invited = ticket.invitation.email if ticket.invitation is not None else None

@@ -58,6 +58,9 @@ def ticket_summary(details: TicketDetails, t: Translator) -> list[str]:
     if ticket.listing is not None:
         lines.append(e(_("On resale at {price}").format(
             price=t.money(ticket.listing.price, ticket.listing.currency))))
+    if ticket.used_at is not None:
+        lines.append(e(_("Used: scanned in at the gate on {date}.").format(
+            date=t.datetime(ticket.used_at, event.timezone))))
     return lines
 
 
@@ -88,7 +91,8 @@ def policy_notes(details: TicketDetails, t: Translator) -> list[str]:
 def menu_screen(details: TicketDetails, t: Translator) -> Screen:
     _ = t.gettext
     lines = ticket_summary(details, t)
-    notes = policy_notes(details, t)
+    # A used ticket offers nothing, whatever its event's policy: only that is said.
+    notes = policy_notes(details, t) if details.ticket.used_at is None else []
     if notes:
         lines += ["", *notes]
     if not details.ticket.actions and not notes:
@@ -104,6 +108,8 @@ def menu_screen(details: TicketDetails, t: Translator) -> Screen:
 def no_action_reason(details: TicketDetails, t: Translator) -> str:
     _ = t.gettext
     event = details.event
+    if details.ticket.used_at is not None:
+        return _("A used ticket can no longer be transferred, resold, exchanged or renamed.")
     if not event.personalisation_enabled:
         return _("This event does not offer personalised tickets.")
     if event.personalisation_deadline is not None and details.ticket.state in (

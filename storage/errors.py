@@ -64,6 +64,9 @@ MESSAGES: dict[str, str] = {
     "exchange_target_invalid": N_("This ticket cannot be exchanged for that session."),
     "exchange_sold_out": N_("No places are left for {event}. Please choose another session."),
     "not_exchangeable": N_("This ticket cannot be exchanged in its current state."),
+    "ticket_used": N_(
+        "This ticket was scanned in at the gate: it has been used and can no longer change."
+    ),
     "staff_no_order": N_("There is no order {number}."),
     "staff_no_ticket": N_("There is no ticket {ref}."),
     "staff_nothing_to_resend": N_("Order {number} has no pending invitation to send again."),

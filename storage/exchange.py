@@ -12,10 +12,10 @@ import secrets
 
 from sqlalchemy import or_, select, update
 
-from storage import reading
+from storage import barcode_feed, reading
 from storage.database import Store, utcnow
 from storage.errors import Refusal
-from storage.models import ActorKind, Barcode, Event, Ticket, TicketState
+from storage.models import ActorKind, Event, Ticket, TicketState
 from storage.services import audit, change_ticket, managed_ticket, new_barcode, void_barcode
 from storage.views import ExchangeOption
 
@@ -92,5 +92,5 @@ async def _issue_replacement(session, ticket: Ticket, target: Event, now) -> Tic
     )
     session.add(replacement)
     await session.flush()
-    session.add(Barcode(code=code, ticket_id=replacement.id, issued_at=now))
+    await barcode_feed.issue(session, replacement, code, now)
     return replacement

@@ -38,6 +38,7 @@ from sqlalchemy import Select, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import barcode_feed
 from storage.database import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import clean_email
@@ -679,13 +680,17 @@ async def _insert_tickets(
         for (order_id, ticket), code in zip(tickets, _fresh_barcodes(len(tickets)), strict=True)
     ]
     for chunk in _chunks(rows, INSERT_CHUNK):
-        result = await session.execute(
-            _TICKETS.insert().returning(_TICKETS.c.id, _TICKETS.c.barcode), chunk
-        )
+        result = await session.execute(_TICKETS.insert().returning(
+            _TICKETS.c.id, _TICKETS.c.barcode, _TICKETS.c.event_id, _TICKETS.c.ref,
+            _TICKETS.c.category), chunk)
+        issued = result.all()
         barcodes = [
-            {"code": code, "ticket_id": ticket_id, "issued_at": now} for ticket_id, code in result
+            {"code": code, "ticket_id": ticket_id, "issued_at": now}
+            for ticket_id, code, *_ in issued
         ]
         await session.execute(_BARCODES.insert(), barcodes)
+        barcode_feed.note_issued(session, ((event_id, ticket_id, code, ref, category)
+                                           for ticket_id, code, event_id, ref, category in issued))
 
 
 async def _write(

@@ -188,6 +188,9 @@ class Ticket(Base):
     barcode: Mapped[str] = mapped_column(String(32), unique=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    # When the ticket was first scanned in at the gate (storage/gate.py): a used ticket
+    # changes no more (storage/services.py, change_ticket).
+    used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     order: Mapped[Order] = relationship(back_populates="tickets", lazy="raise")
     event: Mapped[Event] = relationship(lazy="raise")
@@ -431,6 +434,69 @@ class ChatNotification(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_chat_notifications_due", "sent_at", "next_attempt_at"),)
+
+
+class ScanResult(enum.StrEnum):
+    OK = "ok"
+    ALREADY_SCANNED = "already_scanned"
+    VOID = "void"
+    UNKNOWN = "unknown"
+
+
+class BarcodeFeedHead(Base):
+    """The last position of an event's barcode feed. Writers advance it just before they
+    commit, which queues them on this row: positions become visible in order (see
+    storage/barcode_feed.py)."""
+
+    __tablename__ = "barcode_feed_heads"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger)
+
+
+class BarcodeFeedEntry(Base):
+    """One barcode change of an event, at its position in the event's feed: a barcode issued
+    (with what the gate shows) or voided. Written in the transaction of the change."""
+
+    __tablename__ = "barcode_feed"
+
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    barcode: Mapped[str] = mapped_column(String(32))
+    voided: Mapped[bool] = mapped_column(Boolean)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    ticket_ref: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(200))
+    holder_name: Mapped[str | None] = mapped_column(String(200))
+
+
+class GateScan(Base):
+    """One scan at the gate and the answer it got, kept under the scanner's nonce so that a
+    retried request gets the same answer. At most one ``ok`` per ticket (partial unique index)."""
+
+    __tablename__ = "gate_scans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Which gate token made the scan: a digest of it, never the token.
+    device: Mapped[str] = mapped_column(String(32))
+    nonce: Mapped[str] = mapped_column(String(100))
+    barcode: Mapped[str] = mapped_column(String(64))
+    gate: Mapped[str] = mapped_column(String(100))
+    result: Mapped[ScanResult] = mapped_column(_enum(ScanResult, "scan_result"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        UniqueConstraint("device", "nonce", name="uq_gate_scans_device_nonce"),
+        Index(
+            "uq_gate_scans_ticket_entry",
+            "ticket_id",
+            unique=True,
+            sqlite_where=text("result = 'ok'"),
+            postgresql_where=text("result = 'ok'"),
+        ),
+    )
 
 
 class Setting(Base):

@@ -76,6 +76,8 @@ def exchange_open(event: Event, now: dt.datetime) -> bool:
 def ticket_actions(ticket: Ticket, event: Event, now: dt.datetime) -> tuple[str, ...]:
     """The actions the buyer may take on a ticket now, given its state and its event's policy,
     in the order the ticket's menu shows them."""
+    if ticket.used_at is not None:
+        return ()  # scanned in at the gate: used, nothing about it changes any more
     personal = personalisation_open(event, now)
     resale = resale_open(event, now)
     exchange = exchange_open(event, now)
@@ -105,6 +107,7 @@ def ticket_view(
         state=ticket.state,
         holder_name=ticket.holder_name,
         version=ticket.version,
+        used_at=ticket.used_at,
         invitation=(
             InvitationView(
                 id=invitation.id,
@@ -172,7 +175,7 @@ async def ticket_rows(session: AsyncSession, order_id: int, *, with_gone: bool =
 
 _ORDER_COLUMNS = ("id", "number", "buyer_name", "buyer_email", "language")
 _TICKET_COLUMNS = ("id", "ref", "event_id", "category", "price", "state", "holder_name",
-                   "version")
+                   "version", "used_at")
 _EVENT_COLUMNS = ("id", "name", "starts_at", "timezone", "venue_name", "venue_city", "currency",
                   "faq_url", "personalisation_enabled", "personalisation_deadline",
                   "resale_enabled", "exchange_enabled", "resale_deadline", "exchange_targets")

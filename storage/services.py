@@ -19,14 +19,13 @@ from sqlalchemy import Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import chat_state, reading, tokens
+from storage import barcode_feed, chat_state, reading, tokens
 from storage.database import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import clean_email, clean_name, email_key, name_key
 from storage.models import (
     ActorKind,
     AuditEntry,
-    Barcode,
     ChatNotification,
     ClaimGrant,
     Event,
@@ -68,10 +67,6 @@ def new_barcode() -> str:
 # the session's connection: building a statement and working out its cache key each time cost
 # more CPU than running it, and an entity added to the session costs a unit-of-work flush.
 _INSERT_AUDIT = insert(AuditEntry.__table__)
-_INSERT_BARCODE = insert(Barcode.__table__)
-_VOID_BARCODE = (update(Barcode.__table__)
-                 .where(Barcode.code == bindparam("void_code"), Barcode.voided_at.is_(None))
-                 .values(voided_at=bindparam("voided")))
 _MANAGERS = select(OrderAccess.telegram_id).where(OrderAccess.order_id == bindparam("order"))
 _INSERT_NEWS = insert(ChatNotification.__table__)
 _INSERT_INVITATION = insert(Invitation.__table__).returning(Invitation.id)
@@ -137,7 +132,8 @@ async def change_ticket(
     except IntegrityError as error:
         raise _uniqueness_refusal(error, values) from None
     if result.rowcount != 1:
-        raise Refusal("ticket_changed")
+        used = await session.scalar(select(Ticket.used_at).where(Ticket.id == ticket.id))
+        raise Refusal("ticket_used" if used is not None else "ticket_changed")
 
 
 @functools.cache
@@ -146,7 +142,9 @@ def _ticket_change(columns: tuple[str, ...]):
     return (
         update(Ticket.__table__)
         .where(Ticket.id == bindparam("ticket"), Ticket.state == bindparam("expected"),
-               Ticket.version == bindparam("version_seen"))
+               Ticket.version == bindparam("version_seen"),
+               # Scanned in at the gate: nothing about it changes any more.
+               Ticket.used_at.is_(None))
         .values(version=Ticket.version + 1, updated_at=bindparam("now"),
                 **{name: bindparam(f"new_{name}") for name in columns})
     )
@@ -162,16 +160,14 @@ def _uniqueness_refusal(error: IntegrityError, values: dict[str, Any]) -> Refusa
 
 
 async def void_barcode(session: AsyncSession, code: str, now: dt.datetime) -> None:
-    await (await session.connection()).execute(_VOID_BARCODE, {"void_code": code, "voided": now})
+    await barcode_feed.void(session, code, now)
 
 
 async def reissue_barcode(session: AsyncSession, ticket: Ticket, now: dt.datetime) -> str:
     """Void the ticket's barcode and issue a new one (a copy of the old ticket gets nobody in)."""
     code = new_barcode()
     await void_barcode(session, ticket.barcode, now)
-    await (await session.connection()).execute(
-        _INSERT_BARCODE, {"code": code, "ticket_id": ticket.id, "issued_at": now,
-                          "voided_at": None})
+    await barcode_feed.issue(session, ticket, code, now)
     return code
 
 

@@ -81,6 +81,7 @@ class StaffTicket:
     holder_telegram_id: int | None
     invitation: PendingInvitation | None
     listing: LiveListing | None
+    used_at: dt.datetime | None = None  # scanned in at the gate
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ async def _load_status(session: AsyncSession, order: Order) -> OrderStatus:
             holder_name=ticket.holder_name,
             holder_email=ticket.holder_email,
             holder_telegram_id=ticket.holder_telegram_id,
+            used_at=ticket.used_at,
             invitation=(
                 PendingInvitation(
                     invitation.email,

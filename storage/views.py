@@ -68,6 +68,8 @@ class TicketView:
     listing: ListingView | None = None
     # What the buyer may do with it now, in menu order (see reading.ticket_actions).
     actions: tuple[str, ...] = ()
+    # When it was scanned in at the gate; a used ticket offers no action any more.
+    used_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

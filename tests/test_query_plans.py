@@ -23,7 +23,7 @@ from sqlalchemy import event, insert, select
 
 from bot.background import NewsSender
 from bot.mailer import OutboxSender
-from storage import chat_state, services
+from storage import barcode_feed, chat_state, gate, services
 from storage.database import Store, utcnow
 from storage.importer import import_document
 from storage.inbox import Inbox, Incoming
@@ -50,7 +50,7 @@ ORDERS = 300  # and as many rows of history in every other growing table
 GROWING_TABLES = frozenset({
     "orders", "tickets", "barcodes", "invitations", "link_tokens", "order_access",
     "telegram_users", "chat_states", "claim_grants", "outbox_mails", "chat_notifications",
-    "audit_entries", "update_inbox", "resale_listings",
+    "audit_entries", "update_inbox", "resale_listings", "barcode_feed", "gate_scans",
 })
 _EXPLAINED = re.compile(r"^\s*(SELECT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
 _ALIAS = re.compile(r"\b(\w+) AS (\w+)\b", re.IGNORECASE)
@@ -198,6 +198,23 @@ async def update_inbox(store: Store, world: World) -> None:
     await inbox.due(fresh_too=True)
 
 
+async def gate_scans(store: Store, world: World) -> None:
+    async with store.read() as session:
+        code = await session.scalar(select(Ticket.barcode)
+                                    .where(Ticket.id == world.ticket_ids[2]))
+    for nonce in ("a", "b", "a"):
+        await gate.scan_barcode(store, code, "north", nonce, "gate-0")
+    await services.claim_for_myself(store, BUYER, world.ticket_ids[0], "Camille Martin")
+    await gate.scan_barcode(store, "0000000000000000", "north", "c", "gate-0")
+
+
+async def barcode_feed_pages(store: Store, world: World) -> None:
+    async with store.read_connection() as connection:
+        page = await barcode_feed.read_page(connection, "fest-sat", None, 50)
+        page = await barcode_feed.read_page(connection, "fest-sat", page.cursor, 50)
+        await barcode_feed.read_page(connection, "fest-sat", barcode_feed.Cursor(400), 50)
+
+
 Case = Callable[[Store, World], Awaitable[Any]]
 CASES: dict[str, Case] = {
     "buyer opens the order link (link token by hash)":
@@ -221,6 +238,8 @@ CASES: dict[str, Case] = {
     "expiring invitations": lambda store, w: services.expire_invitations(store),
     "update inbox (record, claim in chat order, due)": update_inbox,
     "order report by number (HTTP API)": lambda store, w: order_report(store, "DF-100000"),
+    "gate scans (first, again, void, unknown)": gate_scans,
+    "barcode feed pages (snapshot, then changes)": barcode_feed_pages,
 }
 
 
