@@ -32,7 +32,8 @@ class ImportDocument(BaseModel):
     document is validated completely before anything is written; every problem is reported at
     once. It must match this schema (else 422), and its entries must agree with each other and
     with the store: a number or ref used twice, a ticket of an unknown event or a ticket that
-    would change are refused with 409."""
+    would change are refused with 409. Strings are Unicode text (I-JSON, RFC 7493): an unpaired
+    surrogate escape such as "\\ud800" is refused with 422."""
 
     model_config = ConfigDict(extra="forbid", strict=True, title="ImportDocument")
 

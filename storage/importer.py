@@ -238,6 +238,15 @@ _EMAIL_PATTERN = (
     rf"^{_ATOM}{{1,32}}(?:\.{_ATOM}{{1,31}})?@(?:{_LABEL}\.){{1,4}}(?!(?:{_SPECIAL_USE})$)[a-z]{{2,63}}$"
 )
 
+def _whole(value: Any) -> Any:
+    # JSON does not tell 5 from 5.0, nor does the schema's "integer": both are a whole number.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# The bounds before the validator: after it, pydantic writes them as "ge"/"le" in the schema.
+Capacity = Annotated[int, Field(ge=0, le=MAX_INTEGER), BeforeValidator(_whole)]
 Text100 = _text(100)
 Text200 = _text(200)
 EventId = _identifier(100)
@@ -366,7 +375,7 @@ class EventIn(_Entry):
     personalisation: PersonalisationIn = PersonalisationIn(enabled=True)
     resale: ResaleIn = ResaleIn(enabled=False)
     exchange: ExchangeIn = ExchangeIn(enabled=False)
-    capacity: int | None = Field(default=None, ge=0, le=MAX_INTEGER)
+    capacity: Capacity | None = None
 
     @model_validator(mode="after")
     def _not_its_own_target(self) -> EventIn:

@@ -18,6 +18,7 @@ from openapi_core.exceptions import OpenAPIError
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.exceptions import InvalidData
+from openapi_spec_validator import validate as validate_spec
 from sqlalchemy import func, select
 
 from bot.http_api import MAX_BODY_BYTES, ROUTES, ApiServices, create_api, webhook_route
@@ -319,8 +320,11 @@ async def test_a_document_the_schema_allows_but_the_rules_refuse_is_a_conflict(
         lambda d: d["events"][0].update(timezone="Mars/Olympus"),
         lambda d: d["orders"][0]["buyer"].update(name=" \u3000 "),
         lambda d: d["orders"][0]["buyer"].update(name="Camille\x07"),
+        lambda d: d["orders"][0]["buyer"].update(email="camille@example.test"),
         lambda d: d["orders"][0]["tickets"][0].update(ref="T 1"),
         lambda d: d["orders"][0]["tickets"][0].update(price="-1.00"),
+        lambda d: d["events"][1].update(capacity=5.5),
+        lambda d: d["events"][1].update(capacity="5"),
     ],
 )
 async def test_what_the_schema_refuses_in_an_entry_the_server_refuses(api, change):
@@ -338,6 +342,23 @@ async def test_spaces_around_a_name_are_allowed_by_the_schema_and_dropped(api):
     assert (await api.call("POST", "/api/orders", document=document)).status == 201
     order = (await api.call("GET", "/api/orders/DF-100000")).json
     assert order["buyer"]["name"] == "Camille Martin"
+
+
+async def test_a_lone_surrogate_is_no_text_and_is_refused(api):
+    """I-JSON (RFC 7493): strings are Unicode text; "\\ud800" alone is none, whatever a
+    schema validator that sees code points says."""
+    document = sample_document()
+    document["orders"][0]["buyer"]["name"] = "Camille \ud800"
+    answer = await api.call("POST", "/api/orders", document=document, valid=False)
+    assert answer.status == 422 and "buyer.name" in answer.json["problems"][0]
+
+
+async def test_a_capacity_written_as_5_0_is_the_whole_number_5(api):
+    """JSON Schema's "integer" takes 5.0, so the server does too."""
+    document = sample_document()
+    document["events"][1]["capacity"] = 5.0
+    assert schema_allows("POST", "/api/orders", document)
+    assert (await api.call("POST", "/api/orders", document=document)).status == 201
 
 
 @pytest.mark.parametrize("document", [[], "orders", 42, None])
@@ -615,6 +636,23 @@ def test_the_conformance_check_fails_on_a_response_unlike_the_document():
     undocumented = Answer(418, {"Content-Type": "application/json"}, b"{}")
     with pytest.raises(ResponseNotFound):
         conform("GET", "/healthz", undocumented, body=None, headers={}, request_is_valid=True)
+
+
+def test_the_document_is_valid_openapi_and_its_schemas_use_only_json_schema_keywords():
+    document = openapi_document(ROUTES)
+    validate_spec(document)
+    unknown = {"ge", "le", "gt", "lt", "strict", "min_length", "max_length"}
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            assert not unknown & node.keys(), where
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for position, value in enumerate(node):
+                walk(value, f"{where}/{position}")
+
+    walk(document["components"]["schemas"], "#/components/schemas")
 
 
 async def test_the_ticket_states_of_the_document_are_the_stores():
