@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -63,7 +63,6 @@ class Route:
     secured: bool = True
     # A request body that is not a model: its JSON schema.
     request_schema: dict[str, Any] | None = None
-    tags: tuple[str, ...] = field(default=())
 
     @property
     def openapi_path(self) -> str:
@@ -72,10 +71,6 @@ class Route:
     @property
     def has_body(self) -> bool:
         return self.request is not None or self.request_schema is not None
-
-
-def json_reply(description: str, model: type[BaseModel]) -> Reply:
-    return Reply(description, model)
 
 
 def error(description: str) -> Reply:

@@ -22,12 +22,14 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 from sqlalchemy import select
 
 from bot.emulator import BotApiEmulator
 from storage import resale, services
 from storage.database import Store
 from storage.models import Ticket
+from tests.conftest import ON_POSTGRES
 from tests.harness import BOT_USERNAME, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +108,7 @@ async def stop(process: asyncio.subprocess.Process) -> None:
             await process.wait()
 
 
+@pytest.mark.skipif(ON_POSTGRES, reason="the server's store is SQLite either way: CI runs it once")
 async def test_schemathesis_finds_no_failure_against_the_running_server(tmp_path):
     emulator = BotApiEmulator(bot_username=BOT_USERNAME)
     await emulator.start()
@@ -148,7 +151,11 @@ async def test_schemathesis_finds_no_failure_against_the_running_server(tmp_path
         # The emulator answers the bot from this event loop: wait without blocking it.
         report, _ = await fuzzer.communicate()
         text = report.decode()
+        print(text)
         assert fuzzer.returncode == 0, text
+        # A warning means part of the schema went unused (a pattern it could not read, an
+        # operation it could not reach): the run would prove less than it says.
+        assert "WARNINGS" not in text, text
     finally:
         if server is not None:
             await stop(server)
