@@ -3,7 +3,12 @@ reports sales; plus the health check, Prometheus metrics and the OpenAPI documen
 
 Routes other than ``/healthz``, ``/metrics`` and ``/api/openapi.json`` need the bearer token
 ``TICKETBOT_API_TOKEN``, compared in constant time; without a configured token they refuse
-every call. Errors are JSON objects naming what is wrong (see ``bot/openapi.py``).
+every call. Errors are JSON objects naming what is wrong.
+
+``ROUTES`` lists every route with its handler and the pydantic models of its body and answers
+(``bot/api_models.py``); the server is built from that list and so is the OpenAPI document
+(``bot/openapi.py``). A body the schema refuses is answered 422, a valid one the store refuses
+409: the schema is the line between them.
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ API_TOKEN = "contract-api-token"
 SECRET = "contract-secret"
 BUYER = 4242
 ORDERS = ("DF-100234", "DF-100235", "DF-100236", "DF-100237")
+EVENTS = ("dreamfest-2027-sat", "dreamfest-2027-sun", "harbour-lights-2027")
 LISTED = tuple(f"T-100237-{n}" for n in range(1, 9))
 FUZZ_SEED = os.environ.get("TICKETBOT_FUZZ_SEED", "20271717")
 FUZZ_EXAMPLES = os.environ.get("TICKETBOT_FUZZ_EXAMPLES", "40")
@@ -143,6 +144,7 @@ async def test_schemathesis_finds_no_failure_against_the_running_server(tmp_path
                 "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
                 "CONTRACT_ORDER_NUMBERS": ",".join(ORDERS),
                 "CONTRACT_LISTINGS": ",".join(map(str, listings)),
+                "CONTRACT_EVENTS": ",".join(EVENTS),
                 "PYTHONPATH": str(ROOT),
             },
             stdout=asyncio.subprocess.PIPE,
@@ -164,6 +166,7 @@ async def test_schemathesis_finds_no_failure_against_the_running_server(tmp_path
     assert "Traceback" not in served, served
     # The fuzzer reached real orders and completed real sales, not only 404s.
     answered = answers(tmp_path / "requests.har")
+    print(sorted(answered.items()))
     assert answered[("GET", "/api/orders/{number}", 200)] >= 10, answered
     assert answered[("POST", "/api/resale/{listing}/sold", 200)] >= 1, answered
     assert answered[("POST", "/api/resale/{listing}/sold", 409)] >= 10, answered
