@@ -38,6 +38,8 @@ class Reply:
 
 @dataclass(frozen=True)
 class Parameter:
+    """A path (or header) parameter; ``examples`` are values a client can try as they are."""
+
     name: str
     schema: dict[str, Any]
     where: str = "path"

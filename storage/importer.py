@@ -238,6 +238,7 @@ _EMAIL_PATTERN = (
     rf"^{_ATOM}{{1,32}}(?:\.{_ATOM}{{1,31}})?@(?:{_LABEL}\.){{1,4}}(?!(?:{_SPECIAL_USE})$)[a-z]{{2,63}}$"
 )
 
+
 def _whole(value: Any) -> Any:
     # JSON does not tell 5 from 5.0, nor does the schema's "integer": both are a whole number.
     if isinstance(value, float) and value.is_integer():
@@ -247,6 +248,7 @@ def _whole(value: Any) -> Any:
 
 # The bounds before the validator: after it, pydantic writes them as "ge"/"le" in the schema.
 Capacity = Annotated[int, Field(ge=0, le=MAX_INTEGER), BeforeValidator(_whole)]
+
 Text100 = _text(100)
 Text200 = _text(200)
 EventId = _identifier(100)
@@ -312,7 +314,7 @@ def entry_rule(message: str) -> PydanticCustomError:
 
 
 class _Entry(BaseModel):
-    # Strict: "true" is not true and 5.0 is not 5; forbid unknown keys so typos are caught.
+    # Strict: "true" is not true and "5" is not 5; forbid unknown keys so typos are caught.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
