@@ -22,6 +22,7 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.http_api import SERVICES, Handler, json_body, problem
+from bot.openapi import Parameter, Reply, Route, error
 from storage import barcode_feed
 from storage import gate as scans
 from storage.barcode_feed import BadCursor, Cursor, UnknownEvent
@@ -89,7 +90,6 @@ class BarcodeFeed(BaseModel):
     voided: list[str]
 
 
-MODELS = (ScanRequest, ScanResponse, FeedBarcode, BarcodeFeed)
 
 
 # --- tokens -------------------------------------------------------------------------------------
@@ -190,84 +190,44 @@ async def get_barcodes(request: web.Request) -> web.Response:
     })
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/events/{event}/barcodes", _gate_only(get_barcodes),
-                       name=ROUTE_PREFIX + "barcodes")
-    app.router.add_post("/api/scan", _gate_only(post_scan), name=ROUTE_PREFIX + "scan")
-
-
-# --- the OpenAPI description --------------------------------------------------------------------
-
-
-def _schema_ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _answer(description: str, schema: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {"application/json": {"schema": _schema_ref(schema)}}}
-
-
-def _errors(**described: str) -> dict[str, Any]:
-    return {status[1:]: _answer(text, "Error") for status, text in described.items()}
-
-
-_GATE_AUTH = _errors(
-    _401="No gate token, or a wrong one (the API token does not open gate routes)",
-    _403="The gate API is disabled: no TICKETBOT_GATE_TOKEN is configured",
-)
-
-
-def describe(document: dict[str, Any]) -> None:
-    """Add the gate's routes and bodies to the OpenAPI ``document``."""
-    schemas = document["components"]["schemas"]
-    for model in MODELS:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-    document["components"]["securitySchemes"]["gate"] = {
-        "type": "http", "scheme": "bearer",
-        "description": "one of the tokens in TICKETBOT_GATE_TOKEN"}
-    document["paths"]["/api/events/{event}/barcodes"] = {"get": {
-        "summary": "The event's barcode feed: valid barcodes and those voided since a cursor",
-        "description": (
-            "Without `since`: a snapshot of the valid barcodes, paged; then the changes after "
-            "it. With `since`: every barcode issued or voided after that cursor, in the "
-            "order they were committed, each exactly once. A cursor is a position in a "
-            "sequence written with each change, never a time."),
-        "security": [{"gate": []}],
-        "parameters": [
-            {"name": "event", "in": "path", "required": True, "schema": {"type": "string"}},
-            {"name": "since", "in": "query", "required": False,
-             "description": "the `cursor` of the previous page",
-             "schema": {"type": "string", "pattern": r"^(s\d{1,18}\.)?\d{1,18}$"}},
-            {"name": "limit", "in": "query", "required": False,
-             "schema": {"type": "integer", "minimum": 1, "maximum": barcode_feed.MAX_PAGE,
-                        "default": barcode_feed.DEFAULT_PAGE}},
-        ],
-        "responses": {
-            "200": _answer("A page of the feed", "BarcodeFeed"),
-            **_errors(_400="A cursor or limit that is not valid"),
-            **_GATE_AUTH,
-            **_errors(_404="No such event"),
+ROUTES: list[Route] = [
+    Route(
+        "GET",
+        "/api/events/{event}/barcodes",
+        "The event's barcode feed: valid barcodes and those voided since a cursor",
+        handler=_gate_only(get_barcodes),
+        scheme="gate",
+        name=ROUTE_PREFIX + "barcodes",
+        parameters=(
+            Parameter("event", {"type": "string", "minLength": 1, "maxLength": 100},
+                      examples=("dreamfest-2027-sat",)),
+            Parameter("since", {"type": "string", "pattern": r"^(s\d{1,18}\.)?\d{1,18}$"},
+                      where="query", required=False,
+                      description="the `cursor` of the previous page; without it, a snapshot "
+                                  "of the valid barcodes, paged, then the changes after it"),
+            Parameter("limit", {"type": "integer", "minimum": 1,
+                                "maximum": barcode_feed.MAX_PAGE,
+                                "default": barcode_feed.DEFAULT_PAGE},
+                      where="query", required=False),
+        ),
+        replies={
+            200: Reply("A page of the feed: every barcode issued or voided after the cursor, "
+                       "in the order they were committed, each exactly once", BarcodeFeed),
+            400: error("A cursor this feed did not hand out, or a limit out of range"),
+            404: error("No such event"),
         },
-    }}
-    document["paths"]["/api/scan"] = {"post": {
-        "summary": "Scan a barcode at the gate: exactly one `ok` per ticket",
-        "description": (
-            "A scanned ticket is used: it can no longer be transferred, resold, exchanged or "
-            "renamed. The same nonce from the same scanner gets the first answer again and "
-            "scans nothing twice."),
-        "security": [{"gate": []}],
-        "requestBody": {"required": True,
-                        "content": {"application/json": {"schema": _schema_ref("ScanRequest")}}},
-        "responses": {
-            "200": _answer("The answer", "ScanResponse"),
-            **_errors(_400="The body is not JSON"),
-            **_GATE_AUTH,
-            **_errors(_409="The nonce was used before for another barcode",
-                      _413="The body is larger than the limit",
-                      _415="The body is not declared as application/json",
-                      _422="A field is missing or invalid"),
+    ),
+    Route(
+        "POST",
+        "/api/scan",
+        "Scan a barcode at the gate: exactly one `ok` per ticket",
+        handler=_gate_only(post_scan),
+        scheme="gate",
+        name=ROUTE_PREFIX + "scan",
+        request=ScanRequest,
+        replies={
+            200: Reply("The answer; a scanned ticket is used and changes no more", ScanResponse),
+            409: error("The nonce was used before by this scanner for another barcode"),
         },
-    }}
+    ),
+]

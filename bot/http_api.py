@@ -3,30 +3,50 @@ reports sales; plus the health check, Prometheus metrics and the OpenAPI documen
 
 Routes other than ``/healthz``, ``/metrics`` and ``/api/openapi.json`` need the bearer token
 ``TICKETBOT_API_TOKEN``, compared in constant time; without a configured token they refuse
-every call. Errors are JSON objects naming what is wrong (see ``bot/openapi.py``).
+every call. Errors are JSON objects naming what is wrong.
+
+``ROUTES`` lists every route with its handler and the pydantic models of its body and answers
+(``bot/api_models.py``); the server is built from that list and so is the OpenAPI document
+(``bot/openapi.py``). A body the schema refuses is answered 422, a valid one the store refuses
+409: the schema is the line between them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
+from pydantic import BaseModel, ValidationError
 
+from bot.api_models import (
+    Buyer,
+    Health,
+    HealthChecks,
+    Holder,
+    ImportCounts,
+    ImportDocument,
+    ImportResult,
+    Order,
+    OrderLink,
+    Sale,
+    SaleReport,
+    Ticket,
+)
 from bot.metrics import CONTENT_TYPE, Metrics
-from bot.openapi import openapi_document
+from bot.openapi import Parameter, Reply, Route, error, openapi_document
 from locales import translator
 from storage import services
 from storage.database import Store
 from storage.errors import Refusal
 from storage.health import database_reachable
-from storage.importer import ImportRejected, import_document
+from storage.importer import ENTRY_RULE, ImportRejected, import_document
 from storage.order_report import OrderReport, order_report
 from storage.resale import complete_sale
 
@@ -35,10 +55,11 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 5 * 1024 * 1024
 OPEN_PATHS = frozenset({"/healthz", "/metrics", "/api/openapi.json"})
 MINIAPP_PREFIX = "/app/"
-_PRICE = re.compile(r"\d{1,10}(?:\.\d{1,10})?")
 _MAX_ID = 2**31 - 1
-# How refusals of a sale map to HTTP: what does not exist, what changed, what is invalid.
-_SALE_STATUS = {"listing_not_found": 404, "listing_not_live": 409, "ticket_changed": 409}
+# How refusals of a sale map to HTTP: what does not exist; anything else the store refuses
+# (the listing changed, the price is outside the event's bounds) is a conflict.
+_SALE_STATUS = {"listing_not_found": 404}
+_Body = TypeVar("_Body", bound=BaseModel)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,6 +81,7 @@ class ApiServices:
 
 SERVICES = web.AppKey("ticketbot_api_services", ApiServices)
 BODY_LIMIT = web.AppKey("ticketbot_api_body_limit", int)
+DOCUMENT = web.AppKey("ticketbot_api_openapi_document", dict)
 
 
 class BodyRefused(Exception):
@@ -160,8 +182,12 @@ def _middlewares(open_paths: frozenset[str]) -> list[Any]:
 # --- bodies ----------------------------------------------------------------------------------
 
 
-async def json_body(request: web.Request, *, optional: bool = False) -> Any:
-    """The request's JSON body (None if empty and ``optional``); raises ``BodyRefused``."""
+_REQUIRED = object()
+
+
+async def json_body(request: web.Request, *, empty: Any = _REQUIRED) -> Any:
+    """The request's JSON body (``empty`` if there is none and it is optional); raises
+    ``BodyRefused``."""
     limit = request.app[BODY_LIMIT]
     if request.content_length is not None and request.content_length > limit:
         raise BodyRefused(_too_large(limit))
@@ -169,8 +195,8 @@ async def json_body(request: web.Request, *, optional: bool = False) -> Any:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise BodyRefused(_too_large(limit)) from None
-    if not raw.strip() and optional:
-        return None
+    if not raw.strip() and empty is not _REQUIRED:
+        return empty
     declared = request.headers.get(hdrs.CONTENT_TYPE)
     if declared and request.content_type != "application/json":
         raise BodyRefused(
@@ -199,7 +225,49 @@ def _too_large(limit: int) -> web.Response:
     return problem(413, "too_large", f"The body is larger than the limit of {limit:,} bytes.")
 
 
-# --- routes ----------------------------------------------------------------------------------
+# --- routes ---------------------------------------------------------------------------------
+
+
+def body_problems(error: ValidationError) -> list[str]:
+    """A request model's refusal, one line per problem naming the field at fault."""
+    problems = []
+    for found in error.errors(include_url=False):
+        where = ".".join(str(part) for part in found["loc"])
+        if found["type"] == "value_error":
+            text = str(found["ctx"]["error"])
+        elif found["type"] == "extra_forbidden":
+            text = "not a known key"
+        elif found["type"] in ("model_type", "model_attributes_type"):
+            text = "must be a JSON object"
+        else:
+            text = found["msg"][:1].lower() + found["msg"][1:]
+        problems.append(f"{where}: {text}" if where else f"the body {text}")
+    return problems
+
+
+def parse_body(model: type[_Body], body: Any) -> _Body:
+    """The request body as its model; raises ``BodyRefused`` (422) naming each problem."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as error:
+        raise BodyRefused(
+            problem(422, "invalid_body", "The body was refused.", problems=body_problems(error))
+        ) from None
+
+
+def answer(model: BaseModel, status: int = 200) -> web.Response:
+    """A JSON answer built from its documented model."""
+    return web.json_response(model.model_dump(mode="json"), status=status)
+
+
+def _matches_schema(model: type[BaseModel], body: Any) -> bool:
+    """Whether the body has the shape the model's schema states (its entries may still break
+    a rule between their fields, which no schema states)."""
+    try:
+        model.model_validate(body)
+    except ValidationError as error:
+        return all(found["type"] == ENTRY_RULE for found in error.errors())
+    return True
 
 
 async def post_orders(request: web.Request) -> web.Response:
@@ -222,6 +290,15 @@ async def post_orders(request: web.Request) -> web.Response:
         problems = list(rejected.problems)
         if rejected.omitted:
             problems.append(f"… and {rejected.omitted} more problems")
+        # 422 when the published schema refuses the document; 409 when only the rules between
+        # its entries, or with the store, do (they are more than a schema can say).
+        if await asyncio.to_thread(_matches_schema, ImportDocument, document):
+            return problem(
+                409,
+                "conflicting_document",
+                "The document conflicts with itself or with the store; nothing was imported.",
+                problems=problems,
+            )
         return problem(
             422,
             "invalid_document",
@@ -231,48 +308,42 @@ async def post_orders(request: web.Request) -> web.Response:
     links = await services.create_order_links(api.store, report.order_numbers)
     username = api.bot_username()
     created = report.events_created + report.orders_created + report.tickets_created
-    return web.json_response(
-        {
-            "created": {
-                "events": report.events_created,
-                "events_updated": report.events_updated,
-                "orders": report.orders_created,
-                "tickets": report.tickets_created,
-            },
-            "orders": [
-                {"number": number, "link": f"https://t.me/{username}?start={links[number]}"}
-                for number in report.order_numbers
-            ],
-        },
-        status=201 if created else 200,
+    result = ImportResult(
+        created=ImportCounts(
+            events=report.events_created,
+            events_updated=report.events_updated,
+            orders=report.orders_created,
+            tickets=report.tickets_created,
+        ),
+        orders=[
+            OrderLink(number=number, link=f"https://t.me/{username}?start={links[number]}")
+            for number in report.order_numbers
+        ],
     )
+    return answer(result, 201 if created else 200)
 
 
-def order_json(report: OrderReport) -> dict[str, Any]:
-    return {
-        "number": report.number,
-        "buyer": {
-            "name": report.buyer_name,
-            "email": report.buyer_email,
-            "language": report.language,
-        },
-        "tickets": [
-            {
-                "ref": ticket.ref,
-                "event": ticket.event_id,
-                "category": ticket.category,
-                "price": str(ticket.price),
-                "state": ticket.state.value,
-                "holder": (
-                    {"name": ticket.holder_name, "email": ticket.holder_email}
+def order_answer(report: OrderReport) -> Order:
+    return Order(
+        number=report.number,
+        buyer=Buyer(name=report.buyer_name, email=report.buyer_email, language=report.language),
+        tickets=[
+            Ticket(
+                ref=ticket.ref,
+                event=ticket.event_id,
+                category=ticket.category,
+                price=str(ticket.price),
+                state=ticket.state,
+                holder=(
+                    Holder(name=ticket.holder_name, email=ticket.holder_email)
                     if ticket.holder_name
                     else None
                 ),
-                "barcode": ticket.barcode,
-            }
+                barcode=ticket.barcode,
+            )
             for ticket in report.tickets
         ],
-    }
+    )
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -281,65 +352,45 @@ async def get_order(request: web.Request) -> web.Response:
         report = await order_report(request.app[SERVICES].store, number)
     except Refusal:
         return problem(404, "order_not_found", f"There is no order {number}.")
-    return web.json_response(order_json(report))
-
-
-def _sale_price(body: Any) -> Decimal | None:
-    """The price the market reports, if any; raises ``BodyRefused`` for a wrong body."""
-    if body is None:
-        return None
-    if not isinstance(body, dict):
-        raise BodyRefused(
-            problem(
-                422,
-                "invalid_body",
-                "The body was refused.",
-                problems=['the body must be a JSON object such as {"price": "45.00"}'],
-            )
-        )
-    unknown = [f"{key}: not a known key" for key in body if key != "price"]
-    value = body.get("price")
-    if value is not None and not (isinstance(value, str) and _PRICE.fullmatch(value)):
-        unknown.append(f'price: must be a decimal string like "45.00" (got {json.dumps(value)})')
-    if unknown:
-        raise BodyRefused(problem(422, "invalid_body", "The body was refused.", problems=unknown))
-    return Decimal(value) if value is not None else None
+    return answer(order_answer(report))
 
 
 async def post_sale(request: web.Request) -> web.Response:
     """The market sold a listing: the ticket leaves its order and the buyer is told."""
     api = request.app[SERVICES]
     listing_id = int(request.match_info["listing"])
-    price = _sale_price(await json_body(request, optional=True))
-    if listing_id > _MAX_ID:
+    report = parse_body(SaleReport, await json_body(request, empty={}))
+    if not 1 <= listing_id <= _MAX_ID:
         return problem(404, "listing_not_found", refusal_message(Refusal("listing_not_found")))
     try:
-        sale = await complete_sale(api.store, listing_id, price=price)
+        sale = await complete_sale(api.store, listing_id, price=report.price)
     except Refusal as refusal:
-        status = _SALE_STATUS.get(refusal.code, 422 if refusal.code.startswith("price") else 409)
         message = refusal_message(refusal)
+        is_price = refusal.code.startswith("price")
         return problem(
-            status, refusal.code, message, problems=[f"price: {message}"] if status == 422 else None
+            _SALE_STATUS.get(refusal.code, 409),
+            refusal.code,
+            message,
+            problems=[f"price: {message}"] if is_price else None,
         )
     api.after_change()
-    return web.json_response(
-        {
-            "listing": sale.listing_id,
-            "ticket": sale.ticket_ref,
-            "price": str(sale.price),
-            "currency": sale.currency,
-            "status": "sold",
-        }
+    return answer(
+        Sale(
+            listing=sale.listing_id,
+            ticket=sale.ticket_ref,
+            price=str(sale.price),
+            currency=sale.currency,
+            status="sold",
+        )
     )
 
 
 async def get_health(request: web.Request) -> web.Response:
     api = request.app[SERVICES]
-    checks = {"database": await database_reachable(api.store), "bot": api.bot_running()}
-    healthy = all(checks.values())
-    return web.json_response(
-        {"status": "ok" if healthy else "unavailable", "checks": checks},
-        status=200 if healthy else 503,
+    checks = HealthChecks(database=await database_reachable(api.store), bot=api.bot_running())
+    healthy = checks.database and checks.bot
+    return answer(
+        Health(status="ok" if healthy else "unavailable", checks=checks), 200 if healthy else 503
     )
 
 
@@ -350,32 +401,141 @@ async def get_metrics(request: web.Request) -> web.Response:
     )
 
 
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[DOCUMENT])
+
+
+# The number of an order, as the import format allows it; the sample data's first order.
+_ORDER_NUMBER = Parameter(
+    "number",
+    {"type": "string", "pattern": "^[!-~]{1,64}$"},
+    description="the order number, percent-encoded (a slash as %2F)",
+    examples=("DF-100234",),
+)
+_LISTING = Parameter(
+    "listing", {"type": "integer", "minimum": 1, "maximum": _MAX_ID}, examples=(1,)
+)
+
+ROUTES: list[Route] = [
+    Route(
+        "POST",
+        "/api/orders",
+        "Import events and orders (idempotent)",
+        handler=post_orders,
+        request=ImportDocument,
+        replies={
+            201: Reply("Something was created", ImportResult),
+            200: Reply("Nothing new: everything was already imported", ImportResult),
+            409: error(
+                "The document matches the schema but an entry conflicts with another or with "
+                "the store (a number or ref used twice, an unknown event, a ticket that would "
+                "change); nothing was imported"
+            ),
+        },
+    ),
+    # An order number may contain "/": clients send it percent-encoded (%2F), aiohttp decodes.
+    Route(
+        "GET",
+        "/api/orders/{number}",
+        "An order with each ticket's state, holder and current barcode",
+        handler=get_order,
+        parameters=(_ORDER_NUMBER,),
+        replies={200: Reply("The order", Order), 404: error("No such order")},
+    ),
+    Route(
+        "POST",
+        r"/api/resale/{listing:[0-9]+}/sold",
+        "The resale market sold a listing: complete the sale",
+        handler=post_sale,
+        request=SaleReport,
+        body_optional=True,
+        parameters=(_LISTING,),
+        replies={
+            200: Reply("The sale is completed", Sale),
+            404: error("No such listing"),
+            409: error(
+                "The listing is no longer live (sold or cancelled), or the price is outside "
+                "the event's resale bounds or has more decimals than its currency"
+            ),
+        },
+    ),
+    Route(
+        "GET",
+        "/api/openapi.json",
+        "This document",
+        handler=get_openapi,
+        secured=False,
+        replies={
+            200: Reply("The OpenAPI document", content={"application/json": {"type": "object"}})
+        },
+    ),
+    Route(
+        "GET",
+        "/healthz",
+        "Database reachable and bot running",
+        handler=get_health,
+        secured=False,
+        replies={200: Reply("Healthy", Health), 503: Reply("Not healthy", Health)},
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        "Prometheus metrics (text exposition format)",
+        handler=get_metrics,
+        secured=False,
+        replies={200: Reply("The metrics", content={"text/plain": {"type": "string"}})},
+    ),
+]
+
+
+def api_routes() -> list[Route]:
+    """Every route of the API: the shop's (``ROUTES``) and the gate's."""
+    from bot import gate_api  # it builds on this module
+
+    return [*ROUTES, *gate_api.ROUTES]
+
+
+def webhook_route(path: str, handler: Handler) -> Route:
+    """The route Telegram POSTs updates to (webhook mode only)."""
+    return Route(
+        "POST",
+        path,
+        "Telegram delivers an update (webhook mode only)",
+        handler=handler,
+        secured=False,
+        parameters=(
+            Parameter("X-Telegram-Bot-Api-Secret-Token", {"type": "string"}, where="header"),
+        ),
+        request_schema={"type": "object"},
+        replies={
+            200: Reply("The update is queued"),
+            400: Reply("The body is not a JSON object"),
+            403: Reply("Missing or wrong secret token"),
+        },
+    )
+
+
 def create_api(
-    api: ApiServices, *, max_body: int = MAX_BODY_BYTES, webhook: tuple[str, Handler] | None = None,
+    api: ApiServices,
+    *,
+    max_body: int = MAX_BODY_BYTES,
+    webhook: tuple[str, Handler] | None = None,
     miniapp: web.Application | None = None,
+    routes: Sequence[Route] | None = None,
 ) -> web.Application:
-    """The aiohttp application of the API; with ``webhook`` (path, handler) it also receives
-    Telegram's updates on that path (the handler checks Telegram's secret itself); with
-    ``miniapp``, it serves that application under ``/app/``."""
-    webhook_path = webhook[0] if webhook is not None else None
-    open_paths = OPEN_PATHS | ({webhook_path} if webhook_path else set())
+    """The aiohttp application of the API (``routes``, by default every route of the API and the
+    gate); with ``webhook`` (path, handler) it also receives Telegram's updates on that path (the
+    handler checks Telegram's secret itself); with ``miniapp``, it serves that application under
+    ``/app/``."""
+    routes = [*(api_routes() if routes is None else routes),
+              *([webhook_route(*webhook)] if webhook is not None else [])]
+    open_paths = OPEN_PATHS | {route.path for route in routes if not route.secured}
     app = web.Application(client_max_size=max_body, middlewares=_middlewares(open_paths))
     app[SERVICES] = api
     app[BODY_LIMIT] = max_body
-    document = openapi_document(webhook_path)
-
-    async def get_openapi(request: web.Request) -> web.Response:
-        return web.json_response(document)
-
-    app.router.add_post("/api/orders", post_orders)
-    # An order number may contain "/": clients send it percent-encoded (%2F), aiohttp decodes.
-    app.router.add_get("/api/orders/{number}", get_order)
-    app.router.add_post(r"/api/resale/{listing:\d+}/sold", post_sale)
-    app.router.add_get("/api/openapi.json", get_openapi)
-    app.router.add_get("/healthz", get_health)
-    app.router.add_get("/metrics", get_metrics)
-    if webhook is not None:
-        app.router.add_post(*webhook)
+    app[DOCUMENT] = openapi_document(routes)
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler, name=route.name)
     if miniapp is not None:
         async def to_miniapp(request: web.Request) -> web.Response:
             query = f"?{request.query_string}" if request.query_string else ""
@@ -384,7 +544,4 @@ def create_api(
         # Before the sub-application, which would otherwise answer its bare prefix with 404.
         app.router.add_get(MINIAPP_PREFIX.rstrip("/"), to_miniapp)
         app.add_subapp(MINIAPP_PREFIX, miniapp)
-    from bot import gate_api  # it builds on this module
-
-    gate_api.add_routes(app)
     return app

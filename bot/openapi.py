@@ -1,344 +1,215 @@
-"""The OpenAPI 3.1 description of the HTTP API, served at ``/api/openapi.json``.
+"""The OpenAPI 3.1 description of the HTTP API, served at ``/api/openapi.json``, made from the
+routes themselves.
 
-Written by hand next to the routes of ``bot/http_api.py``; ``tests/test_http_api.py`` checks
-real requests and responses against it, so the two cannot drift apart unnoticed.
+Each route of the server is a ``Route``: its method and path, its handler, and the pydantic
+models of its request body and of its answers by status. ``bot/http_api.py`` adds the routes
+to aiohttp from that list and validates and answers with those models; this module turns the
+same list into the document, the models' JSON schemas under ``components/schemas``. Adding a
+route is adding one ``Route``. The answers every protected route or every route with a body can
+give (401, 403; 400, 413, 415, 422) come from the middleware and body reading that give them.
 """
 
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-_MONEY = {"type": "string", "pattern": r"^\d+(\.\d+)?$", "examples": ["89.00"]}
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
 
-_ERROR = {
-    "type": "object",
-    "required": ["error", "message"],
-    "properties": {
-        "error": {"type": "string", "description": "a stable code, e.g. `invalid_document`"},
-        "message": {"type": "string", "description": "what went wrong, in English"},
-        "problems": {
-            "type": "array",
-            "items": {"type": "string"},
-            "description": "each problem, naming the field or entry at fault",
-        },
-    },
+from bot.api_models import Error
+
+REF = "#/components/schemas/{model}"
+MAX_BODY_TEXT = "5 MB"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One documented answer: a description and its JSON body's model, or another body."""
+
+    description: str
+    model: type[BaseModel] | None = None
+    # A body that is not JSON of a model: {media type: JSON schema}.
+    content: dict[str, dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A path (or header) parameter; ``examples`` are values a client can try as they are."""
+
+    name: str
+    schema: dict[str, Any]
+    where: str = "path"
+    description: str | None = None
+    required: bool = True
+    examples: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route of the server and what it accepts and answers. ``path`` is aiohttp's (a
+    variable may carry a regular expression: ``{listing:\\d+}``)."""
+
+    method: str
+    path: str
+    summary: str
+    replies: dict[int, Reply]
+    handler: Any = None
+    request: type[BaseModel] | None = None
+    # A request body that may be left out (the request model's defaults apply).
+    body_optional: bool = False
+    parameters: tuple[Parameter, ...] = ()
+    secured: bool = True
+    # A request body that is not a model: its JSON schema.
+    request_schema: dict[str, Any] | None = None
+    # The bearer tokens that open it: the shop's ("bearer") or the gate scanners' ("gate").
+    scheme: str = "bearer"
+    # aiohttp's name of the route (the middleware tells the gate's routes by it).
+    name: str | None = None
+
+    @property
+    def openapi_path(self) -> str:
+        return re.sub(r"\{(\w+):[^}]*\}", r"{\1}", self.path)
+
+    @property
+    def has_body(self) -> bool:
+        return self.request is not None or self.request_schema is not None
+
+
+# What a 403 means, by the tokens a route takes.
+_DISABLED = {
+    "bearer": "The API is disabled: no TICKETBOT_API_TOKEN is configured",
+    "gate": "The gate is disabled: no TICKETBOT_GATE_TOKEN is configured",
+}
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "the shop's TICKETBOT_API_TOKEN"},
+    "gate": {"type": "http", "scheme": "bearer",
+             "description": "one of the scanners' tokens in TICKETBOT_GATE_TOKEN"},
 }
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+def error(description: str) -> Reply:
+    return Reply(description, Error)
+
+
+def _standard_replies(route: Route) -> dict[int, Reply]:
+    """What the middlewares and the body reading answer, besides the route's own replies."""
+    replies: dict[int, Reply] = {}
+    if route.secured:
+        replies[401] = error("No bearer token, or a wrong one")
+        replies[403] = error(_DISABLED[route.scheme])
+    if route.request is not None:
+        replies[400] = error("The body is not JSON")
+        replies[413] = error(f"The body is larger than the limit ({MAX_BODY_TEXT})")
+        replies[415] = error("The body is not declared as application/json")
+        replies[422] = error("The body does not match the schema; nothing was changed")
+    return replies
+
+
+def _schemas(routes: Iterable[Route]) -> tuple[dict[tuple[type, str], Any], dict[str, Any]]:
+    """The JSON schema of every model the routes use, references under components/schemas."""
+    wanted: list[tuple[type[BaseModel], str]] = [(Error, "serialization")]
+    for route in routes:
+        if route.request is not None:
+            wanted.append((route.request, "validation"))
+        for reply in route.replies.values():
+            if reply.model is not None:
+                wanted.append((reply.model, "serialization"))
+    unique = list(dict.fromkeys(wanted))
+    refs, definitions = models_json_schema(unique, ref_template=REF)
+    return refs, definitions.get("$defs", {})
+
+
+def _content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _operation(route: Route, refs: dict[tuple[type, str], Any]) -> dict[str, Any]:
+    replies = {**_standard_replies(route), **route.replies}
+    responses: dict[str, Any] = {}
+    for status in sorted(replies):
+        reply = replies[status]
+        answer: dict[str, Any] = {"description": reply.description}
+        if reply.model is not None:
+            answer["content"] = _content(refs[(reply.model, "serialization")])
+        elif reply.content is not None:
+            answer["content"] = {
+                media: {"schema": schema} for media, schema in reply.content.items()
+            }
+        responses[str(status)] = answer
+    operation: dict[str, Any] = {
+        "summary": route.summary,
+        "security": [{route.scheme: []}] if route.secured else [],
     }
+    if route.request is not None and route.request.__doc__:
+        operation["description"] = " ".join(route.request.__doc__.split())
+    if route.parameters:
+        operation["parameters"] = [_parameter(p) for p in route.parameters]
+    if route.has_body:
+        schema = (
+            refs[(route.request, "validation")]
+            if route.request is not None
+            else route.request_schema
+        )
+        operation["requestBody"] = {
+            "required": not route.body_optional,
+            "content": _content(schema),
+        }
+    operation["responses"] = responses
+    return operation
 
 
-def _json(description: str, schema_name: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {
-            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}
-        },
+def _parameter(parameter: Parameter) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "name": parameter.name,
+        "in": parameter.where,
+        "required": parameter.required,
+        "schema": parameter.schema,
     }
+    if parameter.description:
+        described["description"] = parameter.description
+    if parameter.examples:
+        described["examples"] = {
+            f"example{n}": {"value": value} for n, value in enumerate(parameter.examples, 1)
+        }
+    return described
 
 
-_AUTH_ERRORS = {
-    "401": _error("No bearer token, or a wrong one"),
-    "403": _error("The API is disabled: no TICKETBOT_API_TOKEN is configured"),
-}
-
-_IMPORT_DOCUMENT = {
-    "type": "object",
+INFO = {
+    "title": "Ticketbot HTTP API",
+    "version": "1.0.0",
     "description": (
-        "Events and orders in the import format of `ticketbot import` (see SPEC.md). The "
-        "document is validated completely before anything is written; every problem is "
-        "reported at once."
+        "Orders pushed by the ticket shop, order reports, resale outcomes, health and metrics. "
+        "Routes under `/api/` (except this document) need "
+        "`Authorization: Bearer <TICKETBOT_API_TOKEN>`. A body that does not match its schema "
+        "is refused with 422; a valid request the store refuses (it conflicts with what the "
+        "store holds or with another entry of the same document) with 409."
     ),
-    "properties": {
-        "events": {"type": "array", "items": {"type": "object"}},
-        "orders": {"type": "array", "items": {"type": "object"}},
-    },
-}
-
-_DOCUMENT: dict[str, Any] = {
-    "openapi": "3.1.0",
-    "info": {
-        "title": "Ticketbot HTTP API",
-        "version": "1.0.0",
-        "description": (
-            "Orders pushed by the ticket shop, order reports, resale outcomes, health and "
-            "metrics. Routes under `/api/` (except this document) need "
-            "`Authorization: Bearer <TICKETBOT_API_TOKEN>`."
-        ),
-    },
-    "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        "schemas": {
-            "Error": _ERROR,
-            "ImportDocument": _IMPORT_DOCUMENT,
-            "ImportResult": {
-                "type": "object",
-                "required": ["created", "orders"],
-                "properties": {
-                    "created": {
-                        "type": "object",
-                        "required": ["events", "events_updated", "orders", "tickets"],
-                        "properties": {
-                            name: {"type": "integer", "minimum": 0}
-                            for name in ("events", "events_updated", "orders", "tickets")
-                        },
-                    },
-                    "orders": {
-                        "type": "array",
-                        "description": (
-                            "Every order of the document with a buyer deep link. Each call "
-                            "issues fresh links; earlier links stay valid."
-                        ),
-                        "items": {
-                            "type": "object",
-                            "required": ["number", "link"],
-                            "properties": {
-                                "number": {"type": "string"},
-                                "link": {
-                                    "type": "string",
-                                    "pattern": r"^https://t\.me/\w+\?start=[A-Za-z0-9_-]+$",
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-            "Order": {
-                "type": "object",
-                "required": ["number", "buyer", "tickets"],
-                "properties": {
-                    "number": {"type": "string"},
-                    "buyer": {
-                        "type": "object",
-                        "required": ["name", "email", "language"],
-                        "properties": {
-                            "name": {"type": "string"},
-                            "email": {"type": "string"},
-                            "language": {"type": "string"},
-                        },
-                    },
-                    "tickets": {"type": "array", "items": {"$ref": "#/components/schemas/Ticket"}},
-                },
-            },
-            "Ticket": {
-                "type": "object",
-                "required": ["ref", "event", "category", "price", "state", "holder", "barcode"],
-                "properties": {
-                    "ref": {"type": "string"},
-                    "event": {"type": "string"},
-                    "category": {"type": "string"},
-                    "price": _MONEY,
-                    "state": {
-                        "type": "string",
-                        "enum": [
-                            "to_assign",
-                            "pending",
-                            "completed",
-                            "on_resale",
-                            "sold",
-                            "exchanged",
-                        ],
-                    },
-                    "holder": {
-                        "description": "the person named on the ticket, if any",
-                        "oneOf": [
-                            {"type": "null"},
-                            {
-                                "type": "object",
-                                "required": ["name", "email"],
-                                "properties": {
-                                    "name": {"type": "string"},
-                                    "email": {"type": ["string", "null"]},
-                                },
-                            },
-                        ],
-                    },
-                    "barcode": {
-                        "type": ["string", "null"],
-                        "description": "the valid barcode; null once the ticket left the order",
-                    },
-                },
-            },
-            "Sale": {
-                "type": "object",
-                "required": ["listing", "ticket", "price", "currency", "status"],
-                "properties": {
-                    "listing": {"type": "integer"},
-                    "ticket": {"type": "string"},
-                    "price": _MONEY,
-                    "currency": {"type": "string"},
-                    "status": {"const": "sold"},
-                },
-            },
-            "Health": {
-                "type": "object",
-                "required": ["status"],
-                "properties": {
-                    "status": {"type": "string", "enum": ["ok", "unavailable"]},
-                    "checks": {
-                        "type": "object",
-                        "properties": {
-                            "database": {"type": "boolean"},
-                            "bot": {"type": "boolean"},
-                        },
-                    },
-                },
-            },
-        },
-    },
-    "paths": {
-        "/api/orders": {
-            "post": {
-                "summary": "Import events and orders (idempotent)",
-                "security": [{"bearer": []}],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/ImportDocument"}
-                        }
-                    },
-                },
-                "responses": {
-                    "201": _json("Something was created", "ImportResult"),
-                    "200": _json("Nothing new: everything was already imported", "ImportResult"),
-                    "400": _error("The body is not JSON"),
-                    **_AUTH_ERRORS,
-                    "413": _error("The body is larger than the limit (5 MB)"),
-                    "415": _error("The body is not declared as application/json"),
-                    "422": _error("The document is invalid; nothing was imported"),
-                },
-            }
-        },
-        "/api/orders/{number}": {
-            "get": {
-                "summary": "An order with each ticket's state, holder and current barcode",
-                "security": [{"bearer": []}],
-                "parameters": [
-                    {
-                        "name": "number",
-                        "in": "path",
-                        "required": True,
-                        "description": "the order number, percent-encoded (a slash as %2F)",
-                        "schema": {"type": "string"},
-                    },
-                ],
-                "responses": {
-                    "200": _json("The order", "Order"),
-                    **_AUTH_ERRORS,
-                    "404": _error("No such order"),
-                },
-            }
-        },
-        "/api/resale/{listing}/sold": {
-            "post": {
-                "summary": "The resale market sold a listing: complete the sale",
-                "security": [{"bearer": []}],
-                "parameters": [
-                    {
-                        "name": "listing",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "integer", "minimum": 1},
-                    },
-                ],
-                "requestBody": {
-                    "required": False,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "properties": {"price": _MONEY},
-                                "additionalProperties": False,
-                            }
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _json("The sale is completed", "Sale"),
-                    "400": _error("The body is not JSON"),
-                    **_AUTH_ERRORS,
-                    "404": _error("No such listing"),
-                    "409": _error("The listing is no longer live (sold or cancelled)"),
-                    "413": _error("The body is larger than the limit"),
-                    "415": _error("The body is not declared as application/json"),
-                    "422": _error("The price is invalid or outside the event's resale bounds"),
-                },
-            }
-        },
-        "/healthz": {
-            "get": {
-                "summary": "Database reachable and bot running",
-                "security": [],
-                "responses": {
-                    "200": _json("Healthy", "Health"),
-                    "503": _json("Not healthy", "Health"),
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus metrics (text exposition format)",
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "The metrics",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-        "/api/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "security": [],
-                "responses": {
-                    "200": {
-                        "description": "The OpenAPI document",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
-            }
-        },
-    },
-}
-
-_WEBHOOK = {
-    "post": {
-        "summary": "Telegram delivers an update (webhook mode only)",
-        "security": [],
-        "parameters": [
-            {
-                "name": "X-Telegram-Bot-Api-Secret-Token",
-                "in": "header",
-                "required": True,
-                "schema": {"type": "string"},
-            },
-        ],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        },
-        "responses": {
-            "200": {"description": "The update is queued"},
-            "400": {"description": "The body is not a JSON object"},
-            "403": {"description": "Missing or wrong secret token"},
-        },
-    }
 }
 
 
-def openapi_document(webhook_path: str | None = None) -> dict[str, Any]:
-    """The document; with the webhook's route when the server receives Telegram's updates."""
-    from bot import gate_api  # it imports the API, which imports this module
-
-    document = copy.deepcopy(_DOCUMENT)
-    gate_api.describe(document)
-    if webhook_path is not None:
-        document["paths"][webhook_path] = copy.deepcopy(_WEBHOOK)
-    return document
+def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
+    """The OpenAPI document of these routes."""
+    routes = list(routes)
+    refs, definitions = _schemas(routes)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        paths.setdefault(route.openapi_path, {})[route.method.lower()] = _operation(route, refs)
+    return copy.deepcopy(
+        {
+            "openapi": "3.1.0",
+            "info": INFO,
+            "components": {
+                "securitySchemes": {
+                    scheme: SECURITY_SCHEMES[scheme]
+                    for scheme in sorted({route.scheme for route in routes if route.secured})
+                },
+                "schemas": definitions,
+            },
+            "paths": paths,
+        }
+    )

@@ -29,6 +29,7 @@ from bot.application import (
 )
 from bot.http_api import ApiServices, Handler, create_api
 from bot.inbox import receive_update
+from bot.request_log import request_error_log
 from bot.settings import Settings
 from bot.webapp import MiniAppServices, create_miniapp
 from storage.database import Store
@@ -150,7 +151,9 @@ class BotServer:
         await application.initialize()
         await start_services(application)
         await application.start()
-        self._runner = web.AppRunner(self.web_app(), access_log=None)
+        self._runner = web.AppRunner(
+            self.web_app(), access_log=None, logger=request_error_log()
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.http_host, self.settings.http_port)
         await site.start()

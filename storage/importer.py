@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from babel.numbers import is_currency
+from babel.numbers import list_currencies
+from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -32,8 +33,10 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Select, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -100,11 +103,24 @@ def _printable(text: str) -> str:
     return text
 
 
+# The JSON schemas below say exactly what the validators accept: the HTTP API publishes them
+# (bot/openapi.py), and a request they allow must not be refused for its shape.
+# What pydantic strips around text: Unicode's White_Space (not Python's str.strip()).
+_SPACE = r"[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_VISIBLE = r"[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_NOT_CONTROL = r"[^\x00-\x1f\x7f-\x9f]"
+
+
 def _text(max_length: int) -> Any:
+    # Spaces around are dropped; what remains has 1 to max_length characters, none of control.
+    pattern = (
+        f"^{_SPACE}*{_VISIBLE}(?:{_NOT_CONTROL}{{0,{max_length - 2}}}{_VISIBLE})?{_SPACE}*$"
+    )
     return Annotated[
         str,
         StringConstraints(strip_whitespace=True, min_length=1, max_length=max_length),
         AfterValidator(_printable),
+        WithJsonSchema({"type": "string", "pattern": pattern}),
     ]
 
 
@@ -121,7 +137,8 @@ def _identifier(max_length: int) -> Any:
             )
         return value
 
-    return Annotated[str, AfterValidator(check)]
+    schema = {"type": "string", "pattern": f"^[!-~]{{1,{max_length}}}$"}
+    return Annotated[str, AfterValidator(check), WithJsonSchema(schema)]
 
 
 _MONEY = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?")
@@ -150,35 +167,44 @@ def _money(value: Any) -> Decimal:
 _INSTANT_EXAMPLE = '"2027-07-17T14:00:00+02:00"'
 
 
+# RFC 3339's date-time (the schema's "format"), in this millennium: the event of a ticket.
+_INSTANT = re.compile(
+    r"2[0-9]{3}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
 def _instant(value: Any) -> dt.datetime:
     """An ISO 8601 date and time with its UTC offset, as an aware UTC datetime."""
     try:
         parsed = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         parsed = None
-    if parsed is None:
-        raise ValueError(
-            f"must be an ISO 8601 date and time with offset, like {_INSTANT_EXAMPLE} "
-            f"(got {_shown(value)})"
-        )
-    if parsed.utcoffset() is None:
+    if parsed is not None and parsed.utcoffset() is None:
         raise ValueError(
             f"has no UTC offset, so the moment is ambiguous: write it like {_INSTANT_EXAMPLE} "
             f"(got {_shown(value)})"
         )
+    if parsed is None or not _INSTANT.fullmatch(value):
+        raise ValueError(
+            f"must be an ISO 8601 date and time with offset, like {_INSTANT_EXAMPLE}, "
+            f"between the years 2000 and 2999 (got {_shown(value)})"
+        )
     return parsed.astimezone(dt.UTC)
 
 
+_TIME_ZONES = sorted(zoneinfo.available_timezones())
+_CURRENCIES = sorted(code for code in list_currencies() if re.fullmatch(r"[A-Z]{3}", code))
+
+
 def _time_zone(value: str) -> str:
-    try:
-        zoneinfo.ZoneInfo(value)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
-        raise ValueError(f"unknown time zone {_shown(value)}") from None
+    # The zones the schema lists: ZoneInfo also opens a few files that are no zone.
+    if value not in _TIME_ZONES:
+        raise ValueError(f"unknown time zone {_shown(value)}")
     return value
 
 
 def _currency(value: str) -> str:
-    if not re.fullmatch(r"[A-Z]{3}", value) or not is_currency(value):
+    if value not in _CURRENCIES:
         raise ValueError(
             f'unknown currency {_shown(value)}: use an ISO 4217 code in capitals, like "EUR"'
         )
@@ -204,26 +230,92 @@ def _email(value: str) -> str:
         raise ValueError(f"is not a valid e-mail address (got {_shown(value)})") from None
 
 
+# What email-validator accepts, a little narrowed: ASCII, and a top-level domain in lower case
+# (it refuses special-use ones such as .test).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_SPECIAL_USE = "|".join(sorted(SPECIAL_USE_DOMAIN_NAMES))
+_EMAIL_PATTERN = (
+    rf"^{_ATOM}{{1,32}}(?:\.{_ATOM}{{1,31}})?@(?:{_LABEL}\.){{1,4}}(?!(?:{_SPECIAL_USE})$)[a-z]{{2,63}}$"
+)
+
+
+def _whole(value: Any) -> Any:
+    # JSON does not tell 5 from 5.0, nor does the schema's "integer": both are a whole number.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# The bounds before the validator: after it, pydantic writes them as "ge"/"le" in the schema.
+Capacity = Annotated[int, Field(ge=0, le=MAX_INTEGER), BeforeValidator(_whole)]
+
 Text100 = _text(100)
 Text200 = _text(200)
 EventId = _identifier(100)
 OrderNumber = _identifier(64)
 TicketRef = _identifier(64)
-Money = Annotated[Decimal, BeforeValidator(_money)]
-Instant = Annotated[dt.datetime, BeforeValidator(_instant)]
-TimeZone = Annotated[str, StringConstraints(max_length=64), AfterValidator(_time_zone)]
-Currency = Annotated[str, AfterValidator(_currency)]
-WebAddress = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=500), AfterValidator(_web_address)
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_money),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^0*[0-9]{1,10}(\.[0-9]{1,2})?$", "examples": ["89.00"]}
+    ),
 ]
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
+Instant = Annotated[
+    dt.datetime,
+    BeforeValidator(_instant),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": f"^{_INSTANT.pattern}$",
+            "examples": ["2027-07-17T14:00:00+02:00"],
+        }
+    ),
+]
+TimeZone = Annotated[
+    str, AfterValidator(_time_zone), WithJsonSchema({"type": "string", "enum": _TIME_ZONES})
+]
+Currency = Annotated[
+    str, AfterValidator(_currency), WithJsonSchema({"type": "string", "enum": _CURRENCIES})
+]
+WebAddress = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=500),
+    AfterValidator(_web_address),
+    # A little narrower than what is accepted (any case of "http", any host a URL parser takes).
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 500,
+            "pattern": r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?$",
+            "examples": ["https://festival.example/faq"],
+        }
+    ),
+]
+Email = Annotated[
+    str,
+    StringConstraints(max_length=254),
+    AfterValidator(_email),
+    WithJsonSchema({"type": "string", "pattern": _EMAIL_PATTERN, "maxLength": 254}),
+]
 
 
 # --- the document's entries ---------------------------------------------------------------------
 
 
+# A rule between the fields of an entry, which no JSON schema states: the HTTP API answers a
+# document that breaks only such rules (and those between entries) with 409, not 422.
+ENTRY_RULE = "entry_rule"
+
+
+def entry_rule(message: str) -> PydanticCustomError:
+    return PydanticCustomError(ENTRY_RULE, "{rule}", {"rule": message})
+
+
 class _Entry(BaseModel):
-    # Strict: "true" is not true and 5.0 is not 5; forbid unknown keys so typos are caught.
+    # Strict: "true" is not true and "5" is not 5; forbid unknown keys so typos are caught.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
@@ -248,13 +340,23 @@ class ResaleIn(_Entry):
     def _bounds_in_order(self) -> ResaleIn:
         low, high = self.min_price, self.max_price
         if low is not None and high is not None and low > high:
-            raise ValueError(f"min_price {low} is above max_price {high}")
+            raise entry_rule(f"min_price {low} is above max_price {high}")
         return self
 
 
 class ExchangeIn(_Entry):
+    # The schema says the two rules below: targets once each, at least one when enabled.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"enabled": {"const": False}}},
+                {"properties": {"targets": {"minItems": 1}}, "required": ["targets"]},
+            ]
+        }
+    )
+
     enabled: bool
-    targets: list[EventId] = []
+    targets: list[EventId] = Field(default=[], json_schema_extra={"uniqueItems": True})
 
     @model_validator(mode="after")
     def _targets_make_sense(self) -> ExchangeIn:
@@ -276,12 +378,12 @@ class EventIn(_Entry):
     personalisation: PersonalisationIn = PersonalisationIn(enabled=True)
     resale: ResaleIn = ResaleIn(enabled=False)
     exchange: ExchangeIn = ExchangeIn(enabled=False)
-    capacity: int | None = Field(default=None, ge=0, le=MAX_INTEGER)
+    capacity: Capacity | None = None
 
     @model_validator(mode="after")
     def _not_its_own_target(self) -> EventIn:
         if self.id in self.exchange.targets:
-            raise ValueError("lists itself as an exchange target")
+            raise entry_rule("lists itself as an exchange target")
         return self
 
     def columns(self) -> dict[str, Any]:

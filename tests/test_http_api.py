@@ -5,6 +5,7 @@ document the API serves."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import re
 import threading
@@ -13,24 +14,46 @@ from decimal import Decimal
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from openapi_core import OpenAPI
+from openapi_core.exceptions import OpenAPIError
 from openapi_core.templating.responses.exceptions import ResponseNotFound
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.response.exceptions import InvalidData
+from openapi_spec_validator import validate as validate_spec
 from sqlalchemy import func, select
 
-from bot.http_api import MAX_BODY_BYTES, ApiServices, create_api
+from bot.http_api import MAX_BODY_BYTES, ApiServices, api_routes, create_api, webhook_route
 from bot.metrics import Metrics
 from bot.openapi import openapi_document
 from storage import resale, services
 from storage.database import Store
 from storage.models import AuditEntry, Barcode, Order, Ticket, TicketState
 from tests.conftest import sample_document
+from tests.test_import import SAMPLE_FILE
 
 TOKEN = "s3cret-api-token"
 BOT = "ticketbot_test_bot"
 BUYER = 1001
 LINK = re.compile(rf"^https://t\.me/{BOT}\?start=([A-Za-z0-9_-]{{32}})$")
-SPEC = OpenAPI.from_dict(openapi_document("/telegram/webhook"))
+SPEC = OpenAPI.from_dict(
+    openapi_document([*api_routes(), webhook_route("/telegram/webhook", None)])
+)
+
+
+def schema_allows(method: str, path: str, body) -> bool:
+    """Whether the published document allows this request with this JSON body."""
+    request = MockRequest(
+        "http://127.0.0.1",
+        method,
+        path,
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        data=json.dumps(body).encode(),
+        content_type="application/json",
+    )
+    try:
+        SPEC.validate_request(request)
+    except OpenAPIError:
+        return False
+    return True
 
 
 class Answer:
@@ -241,7 +264,7 @@ async def test_an_invalid_document_is_refused_naming_each_problem_and_writing_no
     document = sample_document(orders=2)
     document["orders"][0]["tickets"][0]["price"] = 89
     document["orders"][1]["buyer"]["email"] = "not-an-address"
-    answer = await api.call("POST", "/api/orders", document=document)
+    answer = await api.call("POST", "/api/orders", document=document, valid=False)
     assert answer.status == 422 and answer.json["error"] == "invalid_document"
     problems = answer.json["problems"]
     assert any(
@@ -249,6 +272,95 @@ async def test_an_invalid_document_is_refused_naming_each_problem_and_writing_no
     )
     assert any(p.startswith("orders[1] (DF-100001).buyer.email:") for p in problems)
     assert await count(api.store, Order) == 0 and await count(api.store, AuditEntry) == 0
+
+
+async def test_a_document_the_schema_refuses_is_refused_and_one_it_allows_is_not(api):
+    """The schema's and the server's verdicts agree (issue 15: entries without their fields)."""
+    empty_entry = {"events": [], "orders": [{}]}
+    assert not schema_allows("POST", "/api/orders", empty_entry)
+    answer = await api.call("POST", "/api/orders", document=empty_entry, valid=False)
+    assert answer.status == 422 and answer.json["error"] == "invalid_document"
+    sample = json.loads(SAMPLE_FILE.read_text())
+    assert schema_allows("POST", "/api/orders", sample)
+    assert (await api.call("POST", "/api/orders", document=sample)).status == 201
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda d: d["orders"][0]["tickets"][0].update(event="no-such-event"), "unknown event"),
+        (lambda d: d["orders"].append(copy.deepcopy(d["orders"][0])), "is already used by"),
+        (
+            lambda d: d["events"][0]["resale"].update(min_price="95.00", max_price="90.00"),
+            "min_price 95.00 is above max_price 90.00",
+        ),
+        (
+            lambda d: d["events"][0]["exchange"].update(targets=["fest-sat"]),
+            "lists itself as an exchange target",
+        ),
+    ],
+)
+async def test_a_document_the_schema_allows_but_the_rules_refuse_is_a_conflict(
+    api, change, problem
+):
+    document = sample_document()
+    change(document)
+    assert schema_allows("POST", "/api/orders", document)
+    answer = await api.call("POST", "/api/orders", document=document)
+    assert answer.status == 409 and answer.json["error"] == "conflicting_document"
+    assert any(problem in p for p in answer.json["problems"]), answer.json
+    assert await count(api.store, Order) == 0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d["events"][0]["exchange"].update(targets=[]),
+        lambda d: d["events"][0]["exchange"].update(targets=["fest-sun", "fest-sun"]),
+        lambda d: d["events"][0].update(starts_at="2027-07-17 14:00:00+02:00"),
+        lambda d: d["events"][0].update(currency="XYZ"),
+        lambda d: d["events"][0].update(timezone="Mars/Olympus"),
+        lambda d: d["orders"][0]["buyer"].update(name=" \u3000 "),
+        lambda d: d["orders"][0]["buyer"].update(name="Camille\x07"),
+        lambda d: d["orders"][0]["buyer"].update(email="camille@example.test"),
+        lambda d: d["orders"][0]["tickets"][0].update(ref="T 1"),
+        lambda d: d["orders"][0]["tickets"][0].update(price="-1.00"),
+        lambda d: d["events"][1].update(capacity=5.5),
+        lambda d: d["events"][1].update(capacity="5"),
+    ],
+)
+async def test_what_the_schema_refuses_in_an_entry_the_server_refuses(api, change):
+    document = sample_document()
+    change(document)
+    assert not schema_allows("POST", "/api/orders", document)
+    answer = await api.call("POST", "/api/orders", document=document, valid=False)
+    assert answer.status == 422 and answer.json["error"] == "invalid_document"
+
+
+async def test_spaces_around_a_name_are_allowed_by_the_schema_and_dropped(api):
+    document = sample_document()
+    document["orders"][0]["buyer"]["name"] = "\t Camille Martin\u3000"
+    assert schema_allows("POST", "/api/orders", document)
+    assert (await api.call("POST", "/api/orders", document=document)).status == 201
+    order = (await api.call("GET", "/api/orders/DF-100000")).json
+    assert order["buyer"]["name"] == "Camille Martin"
+
+
+async def test_a_lone_surrogate_is_no_text_and_is_refused(api):
+    """I-JSON (RFC 7493): strings are Unicode text; "\\ud800" alone is none, whatever a
+    schema validator that sees code points says."""
+    document = sample_document()
+    document["orders"][0]["buyer"]["name"] = "Camille \ud800"
+    answer = await api.call("POST", "/api/orders", document=document, valid=False)
+    assert answer.status == 422 and "buyer.name" in answer.json["problems"][0]
+
+
+async def test_a_capacity_written_as_5_0_is_the_whole_number_5(api):
+    """JSON Schema's "integer" takes 5.0, so the server does too."""
+    document = sample_document()
+    document["events"][1]["capacity"] = 5.0
+    assert schema_allows("POST", "/api/orders", document)
+    assert (await api.call("POST", "/api/orders", document=document)).status == 201
 
 
 @pytest.mark.parametrize("document", [[], "orders", 42, None])
@@ -389,30 +501,37 @@ async def test_a_sale_without_a_body_is_at_the_listed_price(api):
 
 
 async def test_an_unknown_listing_is_not_found(api):
-    for path in ("/api/resale/999/sold", "/api/resale/99999999999999/sold"):
-        answer = await api.call("POST", path)
+    for path, valid in (("/api/resale/999/sold", True), ("/api/resale/99999999999999/sold", False)):
+        answer = await api.call("POST", path, valid=valid)
         assert answer.status == 404 and answer.json["error"] == "listing_not_found"
     answer = await api.call("POST", "/api/resale/abc/sold", valid=False)
     assert answer.status == 404 and answer.json["error"] == "not_found"
 
 
 @pytest.mark.parametrize(
-    ("body", "problem"),
+    ("body", "status", "problem"),
     [
-        ({"price": "120.00"}, "price: The price must be between €10.00 and €89.00."),
-        ({"price": "5.00"}, "price: The price must be between €10.00 and €89.00."),
-        ({"price": "50.001"}, "price: A price has at most 2 decimals."),
-        ({"price": 50}, 'price: must be a decimal string like "45.00" (got 50)'),
-        ({"price": "fifty"}, 'price: must be a decimal string like "45.00" (got "fifty")'),
-        ({"amount": "50.00"}, "amount: not a known key"),
-        (["50.00"], "the body must be a JSON object"),
+        ({"price": "120.00"}, 409, "price: The price must be between €10.00 and €89.00."),
+        ({"price": "5.00"}, 409, "price: The price must be between €10.00 and €89.00."),
+        ({"price": "50.001"}, 422, "price: must have at most 2 decimals"),
+        ({"price": "66891235064.156"}, 422, "price: must have at most 2 decimals"),
+        ({"price": "66891235064.15"}, 422, "price: must be at most 9999999999.99"),
+        ({"price": 50}, 422, 'price: must be a decimal string like "45.00", not the JSON number'),
+        ({"price": "fifty"}, 422, 'price: must be a decimal string like "45.00" (got "fifty")'),
+        ({"amount": "50.00"}, 422, "amount: not a known key"),
+        (["50.00"], 422, "the body must be a JSON object"),
+        (None, 422, "the body must be a JSON object"),
     ],
 )
-async def test_an_invalid_sale_price_is_refused_and_changes_nothing(api, body, problem):
+async def test_an_invalid_sale_price_is_refused_and_changes_nothing(api, body, status, problem):
+    """422 exactly when the published schema refuses the body; 409 when the event's bounds do."""
     listing = await listed_ticket(api)
-    answer = await api.call("POST", f"/api/resale/{listing}/sold", document=body, valid=False)
-    assert answer.status == 422
+    answer = await api.call(
+        "POST", f"/api/resale/{listing}/sold", raw=json.dumps(body).encode(), valid=status == 409
+    )
+    assert answer.status == status
     assert any(p.startswith(problem) for p in answer.json["problems"]), answer.json
+    assert schema_allows("POST", f"/api/resale/{listing}/sold", body) == (status != 422)
     order = (await api.call("GET", "/api/orders/DF-100000")).json
     assert order["tickets"][0]["state"] == "on_resale"
 
@@ -479,7 +598,7 @@ async def test_metrics_are_exposed_in_prometheus_text_format(api):
 
 async def test_the_openapi_document_is_served_and_describes_every_route(api):
     answer = await api.call("GET", "/api/openapi.json", token=None)
-    assert answer.json == openapi_document()
+    assert answer.json == openapi_document(api_routes())
     routes = {
         (r.method, r.resource.canonical)
         for r in api.client.server.app.router.routes()
@@ -521,6 +640,23 @@ def test_the_conformance_check_fails_on_a_response_unlike_the_document():
         conform("GET", "/healthz", undocumented, body=None, headers={}, request_is_valid=True)
 
 
+def test_the_document_is_valid_openapi_and_its_schemas_use_only_json_schema_keywords():
+    document = openapi_document(api_routes())
+    validate_spec(document)
+    unknown = {"ge", "le", "gt", "lt", "strict", "min_length", "max_length"}
+
+    def walk(node, where):
+        if isinstance(node, dict):
+            assert not unknown & node.keys(), where
+            for key, value in node.items():
+                walk(value, f"{where}/{key}")
+        elif isinstance(node, list):
+            for position, value in enumerate(node):
+                walk(value, f"{where}/{position}")
+
+    walk(document["components"]["schemas"], "#/components/schemas")
+
+
 async def test_the_ticket_states_of_the_document_are_the_stores():
-    states = openapi_document()["components"]["schemas"]["Ticket"]["properties"]["state"]
+    states = openapi_document(api_routes())["components"]["schemas"]["TicketState"]
     assert set(states["enum"]) == {state.value for state in TicketState}
