@@ -38,4 +38,4 @@ async def test_demo_lets_a_buyer_send_a_ticket_and_a_friend_claim_it(tmp_path, m
     assert "Ma commande DF-100234" in transcript
     assert "E-mail to alex@example.org" in transcript
     assert "Camille Martin vous a envoyé un billet !" in transcript
-    assert "Le billet est à vous, au nom de Alex Durand." in transcript
+    assert "Le billet est à vous. Titulaire : Alex Durand." in transcript
