@@ -13,6 +13,7 @@ Create Date: 2026-12-03 15:10:00
   keeps its old key (still unique), and the pair is printed for staff to look at.
 """
 
+import logging
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -27,6 +28,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 CHUNK = 5000
+log = logging.getLogger("alembic.runtime.migration")
 
 
 def upgrade() -> None:
@@ -79,8 +81,8 @@ def _recompute_name_keys(connection, key_of) -> None:
         if new == old:
             continue
         if (event_id, new) in taken:
-            print(f"ticket {ticket_id} of event {event_id}: its holder's name looks like another"
-                  " ticket's; it keeps its old name key")
+            log.warning("ticket %s of event %s: its holder's name looks like another ticket's;"
+                        " it keeps its old name key", ticket_id, event_id)
             continue
         taken.discard((event_id, old))
         taken.add((event_id, new))
