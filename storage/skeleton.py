@@ -7,6 +7,11 @@ no longer says which side is UTS #39's prototype, so the skeleton here maps ever
 one member of its confusable class (a class: the characters sharing a prototype). Two strings
 have the same skeleton here exactly when UTS #39's per-character skeletons match.
 
+Why this package: PyICU's SpoofChecker computes skeletons itself, but PyPI has no wheels of it
+(it builds against the system's libicu-dev); ``icu4py`` has wheels but no spoof checker; the
+``confusables`` package has had no release since 2021 (Unicode 13 data).
+``confusable-homoglyphs`` is pure Python, maintained, and ships the data.
+
 Where this departs from UTS #39, on purpose, for people's names rather than identifiers:
 - only one-letter look-alikes fold. UTS #39 also maps "m" to "rn", which would make "Mamie" and
   "Marnie" one name; here "m" stays a letter of its own.
