@@ -3,35 +3,23 @@
 The store keeps only what to say (``kind`` and ``params``); the text is rendered here at send
 time, so the claim link is recomputed from the secret and never stored. A mail is written in
 the recipient's language with the same text in the other language below a separator, as a plain
-text part and an HTML alternative.
+text part and an HTML alternative laid out by ``bot.mail_layout`` (event card, one button).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.mail_layout import Button, EventCard, MailPart, render_ticket_shop_email
 from locales import LANGUAGES, Translator, pick_language, translator
 from storage.models import InvitationState, OutboxMail
 from storage.reading import invitation_with_ticket
 from storage.tokens import claim_token
-
-# Between the recipient's language and the other one, in the text part.
-SEPARATOR = "-" * 60
-
-
-@dataclass(frozen=True)
-class Paragraph:
-    """One block of the body: lines of text, optionally followed by a link on its own line."""
-
-    lines: tuple[str, ...]
-    link: str | None = None
-    link_label: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,10 +55,7 @@ async def render_outbox_mail(
     facts = await _load_invitation(session, mail, secret=secret, bot_username=bot_username)
     main = pick_language(mail.language)
     other = next(language for language in LANGUAGES if language != main)
-    sections = [
-        (translator(language), _invitation_body(translator(language), facts))
-        for language in (main, other)
-    ]
+    parts = [_invitation_part(translator(language), facts) for language in (main, other)]
     subject = (
         translator(main)
         .gettext("{inviter} sent you a ticket for {event}")
@@ -85,10 +70,9 @@ async def render_outbox_mail(
     message["Message-ID"] = mail.message_id
     message["Auto-Submitted"] = "auto-generated"
     # Quoted-printable keeps the accents safe on servers without 8BITMIME.
-    message.set_content(_as_text(sections), cte="quoted-printable")
-    message.add_alternative(
-        _as_html(sections, subject, main), subtype="html", cte="quoted-printable"
-    )
+    body = render_ticket_shop_email(parts, subject=subject)
+    message.set_content(body.text, cte="quoted-printable")
+    message.add_alternative(body.html, subtype="html", cte="quoted-printable")
     # Only now: set_content drops Content-* headers, and add_alternative moves them to a part.
     message["Content-Language"] = f"{main}, {other}"
     return message
@@ -118,75 +102,25 @@ async def _load_invitation(
     )
 
 
-def _invitation_body(t: Translator, facts: InvitationFacts) -> list[Paragraph]:
-    when = t.datetime(facts.event_starts_at, facts.event_timezone)
-    expires = t.datetime(facts.expires_at, facts.event_timezone)
-    return [
-        Paragraph((t.gettext("Hello,"),)),
-        Paragraph(
-            (
-                t.gettext("{inviter} sent you a ticket for {event}.").format(
-                    inviter=facts.inviter_name, event=facts.event_name
-                ),
-            )
+def _invitation_part(t: Translator, facts: InvitationFacts) -> MailPart:
+    _ = t.gettext
+    return MailPart(
+        language=t.language,
+        intro=(_("Hello,"), _("{inviter} sent you a ticket for {event}.").format(
+            inviter=facts.inviter_name, event=facts.event_name)),
+        card=EventCard(facts.event_name, (
+            (_("Date"), t.datetime(facts.event_starts_at, facts.event_timezone)),
+            (_("Venue"), _("{venue}, {city}").format(venue=facts.venue_name,
+                                                    city=facts.venue_city)),
+            (_("Ticket"), facts.category),
+        )),
+        button=Button(_("Claim my ticket in Telegram"), facts.link,
+                      lead=_("Open this link to claim the ticket in your own name in Telegram:")),
+        notes=(
+            _("The link works once and expires on {expires}.").format(
+                expires=t.datetime(facts.expires_at, facts.event_timezone)),
+            _("If you do not want the ticket, open the link and decline it, so that "
+              "{inviter} can give it to someone else.").format(inviter=facts.inviter_name),
         ),
-        Paragraph(
-            (
-                t.gettext("Event: {event}").format(event=facts.event_name),
-                t.gettext("Date: {when}").format(when=when),
-                t.gettext("Venue: {venue}, {city}").format(
-                    venue=facts.venue_name, city=facts.venue_city
-                ),
-                t.gettext("Ticket: {category}").format(category=facts.category),
-            )
-        ),
-        Paragraph(
-            (t.gettext("Open this link to claim the ticket in your own name in Telegram:"),),
-            link=facts.link,
-            link_label=t.gettext("Claim my ticket in Telegram"),
-        ),
-        Paragraph(
-            (
-                t.gettext("The link works once and expires on {expires}.").format(expires=expires),
-                t.gettext(
-                    "If you do not want the ticket, open the link and decline it, so that "
-                    "{inviter} can give it to someone else."
-                ).format(inviter=facts.inviter_name),
-            )
-        ),
-    ]
-
-
-def _as_text(sections: list[tuple[Translator, list[Paragraph]]]) -> str:
-    rendered = []
-    for _t, paragraphs in sections:
-        blocks = []
-        for paragraph in paragraphs:
-            lines = list(paragraph.lines)
-            if paragraph.link:
-                lines.append(paragraph.link)
-            blocks.append("\n".join(lines))
-        rendered.append("\n\n".join(blocks))
-    return f"\n\n{SEPARATOR}\n\n".join(rendered) + "\n"
-
-
-def _as_html(
-    sections: list[tuple[Translator, list[Paragraph]]], subject: str, language: str
-) -> str:
-    parts = []
-    for t, paragraphs in sections:
-        blocks = []
-        for paragraph in paragraphs:
-            lines = "<br>\n".join(html.escape(line) for line in paragraph.lines)
-            blocks.append(f"<p>{lines}</p>")
-            if paragraph.link:
-                link = html.escape(paragraph.link)
-                label = html.escape(paragraph.link_label or paragraph.link)
-                blocks.append(f'<p><a href="{link}">{label}</a><br>\n{link}</p>')
-        parts.append(f'<div lang="{html.escape(t.language)}">\n' + "\n".join(blocks) + "\n</div>")
-    body = "\n<hr>\n".join(parts)
-    return (
-        f'<!DOCTYPE html>\n<html lang="{html.escape(language)}">\n<head>\n'
-        f'<meta charset="utf-8">\n<title>{html.escape(subject)}</title>\n</head>\n'
-        f"<body>\n{body}\n</body>\n</html>\n"
+        row_format=_("{label}: {value}"),
     )

@@ -26,7 +26,7 @@ from conversations.common import (
 from conversations.overview import show_loaded_overview, show_order_after_change
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
 from locales import Translator
-from storage import chat_state, services
+from storage import availability, chat_state, services
 from storage.errors import N_
 from storage.keys import clean_email, clean_name
 from storage.views import ChatStep, InviteResult, TicketDetails
@@ -89,6 +89,7 @@ async def on_claim_name_typed(update: Update, context: Context, step: ChatStep) 
     name = clean_name(update.effective_message.text or "")
     store = store_of(context)
     details = await load_ticket(update, context, step.ticket_id)
+    await availability.refuse_taken_name(store, details.event.id, name)
     await chat_state.set_step(store, update.effective_chat.id, STEP_CLAIM_NAME,
                               ticket_id=step.ticket_id, payload={"name": name})
     t = await user_translator(update, context, details.order.language)
@@ -117,6 +118,7 @@ async def on_invite_email_typed(update: Update, context: Context, step: ChatStep
     email = clean_email(update.effective_message.text or "")
     store = store_of(context)
     details = await load_ticket(update, context, step.ticket_id)
+    await availability.refuse_taken_email(store, details.event.id, email)
     await chat_state.set_step(store, update.effective_chat.id, STEP_INVITE_CONFIRM,
                               ticket_id=step.ticket_id, payload={"email": email})
     t = await user_translator(update, context, details.order.language)

@@ -17,7 +17,7 @@ from conversations.common import (
     wake_background,
 )
 from locales import Translator
-from storage import chat_state, services
+from storage import availability, chat_state, services
 from storage.errors import Refusal
 from storage.keys import clean_name
 from storage.views import ChatStep, ClaimView
@@ -73,6 +73,7 @@ async def on_accept_name_typed(update: Update, context: Context, step: ChatStep)
     name = clean_name(update.effective_message.text or "")
     store = store_of(context)
     claim = await services.claim_view(store, update.effective_user.id, step.invitation_id)
+    await availability.refuse_taken_name(store, claim.event.id, name)
     await chat_state.set_step(store, update.effective_chat.id, STEP_ACCEPT_NAME,
                               invitation_id=claim.invitation_id, payload={"name": name})
     t = await user_translator(update, context)

@@ -20,6 +20,7 @@ from telegram.ext import (
 from conversations import (
     assign,
     exchange,
+    expired_step,
     friend_claim,
     holder_changes,
     more_actions,
@@ -139,9 +140,16 @@ async def on_button_refused(update: Update, context: Context, data: cb.Callback,
 
 async def on_text(update: Update, context: Context) -> None:
     """Typed text goes to the step the chat is in; outside any step, explain what to do."""
-    step = await chat_state.get_step(store_of(context), update.effective_chat.id)
+    step = await chat_state.get_step(store_of(context), update.effective_chat.id,
+                                     with_expired=True)
     handler = TEXT_STEPS.get(step.step) if step else None
     t = await user_translator(update, context)
+    if handler is not None and step.expired:
+        try:
+            await expired_step.show_where_you_were(update, context, step)
+        except Refusal as refusal:
+            await say(update, refusal_text(refusal, t))
+        return
     if handler is None:
         await say(update, e(t.gettext(
             "I did not expect a message here. Use the buttons, or /start to see your orders "

@@ -19,7 +19,7 @@ from conversations.common import (
 from conversations.overview import show_order_after_change
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
 from locales import Translator
-from storage import chat_state, services
+from storage import availability, chat_state, services
 from storage.errors import N_
 from storage.keys import clean_name
 from storage.views import ChatStep, TicketDetails
@@ -57,6 +57,8 @@ async def on_rename_typed(update: Update, context: Context, step: ChatStep) -> N
     name = clean_name(update.effective_message.text or "")
     store = store_of(context)
     details = await load_ticket(update, context, step.ticket_id)
+    await availability.refuse_taken_name(store, details.event.id, name,
+                                         ticket_id=details.ticket.id)
     await chat_state.set_step(store, update.effective_chat.id, STEP_RENAME,
                               ticket_id=step.ticket_id, payload={"name": name})
     t = await user_translator(update, context, details.order.language)

@@ -75,6 +75,9 @@ def _state_line(ticket: TicketView, order: OrderView, t: Translator) -> str:
                                                             email=e(ticket.invitation.email))
     if ticket.holder_name and ticket.state == TicketState.COMPLETED:
         return "• " + _("{ticket} — {holder}").format(ticket=what, holder=e(ticket.holder_name))
+    if ticket.state == TicketState.ON_RESALE and ticket.listing is not None:
+        price = t.money(ticket.listing.price, ticket.listing.currency)
+        return "• " + _("{ticket} — on resale at {price}").format(ticket=what, price=e(price))
     return "• " + what
 
 

@@ -42,14 +42,18 @@ _READ_STEP = select(_states.c.step, _states.c.ticket_id, _states.c.invitation_id
 _END_STEP = delete(_states).where(_states.c.chat_id == bindparam("chat"))
 
 
-async def get_step(store: Store, chat_id: int) -> ChatStep | None:
-    """The chat's current step, or None when there is none or it has expired."""
+async def get_step(store: Store, chat_id: int, *, with_expired: bool = False) -> ChatStep | None:
+    """The chat's current step, or None when there is none or it has expired; ``with_expired``
+    also returns an expired one (marked ``expired``), so typed text can say where it was."""
     async with store.read_connection() as connection:
         state = (await connection.execute(_READ_STEP, {"chat": chat_id})).first()
-    if state is None or state.expires_at <= utcnow():
+    if state is None:
+        return None
+    expired = state.expires_at <= utcnow()
+    if expired and not with_expired:
         return None
     return ChatStep(state.step, state.ticket_id, state.invitation_id, dict(state.payload or {}),
-                    state.message_id)
+                    state.message_id, expired=expired)
 
 
 async def clear_step(store: Store, chat_id: int) -> None:

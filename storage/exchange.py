@@ -4,13 +4,20 @@ target, while the target's places for exchanges last.
 The last place is settled by the database: the target's remaining capacity is decremented with
 ``UPDATE … WHERE exchange_capacity > 0`` (a CHECK keeps it from going negative), so two buyers
 racing for it cannot both win.
+
+The new ticket carries the target's category label, not the old one. Events have no category of
+their own (categories come with the tickets of the import), so the label is the one the target's
+own tickets use: a category of the same name if the target sells one ("VIP" on both days), else
+the category of the target's tickets at the same price (the same pass on another day: "Pass
+samedi" → "Pass dimanche"), else the target's first imported category. Only a target with no
+ticket at all keeps the old label, as nothing better is known of it.
 """
 
 from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 
 from storage import barcode_feed, reading
 from storage.database import Store, utcnow
@@ -87,10 +94,35 @@ async def _issue_replacement(session, ticket: Ticket, target: Event, now) -> Tic
     code = new_barcode()
     replacement = Ticket(
         ref=f"{ticket.ref[:56]}-X{secrets.token_hex(3).upper()}", order_id=ticket.order_id,
-        event_id=target.id, category=ticket.category, price=ticket.price,
+        event_id=target.id, category=await target_category(session, ticket, target.id),
+        price=ticket.price,
         state=TicketState.TO_ASSIGN, barcode=code, updated_at=now,
     )
     session.add(replacement)
     await session.flush()
     await barcode_feed.issue(session, replacement, code, now)
     return replacement
+
+
+_tickets = Ticket.__table__
+_SAME_NAME = (select(_tickets.c.category)
+              .where(_tickets.c.event_id == bindparam("target"),
+                     _tickets.c.category == bindparam("category")).limit(1))
+_SAME_PRICE = (select(_tickets.c.category)
+               .where(_tickets.c.event_id == bindparam("target"),
+                      _tickets.c.price == bindparam("price"))
+               .order_by(_tickets.c.id).limit(1))
+_FIRST = (select(_tickets.c.category).where(_tickets.c.event_id == bindparam("target"))
+          .order_by(_tickets.c.id).limit(1))
+
+
+async def target_category(session, ticket: Ticket, target_id: str) -> str:
+    """The category label a ticket exchanged into ``target_id`` carries (see the module's
+    docstring for the rule)."""
+    connection = await session.connection()
+    params = {"target": target_id, "category": ticket.category, "price": ticket.price}
+    for statement in (_SAME_NAME, _SAME_PRICE, _FIRST):
+        found = (await connection.execute(statement, params)).scalar()
+        if found is not None:
+            return found
+    return ticket.category

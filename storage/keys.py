@@ -1,8 +1,9 @@
 """Validation and normalised keys for holder names and e-mail addresses.
 
-Two names are the same person on a ticket when they differ only in case, accents or spacing
-("Élodie  Dupont" and "elodie dupont"); two e-mails are the same when they differ only in case.
-The keys computed here back the unique constraints of the ``tickets`` table.
+Two names are the same person on a ticket when they differ only in case, accents, spacing or
+look-alike letters of another alphabet ("Élodie  Dupont" and "elodie dupont"; "Alex" and "Аlex"
+with a Cyrillic А, see ``storage.skeleton``); two e-mails are the same when they differ only in
+case. The keys computed here back the unique constraints of the ``tickets`` table.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 
 from storage.errors import Refusal
+from storage.skeleton import skeleton
 
 MAX_NAME_LENGTH = 100
 MAX_EMAIL_LENGTH = 254
@@ -59,11 +61,18 @@ def _is_written_name(name: str) -> bool:
     return True
 
 
-def name_key(name: str) -> str:
-    """Case-, accent- and space-insensitive key of a name."""
-    decomposed = unicodedata.normalize("NFKD", name.casefold())
+def fold(text: str) -> str:
+    """Case-, accent- and space-insensitive form of a text, by Unicode's rules (``casefold``:
+    "Straße" and "STRASSE" fold alike; NFKD without its combining marks: "É" is "e")."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(stripped.replace("’", "'").split())
+
+
+def name_key(name: str) -> str:
+    """The key of a name for the one-name-per-event rule: folded (``fold``), then look-alike
+    letters of other alphabets made one (``skeleton``)."""
+    return skeleton(fold(name))
 
 
 def clean_email(raw: str) -> str:

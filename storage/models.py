@@ -32,6 +32,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from storage import search
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -158,6 +160,9 @@ class Order(Base):
     buyer_email: Mapped[str] = mapped_column(String(254))
     language: Mapped[str] = mapped_column(String(8), default="en")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    # What staff's /find looks in, folded (storage/search.py); filled on insert.
+    search_key: Mapped[str] = mapped_column(String(search.SEARCH_COLUMN_LENGTH),
+                                            default=search.order_search_default)
 
     tickets: Mapped[list[Ticket]] = relationship(
         back_populates="order", lazy="raise", order_by="Ticket.id"
@@ -191,6 +196,10 @@ class Ticket(Base):
     # When the ticket was first scanned in at the gate (storage/gate.py): a used ticket
     # changes no more (storage/services.py, change_ticket).
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # What staff's /find looks in, folded (storage/search.py): the reference and the holder's
+    # name and e-mail; filled on insert and by services.change_ticket.
+    search_key: Mapped[str] = mapped_column(String(search.SEARCH_COLUMN_LENGTH),
+                                            default=search.ticket_search_default)
 
     order: Mapped[Order] = relationship(back_populates="tickets", lazy="raise")
     event: Mapped[Event] = relationship(lazy="raise")
@@ -519,3 +528,7 @@ class WebAppAction(Base):
     done_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_webapp_actions_done_at", "done_at"),)
+
+
+for _table in (Order.__table__, Ticket.__table__):
+    search.attach(_table)

@@ -19,7 +19,7 @@ from sqlalchemy import Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import barcode_feed, chat_state, reading, tokens
+from storage import barcode_feed, chat_state, reading, search, tokens
 from storage.database import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import clean_email, clean_name, email_key, name_key
@@ -124,6 +124,10 @@ async def change_ticket(
     **values: Any,
 ) -> None:
     """Move a ticket out of ``expected`` state, or refuse if someone changed it first."""
+    if "holder_name" in values or "holder_email" in values:
+        values["search_key"] = search.search_key(
+            ticket.ref, values.get("holder_name", ticket.holder_name),
+            values.get("holder_email", ticket.holder_email))
     params = {f"new_{name}": value for name, value in values.items()}
     params.update(ticket=ticket.id, expected=expected, version_seen=ticket.version, now=now)
     try:

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import false, func, or_, select
+from sqlalchemy import func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import reading
+from storage import reading, search
 from storage.database import Store, utcnow
 from storage.errors import Refusal
-from storage.keys import name_key
 from storage.models import (
     GONE_STATES,
     ActorKind,
@@ -231,45 +230,25 @@ def _echo(text: str) -> str:
     return text if len(text) <= 64 else text[:63] + "…"
 
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 async def find_orders(
     store: Store, staff_id: int, text: str, *, limit: int = FIND_LIMIT
 ) -> FoundOrders:
     """Orders whose number, buyer (name or e-mail), or any ticket (reference, holder name or
-    e-mail) contains ``text``, ignoring case; at most ``limit`` of them, by number."""
+    e-mail) contains ``text``, ignoring case and accents by Unicode's rules; at most ``limit``
+    of them, by number. The search columns' trigram indexes serve it (storage/search.py)."""
     text = " ".join(text.split())
-    pattern = _like_pattern(text)
-
-    def contains(column: Any) -> Any:
-        return column.ilike(pattern, escape="\\")
-
-    holder_key = name_key(text)
-    ticket_orders = select(Ticket.order_id).where(
-        or_(
-            contains(Ticket.ref),
-            contains(Ticket.holder_name),
-            contains(Ticket.holder_email),
-            # Holder names also match ignoring accents, through their normalised key.
-            Ticket.name_key.contains(holder_key, autoescape=True) if holder_key else false(),
-        )
-    )
+    pattern = search.search_pattern(text)
+    if len(pattern) < search.MIN_SEARCH_LENGTH:
+        raise Refusal("staff_search_too_short", min=search.MIN_SEARCH_LENGTH)
+    dialect = "sqlite" if store.is_sqlite else "postgresql"
+    found = union(search.matching(Order.__table__, pattern, dialect),
+                  search.matching(Ticket.__table__, pattern, dialect, "order_id"))
     now = utcnow()
     async with store.write() as session:
         orders = list(
             await session.scalars(
                 select(Order)
-                .where(
-                    or_(
-                        contains(Order.number),
-                        contains(Order.buyer_name),
-                        contains(Order.buyer_email),
-                        Order.id.in_(ticket_orders),
-                    )
-                )
+                .where(Order.id.in_(found))
                 .order_by(Order.number)
                 .limit(limit + 1)
             )

@@ -151,6 +151,7 @@ class ChatStep:
     invitation_id: int | None = None
     payload: dict = field(default_factory=dict)
     message_id: int | None = None
+    expired: bool = False  # read past its expiry (chat_state.get_step with_expired)
 
 
 @dataclass(frozen=True)

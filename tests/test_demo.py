@@ -41,7 +41,7 @@ async def test_demo_lets_a_buyer_send_a_ticket_and_a_friend_claim_it(tmp_path, m
     assert "Ma commande DF-100234" in transcript
     assert "E-mail to alex@example.org" in transcript
     assert "Camille Martin vous a envoyé un billet !" in transcript
-    assert "Le billet est à vous, au nom de Alex Durand." in transcript
+    assert "Le billet est à vous. Titulaire : Alex Durand." in transcript
 
 
 async def test_demo_prints_a_mini_app_link_per_user_that_opens_their_order(tmp_path, monkeypatch):

@@ -20,7 +20,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select, update
 
-from bot.mail_content import SEPARATOR, render_outbox_mail
+from bot.mail_content import render_outbox_mail
+from bot.mail_layout import SEPARATOR
 from bot.mailer import (
     EmlDirectoryTransport,
     OutboxSender,

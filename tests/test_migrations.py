@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.database import migrate
 from storage.models import Base
+from storage.search import search_objects
 from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL, ensure_postgres_schema
 
 
@@ -19,7 +20,10 @@ async def schema_differences(url: str, **engine_kwargs) -> list:
         async with engine.connect() as connection:
             return await connection.run_sync(
                 lambda sync: compare_metadata(
-                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                    MigrationContext.configure(sync, opts={
+                        "compare_type": True,
+                        "include_name": lambda name, type_, parent: not search_objects(name, type_),
+                    }), Base.metadata
                 )
             )
     finally:

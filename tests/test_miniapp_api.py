@@ -156,7 +156,7 @@ async def test_claim_through_the_mini_app_changes_the_store_once(client, store):
     body = {"action_id": action_id(2), "name": "Camille Martin"}
     first = await client.post(f"/app/api/tickets/{ticket}/claim", headers=auth(), json=body)
     assert first.status == 200, await first.text()
-    assert "au nom de Camille Martin" in (await first.json())["notice"]
+    assert "pour titulaire Camille Martin" in (await first.json())["notice"]
     async with store.read() as session:
         claimed = await session.get(Ticket, ticket)
         audits = await session.scalar(select(func.count()).select_from(AuditEntry))

@@ -162,7 +162,7 @@ async def test_buyer_manages_her_order_in_the_mini_app_and_the_chat_agrees(
     await browser.run(screenshot, page, tmp_path / "miniapp-light-360.png")
 
     claimed = await browser.run(claim_first_ticket, page)
-    assert "au nom de Camille Martin" in claimed
+    assert "pour titulaire Camille Martin" in claimed
 
     sent = await browser.run(send_second_ticket, page, "alex@example.org")
     link = LINK.search(sent).group(1)

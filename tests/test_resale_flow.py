@@ -8,6 +8,7 @@ import re
 from sqlalchemy import select, update
 
 from bot.cli import main as ticketbot
+from storage import services
 from storage.database import utcnow
 from storage.models import Event, ResaleListing, Ticket, TicketState
 from tests.conftest import sample_document
@@ -197,7 +198,13 @@ async def test_name_correction_hits_the_uniqueness_rule(harness):
     await claim_for_myself(buyer, "T-DF-100000-2", "Alex Durand")
     await buyer.press("Camille Martin")
     await buyer.press("Correct the name")
-    await buyer.send("ALEX durand")
+    typed = await buyer.send("ALEX durand")
+    assert "already in the name of" in typed.text  # refused as typed, no Confirm offered
+    # A name free when typed but taken before "Confirm": the constraint decides at write time.
+    await buyer.send("Sam Roy")
+    async with harness.store.read() as session:
+        third = await session.scalar(select(Ticket.id).where(Ticket.ref == "T-DF-100000-3"))
+    await services.claim_for_myself(harness.store, BUYER, third, "sam ROY")
     refused = await buyer.press("Confirm")
     assert "already in the name of" in refused.callback_answer.text
     await buyer.send("Camille Martin-Roy")
@@ -253,3 +260,34 @@ async def test_personalisation_deadline_passed_refuses_with_the_date(harness):
     menu = await buyer.press("T-DF-100000-1")
     assert "Personalisation closed on" in menu.text
     assert not any("Assign" in b for b in buyer.last.button_texts())
+
+
+def resale_section(text: str) -> str:
+    """The overview's "on resale" section alone, without the notice above the order."""
+    start = max(text.find("On resale ("), text.find("En revente ("))
+    assert start >= 0, text
+    return text[start:].split("\n\n")[0]
+
+
+async def test_overview_lists_each_listing_with_its_price_and_the_new_price_at_once(harness):
+    buyer = await open_order(harness)
+    await start_selling(buyer)
+    await buyer.send("45.50")
+    listed = await buyer.press("Confirm")
+    assert "T-DF-100000-1 — on resale at €45.50" in resale_section(listed.text)
+    await buyer.press("T-DF-100000-1")
+    await buyer.press("Change the price")
+    await buyer.send("60")
+    changed = await buyer.press("Confirm")
+    section = resale_section(changed.text)
+    assert "on resale at €60.00" in section and "45.50" not in section
+    refreshed = await buyer.press("Refresh")
+    assert "on resale at €60.00" in resale_section(refreshed.text)
+
+
+async def test_french_overview_lists_the_resale_price_the_french_way(harness):
+    buyer = await open_order(harness, language="fr")
+    await start_selling(buyer, label="Vendre ce billet")
+    await buyer.send("45,50")
+    listed = await buyer.press("Confirmer")
+    assert "T-DF-100000-1 — en revente à 45,50\u00a0€" in resale_section(listed.text)

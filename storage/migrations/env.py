@@ -7,6 +7,7 @@ from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.models import Base
+from storage.search import search_objects
 
 config = context.config
 target_metadata = Base.metadata
@@ -23,6 +24,8 @@ def _run(connection) -> None:
         # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
         render_as_batch=True,
         compare_type=True,
+        # The search indexes are DDL of their own (storage/search.py), unknown to autogenerate.
+        include_name=lambda name, type_, parent: not search_objects(name, type_),
     )
     with context.begin_transaction():
         context.run_migrations()
