@@ -440,3 +440,8 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# The ticket-in-hand tables live in a module of their own; imported here so that they belong to
+# ``Base.metadata`` wherever the models are loaded (create_all, Alembic, the migration test).
+from storage import ticket_models  # noqa: E402, F401

@@ -105,6 +105,7 @@ def ticket_view(
         state=ticket.state,
         holder_name=ticket.holder_name,
         version=ticket.version,
+        holder_telegram_id=ticket.holder_telegram_id,
         invitation=(
             InvitationView(
                 id=invitation.id,
@@ -172,7 +173,7 @@ async def ticket_rows(session: AsyncSession, order_id: int, *, with_gone: bool =
 
 _ORDER_COLUMNS = ("id", "number", "buyer_name", "buyer_email", "language")
 _TICKET_COLUMNS = ("id", "ref", "event_id", "category", "price", "state", "holder_name",
-                   "version")
+                   "version", "holder_telegram_id")
 _EVENT_COLUMNS = ("id", "name", "starts_at", "timezone", "venue_name", "venue_city", "currency",
                   "faq_url", "personalisation_enabled", "personalisation_deadline",
                   "resale_enabled", "exchange_enabled", "resale_deadline", "exchange_targets")
@@ -325,7 +326,7 @@ async def load_home(session: AsyncSession, telegram_id: int) -> Home:
         ),
         held=tuple(
             HeldTicket(ref=t.ref, category=t.category, holder_name=t.holder_name or "",
-                       event=event_view(e))
+                       event=event_view(e), id=t.id)
             for t, e in held_rows
         ),
     )
