@@ -72,6 +72,11 @@ class TicketShowcase:
         worker = self.application.bot_data.get("worker")
         if worker is not None:
             await worker.run_once()
+        # The worker's own loop may be carrying a change out right now: wait for it a moment.
+        for _ in range(40):
+            if not await ticket_delivery.pending_changes(self.store):
+                break
+            await asyncio.sleep(0.05)
         for number, user in enumerate(self.users, start=1):
             for message in user.messages:
                 key = (user.id, message.message_id)

@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Store, utcnow
@@ -321,3 +321,11 @@ async def ticket_ref(store: Store, ticket_id: int) -> str:
     async with store.read_connection() as connection:
         return (await connection.execute(
             select(Ticket.ref).where(Ticket.id == ticket_id))).scalar_one()
+
+
+async def pending_changes(store: Store) -> int:
+    """How many barcode changes are not carried out yet (due, leased or waiting to retry)."""
+    async with store.read_connection() as connection:
+        return (await connection.execute(
+            select(func.count()).select_from(TicketChange.__table__)
+            .where(TicketChange.done_at.is_(None)))).scalar_one()

@@ -39,3 +39,16 @@ async def next_picture(harness, user: EmulatedUser, *, since: int, within: float
 
 def newest_id(user: EmulatedUser) -> int:
     return max((m.message_id for m in user.history), default=0)
+
+
+async def settle_changes(harness, within: float = 5.0) -> None:
+    """Run the background worker until every barcode change is carried out (the worker's own
+    loop may hold one meanwhile)."""
+    from storage.ticket_delivery import pending_changes
+
+    async with asyncio.timeout(within):
+        while True:
+            await harness.run_background()
+            if not await pending_changes(harness.store):
+                return
+            await asyncio.sleep(0.02)
