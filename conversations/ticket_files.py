@@ -9,7 +9,8 @@ that holds both.
 PDF library: **reportlab**, not fpdf2. Reportlab ships TrueType fonts inside its own package
 (Bitstream Vera, which has the French accents, « », ’ and the € sign), so the PDF embeds a real
 font without any system font or an extra font package; it subsets the font on embedding (a
-ticket PDF stays around 30 kB), and it is maintained since 2000 with stable APIs. fpdf2 ships
+ticket PDF is about 50 kB, most of it the QR image), and it is maintained since 2000 with
+stable APIs. fpdf2 ships
 no Unicode TTF; its built-in fonts are not embedded, the task asks for an embedded one.
 """
 
