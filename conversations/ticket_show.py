@@ -67,18 +67,33 @@ def void_caption(ref: str, t: Translator) -> str:
 # --- sending, with Telegram's file ids ---------------------------------------------------------
 
 
-async def _photo(store: Store, key: str, make, *, attach: bool = False) -> str | InputFile:
-    """The photo to send: Telegram's file_id if it has it, else the bytes to upload (inside an
-    InputMedia, ``attach``: named by an ``attach://`` URI, as the Bot API requires there)."""
+async def _with_file(store: Store, key: str, make, send, *, filename: str,
+                     attach: bool = False):
+    """``send(file)`` with Telegram's file_id when it has the file (``key``), else with the
+    bytes ``make()`` returns, keeping the file_id Telegram answers. A file_id Telegram no longer
+    knows (another bot token, a purge) is forgotten: the file is uploaded again. ``attach``:
+    the upload is named by an ``attach://`` URI, as the Bot API requires inside InputMedia."""
     known = await ticket_delivery.file_id(store, key)
     if known is not None:
-        return known
-    return InputFile(await make(), filename=f"{key.replace(':', '-')[:40]}.png", attach=attach)
+        try:
+            return await send(known)
+        except BadRequest as error:
+            if "file identifier" not in str(error).lower():
+                raise
+            log.warning("Telegram forgot file %s; uploading it again", key)
+    message = await send(InputFile(await make(), filename=filename, attach=attach))
+    uploaded = _file_id_of(message)
+    if uploaded is not None:
+        await ticket_delivery.remember_file_id(store, key, uploaded)
+    return message
 
 
-async def _remember_photo(store: Store, key: str, message: Message | bool) -> None:
-    if isinstance(message, Message) and message.photo:
-        await ticket_delivery.remember_file_id(store, key, message.photo[-1].file_id)
+def _file_id_of(message: Message | bool) -> str | None:
+    if not isinstance(message, Message):
+        return None
+    if message.photo:
+        return message.photo[-1].file_id
+    return message.document.file_id if message.document else None
 
 
 async def send_ticket(bot: Bot, store: Store, chat_id: int, card: TicketCard,
@@ -87,13 +102,15 @@ async def send_ticket(bot: Bot, store: Store, chat_id: int, card: TicketCard,
     so it can be voided later. If the barcode was voided while this was under way, the
     message is voided at once."""
     t = translator(language)
-    key = f"qr:{card.barcode}"
-    photo = await _photo(store, key, lambda: ticket_files.qr_file(card.barcode))
-    message = await bot.send_photo(chat_id, photo, caption=ticket_caption(card, t),
-                                   parse_mode=ParseMode.HTML,
-                                   reply_markup=ticket_buttons(card, t).markup)
-    if isinstance(photo, InputFile):
-        await _remember_photo(store, key, message)
+
+    async def send(photo):
+        return await bot.send_photo(chat_id, photo, caption=ticket_caption(card, t),
+                                    parse_mode=ParseMode.HTML,
+                                    reply_markup=ticket_buttons(card, t).markup)
+
+    message = await _with_file(store, f"qr:{card.barcode}",
+                               lambda: ticket_files.qr_file(card.barcode), send,
+                               filename=f"ticket-{card.barcode}.png")
     late = await ticket_delivery.record_message(
         store, chat_id=chat_id, message_id=message.message_id, ticket_id=card.ticket_id,
         barcode=card.barcode, language=language)
@@ -106,30 +123,29 @@ async def void_message(bot: Bot, store: Store, sent: SentMessage, ref: str) -> N
     """Turn a ticket message into a void one (crossed-out picture, no buttons) and mark it.
     A message the user deleted, or a chat that blocked the bot, shows nothing valid either."""
     t = translator(sent.language)
-    photo = await _photo(store, VOID_PICTURE_KEY, ticket_files.void_file, attach=True)
-    media = InputMediaPhoto(photo, caption=void_caption(ref, t), parse_mode=ParseMode.HTML)
+
+    async def edit(photo):
+        media = InputMediaPhoto(photo, caption=void_caption(ref, t), parse_mode=ParseMode.HTML)
+        return await bot.edit_message_media(media, chat_id=sent.chat_id,
+                                            message_id=sent.message_id)
+
     try:
-        edited = await bot.edit_message_media(media, chat_id=sent.chat_id,
-                                              message_id=sent.message_id)
+        await _with_file(store, VOID_PICTURE_KEY, ticket_files.void_file, edit,
+                         filename="void.png", attach=True)
     except Forbidden:
         log.info("ticket message %s not voided: the user blocked the bot", sent.row_id)
     except BadRequest as error:
         text = str(error).lower()
         if "not found" not in text and "not modified" not in text:
             raise
-    else:
-        if isinstance(photo, InputFile):
-            await _remember_photo(store, VOID_PICTURE_KEY, edited)
     await ticket_delivery.mark_voided(store, sent.row_id)
 
 
 async def _send_document(bot: Bot, store: Store, chat_id: int, key: str, make,
                          filename: str, caption: str) -> None:
-    known = await ticket_delivery.file_id(store, key)
-    document = known if known is not None else InputFile(await make(), filename=filename)
-    message = await bot.send_document(chat_id, document, caption=caption)
-    if known is None and message.document is not None:
-        await ticket_delivery.remember_file_id(store, key, message.document.file_id)
+    await _with_file(store, key, make,
+                     lambda document: bot.send_document(chat_id, document, caption=caption),
+                     filename=filename)
 
 
 # --- buttons ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from bot.http_api import ApiServices, create_api
 from bot.metrics import Metrics
 from storage import services
 from storage.models import OutboxMail, Ticket
-from storage.ticket_models import TicketMessage
+from storage.ticket_models import TelegramFile, TicketMessage
 from tests.conftest import sample_document
 from tests.test_buyer_flow import eventually
 from tests.ticket_helpers import (
@@ -271,3 +271,20 @@ async def test_a_holder_who_blocked_the_bot_still_gets_the_email(harness):
     mail = await harness.next_mail()
     assert mail["To"] == "camille0@example.org"
     assert not ticket_pictures(buyer)
+
+
+async def test_a_file_id_telegram_no_longer_knows_is_uploaded_again(harness):
+    buyer = await open_order(harness)
+    since = newest_id(buyer)
+    await claim_for_myself(buyer)
+    first = await next_picture(harness, buyer, since=since)
+    async with harness.store.write() as session:
+        await session.execute(update(TelegramFile).values(file_id="AgACAgIAAxkBAAforgotten"))
+    await buyer.send("/start")
+    again = await buyer.press("Show ticket T-DF-100000-1")
+    (shown,) = again.sent
+    assert shown.media["file_id"] != first.media["file_id"]
+    assert picture_codes(harness, shown) == picture_codes(harness, first)
+    async with harness.store.read() as session:
+        kept = await session.scalar(select(TelegramFile.file_id))
+    assert kept == shown.media["file_id"]
