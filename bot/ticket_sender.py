@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
@@ -22,6 +23,8 @@ from storage.ticket_delivery import ChangeWork
 
 log = logging.getLogger(__name__)
 
+CLEANUP_EVERY = 3600.0  # seconds between two prunings of changes done days ago
+
 
 class TicketChangeSender:
     """Carries out due barcode changes, oldest first (so a ticket renamed twice in a row ends
@@ -31,9 +34,13 @@ class TicketChangeSender:
         self.store = store
         self.bot = bot
         self.more_due = False  # the last round took a full batch: more may be waiting
+        self._next_cleanup = 0.0  # monotonic time of the next pruning of old changes
 
     async def send_due(self) -> int:
         """Carry out the changes due now (at most a batch); returns how many were done."""
+        if time.monotonic() >= self._next_cleanup:
+            self._next_cleanup = time.monotonic() + CLEANUP_EVERY
+            await ticket_delivery.forget_done_changes(self.store)
         done = 0
         claimed = await ticket_delivery.claim_due_changes(self.store)
         self.more_due = len(claimed) >= ticket_delivery.CHANGE_BATCH

@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.database import Store, utcnow
@@ -338,3 +338,13 @@ async def pending_changes(store: Store) -> int:
         return (await connection.execute(
             select(func.count()).select_from(TicketChange.__table__)
             .where(TicketChange.done_at.is_(None)))).scalar_one()
+
+
+async def forget_done_changes(store: Store, *, older_than: dt.timedelta = dt.timedelta(days=2),
+                              ) -> int:
+    """Delete changes carried out long ago (their messages keep their own record)."""
+    async with store.write(idempotent=True) as session:
+        result = await session.execute(
+            delete(TicketChange).where(TicketChange.done_at < utcnow() - older_than)
+            .execution_options(synchronize_session=False))
+    return result.rowcount

@@ -5,6 +5,7 @@ see which ticket; and the file ids kept for Telegram."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -130,3 +131,14 @@ async def test_file_ids_are_kept_and_replaced(store):
     await ticket_delivery.remember_file_id(store, "qr:1", "AAA")
     await ticket_delivery.remember_file_id(store, "qr:1", "BBB")
     assert await ticket_delivery.file_id(store, "qr:1") == "BBB"
+
+
+async def test_changes_done_long_ago_are_forgotten(store):
+    first, *_ = await opened_order(store)
+    await services.claim_for_myself(store, BUYER, first, "Camille Martin")
+    await due_works(store)
+    assert await ticket_delivery.forget_done_changes(store) == 0
+    forgotten = await ticket_delivery.forget_done_changes(
+        store, older_than=-dt.timedelta(seconds=1))
+    assert forgotten == 1
+    assert await ticket_delivery.pending_changes(store) == 0
