@@ -124,9 +124,13 @@ def _card(row) -> TicketCard:
 # --- the hook: written with the change --------------------------------------------------------
 
 
+# Built once: it runs in every claim, acceptance and name change (see services.py's own).
+_INSERT_CHANGE = insert(TicketChange.__table__)
+
+
 async def barcode_voided(session: AsyncSession, code: str, now: dt.datetime) -> None:
     """Queue the consequences of voiding ``code`` in the transaction that voids it."""
-    await (await session.connection()).execute(insert(TicketChange.__table__), {
+    await (await session.connection()).execute(_INSERT_CHANGE, {
         "old_barcode": code, "created_at": now, "next_attempt_at": now, "attempts": 0,
         "done_at": None,
     })
