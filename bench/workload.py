@@ -224,8 +224,9 @@ class Driver:
 
 
 def keyboard_message(user: EmulatedUser) -> ChatMessage:
+    """The newest screen with buttons; ticket pictures the bot sends on its own are not one."""
     for message in reversed(user.messages):
-        if message.buttons:
+        if message.buttons and message.media is None:
             return message
     raise StepFailed("the bot has shown no buttons")
 

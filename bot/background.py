@@ -23,6 +23,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.mailer import OutboxSender
 from bot.telegram_retry import flood_wait
+from bot.ticket_sender import TicketChangeSender
 from conversations.common import NO_PREVIEW
 from conversations.news import news_screen
 from locales import pick_language, translator
@@ -197,6 +198,7 @@ class BackgroundWorker:
                  interval: float = 2.0) -> None:
         self.store = store
         self.news = NewsSender(store, bot)
+        self.tickets = TicketChangeSender(store, bot)
         self.mails = mails
         self.interval = interval
         self._wake = asyncio.Event()
@@ -214,6 +216,8 @@ class BackgroundWorker:
     async def _news_round(self) -> None:
         await services.expire_invitations(self.store)
         await self.news.send_due()
+        if await self.tickets.send_due():
+            self.mails.wake()  # "your ticket" e-mails were queued
 
     async def _news_loop(self) -> None:
         while not self._stop.is_set():
@@ -222,7 +226,7 @@ class BackgroundWorker:
                 await self._news_round()
             except Exception as error:  # keep the worker alive through any outage
                 log.error("background run failed: %s", type(error).__name__, exc_info=error)
-            if self.news.more_due:
+            if self.news.more_due or self.tickets.more_due:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)

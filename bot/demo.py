@@ -3,13 +3,16 @@
 It starts the project's local Bot API emulator on loopback, a fresh SQLite store with the bundled
 sample orders, and the very same Application and handlers as ``ticketbot run``; then a person
 plays a French buyer, an English buyer and a friend. E-mails are written as ``.eml`` files and
-announced in the terminal, so the friend's claim link can be followed. The Mini App is served on
-loopback too, with a local stand-in for Telegram's script: the demo prints one URL per user that
-opens it in a desktop browser, signed for that user as Telegram would sign it.
+announced in the terminal, so the friend's claim link can be followed. A ticket the bot sends to
+a holder is shown too: its QR code drawn with text blocks, and its PDF and calendar entry
+written next to the mails. The Mini App is served on loopback too, with a local stand-in for
+Telegram's script: the demo prints one URL per user that opens it in a desktop browser, signed
+for that user as Telegram would sign it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import tempfile
 import time
@@ -32,6 +35,9 @@ from bot.terminal_chat import run_terminal_chat, stdin_read_line
 from bot.webapp import MiniAppServices, create_miniapp
 from bot.webapp.init_data import user_init_data
 from bot.webapp.routes import STAND_IN_URL
+from conversations import ticket_files
+from conversations.ticket_show import holder_language
+from storage import ticket_delivery
 from storage.importer import import_file
 from storage.services import create_order_link
 
@@ -52,6 +58,61 @@ class AnnouncingTransport(EmlDirectoryTransport):
         await super().send(message)
         self._announce(f"\n📧 E-mail to {message['To']}: “{message['Subject']}” "
                     f"(written to {self.path})\n")
+
+
+class TicketShowcase:
+    """Before each prompt: lets the background worker deliver what is due, then shows every
+    ticket picture the bot sent since as a QR code in the terminal, and writes its PDF and
+    calendar entry to a folder."""
+
+    def __init__(self, application, store, users, folder: Path, write) -> None:
+        self.application = application
+        self.store = store
+        self.users = users
+        self.folder = folder
+        self.write = write
+        self.shown: set[tuple[int, int]] = set()
+
+    def before(self, read_line):
+        async def read(prompt: str) -> str | None:
+            await self.show_new_tickets()
+            return await read_line(prompt)
+        return read
+
+    async def show_new_tickets(self) -> None:
+        worker = self.application.bot_data.get("worker")
+        if worker is not None:
+            await worker.run_once()
+        # The worker's own loop may be carrying a change out right now: wait for it a moment.
+        for _ in range(40):
+            if not await ticket_delivery.pending_changes(self.store):
+                break
+            await asyncio.sleep(0.05)
+        for number, user in enumerate(self.users, start=1):
+            for message in user.messages:
+                key = (user.id, message.message_id)
+                if key in self.shown or not message.media or message.media["type"] != "photo":
+                    continue
+                self.shown.add(key)
+                card = await ticket_delivery.card_of_message(self.store, user.id,
+                                                             message.message_id)
+                if card is not None:
+                    await self.show(card, number, user.display_name)
+
+    async def show(self, card, number: int, name: str) -> None:
+        language = holder_language(card)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        pdf = self.folder / ticket_files.pdf_name(card)
+        ics = self.folder / ticket_files.ics_name(card)
+        await asyncio.to_thread(pdf.write_bytes, await ticket_files.pdf_file((card,), language))
+        await asyncio.to_thread(ics.write_bytes, await ticket_files.ics_file(card, language))
+        self.write("\n".join([
+            f"\n🎫 Ticket {card.ref} in the chat of {name} (user {number}), "
+            f"in the name of {card.holder_name}; its QR code (barcode {card.barcode}):",
+            ticket_files.terminal_qr(card.barcode),
+            f"PDF: {pdf}",
+            f"Calendar: {ics}",
+        ]))
 
 
 def first_order_in(language: str) -> str:
@@ -89,9 +150,11 @@ async def run_demo(settings: Settings, *, database_url: str | None = None, read_
             await users[1].start(links[english])
             runner = await serve_mini_app(store, application, settings)
             base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            showcase = TicketShowcase(application, store, users, workdir / "tickets", write)
             try:
                 await run_terminal_chat(
-                    emulator, users, read_line=read_line or stdin_read_line, write=write,
+                    emulator, users, read_line=showcase.before(read_line or stdin_read_line),
+                    write=write,
                     intro=intro(french, english, links, workdir) + "\n" + mini_app_intro(
                         base, emulator.token, users))
             finally:

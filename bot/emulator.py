@@ -40,6 +40,8 @@ from urllib.parse import urlsplit
 
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 
+from bot import emulator_media
+
 __all__ = [
     "ApiCall",
     "BotApiEmulator",
@@ -59,7 +61,7 @@ MAX_CALLBACK_ANSWER_LENGTH = 200
 # Methods whose effect in a chat counts as "the bot reacted" when settling a user action.
 _REACTING_METHODS = frozenset(
     {"sendMessage", "editMessageText", "editMessageReplyMarkup", "deleteMessage",
-     "answerCallbackQuery"}
+     "answerCallbackQuery", *emulator_media.REACTING_METHODS}
 )  # fmt: skip
 
 # Inline keyboard button fields that give a button its action; Telegram wants exactly one.
@@ -108,6 +110,7 @@ _JSON_FIELDS = frozenset(
         "link_preview_options",
         "reply_parameters",
         "suggested_post_parameters",
+        "media",  # editMessageMedia's InputMedia
     }
 )
 _INT_FIELDS = frozenset(
@@ -408,6 +411,8 @@ class ChatMessage:
     entities: list[dict[str, Any]] = field(default_factory=list, repr=False)
     parse_mode: str | None = field(default=None, repr=False)
     reply_markup: dict[str, Any] | None = field(default=None, repr=False)
+    # A photo or document message: type, file_id, file_unique_id… (its caption is ``text``).
+    media: dict[str, Any] | None = None
 
     def button_texts(self) -> list[str]:
         """All button texts, row by row."""
@@ -503,6 +508,7 @@ class _StoredMessage:
     edit_date: int | None = None
     deleted: bool = False
     version: int = 0
+    media: dict[str, Any] | None = None  # see bot/emulator_media.py
 
 
 @dataclass
@@ -616,6 +622,7 @@ class BotApiEmulator:
                 "logOut": self._true,
             }.items()
         }
+        emulator_media.install(self)  # sendPhoto, sendDocument, editMessageMedia …
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -764,9 +771,12 @@ class BotApiEmulator:
             replied = self._chats[message.chat_id].messages.get(message.reply_to)
             if replied is not None and not replied.deleted:
                 data["reply_to_message"] = self._message_json(replied, nested=False)
-        data["text"] = message.text
-        if message.entities:
-            data["entities"] = message.entities
+        if message.media is not None:
+            data.update(emulator_media.media_json(message))
+        else:
+            data["text"] = message.text
+            if message.entities:
+                data["entities"] = message.entities
         if message.inline_keyboard:
             data["reply_markup"] = {"inline_keyboard": message.inline_keyboard}
         return data
@@ -796,6 +806,7 @@ class BotApiEmulator:
             reply_markup={"inline_keyboard": message.inline_keyboard}
             if message.inline_keyboard
             else None,
+            media=dict(message.media) if message.media else None,
         )
 
     def _record(self, chat: _Chat, kind: str, **kwargs: Any) -> None:
@@ -877,8 +888,9 @@ class BotApiEmulator:
             raw.update(body)
         elif request.can_read_body:
             form = await request.post()
-            # Uploaded files (multipart) are ignored: only text methods are emulated.
-            raw.update({k: v for k, v in form.items() if isinstance(v, str)})
+            # Uploaded files (multipart) are kept for the media methods.
+            raw.update({k: v if isinstance(v, str) else emulator_media.read_upload(v)
+                        for k, v in form.items()})
         params: dict[str, Any] = {}
         for key, value in raw.items():
             if isinstance(value, str):
@@ -1224,6 +1236,8 @@ class BotApiEmulator:
 
     def _edit_message_text(self, params: dict[str, Any], call: ApiCall) -> dict[str, Any]:
         message = self._message_to_edit(params)
+        if message.media is not None:
+            raise _bad_request("there is no text in the message to edit")
         text, entities, html, parse_mode = self._text_param(params)
         keyboard = _inline_keyboard_param(params.get("reply_markup"))
         # Quirk: an edit without reply_markup removes the message's inline keyboard.
@@ -1578,7 +1592,7 @@ class EmulatedUser:
         """Press an inline button (by text, exact or unique substring) and wait for the bot.
 
         The button is looked up on the message as it is *now* (a user only sees the
-        current keyboard); by default on the newest bot message that has one.
+        current keyboard); by default on the newest text message that has one.
         """
         stored = self._keyboard_message(message)
         current = self._emu._snapshot(stored)
@@ -1703,7 +1717,10 @@ class EmulatedUser:
                 raise AssertionError(f"message {message.message_id} is the user's own message")
             return stored
         bot_messages = [m for m in self._chat.messages.values() if m.from_bot and not m.deleted]
-        with_keyboard = [m for m in bot_messages if m.inline_keyboard]
+        # Screens are text messages; a ticket picture the background sent meanwhile would race
+        # with them, so its buttons are pressed by passing it (or when no screen has any).
+        with_keyboard = [m for m in bot_messages if m.inline_keyboard and m.media is None] or [
+            m for m in bot_messages if m.inline_keyboard]
         if with_keyboard:
             return with_keyboard[-1]
         if bot_messages and not require_keyboard:
@@ -1788,9 +1805,10 @@ class EmulatedUser:
         for call in calls:
             if not call.ok:
                 continue
-            if call.method == "sendMessage":
+            if call.method in ("sendMessage", "sendPhoto", "sendDocument"):
                 sent.append(call.result["message_id"])
-            elif call.method in ("editMessageText", "editMessageReplyMarkup"):
+            elif call.method in ("editMessageText", "editMessageReplyMarkup",
+                                 "editMessageMedia", "editMessageCaption"):
                 message_id = call.result["message_id"]
                 if message_id not in sent and message_id not in edited:
                     edited.append(message_id)

@@ -50,6 +50,10 @@ async def render_outbox_mail(
     sender: str,
 ) -> EmailMessage:
     """The e-mail an outbox row stands for; ValueError for a kind we cannot render."""
+    if mail.kind == "ticket":
+        from bot.ticket_mail import render_ticket_mail  # it builds on this module
+
+        return await render_ticket_mail(session, mail, sender=sender)
     if mail.kind != "invitation":
         raise ValueError(f"unknown outbox mail kind {mail.kind!r}")
     facts = await _load_invitation(session, mail, secret=secret, bot_username=bot_username)

@@ -82,6 +82,7 @@ async def on_claim_self_confirm(update: Update, context: Context, data: cb.Callb
     t = await show_order_after_change(update, context, data.id(), "✅",
                                       N_("Ticket {ref} is now in the name of {name}."),
                                       name=holder)
+    wake_background(context)  # the ticket itself follows in its own message
     return t.gettext("Done!")
 
 

@@ -15,6 +15,7 @@ from conversations.common import (
     show,
     store_of,
     user_translator,
+    wake_background,
 )
 from conversations.overview import show_overview
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
@@ -93,6 +94,7 @@ async def on_exchange_confirm(update: Update, context: Context, data: cb.Callbac
     details, option = chosen
     store = store_of(context)
     await exchange.exchange_ticket(store, update.effective_user.id, data.id(), option.event.id)
+    wake_background(context)  # the old ticket's messages go void
     t = await user_translator(update, context, details.order.language)
     notice = "🔁 " + e(t.gettext("Ticket {ref} was exchanged for {event}.").format(
         ref=details.ticket.ref, event=option.event.name))

@@ -29,6 +29,7 @@ from conversations import (
     staff,
     start,
     ticket_menu,
+    ticket_show,
 )
 from conversations import callbacks as cb
 from conversations.common import (
@@ -84,6 +85,10 @@ BUTTONS: dict[str, ButtonHandler] = {
     cb.SUPPORT: more_actions.on_support,
     cb.STAFF_STATUS: staff.on_status_page,
     cb.STAFF_HISTORY: staff.on_history_page,
+    cb.TICKET_SHOW: ticket_show.on_show_ticket,
+    cb.TICKET_PDF: ticket_show.on_ticket_pdf,
+    cb.TICKET_ICS: ticket_show.on_ticket_ics,
+    cb.ORDER_PDF: ticket_show.on_order_pdf,
 }
 
 TEXT_STEPS: dict[str, TextHandler] = {

@@ -15,6 +15,7 @@ from conversations.common import (
     show,
     store_of,
     user_translator,
+    wake_background,
 )
 from conversations.overview import show_order_after_change
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
@@ -78,6 +79,7 @@ async def on_rename_confirm(update: Update, context: Context, data: cb.Callback)
     t = await show_order_after_change(update, context, data.id(), "✏️",
                                       N_("Ticket {ref} is now in the name of {name}."),
                                       name=holder)
+    wake_background(context)  # the old ticket messages go void, the new one follows
     return t.gettext("Done!")
 
 
@@ -102,4 +104,5 @@ async def on_take_back_confirm(update: Update, context: Context,
     await services.take_back(store_of(context), update.effective_user.id, data.id())
     t = await show_order_after_change(update, context, data.id(), "↩️",
                                       N_("Ticket {ref} is back in your tickets to assign."))
+    wake_background(context)  # the ticket messages that showed it go void
     return t.gettext("Done!")

@@ -79,6 +79,8 @@ def home_screen(home: Home, t: Translator, notice: str | None = None) -> Screen:
             lines.append("• " + e(_("{event}, {date} — {category}, in the name of {holder}").format(
                 event=held.event.name, date=t.datetime(held.event.starts_at, held.event.timezone),
                 category=held.category, holder=held.holder_name)))
+            rows.append([button(_("🎫 Show ticket {ref}").format(ref=held.ref),
+                                cb.encode(cb.TICKET_SHOW, held.id))])
     if not home.orders and not home.held:
         lines.append(e(_(
             "Welcome! To manage your order, open the “Manage my order in Telegram” link from "

@@ -88,7 +88,9 @@ def policy_notes(details: TicketDetails, t: Translator) -> list[str]:
     return [e(note) for note in notes]
 
 
-def menu_screen(details: TicketDetails, t: Translator) -> Screen:
+def menu_screen(details: TicketDetails, t: Translator, viewer: int | None = None) -> Screen:
+    """The ticket's menu; ``viewer``, the Telegram user looking, sees "Show ticket" on a
+    completed ticket in their own hands."""
     _ = t.gettext
     lines = ticket_summary(details, t)
     # A used ticket offers nothing, whatever its event's policy: only that is said.
@@ -99,6 +101,12 @@ def menu_screen(details: TicketDetails, t: Translator) -> Screen:
         lines += ["", e(no_action_reason(details, t))]
     rows = [[button(_(label), cb.encode(action, details.ticket.id))]
             for label, action in (ACTION_BUTTONS[a] for a in details.ticket.actions)]
+    ticket = details.ticket
+    if (viewer is not None and ticket.state == TicketState.COMPLETED
+            and ticket.holder_telegram_id == viewer):
+        rows[:0] = [[button(_("🎫 Show ticket"), cb.encode(cb.TICKET_SHOW, ticket.id))],
+                    [button(_("📄 PDF of my tickets of this order"),
+                            cb.encode(cb.ORDER_PDF, details.order.id))]]
     if details.event.faq_url and not details.event.resale_enabled:
         rows.append([InlineKeyboardButton(_("❓ Event FAQ"), url=details.event.faq_url)])
     rows.append([button(_("« Back to my order"), cb.encode(cb.OVERVIEW, details.order.id, 0))])
@@ -123,7 +131,7 @@ def no_action_reason(details: TicketDetails, t: Translator) -> str:
 async def show_ticket_menu(update: Update, context: Context, ticket_id: int) -> None:
     details = await load_ticket(update, context, ticket_id)
     t = await user_translator(update, context, details.order.language)
-    await show(update, menu_screen(details, t))
+    await show(update, menu_screen(details, t, update.effective_user.id))
 
 
 async def on_ticket_button(update: Update, context: Context, data: cb.Callback) -> str | None:

@@ -17,6 +17,8 @@ def N_(message: str) -> str:
 
 MESSAGES: dict[str, str] = {
     "not_found": N_("This ticket or order no longer exists, or is not yours to manage."),
+    "ticket_not_held": N_("This ticket is not in your name (or no longer), so it cannot be "
+                          "shown here."),
     "ticket_changed": N_("This ticket has changed in the meantime. Here is how it stands now."),
     "not_assignable": N_("This ticket cannot be assigned in its current state."),
     "personalisation_off": N_("This event does not offer personalised tickets."),

@@ -532,3 +532,7 @@ class WebAppAction(Base):
 
 for _table in (Order.__table__, Ticket.__table__):
     search.attach(_table)
+
+# The ticket-in-hand tables live in a module of their own; imported here so that they belong to
+# ``Base.metadata`` wherever the models are loaded (create_all, Alembic, the migration test).
+from storage import ticket_models  # noqa: E402, F401

@@ -108,6 +108,7 @@ def ticket_view(
         holder_name=ticket.holder_name,
         version=ticket.version,
         used_at=ticket.used_at,
+        holder_telegram_id=ticket.holder_telegram_id,
         invitation=(
             InvitationView(
                 id=invitation.id,
@@ -175,7 +176,7 @@ async def ticket_rows(session: AsyncSession, order_id: int, *, with_gone: bool =
 
 _ORDER_COLUMNS = ("id", "number", "buyer_name", "buyer_email", "language")
 _TICKET_COLUMNS = ("id", "ref", "event_id", "category", "price", "state", "holder_name",
-                   "version", "used_at")
+                   "version", "used_at", "holder_telegram_id")
 _EVENT_COLUMNS = ("id", "name", "starts_at", "timezone", "venue_name", "venue_city", "currency",
                   "faq_url", "personalisation_enabled", "personalisation_deadline",
                   "resale_enabled", "exchange_enabled", "resale_deadline", "exchange_targets")
@@ -328,7 +329,7 @@ async def load_home(session: AsyncSession, telegram_id: int) -> Home:
         ),
         held=tuple(
             HeldTicket(ref=t.ref, category=t.category, holder_name=t.holder_name or "",
-                       event=event_view(e))
+                       event=event_view(e), id=t.id)
             for t, e in held_rows
         ),
     )

@@ -19,7 +19,7 @@ from sqlalchemy import Row, and_, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import barcode_feed, chat_state, reading, search, tokens
+from storage import barcode_feed, chat_state, reading, search, ticket_delivery, tokens
 from storage.database import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import clean_email, clean_name, email_key, name_key
@@ -165,6 +165,7 @@ def _uniqueness_refusal(error: IntegrityError, values: dict[str, Any]) -> Refusa
 
 async def void_barcode(session: AsyncSession, code: str, now: dt.datetime) -> None:
     await barcode_feed.void(session, code, now)
+    await ticket_delivery.barcode_voided(session, code, now)
 
 
 async def reissue_barcode(session: AsyncSession, ticket: Ticket, now: dt.datetime) -> str:

@@ -65,6 +65,7 @@ class TicketView:
     holder_name: str | None
     version: int
     invitation: InvitationView | None = None
+    holder_telegram_id: int | None = None  # who holds it in Telegram (may show its QR)
     listing: ListingView | None = None
     # What the buyer may do with it now, in menu order (see reading.ticket_actions).
     actions: tuple[str, ...] = ()
@@ -125,6 +126,7 @@ class HeldTicket:
     category: str
     holder_name: str
     event: EventView
+    id: int = 0
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 from urllib.parse import parse_qs
 
 import aiohttp
@@ -42,6 +44,15 @@ async def test_demo_lets_a_buyer_send_a_ticket_and_a_friend_claim_it(tmp_path, m
     assert "E-mail to alex@example.org" in transcript
     assert "Camille Martin vous a envoyé un billet !" in transcript
     assert "Le billet est à vous. Titulaire : Alex Durand." in transcript
+    # The ticket Alex now holds: its QR code drawn in the terminal, its PDF and calendar entry.
+    shown = re.search(r"🎫 Ticket T-100234-\d in the chat of Alex Durand .*barcode (\d{16})\):\n"
+                      r"([█▀▄ \n]+)\nPDF: (\S+)\nCalendar: (\S+)", transcript)
+    assert shown is not None, transcript[-2000:]
+    assert "▄" in shown.group(2)
+    pdf, ics = await asyncio.gather(*(asyncio.to_thread(Path(shown.group(n)).read_bytes)
+                                      for n in (3, 4)))
+    assert pdf.startswith(b"%PDF")
+    assert b"BEGIN:VCALENDAR" in ics
 
 
 async def test_demo_prints_a_mini_app_link_per_user_that_opens_their_order(tmp_path, monkeypatch):

@@ -379,7 +379,7 @@ async def test_raw_http_protocol(emu: BotApiEmulator) -> None:
             f"{emu.base_url}{emu.token}/GETUPDATES", json={"timeout": 0, "limit": 5}
         )
         assert response.json() == {"ok": True, "result": []}
-        response = await client.post(f"{emu.base_url}{emu.token}/sendPhoto")
+        response = await client.post(f"{emu.base_url}{emu.token}/sendVoice")
         assert response.status_code == 404
         assert response.json() == {
             "ok": False,

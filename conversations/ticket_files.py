@@ -1,0 +1,219 @@
+"""The ticket as files: the QR picture, the PDF e-ticket, the calendar entry, and the QR drawn
+with text for a terminal.
+
+All of it is CPU work. The async ``…_file`` functions run it in a worker thread so a burst of
+requests never stalls the event loop, and every result is cached by what it depends on: the
+barcode (a new holder always gets a new one) and the language, through the frozen ``TicketCard``
+that holds both.
+
+PDF library: **reportlab**, not fpdf2. Reportlab ships TrueType fonts inside its own package
+(Bitstream Vera, which has the French accents, « », ’ and the € sign), so the PDF embeds a real
+font without any system font or an extra font package; it subsets the font on embedding (a
+ticket PDF is about 50 kB, most of it the QR image), and it is maintained since 2000 with
+stable APIs. fpdf2 ships
+no Unicode TTF; its built-in fonts are not embedded, the task asks for an embedded one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import functools
+import io
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import icalendar
+import reportlab
+import segno
+from PIL import Image, ImageDraw
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen import canvas
+
+from locales import Translator, translator
+from storage.ticket_delivery import TicketCard
+
+# Screens show a QR code without smudges or folds, so medium error correction is plenty and
+# keeps the code at its smallest version (21 modules for a 16-digit barcode): big modules that
+# a phone reads from another phone's screen, even after Telegram recompresses the photo.
+QR_ERROR = "m"
+QR_BORDER = 4  # the quiet zone the QR standard asks for, in modules
+QR_PICTURE_PIXELS = 600  # about this wide; a whole number of pixels per module
+
+# The store does not know when events end; a calendar entry lasts this long unless it does.
+DEFAULT_EVENT_LENGTH = dt.timedelta(hours=4)
+
+_FONTS = Path(reportlab.__file__).parent / "fonts"
+FONT, FONT_BOLD = "TicketVera", "TicketVera-Bold"
+
+
+def qr_code(barcode: str) -> segno.QRCode:
+    return segno.make_qr(barcode, error=QR_ERROR, boost_error=False)
+
+
+@functools.lru_cache(maxsize=512)
+def qr_png(barcode: str) -> bytes:
+    """The QR picture of a barcode, black on white, about 600 pixels wide."""
+    code = qr_code(barcode)
+    width = code.symbol_size(border=QR_BORDER)[0]
+    buffer = io.BytesIO()
+    code.save(buffer, kind="png", scale=max(4, QR_PICTURE_PIXELS // width), border=QR_BORDER)
+    return buffer.getvalue()
+
+
+@functools.lru_cache(maxsize=1)
+def void_png() -> bytes:
+    """The picture that replaces a voided ticket's QR code: a grey square crossed out, with
+    nothing a scanner could read."""
+    size = QR_PICTURE_PIXELS
+    picture = Image.new("RGB", (size, size), (236, 236, 236))
+    draw = ImageDraw.Draw(picture)
+    margin, width = size // 6, size // 14
+    draw.line((margin, margin, size - margin, size - margin), fill=(200, 40, 40), width=width)
+    draw.line((margin, size - margin, size - margin, margin), fill=(200, 40, 40), width=width)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def terminal_qr(barcode: str) -> str:
+    """The QR code drawn with block characters, two modules per line, for a terminal."""
+    buffer = io.StringIO()
+    qr_code(barcode).terminal(out=buffer, compact=True, border=2)
+    return buffer.getvalue()
+
+
+# --- PDF ---------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _register_fonts() -> None:
+    pdfmetrics.registerFont(TTFont(FONT, str(_FONTS / "Vera.ttf")))
+    pdfmetrics.registerFont(TTFont(FONT_BOLD, str(_FONTS / "VeraBd.ttf")))
+
+
+def venue_line(card: TicketCard) -> str:
+    return f"{card.venue_name}, {card.venue_city}"
+
+
+def _draw_ticket(pdf: canvas.Canvas, card: TicketCard, t: Translator) -> None:
+    _ = t.gettext
+    width, height = A4
+    left, top = 20 * mm, height - 25 * mm
+    pdf.setFont(FONT, 11)
+    pdf.setFillGray(0.35)
+    pdf.drawString(left, top, _("E-ticket — present this page or its QR code at the entrance"))
+    pdf.setFillGray(0)
+    pdf.setFont(FONT_BOLD, 20)
+    pdf.drawString(left, top - 12 * mm, card.event_name[:60])
+    rows = [
+        (_("Date"), t.datetime(card.starts_at, card.timezone)),
+        (_("Venue"), venue_line(card)),
+        (_("Category"), card.category),
+        (_("Price"), t.money(card.price, card.currency)),
+        (_("Holder"), card.holder_name),
+        (_("Order"), card.order_number),
+        (_("Ticket reference"), card.ref),
+    ]
+    y = top - 26 * mm
+    for label, value in rows:
+        pdf.setFont(FONT, 10)
+        pdf.setFillGray(0.35)
+        pdf.drawString(left, y, label)
+        pdf.setFillGray(0)
+        pdf.setFont(FONT_BOLD, 13)
+        pdf.drawString(left + 42 * mm, y, str(value)[:70])
+        y -= 9 * mm
+    side = 80 * mm
+    qr_x, qr_y = (width - side) / 2, y - side - 6 * mm
+    pdf.drawImage(ImageReader(io.BytesIO(qr_png(card.barcode))), qr_x, qr_y, side, side)
+    pdf.setFont(FONT, 12)
+    pdf.drawCentredString(width / 2, qr_y - 6 * mm, card.barcode)
+    pdf.setFont(FONT, 9)
+    pdf.setFillGray(0.35)
+    pdf.drawCentredString(width / 2, qr_y - 14 * mm, _(
+        "This ticket is personal. Any earlier copy with another code is no longer valid."))
+    pdf.setFillGray(0)
+
+
+@functools.lru_cache(maxsize=256)
+def tickets_pdf(cards: tuple[TicketCard, ...], language: str) -> bytes:
+    """A PDF with one page per ticket, in ``language``."""
+    _register_fonts()
+    t = translator(language)
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4, invariant=True, pageCompression=1)
+    pdf.setTitle(t.gettext("Tickets — {event}").format(event=cards[0].event_name))
+    pdf.setAuthor("Ticketbot")
+    for card in cards:
+        _draw_ticket(pdf, card, t)
+        pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+# --- calendar ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=256)
+def ticket_ics(card: TicketCard, language: str) -> bytes:
+    """An iCalendar file with the event, in the event's own time zone. The entry's UID is the
+    ticket's, so importing a newer copy updates the entry instead of adding one. The store
+    knows no end time: the entry lasts ``DEFAULT_EVENT_LENGTH`` (4 hours)."""
+    t = translator(language)
+    _ = t.gettext
+    zone = ZoneInfo(card.timezone)
+    start = card.starts_at.astimezone(zone)
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//Ticketbot//Tickets//EN")
+    calendar.add("version", "2.0")
+    event = icalendar.Event()
+    event.add("uid", f"ticket-{card.ticket_id}@ticketbot")
+    event.add("dtstamp", dt.datetime.now(dt.UTC).replace(microsecond=0))
+    event.add("dtstart", start)
+    event.add("dtend", start + DEFAULT_EVENT_LENGTH)
+    event.add("summary", card.event_name)
+    event.add("location", venue_line(card))
+    event.add("description", "\n".join([
+        _("Category: {category}").format(category=card.category),
+        _("In the name of: {holder}").format(holder=card.holder_name),
+        _("Ticket reference: {ref}").format(ref=card.ref),
+    ]))
+    calendar.add_component(event)
+    calendar.add_missing_timezones()
+    return calendar.to_ical()
+
+
+# --- off the event loop ------------------------------------------------------------------
+
+
+async def qr_file(barcode: str) -> bytes:
+    return await asyncio.to_thread(qr_png, barcode)
+
+
+async def void_file() -> bytes:
+    return await asyncio.to_thread(void_png)
+
+
+async def pdf_file(cards: tuple[TicketCard, ...], language: str) -> bytes:
+    return await asyncio.to_thread(tickets_pdf, cards, language)
+
+
+async def ics_file(card: TicketCard, language: str) -> bytes:
+    return await asyncio.to_thread(ticket_ics, card, language)
+
+
+def pdf_name(card: TicketCard) -> str:
+    return f"ticket-{_safe(card.ref)}.pdf"
+
+
+def ics_name(card: TicketCard) -> str:
+    return f"ticket-{_safe(card.ref)}.ics"
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text)[:60]

@@ -1,0 +1,354 @@
+"""The ticket in hand, on the store's side: who may see which ticket, what was sent where, and
+the outbox of barcode changes that the background worker turns into chat messages and e-mails.
+
+What is promised, and where the promise ends:
+
+- **A voided barcode is never forgotten.** ``barcode_voided`` writes a ``ticket_changes`` row in
+  the very transaction that voids the barcode (every holder change, resale and exchange goes
+  through ``services.void_barcode``), so a crash or an outage of Telegram only delays it.
+- **Every ticket message that showed the old barcode is voided**, once per message: each message
+  is recorded (``record_message``) with the barcode it shows, and marked when voided. A message
+  recorded while its barcode is being voided is caught by either side: the recording locks the
+  barcode's row and reads whether it is void, the voiding updates that row first.
+- **The holder gets the new ticket once per barcode** in chat (a change is done only after the
+  message is recorded; a retry finds it recorded and sends nothing), and **one e-mail per
+  barcode** (its ``Message-ID`` is made from the barcode, a unique column). A crash between
+  Telegram's answer and the record may send the picture twice; never zero times.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.database import Store, utcnow
+from storage.errors import Refusal
+from storage.models import (
+    Barcode,
+    Event,
+    Order,
+    OrderAccess,
+    OutboxMail,
+    TelegramUser,
+    Ticket,
+    TicketState,
+)
+from storage.ticket_models import TelegramFile, TicketChange, TicketMessage
+from storage.upsert import insert_ignore, upsert
+
+CHANGE_LEASE = dt.timedelta(minutes=2)
+CHANGE_BATCH = 20
+MAX_CHANGE_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class TicketCard:
+    """Everything a ticket shows (in chat, PDF, calendar, e-mail), read in one statement.
+    ``languages`` are the holder's chosen and app language and the order's, best first."""
+
+    ticket_id: int
+    ref: str
+    barcode: str
+    holder_name: str
+    holder_email: str | None
+    holder_telegram_id: int | None
+    category: str
+    price: Decimal
+    currency: str
+    order_id: int
+    order_number: str
+    event_id: str
+    event_name: str
+    starts_at: dt.datetime
+    timezone: str
+    venue_name: str
+    venue_city: str
+    languages: tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    row_id: int
+    chat_id: int
+    message_id: int
+    ticket_id: int
+    language: str
+
+
+@dataclass(frozen=True)
+class ChangeWork:
+    """What one barcode change asks for: messages to void, and the ticket to deliver (if it
+    now has a holder with a Telegram account who has not got this barcode yet)."""
+
+    change_id: int
+    attempts: int
+    to_void: tuple[SentMessage, ...]
+    deliver: TicketCard | None
+    delivered_already: bool
+
+
+_users = TelegramUser.__table__
+_CARD = (
+    select(Ticket.id, Ticket.ref, Ticket.barcode, Ticket.holder_name, Ticket.holder_email,
+           Ticket.holder_telegram_id, Ticket.category, Ticket.price, Event.currency, Order.id,
+           Order.number, Event.id, Event.name, Event.starts_at, Event.timezone,
+           Event.venue_name, Event.venue_city,
+           select(_users.c.chosen_language).where(_users.c.telegram_id == Ticket.holder_telegram_id)
+           .scalar_subquery(),
+           select(_users.c.telegram_language)
+           .where(_users.c.telegram_id == Ticket.holder_telegram_id).scalar_subquery(),
+           Order.language)
+    .join(Event, Event.id == Ticket.event_id)
+    .join(Order, Order.id == Ticket.order_id)
+    .join(Barcode, and_(Barcode.code == Ticket.barcode, Barcode.voided_at.is_(None)))
+    .where(Ticket.state == TicketState.COMPLETED)
+)
+
+
+def _card(row) -> TicketCard:
+    (ticket_id, ref, barcode, holder_name, holder_email, holder_telegram_id, category, price,
+     currency, order_id, order_number, event_id, event_name, starts_at, timezone, venue_name,
+     venue_city, chosen, app, order_language) = row
+    return TicketCard(
+        ticket_id=ticket_id, ref=ref, barcode=barcode, holder_name=holder_name or "",
+        holder_email=holder_email, holder_telegram_id=holder_telegram_id, category=category,
+        price=price, currency=currency, order_id=order_id, order_number=order_number,
+        event_id=event_id, event_name=event_name, starts_at=starts_at, timezone=timezone,
+        venue_name=venue_name, venue_city=venue_city, languages=(chosen, app, order_language))
+
+
+# --- the hook: written with the change --------------------------------------------------------
+
+
+# Built once: it runs in every claim, acceptance and name change (see services.py's own).
+_INSERT_CHANGE = insert(TicketChange.__table__)
+
+
+async def barcode_voided(session: AsyncSession, code: str, now: dt.datetime) -> None:
+    """Queue the consequences of voiding ``code`` in the transaction that voids it."""
+    await (await session.connection()).execute(_INSERT_CHANGE, {
+        "old_barcode": code, "created_at": now, "next_attempt_at": now, "attempts": 0,
+        "done_at": None,
+    })
+
+
+# --- the worker's side ------------------------------------------------------------------------
+
+
+_ANY_DUE = (select(TicketChange.id)
+            .where(TicketChange.done_at.is_(None), TicketChange.next_attempt_at <= bindparam("now"))
+            .limit(1))
+
+
+async def claim_due_changes(store: Store, now: dt.datetime | None = None) -> list[int]:
+    """Take up to a batch of due changes for one lease (several workers never take the same
+    change at the same time); oldest first."""
+    now = now or utcnow()
+    # Most rounds find nothing: a plain read first keeps them from taking a writer's turn.
+    async with store.read_connection() as connection:
+        if (await connection.execute(_ANY_DUE, {"now": now})).first() is None:
+            return []
+    async with store.write() as session:
+        due = (await session.scalars(
+            select(TicketChange.id)
+            .where(TicketChange.done_at.is_(None), TicketChange.next_attempt_at <= now)
+            .order_by(TicketChange.id).limit(CHANGE_BATCH)
+            .with_for_update(skip_locked=True)
+        )).all()
+        if not due:
+            return []
+        result = await session.execute(
+            update(TicketChange)
+            .where(TicketChange.id.in_(due), TicketChange.done_at.is_(None),
+                   TicketChange.next_attempt_at <= now)
+            .values(next_attempt_at=now + CHANGE_LEASE, attempts=TicketChange.attempts + 1)
+            .returning(TicketChange.id)
+            .execution_options(synchronize_session=False)
+        )
+        return sorted(result.scalars())
+
+
+async def change_work(store: Store, change_id: int) -> ChangeWork | None:
+    """What the change still asks for, as the store stands now."""
+    async with store.read() as session:
+        change = await session.get(TicketChange, change_id)
+        if change is None or change.done_at is not None:
+            return None
+        rows = (await session.execute(
+            select(TicketMessage.id, TicketMessage.chat_id, TicketMessage.message_id,
+                   TicketMessage.ticket_id, TicketMessage.language)
+            .where(TicketMessage.barcode == change.old_barcode,
+                   TicketMessage.voided_at.is_(None))
+            .order_by(TicketMessage.id)
+        )).all()
+        ticket_id = await session.scalar(
+            select(Barcode.ticket_id).where(Barcode.code == change.old_barcode))
+        card = None
+        if ticket_id is not None:
+            row = (await session.execute(_CARD.where(Ticket.id == ticket_id))).first()
+            card = _card(row) if row is not None else None
+        delivered = False
+        if card is not None and card.holder_telegram_id is not None:
+            delivered = await session.scalar(
+                select(TicketMessage.id).where(TicketMessage.chat_id == card.holder_telegram_id,
+                                               TicketMessage.barcode == card.barcode).limit(1)
+            ) is not None
+    return ChangeWork(change_id, change.attempts, tuple(SentMessage(*row) for row in rows),
+                      card, delivered)
+
+
+async def finish_change(store: Store, change_id: int, *, mail: TicketCard | None,
+                        recipient: str | None, language: str, now: dt.datetime | None = None,
+                        ) -> None:
+    """Mark the change done and, in the same transaction, queue the "your ticket" e-mail of
+    ``mail`` (once per barcode: its Message-ID is made from it)."""
+    now = now or utcnow()
+    async with store.write() as session:
+        await session.execute(
+            update(TicketChange).where(TicketChange.id == change_id)
+            .values(done_at=now).execution_options(synchronize_session=False))
+        if mail is not None and recipient:
+            await insert_ignore(session, OutboxMail, {
+                "message_id": f"<ticket{mail.ticket_id}.{mail.barcode}@ticketbot.local>",
+                "recipient": recipient, "language": language, "kind": "ticket",
+                "params": {"ticket_id": mail.ticket_id, "barcode": mail.barcode},
+                "created_at": now, "next_attempt_at": now, "attempts": 0, "sent_at": None,
+                "last_error": None,
+            })
+
+
+async def retry_change(store: Store, change_id: int, attempts: int,
+                       delay: dt.timedelta) -> None:
+    """Try the change again later; after a few tries it is given up (and logged by the
+    caller): the holder can still show the ticket from /start."""
+    values: dict = {"next_attempt_at": utcnow() + delay}
+    if attempts >= MAX_CHANGE_ATTEMPTS:
+        values["done_at"] = utcnow()
+    async with store.write() as session:
+        await session.execute(update(TicketChange).where(TicketChange.id == change_id)
+                              .values(**values).execution_options(synchronize_session=False))
+
+
+async def mark_voided(store: Store, row_id: int) -> None:
+    async with store.write(idempotent=True) as session:
+        await session.execute(
+            update(TicketMessage).where(TicketMessage.id == row_id,
+                                        TicketMessage.voided_at.is_(None))
+            .values(voided_at=utcnow()).execution_options(synchronize_session=False))
+
+
+_LOCK_BARCODE = (select(Barcode.voided_at).where(Barcode.code == bindparam("code"))
+                 .with_for_update())
+
+
+async def record_message(store: Store, *, chat_id: int, message_id: int, ticket_id: int,
+                         barcode: str, language: str) -> SentMessage | None:
+    """Remember a ticket message that shows ``barcode``. Returns it if that barcode was
+    voided meanwhile (the caller voids the message at once), else None.
+
+    The barcode's row is locked first (PostgreSQL; SQLite has one writer at a time), so either
+    the voiding transaction sees this message, or this one sees the barcode void."""
+    now = utcnow()
+    async with store.write(idempotent=True) as session:
+        voided_at = (await session.execute(_LOCK_BARCODE, {"code": barcode})).scalar_one_or_none()
+        row_id = (await session.execute(
+            insert(TicketMessage.__table__).returning(TicketMessage.id), {
+                "chat_id": chat_id, "message_id": message_id, "ticket_id": ticket_id,
+                "barcode": barcode, "language": language, "sent_at": now, "voided_at": None,
+            })).scalar_one()
+    if voided_at is None:
+        return None
+    return SentMessage(row_id, chat_id, message_id, ticket_id, language)
+
+
+# --- what a holder may see --------------------------------------------------------------------
+
+
+async def held_card(store: Store, telegram_id: int, ticket_id: int) -> TicketCard:
+    """The ticket if this Telegram user holds it now (completed, in their name), else the
+    refusal a forged or stale button gets."""
+    async with store.read() as session:
+        row = (await session.execute(
+            _CARD.where(Ticket.id == ticket_id, Ticket.holder_telegram_id == telegram_id)
+        )).first()
+    if row is None:
+        raise Refusal("ticket_not_held")
+    return _card(row)
+
+
+async def held_cards_of_order(store: Store, telegram_id: int, order_id: int) -> list[TicketCard]:
+    """The tickets of an order this user manages that are in their own hands (for the order's
+    PDF); refuses an order they may not manage or where they hold nothing."""
+    async with store.read() as session:
+        rows = (await session.execute(
+            _CARD.join(OrderAccess, and_(OrderAccess.order_id == Order.id,
+                                         OrderAccess.telegram_id == telegram_id))
+            .where(Order.id == order_id, Ticket.holder_telegram_id == telegram_id)
+            .order_by(Event.starts_at, Ticket.id)
+        )).all()
+    if not rows:
+        raise Refusal("ticket_not_held")
+    return [_card(row) for row in rows]
+
+
+async def card_for_mail(session: AsyncSession, ticket_id: int, barcode: str) -> TicketCard | None:
+    """The ticket as the e-mail of ``barcode`` shows it; None once that barcode is no longer
+    the ticket's current one (the mail would carry a void code)."""
+    row = (await session.execute(_CARD.where(Ticket.id == ticket_id,
+                                             Ticket.barcode == barcode))).first()
+    return _card(row) if row is not None else None
+
+
+async def card_of_message(store: Store, chat_id: int, message_id: int) -> TicketCard | None:
+    """The ticket a recorded (and still valid) ticket message shows, e.g. for the demo."""
+    async with store.read() as session:
+        row = (await session.execute(
+            _CARD.join(TicketMessage, and_(TicketMessage.ticket_id == Ticket.id,
+                                           TicketMessage.barcode == Ticket.barcode))
+            .where(TicketMessage.chat_id == chat_id, TicketMessage.message_id == message_id)
+        )).first()
+    return _card(row) if row is not None else None
+
+
+# --- Telegram's file ids ----------------------------------------------------------------------
+
+
+async def file_id(store: Store, key: str) -> str | None:
+    async with store.read_connection() as connection:
+        return (await connection.execute(
+            select(TelegramFile.file_id).where(TelegramFile.key == key))).scalar_one_or_none()
+
+
+async def remember_file_id(store: Store, key: str, value: str) -> None:
+    """Keep the ``file_id`` Telegram gave an upload; a newer one replaces an older one."""
+    async with store.write(idempotent=True) as session:
+        await upsert(session, TelegramFile, {"key": key, "file_id": value, "created_at": utcnow()},
+                     index=["key"], update=["file_id", "created_at"])
+
+
+async def ticket_ref(store: Store, ticket_id: int) -> str:
+    async with store.read_connection() as connection:
+        return (await connection.execute(
+            select(Ticket.ref).where(Ticket.id == ticket_id))).scalar_one()
+
+
+async def pending_changes(store: Store) -> int:
+    """How many barcode changes are not carried out yet (due, leased or waiting to retry)."""
+    async with store.read_connection() as connection:
+        return (await connection.execute(
+            select(func.count()).select_from(TicketChange.__table__)
+            .where(TicketChange.done_at.is_(None)))).scalar_one()
+
+
+async def forget_done_changes(store: Store, *, older_than: dt.timedelta = dt.timedelta(days=2),
+                              ) -> int:
+    """Delete changes carried out long ago (their messages keep their own record)."""
+    async with store.write(idempotent=True) as session:
+        result = await session.execute(
+            delete(TicketChange).where(TicketChange.done_at < utcnow() - older_than)
+            .execution_options(synchronize_session=False))
+    return result.rowcount
