@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.database import DEFAULT_DATABASE_URL
 
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
+FREE_BROADCAST_RATE = 30.0  # Telegram's bulk limit without paid broadcasts, per second
 
 
 class Settings(BaseSettings):
@@ -42,6 +43,11 @@ class Settings(BaseSettings):
     database_pool_size: int | None = Field(default=None, ge=1, le=1000)
     database_max_overflow: int | None = Field(default=None, ge=0, le=1000)
     support_contact: str | None = None
+    # Messages per second the bot sends on its own (news), shared by every process on the
+    # store; replies to users are not counted. Telegram allows about 30 per second, and up to
+    # 1,000 with paid broadcasts (allow_paid_broadcast, charged in Stars).
+    broadcast_rate: float = Field(default=25.0, gt=0, le=1000)
+    paid_broadcast: bool = False
 
     @field_validator("staff_ids", mode="before")
     @classmethod
@@ -49,6 +55,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
         return value
+
+    @model_validator(mode="after")
+    def _broadcast_within_telegram_limits(self) -> Settings:
+        if self.broadcast_rate > FREE_BROADCAST_RATE and not self.paid_broadcast:
+            raise ValueError(
+                f"TICKETBOT_BROADCAST_RATE above {FREE_BROADCAST_RATE:.0f} messages per second "
+                "needs TICKETBOT_PAID_BROADCAST=true (Telegram's paid broadcasts)")
+        return self
 
     @property
     def claim_link_ttl(self) -> dt.timedelta:

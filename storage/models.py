@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -440,3 +441,14 @@ class Setting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class BroadcastBudget(Base):
+    """The pace of messages the bot sends on its own, shared by every process on the store:
+    ``next_slot`` is when (Unix time, seconds) the next notification may go out. Taking slots
+    is one conditional UPDATE (``storage/broadcast_budget.py``)."""
+
+    __tablename__ = "broadcast_budget"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Double)
