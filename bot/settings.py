@@ -33,8 +33,8 @@ class Settings(BaseSettings):
     http_port: int = 8080
     api_token: str | None = None
     webhook_url: str | None = None
-    # Telegram sends it back with every update; unset, a new one is drawn at each start (set
-    # it when several processes share one webhook URL).
+    # Telegram sends it back with every update; unset, it is derived from the store's secret,
+    # so that several processes behind one webhook URL agree on it.
     webhook_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,256}$")
     claim_link_days: int = Field(default=14, ge=1, le=365)
     # Connections each process keeps open, and how many more a burst may open. Unset: sized

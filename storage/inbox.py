@@ -14,16 +14,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.database import Store, utcnow
 from storage.group_commit import GroupCommit
 from storage.models import UpdateInbox
 
-DEFAULT_LEASE = dt.timedelta(seconds=30)
+# Short, so that when a process dies its updates are taken over within seconds: the process
+# handling an update renews its lease while it runs (``Inbox.renew``), so a slow update is not
+# taken from a living process.
+DEFAULT_LEASE = dt.timedelta(seconds=5)
 # An entry nobody claimed is left to the process that stored it for this long.
-DEFAULT_GRACE = dt.timedelta(seconds=5)
+DEFAULT_GRACE = dt.timedelta(seconds=3)
 KEEP_DONE = dt.timedelta(days=2)  # Telegram redelivers an unconfirmed update for 24 hours.
 
 
@@ -128,13 +131,28 @@ class Inbox:
             for kind, update_id in items
         ]
 
+    async def renew(self, claims: Sequence[Claim]) -> None:
+        """Extend the leases of entries still being handled here by one lease from now. An
+        entry claimed again since (by another process, after our lease ran out) is left to
+        it: every claim counts an attempt."""
+        if not claims:
+            return
+        until = utcnow() + self.lease
+        async with self.store.write_connection() as connection:
+            await connection.execute(
+                update(_entries)
+                .where(tuple_(_entries.c.update_id, _entries.c.attempts).in_(
+                           [(claim.update_id, claim.attempt) for claim in claims]),
+                       _entries.c.done_at.is_(None))
+                .values(locked_until=until))
+
     async def retry_later(self, claim: Claim, delay: dt.timedelta) -> None:
         """Give the entry up for now: anyone may claim it again after ``delay``."""
         async with self.store.write(idempotent=True) as session:
             await session.execute(
                 update(UpdateInbox)
                 .where(UpdateInbox.update_id == claim.update_id, UpdateInbox.done_at.is_(None),
-                       UpdateInbox.locked_until == claim.until)
+                       UpdateInbox.attempts == claim.attempt)
                 .values(locked_until=utcnow() + delay)
                 .execution_options(synchronize_session=False)
             )

@@ -156,6 +156,22 @@ async def test_a_lease_runs_out_and_the_entry_is_due_again(store):
     assert await inbox.claim(1) is None
 
 
+async def test_a_renewed_lease_keeps_a_slow_update_with_its_handler(store):
+    inbox = Inbox(store, lease=dt.timedelta(milliseconds=300), grace=dt.timedelta(seconds=30))
+    await inbox.record([entry(1)])
+    claim = await inbox.claim(1)
+    for _ in range(3):  # handled for longer than a lease, renewed meanwhile
+        await asyncio.sleep(0.15)
+        await inbox.renew([claim])
+    assert await inbox.due() == [] and await inbox.claim(1) is None
+    await asyncio.sleep(0.35)  # no longer renewed: its handler died
+    taken = await inbox.claim(1)
+    assert taken is not None and taken.attempt == 2
+    await inbox.renew([claim])  # the first handler's late renewal leaves the new claim alone
+    await inbox.retry_later(taken, dt.timedelta(seconds=60))  # the renewed claim still counts
+    assert [e.update_id for e in await inbox.due()] == []
+
+
 async def test_recording_an_update_twice_keeps_the_first(store):
     inbox = Inbox(store)
     await inbox.record([entry(1)])
