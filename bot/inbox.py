@@ -148,7 +148,7 @@ class Delivery:
         claim = await self._claim(update, stored=stored)
         if claim is None:
             coroutine.close()  # handled already, elsewhere, or after an earlier one of its chat
-            if stored:
+            if stored and not await self._done(update.update_id):
                 self._claim_again_soon(update)
             return
         self._claim_tries.pop(update.update_id, None)
@@ -161,11 +161,16 @@ class Delivery:
         finally:
             self._in_flight.pop(update.update_id, None)
 
+    async def _done(self, update_id: int) -> bool:
+        try:
+            return await self.inbox.is_done(update_id)
+        except SQLAlchemyError:
+            return True  # the sweeps will see to it
+
     def _claim_again_soon(self, update: Update) -> None:
         """Another process may be handling an earlier update of this chat (behind one webhook
         URL, a chat's next update can reach any process): try again shortly rather than
-        leave it to the sweeps, which wait for the grace time. Done entries end up here only
-        on a redelivery; they cost a few claims that change nothing."""
+        leave it to the sweeps, which wait for the grace time."""
         tries = self._claim_tries.get(update.update_id, 0)
         application = self.application
         if tries >= len(CLAIM_RETRIES) or application is None or not application.running:
@@ -221,9 +226,7 @@ class Delivery:
 
     async def _settle(self, entry: Applying, claim: Claim) -> None:
         try:
-            if entry.marked_done:
-                return
-            if entry.failed_transiently:
+            if entry.failed_transiently and not entry.marked_done:
                 await self.inbox.retry_later(claim, retry_pause(claim.attempt))
             else:
                 await self.inbox.finish(entry.update_id)

@@ -4,7 +4,10 @@ before it is handled, and marked done in the transaction of its effects (``stora
 An entry is *unfinished* while ``done_at`` is NULL. ``locked_until`` is a lease: whoever claimed
 the entry handles it until then; after that anyone may claim it again (its handler died, or was
 told to retry later). Entries of one chat are claimed in ``update_id`` order: an entry waits
-while an earlier one of its chat is unfinished, in this process or in any other.
+while an earlier one of its chat is unfinished, in this process or in any other, and also while
+an earlier one is done but still leased: its deciding transaction marked it done, and its
+handler is still sending the answer. ``finish`` releases the lease once the handler returned,
+so that the chat's answers arrive in order even when its updates reach different processes.
 """
 
 from __future__ import annotations
@@ -62,16 +65,17 @@ _CLAIM_ENTRIES = (
         or_(_entries.c.locked_until.is_(None), _entries.c.locked_until <= bindparam("now")),
         ~exists().where(_earlier.c.chat_id == _entries.c.chat_id,
                         _earlier.c.update_id < _entries.c.update_id,
-                        _earlier.c.done_at.is_(None)),
+                        or_(_earlier.c.done_at.is_(None),
+                            _earlier.c.locked_until > bindparam("now"))),
     )
     .values(locked_until=bindparam("until"), attempts=_entries.c.attempts + 1)
     .returning(_entries.c.update_id, _entries.c.attempts)
 )
+# Done (if its deciding transaction did not mark it so already) and its lease released.
 _FINISH_ENTRIES = (
     update(_entries)
-    .where(_entries.c.update_id.in_(bindparam("ids", expanding=True)),
-           _entries.c.done_at.is_(None))
-    .values(done_at=bindparam("now"), locked_until=None)
+    .where(_entries.c.update_id.in_(bindparam("ids", expanding=True)))
+    .values(done_at=func.coalesce(_entries.c.done_at, bindparam("now")), locked_until=None)
 )
 
 
@@ -107,7 +111,8 @@ class Inbox:
         return await self._bookkeeping.submit((_CLAIM, update_id))
 
     async def finish(self, update_id: int) -> None:
-        """Mark done an entry whose handling wrote nothing decisive (or gave up)."""
+        """Its handler returned: mark the entry done, if its handling wrote nothing decisive
+        (or gave up), and release its lease, so that the chat's next update may be claimed."""
         await self._bookkeeping.submit((_FINISH, update_id))
 
     async def _write_bookkeeping(self, items: Sequence[tuple[str, int]]) -> list[Any]:
@@ -178,6 +183,12 @@ class Inbox:
             rows = (await session.execute(query)).all()
         ignore = set(skipped)
         return [Incoming(*row) for row in rows if row[0] not in ignore][:limit]
+
+    async def is_done(self, update_id: int) -> bool:
+        async with self.store.read_connection() as connection:
+            done = await connection.scalar(
+                select(_entries.c.done_at).where(_entries.c.update_id == update_id))
+        return done is not None
 
     async def unfinished(self) -> int:
         async with self.store.read() as session:

@@ -98,6 +98,17 @@ async def test_a_chats_entries_are_claimed_in_order(store):
     assert await inbox.claim(2) is not None
 
 
+async def test_the_next_update_waits_until_the_answer_to_the_last_went_out(store):
+    inbox = Inbox(store)
+    await inbox.record([entry(1), entry(2)])
+    first = await inbox.claim(1)
+    async with store.write() as session:  # its deciding transaction commits
+        await Applying(1, attempt=first.attempt).mark_done(session)
+    assert await inbox.claim(2) is None  # its handler is still answering, maybe elsewhere
+    await inbox.finish(1)  # the handler returned: lease released
+    assert await inbox.claim(2) is not None
+
+
 async def test_claims_and_finishes_arriving_together_share_one_transaction(store):
     inbox = Inbox(store)
     await inbox.record([entry(1), entry(2), entry(3, chat_id=8), entry(4, chat_id=None),
