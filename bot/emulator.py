@@ -1126,12 +1126,13 @@ class BotApiEmulator:
         if update.fetched_seq is None:
             # Marked before the POST: the bot may react before it answers the request.
             update.fetched_seq = self._next_seq()
+        turn = next(self._target_turn)
         for attempt in range(WEBHOOK_ATTEMPTS):
             if self._webhook is not hook or self._closing:
                 return False
             status: int | None = None
-            url = (self.webhook_targets[next(self._target_turn) % len(self.webhook_targets)]
-                   if self.webhook_targets else hook.url)
+            targets = self.webhook_targets or [hook.url]
+            url = targets[(turn + attempt) % len(targets)]  # a failed attempt: the next one
             try:
                 async with session.post(url, json=update.payload, headers=headers) as answer:
                     status = answer.status
