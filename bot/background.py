@@ -77,11 +77,11 @@ class NewsSender:
     of them behind the updates being handled, and news would trail far behind at a rush."""
 
     def __init__(self, store: Store, bot: Bot, *, rate: float = DEFAULT_BROADCAST_RATE,
-                 paid_broadcast: bool = False) -> None:
+                 paid_broadcast: bool = False, batch: int | None = None) -> None:
         self.store = store
         self.bot = bot
         self.budget = Budget(store, rate)
-        self.batch = max(NEWS_BATCH, min(MAX_NEWS_BATCH, int(2 * rate)))
+        self.batch = batch or max(NEWS_BATCH, min(MAX_NEWS_BATCH, int(2 * rate)))
         # With allow_paid_broadcast Telegram lets them go faster, for a fee in Stars.
         self._extra = {"allow_paid_broadcast": True} if paid_broadcast else {}
         self.more_due = False  # the last round took a full batch: more may be waiting

@@ -30,7 +30,7 @@ from storage import services
 from storage.database import open_store, utcnow
 from storage.importer import import_document
 from storage.models import Invitation, OutboxMail, Ticket, TicketState, UpdateInbox
-from tests.conftest import ON_POSTGRES, SAMPLE_EVENTS, TEST_DATABASE_URL
+from tests.conftest import ON_POSTGRES, SAMPLE_EVENTS, TEST_DATABASE_URL, asyncpg_dsn
 from tests.harness import free_port
 from tests.invariants import check_invariants
 from tests.test_durability import Load, Pair, audit_count, name_suffix
@@ -106,8 +106,7 @@ class RunProcess:
 async def database():
     """A database of this test's own: ``ticketbot run`` has no schema option."""
     name = f"ticketbot_multi_{os.getpid()}"
-    admin_dsn = TEST_DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://")
-    admin = await asyncpg.connect(admin_dsn)
+    admin = await asyncpg.connect(asyncpg_dsn(TEST_DATABASE_URL), statement_cache_size=0)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.execute(f'CREATE DATABASE "{name}"')
