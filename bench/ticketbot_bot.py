@@ -67,9 +67,8 @@ async def run(args: argparse.Namespace) -> None:
     )
     store = await open_configured_store(settings)
     counter = QueryCounter(store.engine) if args.count_queries else None
-    # AIORateLimiter keeps a real bot under Telegram's broadcast limit of about 30 messages a
-    # second, which would be all this benchmark measured; --rate-limit puts it back.
-    application = build_application(settings, store, rate_limit=args.rate_limit)
+    # As shipped: replies unthrottled, news paced by the store's budget (bot/telegram_retry.py).
+    application = build_application(settings, store)
     try:
         await serve(
             application, args, after_initialize=start_services, before_shutdown=stop_services,
@@ -89,8 +88,6 @@ def main() -> None:
     parser.add_argument("--outbox", type=Path, default=Path("bench/.cache/outbox"),
                         help="where invitation e-mails are written as .eml files")
     parser.add_argument("--smtp-url", help="send e-mails over SMTP instead")
-    parser.add_argument("--rate-limit", action="store_true",
-                        help="keep the production AIORateLimiter (about 30 calls/s)")
     parser.add_argument("--count-queries", action="store_true")
     asyncio.run(run(parser.parse_args()))
 
