@@ -31,6 +31,7 @@ from bench import workload
 from bench.import_speed import measure_import
 from bench.mail_speed import measure_mails
 from bench.process import REPO, BotProcess, cpu_seconds_of, machine_busy_seconds
+from bench.processes import processes_run
 from bench.store import CACHE, prepare
 from bot.emulator import BotApiEmulator
 
@@ -41,7 +42,7 @@ DEFAULT_ORDERS = 334  # with three tickets each: about 1,000 tickets
 LARGE_ORDERS = 333_334  # about 1,000,000 tickets
 WARM_UP_USERS = 10
 MEMORY_CONCURRENCY = 200
-PARTS = ("throughput", "backlog", "memory", "import", "mails")
+PARTS = ("throughput", "backlog", "processes", "memory", "import", "mails")
 
 # The targets of issue #13 (shipped defaults against PTB's defaults), and their floors.
 THROUGHPUT_TARGET = {"sqlite": 0.8, "postgres": 0.8}  # ours / baseline, at least
@@ -386,6 +387,17 @@ def summaries(results: dict[str, Any]) -> list[str]:
                        f"without <= {BACKLOG_P99_TARGET}x {verdict(p99 <= BACKLOG_P99_TARGET)}")
         targets.append(f"TARGET backlog {busy['database']}: news {rate:.1f}/s within "
                        f"{low:.1f}-{high:.1f} {verdict(low <= rate <= high)}")
+    scaling = results.get("processes")
+    if scaling and len(scaling) == 2:
+        one, two = scaling
+        lines.append(f"SUMMARY processes postgres (webhook): one {one['updates_per_s']:.0f} upd/s "
+                     f"p99 {one['latency_ms']['p99']:.0f} ms, two "
+                     f"{two['updates_per_s']:.0f} upd/s p99 {two['latency_ms']['p99']:.0f} ms "
+                     f"({ratio(two['updates_per_s'], one['updates_per_s']):.2f}x); bots "
+                     f"{one['bot_cpu_share']:.0%} / {two['bot_cpu_share']:.0%} of a core, "
+                     f"emulator and users {one['load_generator_cpu_share']:.0%} / "
+                     f"{two['load_generator_cpu_share']:.0%}, PostgreSQL "
+                     f"{one['postgres_cpu_share']:.0%} / {two['postgres_cpu_share']:.0%}")
     memory = results.get("memory")
     if memory:
         lines.append(f"SUMMARY memory: {memory['chats']:,} chats, RSS "
@@ -472,6 +484,14 @@ async def run(options: argparse.Namespace) -> int:
                     for backlog in (0, options.backlog)]
                 pairs.append((calm, busy))
                 problems += calm["error_count"] + busy["error_count"]
+        if "processes" in options.parts:
+            results["processes"] = []
+            for count in (1, 2):
+                run_result = await processes_run(options, count, workdir=workdir, say=say,
+                                                 own_cpu=_own_cpu)
+                say(f"[{count} process(es)] " + describe(run_result))
+                results["processes"].append(run_result)
+                problems += run_result["error_count"]
         if "memory" in options.parts:
             results["memory"] = await memory_run(options, workdir=workdir)
             problems += results["memory"]["error_count"]

@@ -24,6 +24,7 @@ from bot.application import (
     start_services,
     stop_services,
 )
+from bot.server import BotServer
 from bot.settings import Settings
 
 _LITERALS = re.compile(r"\(\s*(?:\?|\$\d+)(?:\s*,\s*(?:\?|\$\d+))*\s*\)")
@@ -60,20 +61,26 @@ class QueryCounter:
 
 
 async def run(args: argparse.Namespace) -> None:
+    webhook = {}
+    if args.webhook_port:
+        webhook = {"http_port": args.webhook_port, "http_host": "127.0.0.1",
+                   "webhook_url": f"http://127.0.0.1:{args.webhook_port}/telegram"}
     settings = Settings(
         token=args.token, telegram_api_url=args.api_url, bot_username=args.bot_username,
         database_url=args.database_url, secret=args.secret, outbox_dir=str(args.outbox),
-        smtp_url=args.smtp_url,
+        smtp_url=args.smtp_url, **webhook,
     )
     store = await open_configured_store(settings)
     counter = QueryCounter(store.engine) if args.count_queries else None
     # As shipped: replies unthrottled, news paced by the store's budget (bot/telegram_retry.py).
-    application = build_application(settings, store)
+    application = build_application(settings, store, webhook=bool(webhook))
+    server = BotServer(settings, store, application) if webhook else None
     try:
         await serve(
             application, args, after_initialize=start_services, before_shutdown=stop_services,
             on_mark=counter.restart if counter else None,
             stats=(lambda: {"queries": counter.stats()}) if counter else None,
+            webhook=server,
         )
     finally:
         await store.close()

@@ -1126,6 +1126,8 @@ class BotApiEmulator:
         if update.fetched_seq is None:
             # Marked before the POST: the bot may react before it answers the request.
             update.fetched_seq = self._next_seq()
+            if self.on_update_fetched is not None:
+                self.on_update_fetched(update.update_id, update.chat_id, time.monotonic())
         turn = next(self._target_turn)
         for attempt in range(WEBHOOK_ATTEMPTS):
             if self._webhook is not hook or self._closing:
