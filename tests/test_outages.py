@@ -6,6 +6,7 @@ error or traceback."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 
@@ -221,7 +222,9 @@ async def test_news_waits_out_telegram_failing_and_arrives_once(harness, caplog)
     async def retry_planned():
         async with harness.store.read() as session:
             news = await session.scalar(select(ChatNotification))
-        return news is not None and news.attempts >= 1 and news.next_attempt_at > utcnow()
+        # Rescheduled by its back-off (seconds), not merely claimed (a two-minute lease).
+        return (news is not None and news.attempts >= 1
+                and utcnow() < news.next_attempt_at < utcnow() + dt.timedelta(seconds=60))
     await eventually(retry_planned)
     async with harness.store.write() as session:  # its retry is due (as if time had passed)
         await session.execute(update(ChatNotification).values(next_attempt_at=utcnow()))
