@@ -34,6 +34,8 @@ def common_arguments(parser: argparse.ArgumentParser) -> None:
                         help="profile the measured phase with pyinstrument; writes PATH.html "
                              "and PATH.txt")
     parser.add_argument("--poll-timeout", type=float, default=10.0)
+    parser.add_argument("--webhook-port", type=int,
+                        help="webhook mode: take updates on this port instead of polling")
 
 
 class _Profile:
@@ -87,8 +89,10 @@ def _say(line: str) -> None:
 async def serve(application: Application, args: argparse.Namespace, *,
                 after_initialize: Hook | None = None, before_shutdown: Hook | None = None,
                 on_mark: Callable[[], None] | None = None,
-                stats: Callable[[], dict[str, Any]] | None = None) -> None:
-    """Poll until SIGTERM; the hooks are where a bot starts and stops its own services."""
+                stats: Callable[[], dict[str, Any]] | None = None,
+                webhook: Any = None) -> None:
+    """Poll until SIGTERM; the hooks are where a bot starts and stops its own services.
+    ``webhook``: a ``bot.server.BotServer`` in webhook mode, which takes updates instead."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     profile = _Profile(args.profile)
     stop = asyncio.Event()
@@ -104,19 +108,25 @@ async def serve(application: Application, args: argparse.Namespace, *,
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, mark)
 
-    await application.initialize()
-    if after_initialize is not None:
-        await after_initialize(application)
-    await application.start()
-    await application.updater.start_polling(poll_interval=0, timeout=args.poll_timeout)
+    if webhook is not None:  # our server runs the application and its services
+        await webhook.start()
+    else:
+        await application.initialize()
+        if after_initialize is not None:
+            await after_initialize(application)
+        await application.start()
+        await application.updater.start_polling(poll_interval=0, timeout=args.poll_timeout)
     _say("READY " + json.dumps({"concurrency": concurrency(application)}))
     await stop.wait()
     profile.finish()
     result = stats() if stats is not None else {}
-    await application.updater.stop()
-    await application.stop()
-    if before_shutdown is not None:
-        await before_shutdown(application)
-    await application.shutdown()
+    if webhook is not None:
+        await webhook.stop()
+    else:
+        await application.updater.stop()
+        await application.stop()
+        if before_shutdown is not None:
+            await before_shutdown(application)
+        await application.shutdown()
     if args.stats is not None:
         args.stats.write_text(json.dumps(result, indent=2))

@@ -24,6 +24,7 @@ from bot.application import (
     start_services,
     stop_services,
 )
+from bot.server import BotServer
 from bot.settings import Settings
 
 _LITERALS = re.compile(r"\(\s*(?:\?|\$\d+)(?:\s*,\s*(?:\?|\$\d+))*\s*\)")
@@ -60,21 +61,26 @@ class QueryCounter:
 
 
 async def run(args: argparse.Namespace) -> None:
+    webhook = {}
+    if args.webhook_port:
+        webhook = {"http_port": args.webhook_port, "http_host": "127.0.0.1",
+                   "webhook_url": f"http://127.0.0.1:{args.webhook_port}/telegram"}
     settings = Settings(
         token=args.token, telegram_api_url=args.api_url, bot_username=args.bot_username,
         database_url=args.database_url, secret=args.secret, outbox_dir=str(args.outbox),
-        smtp_url=args.smtp_url,
+        smtp_url=args.smtp_url, **webhook,
     )
     store = await open_configured_store(settings)
     counter = QueryCounter(store.engine) if args.count_queries else None
-    # AIORateLimiter keeps a real bot under Telegram's broadcast limit of about 30 messages a
-    # second, which would be all this benchmark measured; --rate-limit puts it back.
-    application = build_application(settings, store, rate_limit=args.rate_limit)
+    # As shipped: replies unthrottled, news paced by the store's budget (bot/telegram_retry.py).
+    application = build_application(settings, store, webhook=bool(webhook))
+    server = BotServer(settings, store, application) if webhook else None
     try:
         await serve(
             application, args, after_initialize=start_services, before_shutdown=stop_services,
             on_mark=counter.restart if counter else None,
             stats=(lambda: {"queries": counter.stats()}) if counter else None,
+            webhook=server,
         )
     finally:
         await store.close()
@@ -89,8 +95,6 @@ def main() -> None:
     parser.add_argument("--outbox", type=Path, default=Path("bench/.cache/outbox"),
                         help="where invitation e-mails are written as .eml files")
     parser.add_argument("--smtp-url", help="send e-mails over SMTP instead")
-    parser.add_argument("--rate-limit", action="store_true",
-                        help="keep the production AIORateLimiter (about 30 calls/s)")
     parser.add_argument("--count-queries", action="store_true")
     asyncio.run(run(parser.parse_args()))
 

@@ -12,7 +12,7 @@ from bot.inbox import Delivery, DurableBot, InboxKeeper, InboxProcessor, install
 from bot.mailer import MailTransport, OutboxSender, make_transport
 from bot.metrics import Metrics, TimedUpdateProcessor
 from bot.settings import Settings
-from bot.telegram_retry import PatientRateLimiter
+from bot.telegram_retry import ChatFloodControl
 from conversations.handlers import register
 from storage.database import Store, open_store
 
@@ -43,9 +43,10 @@ def build_application(settings: Settings, store: Store, *, rate_limit: bool = Tr
         # aiohttp rather than PTB's default httpx: a third of the CPU per API call.
         request=AiohttpRequest(connection_pool_size=256),
         get_updates_request=AiohttpRequest(connection_pool_size=1),
-        # Stays under Telegram's flood limits, waits when told to (429 retry_after), and
-        # retries calls that failed for a moment (5xx, network).
-        rate_limiter=PatientRateLimiter(max_retries=3) if rate_limit else None,
+        # Replies go out at once; a chat Telegram answered 429 for waits retry_after; calls
+        # that failed for a moment (5xx, network) are retried. Notifications are paced by the
+        # news sender's budget (bot/background.py), not here.
+        rate_limiter=ChatFloodControl(max_retries=3) if rate_limit else None,
     )
     builder = ApplicationBuilder().bot(bot)
     metrics = Metrics()
@@ -75,7 +76,9 @@ async def start_services(application: Application) -> None:
     application.bot_data["bot_username"] = username
     mails = OutboxSender(store, application.bot_data["mail_transport"],
                          bot_username=username, sender=settings.mail_from)
-    worker = BackgroundWorker(store, application.bot, mails)
+    worker = BackgroundWorker(store, application.bot, mails,
+                              broadcast_rate=settings.broadcast_rate,
+                              paid_broadcast=settings.paid_broadcast)
     application.bot_data["worker"] = worker
     worker.start()
     # Queues what a previous run left unfinished, before the application takes new updates.

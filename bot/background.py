@@ -3,6 +3,12 @@
 News rows are claimed with a conditional update (a lease), so several bot processes can run
 workers on one database without sending the same news twice at the same time. A news item is
 marked sent after Telegram accepted it; a crash in between sends it at most twice.
+
+News are *notifications*: the bot sends them on its own, so Telegram's bulk limit applies (about
+30 per second; 1,000 with paid broadcasts). They go out at ``TICKETBOT_BROADCAST_RATE``, one
+budget for every process on the store (``storage/broadcast_budget.py``), each message at a send
+time taken from it; a 429 pauses them all for ``retry_after``. Replies to users are not counted
+against that budget and never wait behind a backlog of news (``bot/telegram_retry.py``).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import contextlib
 import datetime as dt
 import enum
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,20 +29,22 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.mailer import OutboxSender
-from bot.telegram_retry import flood_wait
+from bot.telegram_retry import flood_wait, notifying
 from bot.ticket_sender import TicketChangeSender
 from conversations.common import NO_PREVIEW
 from conversations.news import news_screen
 from locales import pick_language, translator
 from storage import services
+from storage.broadcast_budget import Budget
 from storage.database import Store, utcnow
 from storage.models import ChatNotification, Order, TelegramUser
 
 log = logging.getLogger(__name__)
 
 NEWS_LEASE = dt.timedelta(minutes=2)
-NEWS_BATCH = 50
-NEWS_SENT_AT_ONCE = 16  # messages in flight to Telegram; one chat's news go one after another
+NEWS_BATCH = 50  # news claimed at a time, at least; two seconds' worth at higher rates
+MAX_NEWS_BATCH = 500
+DEFAULT_BROADCAST_RATE = 25.0
 MAX_NEWS_ATTEMPTS = 8
 
 
@@ -68,23 +77,31 @@ class NewsSender:
     order), and one transaction marks the batch sent. One write per news item would queue each
     of them behind the updates being handled, and news would trail far behind at a rush."""
 
-    def __init__(self, store: Store, bot: Bot) -> None:
+    def __init__(self, store: Store, bot: Bot, *, rate: float = DEFAULT_BROADCAST_RATE,
+                 paid_broadcast: bool = False, batch: int | None = None) -> None:
         self.store = store
         self.bot = bot
+        self.budget = Budget(store, rate)
+        self.batch = batch or max(NEWS_BATCH, min(MAX_NEWS_BATCH, int(2 * rate)))
+        # With allow_paid_broadcast Telegram lets them go faster, for a fee in Stars.
+        self._extra = {"allow_paid_broadcast": True} if paid_broadcast else {}
         self.more_due = False  # the last round took a full batch: more may be waiting
+        self._paused_until = 0.0  # Unix time: Telegram answered 429 to a notification
 
     async def send_due(self) -> int:
-        """Send the news due now (at most a batch); returns how many reached their chat."""
+        """Send the news due now (at most a batch), each at a send time of the shared budget;
+        returns how many reached their chat."""
         claimed = await self._claim_due(utcnow())
-        self.more_due = len(claimed) >= NEWS_BATCH
+        self.more_due = len(claimed) >= self.batch
         if not claimed:
             return 0
-        by_chat: dict[int, list[_DueNews]] = defaultdict(list)
-        for news in await self._load(claimed):
-            by_chat[news.telegram_id].append(news)
-        room = asyncio.Semaphore(NEWS_SENT_AT_ONCE)
+        loaded = await self._load(claimed)
+        slots = await self.budget.take(len(loaded))
+        by_chat: dict[int, list[tuple[_DueNews, float]]] = defaultdict(list)
+        for index, news in enumerate(loaded):  # oldest first: a chat's news in order
+            by_chat[news.telegram_id].append((news, slots.at(index)))
         outcomes = await asyncio.gather(
-            *(self._send_chat(news, room) for news in by_chat.values()), return_exceptions=True)
+            *(self._send_chat(news) for news in by_chat.values()), return_exceptions=True)
         done: list[int] = []
         sent = 0
         for outcome in outcomes:
@@ -107,7 +124,7 @@ class NewsSender:
                 select(ChatNotification.id)
                 .where(ChatNotification.sent_at.is_(None),
                        ChatNotification.next_attempt_at <= now)
-                .order_by(ChatNotification.id).limit(NEWS_BATCH)
+                .order_by(ChatNotification.id).limit(self.batch)
                 .with_for_update(skip_locked=True)
             )).all()
             if not due:
@@ -144,30 +161,52 @@ class NewsSender:
             for news, chosen, telegram in rows
         ]
 
-    async def _send_chat(self, chat_news: list[_DueNews], room: asyncio.Semaphore) -> _Round:
+    async def _send_chat(self, chat_news: list[tuple[_DueNews, float]]) -> _Round:
+        """One chat's news, one after another, each no earlier than its send time."""
         outcome = _Round()
-        async with room:
-            for news in chat_news:
-                delivery = await self._deliver(news)
-                if delivery is not _Delivery.RETRY:
-                    outcome.done.append(news.id)
-                outcome.sent += delivery is _Delivery.SENT
+        for news, send_at in chat_news:
+            wait = send_at - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            delivery = await self._deliver(news)
+            if delivery is not _Delivery.RETRY:
+                outcome.done.append(news.id)
+            outcome.sent += delivery is _Delivery.SENT
         return outcome
 
     async def _deliver(self, news: _DueNews) -> _Delivery:
+        paused = self._paused_until - time.time()
+        if paused > 0:  # a 429 in this round: the rest waits as long as Telegram asked
+            await self._reschedule(news.id, dt.timedelta(seconds=paused))
+            return _Delivery.RETRY
         screen = news_screen(news.kind, news.params, translator(news.language))
         try:
-            await self.bot.send_message(news.telegram_id, screen.text, parse_mode=ParseMode.HTML,
-                                        reply_markup=screen.markup,
-                                        link_preview_options=NO_PREVIEW)
+            with notifying():
+                await self.bot.send_message(
+                    news.telegram_id, screen.text, parse_mode=ParseMode.HTML,
+                    reply_markup=screen.markup, link_preview_options=NO_PREVIEW, **self._extra)
+        except RetryAfter as error:
+            wait = flood_wait(error)
+            self._paused_until = max(self._paused_until, time.time() + wait.total_seconds())
+            await self.budget.pause(wait.total_seconds())  # every process's notifications
+            await self._retry_later(news.id, news.attempts, error)
+            return _Delivery.RETRY
         except (Forbidden, BadRequest) as error:
             # The user blocked the bot or the chat is gone: retrying will not help.
             log.info("news %s dropped: %s", news.id, type(error).__name__)
             return _Delivery.DROPPED
-        except (RetryAfter, TelegramError) as error:
+        except TelegramError as error:
             await self._retry_later(news.id, news.attempts, error)
             return _Delivery.RETRY
         return _Delivery.SENT
+
+    async def _reschedule(self, news_id: int, delay: dt.timedelta) -> None:
+        """Not sent, not an attempt: due again after ``delay``."""
+        async with self.store.write() as session:
+            await session.execute(
+                update(ChatNotification).where(ChatNotification.id == news_id)
+                .values(next_attempt_at=utcnow() + delay,
+                        attempts=ChatNotification.attempts - 1))
 
     async def _retry_later(self, news_id: int, attempts: int, error: TelegramError) -> None:
         delay = (flood_wait(error) if isinstance(error, RetryAfter)
@@ -195,10 +234,12 @@ class BackgroundWorker:
     holds up news in the chat."""
 
     def __init__(self, store: Store, bot: Bot, mails: OutboxSender, *,
-                 interval: float = 2.0) -> None:
+                 interval: float = 2.0, broadcast_rate: float = DEFAULT_BROADCAST_RATE,
+                 paid_broadcast: bool = False) -> None:
         self.store = store
-        self.news = NewsSender(store, bot)
-        self.tickets = TicketChangeSender(store, bot)
+        self.news = NewsSender(store, bot, rate=broadcast_rate, paid_broadcast=paid_broadcast)
+        self.tickets = TicketChangeSender(store, bot, budget=self.news.budget,
+                                          paid_broadcast=paid_broadcast)
         self.mails = mails
         self.interval = interval
         self._wake = asyncio.Event()

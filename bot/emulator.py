@@ -532,6 +532,7 @@ class _Query:
 class _Webhook:
     url: str
     secret_token: str | None
+    max_connections: int = 1
     last_error_date: int | None = None
     last_error_message: str | None = None
 
@@ -592,6 +593,13 @@ class BotApiEmulator:
         self._webhook_task: asyncio.Task[None] | None = None
         # Every webhook delivery attempt: (update_id, HTTP status, or None if no answer).
         self.webhook_attempts: list[tuple[int, int | None]] = []
+        # A load balancer in front of several bot processes: when set, webhook deliveries go
+        # to these URLs in turn (a failed attempt tries the next) instead of the registered
+        # URL, and up to ``webhook_connections`` at once (else setWebhook's max_connections,
+        # else one at a time), never two of one chat at once, as Telegram does.
+        self.webhook_targets: list[str] | None = None
+        self.webhook_connections: int | None = None
+        self._target_turn = itertools.count()
         # Observers for load generators (bench/): called with (update_id, chat_id, monotonic
         # time) when an update is first handed out, and with each API call once answered.
         self.on_update_fetched: Callable[[int, int, float], None] | None = None
@@ -1081,28 +1089,50 @@ class BotApiEmulator:
         allowed = params.get("allowed_updates")
         if isinstance(allowed, list):
             self._allowed_updates = set(allowed) or None
-        self._webhook = _Webhook(url, str(secret) if secret is not None else None)
+        connections = params.get("max_connections")
+        self._webhook = _Webhook(url, str(secret) if secret is not None else None,
+                                 connections if isinstance(connections, int) else 1)
         if self._webhook_task is None or self._webhook_task.done():
             self._webhook_task = asyncio.create_task(self._deliver_by_webhook(),
                                                      name="emulator-webhook")
         return True
 
     async def _deliver_by_webhook(self) -> None:
-        """While a webhook is set, POST the pending updates to it one by one, in order."""
-        async with ClientSession(timeout=ClientTimeout(total=10)) as session:
-            while self._webhook is not None and not self._closing:
-                self._pending = [u for u in self._pending if self._is_allowed(u.kind)]
-                if not self._pending:
-                    await self._wait_activity(1.0)
-                    continue
-                update, hook = self._pending[0], self._webhook
-                delivered = await self._post_update(session, hook, update)
-                if delivered or self._webhook is hook:
-                    # Delivered, or refused every time: move on to the next update. (If the
-                    # webhook was removed meanwhile, the update waits for getUpdates.)
-                    with contextlib.suppress(ValueError):
-                        self._pending.remove(update)
-                self._notify()
+        """While a webhook is set, POST the pending updates to it in order: one at a time, or
+        several at once (``webhook_connections``), each chat's one after another."""
+        tasks: set[asyncio.Task[None]] = set()
+        busy_chats: set[int] = set()
+        try:
+            async with ClientSession(timeout=ClientTimeout(total=10)) as session:
+                while self._webhook is not None and not self._closing:
+                    self._pending = [u for u in self._pending if self._is_allowed(u.kind)]
+                    hook = self._webhook
+                    room = (self.webhook_connections or hook.max_connections) - len(tasks)
+                    update = next((u for u in self._pending if u.chat_id not in busy_chats),
+                                  None) if room > 0 else None
+                    if update is None:
+                        await self._wait_activity(1.0)
+                        continue
+                    busy_chats.add(update.chat_id)
+                    task = asyncio.create_task(self._deliver_one(session, hook, update))
+                    tasks.add(task)
+                    task.add_done_callback(
+                        lambda done, chat=update.chat_id: (
+                            tasks.discard(done), busy_chats.discard(chat), self._notify()))
+                if tasks:
+                    await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _deliver_one(self, session: ClientSession, hook: _Webhook,
+                           update: _PendingUpdate) -> None:
+        delivered = await self._post_update(session, hook, update)
+        if delivered or self._webhook is hook:
+            # Delivered, or refused every time: move on to the next update. (If the
+            # webhook was removed meanwhile, the update waits for getUpdates.)
+            with contextlib.suppress(ValueError):
+                self._pending.remove(update)
 
     async def _post_update(
         self, session: ClientSession, hook: _Webhook, update: _PendingUpdate
@@ -1113,12 +1143,17 @@ class BotApiEmulator:
         if update.fetched_seq is None:
             # Marked before the POST: the bot may react before it answers the request.
             update.fetched_seq = self._next_seq()
+            if self.on_update_fetched is not None:
+                self.on_update_fetched(update.update_id, update.chat_id, time.monotonic())
+        turn = next(self._target_turn)
         for attempt in range(WEBHOOK_ATTEMPTS):
             if self._webhook is not hook or self._closing:
                 return False
             status: int | None = None
+            targets = self.webhook_targets or [hook.url]
+            url = targets[(turn + attempt) % len(targets)]  # a failed attempt: the next one
             try:
-                async with session.post(hook.url, json=update.payload, headers=headers) as answer:
+                async with session.post(url, json=update.payload, headers=headers) as answer:
                     status = answer.status
                     error = f"Wrong response from the webhook: {answer.status} {answer.reason}"
             except (ClientError, TimeoutError) as exc:

@@ -52,6 +52,9 @@ MAX_ATTEMPTS = 8
 LEASE = DEFAULT_LEASE
 GRACE = DEFAULT_GRACE
 SWEEP_INTERVAL = 1.0
+# An update this process stored but could not claim (another process is handling an earlier
+# one of its chat, most likely) is tried again after these pauses, before the sweeps take over.
+CLAIM_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 PRUNE_INTERVAL = dt.timedelta(minutes=10)
 
 
@@ -111,6 +114,10 @@ class Delivery:
         # update_id -> monotonic deadline: queued here, so sweeps need not queue it again.
         # Bounded by the updates in flight; a forgotten entry simply expires.
         self._queued: dict[int, float] = {}
+        # update_id -> (claim, monotonic time it was taken or renewed): handled here now.
+        self._in_flight: dict[int, tuple[Claim, float]] = {}
+        self._claim_tries: dict[int, int] = {}  # update_id -> failed claims so far
+        self._retry_handles: set[asyncio.TimerHandle] = set()
         self.application: Application | None = None
 
     def note_queued(self, update_ids: Sequence[int]) -> None:
@@ -141,11 +148,63 @@ class Delivery:
         claim = await self._claim(update, stored=stored)
         if claim is None:
             coroutine.close()  # handled already, elsewhere, or after an earlier one of its chat
+            if stored and not await self._done(update.update_id):
+                self._claim_again_soon(update)
             return
-        entry = Applying(update.update_id, attempt=claim.attempt)
-        with applying(entry):
-            await run(update, coroutine)
-        await self._settle(entry, claim)
+        self._claim_tries.pop(update.update_id, None)
+        self._in_flight[update.update_id] = (claim, time.monotonic())
+        try:
+            entry = Applying(update.update_id, attempt=claim.attempt)
+            with applying(entry):
+                await run(update, coroutine)
+            await self._settle(entry, claim)
+        finally:
+            self._in_flight.pop(update.update_id, None)
+
+    async def _done(self, update_id: int) -> bool:
+        try:
+            return await self.inbox.is_done(update_id)
+        except SQLAlchemyError:
+            return True  # the sweeps will see to it
+
+    def _claim_again_soon(self, update: Update) -> None:
+        """Another process may be handling an earlier update of this chat (behind one webhook
+        URL, a chat's next update can reach any process): try again shortly rather than
+        leave it to the sweeps, which wait for the grace time."""
+        tries = self._claim_tries.get(update.update_id, 0)
+        application = self.application
+        if tries >= len(CLAIM_RETRIES) or application is None or not application.running:
+            self._claim_tries.pop(update.update_id, None)
+            return
+        self._claim_tries[update.update_id] = tries + 1
+
+        def queue_again() -> None:
+            self._retry_handles.discard(handle)
+            if application.running:
+                self.note_queued([update.update_id])
+                application.update_queue.put_nowait(update)
+
+        handle = asyncio.get_running_loop().call_later(CLAIM_RETRIES[tries], queue_again)
+        self._retry_handles.add(handle)
+
+    def cancel_claim_retries(self) -> None:
+        for handle in self._retry_handles:
+            handle.cancel()
+        self._retry_handles.clear()
+        self._claim_tries.clear()
+
+    async def renew_leases(self) -> int:
+        """Extend the leases of updates handled here for a third of a lease or more, so that
+        a slow update is not taken over while this process is alive; returns how many."""
+        now = time.monotonic()
+        due = [claim for claim, since in self._in_flight.values()
+               if now - since >= self.lease.total_seconds() / 3]
+        if due:
+            await self.inbox.renew(due)
+            for claim in due:
+                if claim.update_id in self._in_flight:
+                    self._in_flight[claim.update_id] = (claim, now)
+        return len(due)
 
     async def _claim(self, update: Update, *, stored: bool) -> Claim | None:
         try:
@@ -167,9 +226,7 @@ class Delivery:
 
     async def _settle(self, entry: Applying, claim: Claim) -> None:
         try:
-            if entry.marked_done:
-                return
-            if entry.failed_transiently:
+            if entry.failed_transiently and not entry.marked_done:
                 await self.inbox.retry_later(claim, retry_pause(claim.attempt))
             else:
                 await self.inbox.finish(entry.update_id)
@@ -319,11 +376,13 @@ class InboxKeeper:
 
     async def stop(self) -> None:
         self._stop.set()
+        self.delivery.cancel_claim_retries()
         if self._task is not None:
             await self._task
             self._task = None
 
     async def sweep(self) -> None:
+        await self.delivery.renew_leases()
         application = self.delivery.application
         if application is not None and application.running:
             await self.delivery.replay()

@@ -10,9 +10,10 @@ our background worker and mailer, and the HTTP server.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import hmac
 import logging
-import secrets
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +40,15 @@ log = logging.getLogger(__name__)
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 UpdateSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def webhook_secret_from(secret: bytes) -> str:
+    """The webhook's secret token when ``TICKETBOT_WEBHOOK_SECRET`` is unset: an HMAC of the
+    store's secret (``TICKETBOT_SECRET``, or the one generated once and kept in the store), so
+    that every process behind one URL registers the same token without more configuration,
+    and the token reveals nothing of the link secret. 43 characters of ``[A-Za-z0-9_-]``."""
+    digest = hmac.new(secret, b"telegram webhook secret token", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
 def webhook_path(url: str) -> str:
@@ -95,7 +105,8 @@ class BotServer:
         self.store = store
         self.application = application
         self.webhook_url = settings.webhook_url
-        self.webhook_secret = settings.webhook_secret or secrets.token_urlsafe(32)
+        # Unset: derived from the store's link secret at start (webhook_secret_from).
+        self.webhook_secret = settings.webhook_secret
         self.poll_timeout = poll_timeout
         self.port: int | None = None
         self._runner: web.AppRunner | None = None
@@ -148,6 +159,8 @@ class BotServer:
 
     async def _start(self) -> None:
         application = self.application
+        if self.webhook_url and not self.webhook_secret:
+            self.webhook_secret = webhook_secret_from(await self.store.secret())
         await application.initialize()
         await start_services(application)
         await application.start()

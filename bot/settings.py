@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from storage.database import DEFAULT_DATABASE_URL
 
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
+FREE_BROADCAST_RATE = 30.0  # Telegram's bulk limit without paid broadcasts, per second
 
 
 class Settings(BaseSettings):
@@ -34,8 +35,8 @@ class Settings(BaseSettings):
     # Gate scanners' bearer tokens, comma-separated (one per device, so one can be withdrawn).
     gate_token: Annotated[tuple[str, ...], NoDecode] = ()
     webhook_url: str | None = None
-    # Telegram sends it back with every update; unset, a new one is drawn at each start (set
-    # it when several processes share one webhook URL).
+    # Telegram sends it back with every update; unset, it is derived from the store's secret,
+    # so that several processes behind one webhook URL agree on it.
     webhook_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,256}$")
     claim_link_days: int = Field(default=14, ge=1, le=365)
     # Connections each process keeps open, and how many more a burst may open. Unset: sized
@@ -49,6 +50,11 @@ class Settings(BaseSettings):
     webapp_url: str | None = Field(default=None, pattern=r"^https://[^\s/?#]+(/[^\s?#]*)?$")
     # How long the initData Telegram signed for the Mini App is accepted, in seconds.
     webapp_auth_max_age: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    # Messages per second the bot sends on its own (news), shared by every process on the
+    # store; replies to users are not counted. Telegram allows about 30 per second, and up to
+    # 1,000 with paid broadcasts (allow_paid_broadcast, charged in Stars).
+    broadcast_rate: float = Field(default=25.0, gt=0, le=1000)
+    paid_broadcast: bool = False
 
     @field_validator("staff_ids", mode="before")
     @classmethod
@@ -63,6 +69,13 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+    @model_validator(mode="after")
+    def _broadcast_within_telegram_limits(self) -> Settings:
+        if self.broadcast_rate > FREE_BROADCAST_RATE and not self.paid_broadcast:
+            raise ValueError(
+                f"TICKETBOT_BROADCAST_RATE above {FREE_BROADCAST_RATE:.0f} messages per second "
+                "needs TICKETBOT_PAID_BROADCAST=true (Telegram's paid broadcasts)")
+        return self
 
     @property
     def claim_link_ttl(self) -> dt.timedelta:

@@ -8,6 +8,7 @@ it went through.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -15,9 +16,10 @@ import time
 from telegram import Bot
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.telegram_retry import flood_wait
+from bot.telegram_retry import flood_wait, notifying
 from conversations.ticket_show import holder_language, send_ticket, void_message
 from storage import ticket_delivery
+from storage.broadcast_budget import Budget
 from storage.database import Store
 from storage.ticket_delivery import ChangeWork
 
@@ -28,11 +30,15 @@ CLEANUP_EVERY = 3600.0  # seconds between two prunings of changes done days ago
 
 class TicketChangeSender:
     """Carries out due barcode changes, oldest first (so a ticket renamed twice in a row ends
-    with its newest code in the holder's chat)."""
+    with its newest code in the holder's chat). Its messages are notifications: each waits for
+    a send time of the shared ``budget`` (the news'), and a 429 pauses every process's."""
 
-    def __init__(self, store: Store, bot: Bot) -> None:
+    def __init__(self, store: Store, bot: Bot, *, budget: Budget | None = None,
+                 paid_broadcast: bool = False) -> None:
         self.store = store
         self.bot = bot
+        self.budget = budget
+        self._extra = {"allow_paid_broadcast": True} if paid_broadcast else {}
         self.more_due = False  # the last round took a full batch: more may be waiting
         self._next_cleanup = 0.0  # monotonic time of the next pruning of old changes
 
@@ -59,12 +65,17 @@ class TicketChangeSender:
     async def _carry_out(self, work: ChangeWork) -> None:
         card = work.deliver
         for sent in work.to_void:
-            await void_message(self.bot, self.store, sent, card.ref if card else
-                               await self._ref_of(sent.ticket_id))
+            ref = card.ref if card else await self._ref_of(sent.ticket_id)
+            await self._paced()
+            with notifying():
+                await void_message(self.bot, self.store, sent, ref)
         language = holder_language(card) if card is not None else "en"
         if card is not None and card.holder_telegram_id is not None and not work.delivered_already:
             try:
-                await send_ticket(self.bot, self.store, card.holder_telegram_id, card, language)
+                await self._paced()
+                with notifying():
+                    await send_ticket(self.bot, self.store, card.holder_telegram_id, card,
+                                      language, **self._extra)
             except (Forbidden, BadRequest):
                 # The holder blocked the bot or the chat is gone: the e-mail still goes out.
                 log.info("ticket change %s: holder's chat unreachable", work.change_id)
@@ -72,10 +83,19 @@ class TicketChangeSender:
             self.store, work.change_id, mail=card,
             recipient=card.holder_email if card is not None else None, language=language)
 
+    async def _paced(self) -> None:
+        """Wait for this message's send time in the shared budget."""
+        if self.budget is not None:
+            wait = (await self.budget.take(1)).first - time.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
     async def _ref_of(self, ticket_id: int) -> str:
         return await ticket_delivery.ticket_ref(self.store, ticket_id)
 
     async def _retry_later(self, work: ChangeWork, error: TelegramError) -> None:
+        if isinstance(error, RetryAfter) and self.budget is not None:
+            await self.budget.pause(flood_wait(error).total_seconds())  # every process's
         delay = (flood_wait(error) if isinstance(error, RetryAfter)
                  else dt.timedelta(seconds=min(3600, 10 * 2 ** min(work.attempts, 8))))
         log.warning("ticket change %s not carried out (%s: %s), retrying", work.change_id,

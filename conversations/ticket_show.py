@@ -97,16 +97,17 @@ def _file_id_of(message: Message | bool) -> str | None:
 
 
 async def send_ticket(bot: Bot, store: Store, chat_id: int, card: TicketCard,
-                      language: str) -> Message:
+                      language: str, **send_options: object) -> Message:
     """Send the ticket's QR picture to ``chat_id`` and record the message (with its barcode)
     so it can be voided later. If the barcode was voided while this was under way, the
-    message is voided at once."""
+    message is voided at once. ``send_options`` go to sendPhoto (paid broadcasts)."""
     t = translator(language)
 
     async def send(photo):
         return await bot.send_photo(chat_id, photo, caption=ticket_caption(card, t),
                                     parse_mode=ParseMode.HTML,
-                                    reply_markup=ticket_buttons(card, t).markup)
+                                    reply_markup=ticket_buttons(card, t).markup,
+                                    **send_options)
 
     message = await _with_file(store, f"qr:{card.barcode}",
                                lambda: ticket_files.qr_file(card.barcode), send,

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, exc, make_url
+from sqlalchemy import URL, event, exc, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -46,6 +48,43 @@ def utcnow() -> dt.datetime:
 POOL = {"sqlite": (8, 0), "postgresql": (40, 0)}
 
 
+# ``TICKETBOT_DATABASE_URL`` options for PgBouncer in transaction pooling mode (what managed
+# PostgreSQL offers), where each transaction may run on another server connection:
+#   ?pgbouncer=true             all that follows, and reads in transactions (Store)
+#   ?prepared_statement_cache_size=0   SQLAlchemy keeps no prepared statements per connection
+#   ?statement_cache_size=0     neither does asyncpg
+# With ``pgbouncer=true`` every prepared statement also gets a unique name, so that one left on a
+# server connection by another client never clashes with ours (SQLAlchemy's asyncpg dialect,
+# "Prepared Statement Name with PGBouncer").
+PGBOUNCER_OPTION = "pgbouncer"
+_TRUE = {"1", "true", "yes", "on", "transaction"}
+_statement_names = itertools.count(1)
+
+
+def _unique_statement_name() -> str:
+    return f"__ticketbot_{os.getpid()}_{next(_statement_names)}__"
+
+
+def engine_arguments(url: str | URL, kwargs: dict[str, Any]) -> tuple[URL, dict[str, Any], bool]:
+    """The URL and engine arguments SQLAlchemy gets for ``url``, with our URL options applied;
+    and whether the database is reached through PgBouncer in transaction pooling mode."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return parsed, kwargs, False
+    query = dict(parsed.query)
+    pgbouncer = str(query.pop(PGBOUNCER_OPTION, "")).lower() in _TRUE
+    connect_args = dict(kwargs.get("connect_args", {}))
+    if "statement_cache_size" in query:  # asyncpg wants an int; the dialect passes strings
+        connect_args["statement_cache_size"] = int(query.pop("statement_cache_size"))
+    if pgbouncer:
+        connect_args.setdefault("statement_cache_size", 0)
+        connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
+        query.setdefault("prepared_statement_cache_size", "0")
+    if connect_args:
+        kwargs = {**kwargs, "connect_args": connect_args}
+    return parsed.set(query=query), kwargs, pgbouncer
+
+
 def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     # Statement parameters hold names and e-mail addresses: keep them out of error messages.
     kwargs.setdefault("hide_parameters", True)
@@ -67,7 +106,8 @@ def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", POOL["postgresql"][0])
     kwargs.setdefault("max_overflow", POOL["postgresql"][1])
-    engine = create_async_engine(url, **kwargs)
+    sqlalchemy_url, kwargs, _ = engine_arguments(url, kwargs)
+    engine = create_async_engine(sqlalchemy_url, **kwargs)
     _configure_postgresql(engine)
     return engine
 
@@ -126,11 +166,14 @@ class Store:
         self._secret: bytes | None = None
         self.engine = _make_engine(url, **engine_kwargs)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.through_pgbouncer = engine_arguments(url, {})[2]
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         # PostgreSQL's READ COMMITTED gives each statement a snapshot of its own, so a read-only
         # transaction adds only its BEGIN and COMMIT, two round trips; reads run without one.
         # On SQLite a read transaction holds one snapshot of the file, and its BEGIN is local.
-        self._read_engine = (self.engine if self.is_sqlite
+        # Not through PgBouncer in transaction mode: there, a statement outside a transaction
+        # may be prepared on one server connection and run on another.
+        self._read_engine = (self.engine if self.is_sqlite or self.through_pgbouncer
                              else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
         # The hot reads are one statement each, which needs no BEGIN and COMMIT around it on

@@ -4,7 +4,10 @@ before it is handled, and marked done in the transaction of its effects (``stora
 An entry is *unfinished* while ``done_at`` is NULL. ``locked_until`` is a lease: whoever claimed
 the entry handles it until then; after that anyone may claim it again (its handler died, or was
 told to retry later). Entries of one chat are claimed in ``update_id`` order: an entry waits
-while an earlier one of its chat is unfinished, in this process or in any other.
+while an earlier one of its chat is unfinished, in this process or in any other, and also while
+an earlier one is done but still leased: its deciding transaction marked it done, and its
+handler is still sending the answer. ``finish`` releases the lease once the handler returned,
+so that the chat's answers arrive in order even when its updates reach different processes.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.database import Store, utcnow
 from storage.group_commit import GroupCommit
 from storage.models import UpdateInbox
 
-DEFAULT_LEASE = dt.timedelta(seconds=30)
+# Short, so that when a process dies its updates are taken over within seconds: the process
+# handling an update renews its lease while it runs (``Inbox.renew``), so a slow update is not
+# taken from a living process.
+DEFAULT_LEASE = dt.timedelta(seconds=5)
 # An entry nobody claimed is left to the process that stored it for this long.
-DEFAULT_GRACE = dt.timedelta(seconds=5)
+DEFAULT_GRACE = dt.timedelta(seconds=3)
 KEEP_DONE = dt.timedelta(days=2)  # Telegram redelivers an unconfirmed update for 24 hours.
 
 
@@ -59,16 +65,17 @@ _CLAIM_ENTRIES = (
         or_(_entries.c.locked_until.is_(None), _entries.c.locked_until <= bindparam("now")),
         ~exists().where(_earlier.c.chat_id == _entries.c.chat_id,
                         _earlier.c.update_id < _entries.c.update_id,
-                        _earlier.c.done_at.is_(None)),
+                        or_(_earlier.c.done_at.is_(None),
+                            _earlier.c.locked_until > bindparam("now"))),
     )
     .values(locked_until=bindparam("until"), attempts=_entries.c.attempts + 1)
     .returning(_entries.c.update_id, _entries.c.attempts)
 )
+# Done (if its deciding transaction did not mark it so already) and its lease released.
 _FINISH_ENTRIES = (
     update(_entries)
-    .where(_entries.c.update_id.in_(bindparam("ids", expanding=True)),
-           _entries.c.done_at.is_(None))
-    .values(done_at=bindparam("now"), locked_until=None)
+    .where(_entries.c.update_id.in_(bindparam("ids", expanding=True)))
+    .values(done_at=func.coalesce(_entries.c.done_at, bindparam("now")), locked_until=None)
 )
 
 
@@ -104,7 +111,8 @@ class Inbox:
         return await self._bookkeeping.submit((_CLAIM, update_id))
 
     async def finish(self, update_id: int) -> None:
-        """Mark done an entry whose handling wrote nothing decisive (or gave up)."""
+        """Its handler returned: mark the entry done, if its handling wrote nothing decisive
+        (or gave up), and release its lease, so that the chat's next update may be claimed."""
         await self._bookkeeping.submit((_FINISH, update_id))
 
     async def _write_bookkeeping(self, items: Sequence[tuple[str, int]]) -> list[Any]:
@@ -128,13 +136,28 @@ class Inbox:
             for kind, update_id in items
         ]
 
+    async def renew(self, claims: Sequence[Claim]) -> None:
+        """Extend the leases of entries still being handled here by one lease from now. An
+        entry claimed again since (by another process, after our lease ran out) is left to
+        it: every claim counts an attempt."""
+        if not claims:
+            return
+        until = utcnow() + self.lease
+        async with self.store.write_connection() as connection:
+            await connection.execute(
+                update(_entries)
+                .where(tuple_(_entries.c.update_id, _entries.c.attempts).in_(
+                           [(claim.update_id, claim.attempt) for claim in claims]),
+                       _entries.c.done_at.is_(None))
+                .values(locked_until=until))
+
     async def retry_later(self, claim: Claim, delay: dt.timedelta) -> None:
         """Give the entry up for now: anyone may claim it again after ``delay``."""
         async with self.store.write(idempotent=True) as session:
             await session.execute(
                 update(UpdateInbox)
                 .where(UpdateInbox.update_id == claim.update_id, UpdateInbox.done_at.is_(None),
-                       UpdateInbox.locked_until == claim.until)
+                       UpdateInbox.attempts == claim.attempt)
                 .values(locked_until=utcnow() + delay)
                 .execution_options(synchronize_session=False)
             )
@@ -160,6 +183,12 @@ class Inbox:
             rows = (await session.execute(query)).all()
         ignore = set(skipped)
         return [Incoming(*row) for row in rows if row[0] not in ignore][:limit]
+
+    async def is_done(self, update_id: int) -> bool:
+        async with self.store.read_connection() as connection:
+            done = await connection.scalar(
+                select(_entries.c.done_at).where(_entries.c.update_id == update_id))
+        return done is not None
 
     async def unfinished(self) -> int:
         async with self.store.read() as session:

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     DateTime,
+    Double,
     Enum,
     ForeignKey,
     Index,
@@ -528,6 +529,17 @@ class WebAppAction(Base):
     done_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("ix_webapp_actions_done_at", "done_at"),)
+
+
+class BroadcastBudget(Base):
+    """The pace of messages the bot sends on its own, shared by every process on the store:
+    ``next_slot`` is when (Unix time, seconds) the next notification may go out. Taking slots
+    is one conditional UPDATE (``storage/broadcast_budget.py``)."""
+
+    __tablename__ = "broadcast_budget"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Double)
 
 
 for _table in (Order.__table__, Ticket.__table__):

@@ -18,6 +18,19 @@ TEST_DATABASE_URL = os.environ.get("TICKETBOT_TEST_DATABASE_URL", "")
 ON_POSTGRES = TEST_DATABASE_URL.startswith("postgresql")
 
 
+def asyncpg_dsn(url: str) -> str:
+    """``url`` for a bare asyncpg connection: without SQLAlchemy's driver name and without the
+    URL options our store reads (asyncpg would send them to the server as settings)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    query = {key: value for key, value in parsed.query.items()
+             if key not in ("pgbouncer", "prepared_statement_cache_size",
+                            "statement_cache_size")}
+    return (parsed.set(drivername="postgresql", query=query)
+            .render_as_string(hide_password=False))
+
+
 def database_url(tmp_path: Path) -> str:
     return TEST_DATABASE_URL or f"sqlite+aiosqlite:///{tmp_path / 'ticketbot-test.db'}"
 
@@ -32,8 +45,7 @@ async def ensure_postgres_schema(url: str, *, suffix: str = "", fresh: bool = Fa
     import asyncpg
 
     schema = postgres_schema(suffix)
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    connection = await asyncpg.connect(dsn)
+    connection = await asyncpg.connect(asyncpg_dsn(url), statement_cache_size=0)
     try:
         if fresh:
             await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
@@ -54,8 +66,8 @@ def drop_postgres_schemas():
     import asyncpg
 
     async def drop() -> None:
-        connection = await asyncpg.connect(
-            TEST_DATABASE_URL.replace("postgresql+asyncpg://", "postgresql://"))
+        connection = await asyncpg.connect(asyncpg_dsn(TEST_DATABASE_URL),
+                                           statement_cache_size=0)
         try:
             for suffix in ("", "migrations"):
                 await connection.execute(

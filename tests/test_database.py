@@ -242,3 +242,21 @@ async def test_a_pooled_connection_the_server_ended_is_replaced_unseen(postgres_
         assert await users(store) == 0
     finally:
         await store.close()
+
+
+def test_pgbouncer_url_options_turn_off_prepared_statement_caches():
+    from storage.database import engine_arguments
+
+    url, kwargs, pgbouncer = engine_arguments(
+        "postgresql+asyncpg://bot@pool:6432/tickets?pgbouncer=true", {})
+    assert pgbouncer and "pgbouncer" not in url.query
+    assert url.query["prepared_statement_cache_size"] == "0"
+    assert kwargs["connect_args"]["statement_cache_size"] == 0
+    names = {kwargs["connect_args"]["prepared_statement_name_func"]() for _ in range(3)}
+    assert len(names) == 3  # unique: never one another client left on a server connection
+    url, kwargs, pgbouncer = engine_arguments(
+        "postgresql+asyncpg://bot@db/tickets?statement_cache_size=0", {"pool_size": 4})
+    assert not pgbouncer and kwargs == {"pool_size": 4,
+                                        "connect_args": {"statement_cache_size": 0}}
+    url, kwargs, pgbouncer = engine_arguments("sqlite+aiosqlite:///x.db", {})
+    assert not pgbouncer and kwargs == {}

@@ -98,6 +98,17 @@ async def test_a_chats_entries_are_claimed_in_order(store):
     assert await inbox.claim(2) is not None
 
 
+async def test_the_next_update_waits_until_the_answer_to_the_last_went_out(store):
+    inbox = Inbox(store)
+    await inbox.record([entry(1), entry(2)])
+    first = await inbox.claim(1)
+    async with store.write() as session:  # its deciding transaction commits
+        await Applying(1, attempt=first.attempt).mark_done(session)
+    assert await inbox.claim(2) is None  # its handler is still answering, maybe elsewhere
+    await inbox.finish(1)  # the handler returned: lease released
+    assert await inbox.claim(2) is not None
+
+
 async def test_claims_and_finishes_arriving_together_share_one_transaction(store):
     inbox = Inbox(store)
     await inbox.record([entry(1), entry(2), entry(3, chat_id=8), entry(4, chat_id=None),
@@ -154,6 +165,22 @@ async def test_a_lease_runs_out_and_the_entry_is_due_again(store):
     await inbox.retry_later(claim, dt.timedelta(seconds=60))  # an old claim changes nothing
     await inbox.retry_later(again, dt.timedelta(seconds=60))
     assert await inbox.claim(1) is None
+
+
+async def test_a_renewed_lease_keeps_a_slow_update_with_its_handler(store):
+    inbox = Inbox(store, lease=dt.timedelta(milliseconds=300), grace=dt.timedelta(seconds=30))
+    await inbox.record([entry(1)])
+    claim = await inbox.claim(1)
+    for _ in range(3):  # handled for longer than a lease, renewed meanwhile
+        await asyncio.sleep(0.15)
+        await inbox.renew([claim])
+    assert await inbox.due() == [] and await inbox.claim(1) is None
+    await asyncio.sleep(0.35)  # no longer renewed: its handler died
+    taken = await inbox.claim(1)
+    assert taken is not None and taken.attempt == 2
+    await inbox.renew([claim])  # the first handler's late renewal leaves the new claim alone
+    await inbox.retry_later(taken, dt.timedelta(seconds=60))  # the renewed claim still counts
+    assert [e.update_id for e in await inbox.due()] == []
 
 
 async def test_recording_an_update_twice_keeps_the_first(store):

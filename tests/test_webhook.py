@@ -113,6 +113,24 @@ async def test_the_bot_registers_its_webhook_with_the_secret(running):
     assert info.url == running.settings.webhook_url
 
 
+async def test_processes_sharing_a_store_derive_the_same_secret_token(store, tmp_path):
+    from bot.server import webhook_secret_from
+
+    tokens = []
+    for _ in range(2):  # one process after another, neither told the token
+        bot = await start_bot(store, tmp_path, webhook_secret=None)
+        try:
+            [call] = [c for c in bot.emulator.calls if c.method == "setWebhook"]
+            tokens.append(call.params["secret_token"])
+            assert await post_update(bot, b'{"update_id": 1}', {SECRET_HEADER: SECRET},
+                                     valid=False) == 403
+        finally:
+            await bot.server.stop()
+            await bot.emulator.stop()
+    assert tokens[0] == tokens[1] == webhook_secret_from(b"test-secret")
+    assert "test-secret" not in tokens[0] and len(tokens[0]) == 43
+
+
 async def test_the_buyer_flow_works_over_the_webhook(running, store):
     buyer, token = await open_order(running, store)
     overview = await buyer.start(token)

@@ -32,8 +32,11 @@ def _run(connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(_database_url(), poolclass=pool.NullPool,
-                                 **config.attributes.get("engine_kwargs", {}))
+    from storage.database import engine_arguments
+
+    url, kwargs, _ = engine_arguments(_database_url(),
+                                      dict(config.attributes.get("engine_kwargs", {})))
+    engine = create_async_engine(url, poolclass=pool.NullPool, **kwargs)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()
