@@ -167,7 +167,9 @@ async def test_buyer_manages_her_order_in_the_mini_app_and_the_chat_agrees(
     sent = await browser.run(send_second_ticket, page, "alex@example.org")
     link = LINK.search(sent).group(1)
     mail = await served.next_mail()
-    assert mail["To"] == "alex@example.org"
+    while mail["To"] != "alex@example.org":  # the buyer's own "your ticket" mail may come first
+        assert mail["Subject"].startswith("Votre billet"), mail["Subject"]
+        mail = await served.next_mail()
     assert LINK.search(mail.get_body(("plain",)).get_content()).group(1) == link
     friend = served.user(FRIEND, "Alex", "Durand", language_code="fr")
     await friend.start(link)
