@@ -21,7 +21,7 @@ from aiohttp import hdrs, web
 
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.openapi import openapi_document
-from locales import translator
+from locales import pick_language, translator, words_in
 from storage import services
 from storage.database import Store
 from storage.errors import Refusal
@@ -242,7 +242,8 @@ async def post_orders(request: web.Request) -> web.Response:
     )
 
 
-def order_json(report: OrderReport) -> dict[str, Any]:
+def order_json(report: OrderReport, language: str) -> dict[str, Any]:
+    """The order as JSON, its event names and categories in ``language`` (see ``words_in``)."""
     return {
         "number": report.number,
         "buyer": {
@@ -254,7 +255,8 @@ def order_json(report: OrderReport) -> dict[str, Any]:
             {
                 "ref": ticket.ref,
                 "event": ticket.event_id,
-                "category": ticket.category,
+                "event_name": words_in(ticket.event_name, language),
+                "category": words_in(ticket.category, language),
                 "price": str(ticket.price),
                 "state": ticket.state.value,
                 "holder": (
@@ -275,7 +277,22 @@ async def get_order(request: web.Request) -> web.Response:
         report = await order_report(request.app[SERVICES].store, number)
     except Refusal:
         return problem(404, "order_not_found", f"There is no order {number}.")
-    return web.json_response(order_json(report))
+    language = _accepted_language(request, report.language)
+    return web.json_response(order_json(report, language), headers={"Content-Language": language})
+
+
+def _accepted_language(request: web.Request, default: str) -> str:
+    """The client's most preferred of our languages (``Accept-Language``), else the buyer's."""
+    preferences = []
+    for position, part in enumerate(request.headers.get("Accept-Language", "").split(",")):
+        tag, _, quality = part.partition(";q=")
+        try:
+            weight = float(quality) if quality else 1.0
+        except ValueError:
+            continue
+        if weight > 0:
+            preferences.append((-weight, position, tag.strip()))
+    return pick_language(*(tag for _, _, tag in sorted(preferences)), default)
 
 
 def _sale_price(body: Any) -> Decimal | None:

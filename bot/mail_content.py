@@ -17,7 +17,7 @@ from email.utils import format_datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from locales import LANGUAGES, Translator, pick_language, translator
-from storage.models import InvitationState, OutboxMail
+from storage.models import InvitationState, OutboxMail, WordsValue
 from storage.reading import invitation_with_ticket
 from storage.tokens import claim_token
 
@@ -36,15 +36,16 @@ class Paragraph:
 
 @dataclass(frozen=True)
 class InvitationFacts:
-    """Everything an invitation mail mentions, loaded once for both languages."""
+    """Everything an invitation mail mentions, loaded once for both languages (the event's words
+    as imported, one string or texts by language: each section picks its own)."""
 
     inviter_name: str
-    event_name: str
+    event_name: WordsValue
     event_starts_at: dt.datetime
     event_timezone: str
-    venue_name: str
+    venue_name: WordsValue
     venue_city: str
-    category: str
+    category: WordsValue
     link: str
     expires_at: dt.datetime
 
@@ -74,7 +75,7 @@ async def render_outbox_mail(
     subject = (
         translator(main)
         .gettext("{inviter} sent you a ticket for {event}")
-        .format(inviter=facts.inviter_name, event=facts.event_name)
+        .format(inviter=facts.inviter_name, event=translator(main).words(facts.event_name))
     )
 
     message = EmailMessage()
@@ -119,6 +120,8 @@ async def _load_invitation(
 
 
 def _invitation_body(t: Translator, facts: InvitationFacts) -> list[Paragraph]:
+    event, venue, category = (t.words(facts.event_name), t.words(facts.venue_name),
+                              t.words(facts.category))
     when = t.datetime(facts.event_starts_at, facts.event_timezone)
     expires = t.datetime(facts.expires_at, facts.event_timezone)
     return [
@@ -126,18 +129,18 @@ def _invitation_body(t: Translator, facts: InvitationFacts) -> list[Paragraph]:
         Paragraph(
             (
                 t.gettext("{inviter} sent you a ticket for {event}.").format(
-                    inviter=facts.inviter_name, event=facts.event_name
+                    inviter=facts.inviter_name, event=event
                 ),
             )
         ),
         Paragraph(
             (
-                t.gettext("Event: {event}").format(event=facts.event_name),
+                t.gettext("Event: {event}").format(event=event),
                 t.gettext("Date: {when}").format(when=when),
                 t.gettext("Venue: {venue}, {city}").format(
-                    venue=facts.venue_name, city=facts.venue_city
+                    venue=venue, city=facts.venue_city
                 ),
-                t.gettext("Ticket: {category}").format(category=facts.category),
+                t.gettext("Ticket: {category}").format(category=category),
             )
         ),
         Paragraph(

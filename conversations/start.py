@@ -65,7 +65,7 @@ def home_screen(home: Home, t: Translator, notice: str | None = None) -> Screen:
         for order in home.orders:
             tickets = t.ngettext("{count} ticket", "{count} tickets", order.ticket_count).format(
                 count=order.ticket_count)
-            events = format_list([event.name for event in order.events], locale=t.locale)
+            events = format_list([t.words(event.name) for event in order.events], locale=t.locale)
             lines.append("• " + e(_("{number} — {events} ({tickets})").format(
                 number=order.number, events=events, tickets=tickets)))
             rows.append([button(_("🎟 Order {number}").format(number=order.number),
@@ -74,8 +74,9 @@ def home_screen(home: Home, t: Translator, notice: str | None = None) -> Screen:
         lines += ["", "<b>" + e(_("Tickets in your name")) + "</b>"]
         for held in home.held:
             lines.append("• " + e(_("{event}, {date} — {category}, in the name of {holder}").format(
-                event=held.event.name, date=t.datetime(held.event.starts_at, held.event.timezone),
-                category=held.category, holder=held.holder_name)))
+                event=t.words(held.event.name),
+                date=t.datetime(held.event.starts_at, held.event.timezone),
+                category=t.words(held.category), holder=held.holder_name)))
     if not home.orders and not home.held:
         lines.append(e(_(
             "Welcome! To manage your order, open the “Manage my order in Telegram” link from "

@@ -29,8 +29,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     ValidationError,
     model_validator,
 )
@@ -205,6 +207,48 @@ def _email(value: str) -> str:
 
 Text100 = _text(100)
 Text200 = _text(200)
+
+# A language code as a key of words given per language: ISO 639, lowercase ("fr", "en").
+LANGUAGE_CODE = r"^[a-z]{2,3}$"
+MAX_LANGUAGES = 20
+# The names of the two forms of words; pydantic puts them in error locations, which drop them.
+_PLAIN, _BY_LANGUAGE = "plain", "by_language"
+_WORDS_EXAMPLE = '{"fr": "…", "en": "…"}'
+
+
+def _words_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return _PLAIN
+    return _BY_LANGUAGE if isinstance(value, dict) else None
+
+
+def _words(max_length: int) -> Any:
+    """Words shown to people (an event's name, a ticket's category): one plain string, or
+    texts by language (``{"fr": "…", "en": "…"}``), each shown to a person in their language,
+    else in the other, else in any given (``locales.words_in``)."""
+    text = _text(max_length)
+    by_language = Annotated[
+        dict[Annotated[str, StringConstraints(pattern=LANGUAGE_CODE)], text],
+        Field(
+            min_length=1,
+            max_length=MAX_LANGUAGES,
+            # Keys must be language codes: say so to a schema reader too.
+            json_schema_extra={"additionalProperties": False},
+        ),
+    ]
+    return Annotated[
+        Annotated[text, Tag(_PLAIN)] | Annotated[by_language, Tag(_BY_LANGUAGE)],
+        Discriminator(
+            _words_form,
+            custom_error_type="words_type",
+            custom_error_message=(
+                f"must be a string, or texts by language like {_WORDS_EXAMPLE}"
+            ),
+        ),
+    ]
+
+
+Words200 = _words(200)
 EventId = _identifier(100)
 OrderNumber = _identifier(64)
 TicketRef = _identifier(64)
@@ -227,7 +271,7 @@ class _Entry(BaseModel):
 
 
 class VenueIn(_Entry):
-    name: Text200
+    name: Words200
     city: Text100
 
 
@@ -266,7 +310,7 @@ class ExchangeIn(_Entry):
 
 class EventIn(_Entry):
     id: EventId
-    name: Text200
+    name: Words200
     starts_at: Instant
     timezone: TimeZone
     venue: VenueIn
@@ -314,7 +358,7 @@ class BuyerIn(_Entry):
 class TicketIn(_Entry):
     ref: TicketRef
     event: EventId
-    category: Text200
+    category: Words200
     price: Money
 
 
@@ -447,6 +491,8 @@ def _where(section: str, index: int, entry: Any, loc: tuple[int | str, ...]) -> 
     text = f"{section}[{index}]{_label(entry)}"
     node = entry
     for key in loc:
+        if key in (_PLAIN, _BY_LANGUAGE, "[key]"):
+            continue  # the form of words a value was read as, or a key's own check
         if isinstance(key, int):
             node = node[key] if isinstance(node, list) and 0 <= key < len(node) else None
             text += f"[{key}]{_label(node)}"
@@ -479,6 +525,9 @@ def _message(problem: Any) -> str:
     context = problem.get("ctx", {})
     if problem["type"] == "value_error":
         return str(context["error"])
+    if problem["loc"][-1:] == ("[key]",):
+        return (f"{_shown(problem.get('input'))} is not a language code: use a lowercase "
+                f'ISO 639 code like "fr" or "en"')
     template = _MESSAGES.get(problem["type"])
     if template is None:
         message = str(problem["msg"])
