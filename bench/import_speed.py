@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
@@ -56,10 +55,9 @@ def import_file(orders: int, *, indent: int | None = None) -> Path:
 async def _run_import(document: Path, database_url: str) -> tuple[float, int, str]:
     """Wall time, peak RSS (KiB) and output of one ``ticketbot import`` process."""
     env = {**os.environ, "TICKETBOT_DATABASE_URL": database_url}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.cli", "import", str(document), env=env,
+        sys.executable, "-c", _COMMAND, "import", str(document), env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await process.communicate()
@@ -67,9 +65,19 @@ async def _run_import(document: Path, database_url: str) -> tuple[float, int, st
     if process.returncode != 0:
         raise RuntimeError(f"ticketbot import failed ({process.returncode}): "
                            f"{(out + err).decode()[-2000:]}")
-    # The largest RSS of any waited-for child: the import is the largest this process runs.
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before), out.decode().strip()
+    peak = int(err.decode().rsplit(_PEAK, 1)[1].split()[0])
+    return seconds, peak, out.decode().strip().splitlines()[-1]
+
+
+# ``ticketbot`` as from a shell, telling its own peak RSS (KiB) when it ends.
+_PEAK = "PEAK_RSS_KIB"
+_COMMAND = (
+    "import resource, sys\n"
+    "from bot.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    f"print('{_PEAK}', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
 
 
 async def measure_import(orders: int, workdir: Path, *, database: str = "sqlite",
