@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import sqlite3
+import json
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from locales import translator, words_in
-from storage.database import Store, migrate
+from storage.database import migrate
 from storage.importer import ImportRejected, import_document
 from storage.models import Event, Ticket
-from tests.conftest import ON_POSTGRES, sample_document
+from tests.conftest import (
+    ON_POSTGRES,
+    TEST_DATABASE_URL,
+    ensure_postgres_schema,
+    sample_document,
+)
 from tests.test_buyer_flow import BUYER, press_send, send_to_friend
 from tests.test_http_api import TOKEN
 
@@ -167,35 +172,32 @@ async def test_the_api_shows_the_asked_language_else_the_buyers(store):
 # --- the migration ----------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(ON_POSTGRES, reason="the data migration is checked on a SQLite file")
 async def test_the_migration_keeps_existing_rows_reading_as_before(tmp_path):
     from alembic import command
 
     from storage.database import _alembic_config
 
-    path = tmp_path / "old.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    await asyncio.to_thread(command.upgrade, _alembic_config(url, {}), "0002")
-    old = Store(url, secret="test-secret")
+    if ON_POSTGRES:
+        url = TEST_DATABASE_URL
+        kwargs = await ensure_postgres_schema(url, suffix="migrations", fresh=True)
+    else:
+        url, kwargs = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}", {}
+    await asyncio.to_thread(command.upgrade, _alembic_config(url, kwargs), "0002")
+    engine = create_async_engine(url, **kwargs)
     try:
-        async with old.engine.begin() as connection:
+        async with engine.begin() as connection:
             await connection.exec_driver_sql(
                 "INSERT INTO events (id, name, starts_at, timezone, venue_name, venue_city, "
                 "currency, personalisation_enabled, resale_enabled, exchange_enabled, "
-                "exchange_targets) VALUES ('e', 'Fête « été »', '2027-07-17 12:00:00', "
-                "'Europe/Paris', 'Parc', 'Nantes', 'EUR', 1, 0, 0, '[]')")
-    finally:
-        await old.close()
-    await asyncio.to_thread(migrate, url)
-
-    with sqlite3.connect(path) as raw:
-        assert raw.execute("SELECT name, venue_name FROM events").fetchone() == (
-            '"Fête « été »"', '"Parc"')
-    engine = create_async_engine(url)
-    try:
+                "exchange_targets) VALUES ('e', 'Fête « été »', '2027-07-17 12:00:00+00', "
+                "'Europe/Paris', 'Parc', 'Nantes', 'EUR', true, false, false, '[]')")
+        await asyncio.to_thread(migrate, url, **kwargs)
         async with engine.connect() as connection:
             row = (await connection.execute(select(Event.name, Event.venue_name))).one()
+            stored = (await connection.exec_driver_sql(
+                "SELECT CAST(name AS TEXT), CAST(venue_name AS TEXT) FROM events")).one()
     finally:
         await engine.dispose()
-    assert tuple(row) == ("Fête « été »", "Parc")
 
+    assert tuple(row) == ("Fête « été »", "Parc")
+    assert [json.loads(value) for value in stored] == ["Fête « été »", "Parc"]  # JSON text
