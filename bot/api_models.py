@@ -104,7 +104,9 @@ class Holder(_Answer):
 class Ticket(_Answer):
     ref: str
     event: str
-    category: str
+    event_name: str = Field(description="the event's name in the answer's language "
+                                        "(Accept-Language, else the buyer's)")
+    category: str = Field(description="the ticket's category in the answer's language")
     price: Amount
     state: TicketState
     holder: Holder | None = Field(description="the person named on the ticket, if any")

@@ -56,17 +56,24 @@ async def run_bot(settings: Settings, args: argparse.Namespace) -> int:
 
 async def import_orders(settings: Settings, args: argparse.Namespace) -> int:
     from bot.application import open_configured_store
+    from bot.import_progress import ImportProgressDisplay
     from storage.importer import ImportRejected, import_file
 
     store = await open_configured_store(settings)
+    progress = ImportProgressDisplay()
     try:
-        report = await import_file(store, args.file)
+        # A festival's file holds a million tickets: no list of its order numbers.
+        report = await import_file(store, args.file, progress=progress, list_orders=False)
     except ImportRejected as rejected:
+        progress.close()
         print(f"{args.file}: nothing imported.", file=sys.stderr)
         for problem in rejected.problems:
             print(f"  {problem}", file=sys.stderr)
+        if rejected.omitted:
+            print(f"  … and {rejected.omitted:,} more problems", file=sys.stderr)
         return 1
     finally:
+        progress.close()
         await store.close()
     print(f"{args.file}: {report.orders_created} orders and {report.tickets_created} tickets "
           f"created, {report.events_created} events created, {report.events_updated} updated.")

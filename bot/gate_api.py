@@ -21,8 +21,9 @@ from typing import Any, Literal
 from aiohttp import hdrs, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from bot.http_api import SERVICES, Handler, json_body, problem
+from bot.http_api import SERVICES, Handler, accepted_language, json_body, problem
 from bot.openapi import Parameter, Reply, Route, error
+from locales import words_in
 from storage import barcode_feed
 from storage import gate as scans
 from storage.barcode_feed import BadCursor, Cursor, UnknownEvent
@@ -30,6 +31,9 @@ from storage.barcode_feed import BadCursor, Cursor, UnknownEvent
 ROUTE_PREFIX = "gate."  # the names of the routes the API token does not open
 GATE_DEVICE = web.RequestKey("gate_device", str)
 _LIMIT = re.compile(r"\d{1,6}")
+# The language of categories given per language, unless the scanner asks for another
+# (Accept-Language): gate devices are set up once, in the organiser's language.
+GATE_LANGUAGE = "en"
 
 
 # --- bodies -------------------------------------------------------------------------------------
@@ -149,13 +153,17 @@ async def post_scan(request: web.Request) -> web.Response:
     except scans.NonceReused:
         return problem(409, "nonce_reused",
                        "This nonce was already used by this scanner for another barcode.")
-    return web.json_response(_scan_json(answer))
+    language = accepted_language(request, GATE_LANGUAGE)
+    return web.json_response(_scan_json(answer, language), headers={"Content-Language": language})
 
 
-def _scan_json(answer: scans.ScanAnswer) -> dict[str, Any]:
+def _scan_json(answer: scans.ScanAnswer, language: str) -> dict[str, Any]:
+    """The answer; a category given per language in ``language``."""
     return {
         "result": answer.result.value, "barcode": answer.barcode, "ticket": answer.ticket_ref,
-        "event": answer.event_id, "category": answer.category, "holder": answer.holder_name,
+        "event": answer.event_id,
+        "category": words_in(answer.category, language) if answer.category else None,
+        "holder": answer.holder_name,
         "scanned_at": answer.scanned_at.isoformat() if answer.scanned_at else None,
         "gate": answer.gate,
         "voided_at": answer.voided_at.isoformat() if answer.voided_at else None,
@@ -180,11 +188,12 @@ async def get_barcodes(request: web.Request) -> web.Response:
             page = await barcode_feed.read_page(connection, event_id, cursor, size)
     except UnknownEvent:
         return problem(404, "event_not_found", f"There is no event {event_id}.")
-    return web.json_response({
+    language = accepted_language(request, GATE_LANGUAGE)
+    return web.json_response(headers={"Content-Language": language}, data={
         "event": page.event_id, "cursor": str(page.cursor), "more": page.more,
         "snapshot": page.snapshot,
         "valid": [{"barcode": entry.barcode, "ticket": entry.ticket_ref,
-                   "category": entry.category, "holder": entry.holder_name}
+                   "category": words_in(entry.category, language), "holder": entry.holder_name}
                   for entry in page.valid],
         "voided": page.voided,
     })

@@ -41,7 +41,7 @@ from bot.api_models import (
 )
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.openapi import Parameter, Reply, Route, error, openapi_document
-from locales import translator
+from locales import pick_language, translator, words_in
 from storage import services
 from storage.database import Store
 from storage.errors import Refusal
@@ -323,7 +323,8 @@ async def post_orders(request: web.Request) -> web.Response:
     return answer(result, 201 if created else 200)
 
 
-def order_answer(report: OrderReport) -> Order:
+def order_answer(report: OrderReport, language: str) -> Order:
+    """The order, its event names and categories in ``language`` (see ``words_in``)."""
     return Order(
         number=report.number,
         buyer=Buyer(name=report.buyer_name, email=report.buyer_email, language=report.language),
@@ -331,7 +332,8 @@ def order_answer(report: OrderReport) -> Order:
             Ticket(
                 ref=ticket.ref,
                 event=ticket.event_id,
-                category=ticket.category,
+                event_name=words_in(ticket.event_name, language),
+                category=words_in(ticket.category, language),
                 price=str(ticket.price),
                 state=ticket.state,
                 holder=(
@@ -352,7 +354,24 @@ async def get_order(request: web.Request) -> web.Response:
         report = await order_report(request.app[SERVICES].store, number)
     except Refusal:
         return problem(404, "order_not_found", f"There is no order {number}.")
-    return answer(order_answer(report))
+    language = accepted_language(request, report.language)
+    response = answer(order_answer(report, language))
+    response.headers["Content-Language"] = language
+    return response
+
+
+def accepted_language(request: web.Request, default: str) -> str:
+    """The client's most preferred of our languages (``Accept-Language``), else the buyer's."""
+    preferences = []
+    for position, part in enumerate(request.headers.get("Accept-Language", "").split(",")):
+        tag, _, quality = part.partition(";q=")
+        try:
+            weight = float(quality) if quality else 1.0
+        except ValueError:
+            continue
+        if weight > 0:
+            preferences.append((-weight, position, tag.strip()))
+    return pick_language(*(tag for _, _, tag in sorted(preferences)), default)
 
 
 async def post_sale(request: web.Request) -> web.Response:

@@ -17,22 +17,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.mail_layout import Button, EventCard, MailPart, render_ticket_shop_email
 from locales import LANGUAGES, Translator, pick_language, translator
-from storage.models import InvitationState, OutboxMail
+from storage.models import InvitationState, OutboxMail, WordsValue
 from storage.reading import invitation_with_ticket
 from storage.tokens import claim_token
 
 
 @dataclass(frozen=True)
 class InvitationFacts:
-    """Everything an invitation mail mentions, loaded once for both languages."""
+    """Everything an invitation mail mentions, loaded once for both languages (the event's words
+    as imported, one string or texts by language: each section picks its own)."""
 
     inviter_name: str
-    event_name: str
+    event_name: WordsValue
     event_starts_at: dt.datetime
     event_timezone: str
-    venue_name: str
+    venue_name: WordsValue
     venue_city: str
-    category: str
+    category: WordsValue
     link: str
     expires_at: dt.datetime
 
@@ -63,7 +64,7 @@ async def render_outbox_mail(
     subject = (
         translator(main)
         .gettext("{inviter} sent you a ticket for {event}")
-        .format(inviter=facts.inviter_name, event=facts.event_name)
+        .format(inviter=facts.inviter_name, event=translator(main).words(facts.event_name))
     )
 
     message = EmailMessage()
@@ -108,15 +109,16 @@ async def _load_invitation(
 
 def _invitation_part(t: Translator, facts: InvitationFacts) -> MailPart:
     _ = t.gettext
+    event, venue, category = (t.words(facts.event_name), t.words(facts.venue_name),
+                              t.words(facts.category))
     return MailPart(
         language=t.language,
         intro=(_("Hello,"), _("{inviter} sent you a ticket for {event}.").format(
-            inviter=facts.inviter_name, event=facts.event_name)),
-        card=EventCard(facts.event_name, (
+            inviter=facts.inviter_name, event=event)),
+        card=EventCard(event, (
             (_("Date"), t.datetime(facts.event_starts_at, facts.event_timezone)),
-            (_("Venue"), _("{venue}, {city}").format(venue=facts.venue_name,
-                                                    city=facts.venue_city)),
-            (_("Ticket"), facts.category),
+            (_("Venue"), _("{venue}, {city}").format(venue=venue, city=facts.venue_city)),
+            (_("Ticket"), category),
         )),
         button=Button(_("Claim my ticket in Telegram"), facts.link,
                       lead=_("Open this link to claim the ticket in your own name in Telegram:")),

@@ -26,6 +26,7 @@ from storage.ticket_delivery import TicketCard, card_for_mail
 def ticket_mail_body(t: Translator, card: TicketCard) -> MailPart:
     """What the mail says in one language, on the ticket-shop layout of every mail."""
     _ = t.gettext
+    card = card.in_language(t.language)
     return MailPart(
         language=t.language,
         intro=(_("Hello {holder},").format(holder=card.holder_name),
@@ -56,7 +57,8 @@ async def render_ticket_mail(session: AsyncSession, mail: OutboxMail, *,
     main = pick_language(mail.language)
     other = next(language for language in LANGUAGES if language != main)
     parts = [ticket_mail_body(translator(language), card) for language in (main, other)]
-    subject = translator(main).gettext("Your ticket for {event}").format(event=card.event_name)
+    subject = translator(main).gettext("Your ticket for {event}").format(
+        event=translator(main).words(card.event_name))
 
     message = EmailMessage()
     message["From"] = sender

@@ -158,7 +158,7 @@ async def _after_sending(update: Update, context: Context, ticket_id: int,
     link = deep_link(context, result.claim_token)
     forward = _("You can also forward this message to your friend in Telegram. "
                 "With this link they can claim the ticket for {event} in their own name:\n{link}")
-    await say(update, e(forward.format(event=details.event.name, link=link)))
+    await say(update, e(forward.format(event=t.words(details.event.name), link=link)))
     return t
 
 

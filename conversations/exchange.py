@@ -28,13 +28,13 @@ from storage.views import ExchangeOption, TicketDetails
 def option_label(option: ExchangeOption, t: Translator) -> str:
     when = t.datetime(option.event.starts_at, option.event.timezone)
     if option.places_left is None:
-        return t.gettext("{event} — {date}").format(event=option.event.name, date=when)
+        return t.gettext("{event} — {date}").format(event=t.words(option.event.name), date=when)
     if option.places_left == 0:
-        return t.gettext("{event} — {date} (sold out)").format(event=option.event.name,
+        return t.gettext("{event} — {date} (sold out)").format(event=t.words(option.event.name),
                                                                date=when)
     places = t.ngettext("{count} place left", "{count} places left", option.places_left)
     return t.gettext("{event} — {date} ({places})").format(
-        event=option.event.name, date=when, places=places.format(count=option.places_left))
+        event=t.words(option.event.name), date=when, places=places.format(count=option.places_left))
 
 
 async def on_exchange(update: Update, context: Context, data: cb.Callback) -> str | None:
@@ -97,6 +97,6 @@ async def on_exchange_confirm(update: Update, context: Context, data: cb.Callbac
     wake_background(context)  # the old ticket's messages go void
     t = await user_translator(update, context, details.order.language)
     notice = "🔁 " + e(t.gettext("Ticket {ref} was exchanged for {event}.").format(
-        ref=details.ticket.ref, event=option.event.name))
+        ref=details.ticket.ref, event=t.words(option.event.name)))
     await show_overview(update, context, details.order.id, notice=notice)
     return t.gettext("Done!")

@@ -31,7 +31,7 @@ def more_screen(order: OrderView, t: Translator) -> Screen:
              for index, code in enumerate(LANGUAGES)]]
     for event in order.events.values():
         if event.faq_url:
-            label = _("❓ FAQ: {event}").format(event=event.name)[:60]
+            label = _("❓ FAQ: {event}").format(event=t.words(event.name))[:60]
             rows.append([InlineKeyboardButton(label, url=event.faq_url)])
     rows += [
         [button(_("💬 Contact support"), cb.encode(cb.SUPPORT, order.id))],

@@ -50,9 +50,10 @@ def event_lines(event: EventView, t: Translator) -> list[str]:
     offered = (_("Options: {options}").format(options=format_list(options, locale=t.locale))
                if options else _("No ticket options for this event."))
     return [
-        f"<b>{e(event.name)}</b>",
+        f"<b>{e(t.words(event.name))}</b>",
         "🗓 " + e(t.datetime(event.starts_at, event.timezone)),
-        "📍 " + _("{venue}, {city}").format(venue=e(event.venue_name), city=e(event.venue_city)),
+        "📍 " + _("{venue}, {city}").format(venue=e(t.words(event.venue_name)),
+                                           city=e(event.venue_city)),
         e(offered),
     ]
 
@@ -67,9 +68,9 @@ def ticket_line(ticket: TicketView, order: OrderView, t: Translator) -> str:
 
 def _state_line(ticket: TicketView, order: OrderView, t: Translator) -> str:
     _ = t.gettext
-    what = f"{e(ticket.category)} · {e(ticket.ref)}"
+    what = f"{e(t.words(ticket.category))} · {e(ticket.ref)}"
     if len(order.events) > 1:
-        what += " · " + e(order.events[ticket.event_id].name)
+        what += " · " + e(t.words(order.events[ticket.event_id].name))
     if ticket.state == TicketState.PENDING and ticket.invitation is not None:
         return "• " + _("{ticket} — sent to {email}").format(ticket=what,
                                                             email=e(ticket.invitation.email))
@@ -99,12 +100,13 @@ def paginate(order: OrderView, t: Translator) -> list[list[TicketView]]:
     return pages
 
 
-def ticket_button_label(ticket: TicketView) -> str:
+def ticket_button_label(ticket: TicketView, t: Translator) -> str:
     icon = {TicketState.TO_ASSIGN: "🎫", TicketState.PENDING: "✉️",
             TicketState.COMPLETED: "✅", TicketState.ON_RESALE: "💶"}.get(ticket.state, "🎫")
     if ticket.used_at is not None:
         icon = "✔"
-    label = ticket.holder_name if ticket.state == TicketState.COMPLETED else ticket.category
+    label = (ticket.holder_name if ticket.state == TicketState.COMPLETED
+             else t.words(ticket.category))
     return f"{icon} {label} · {ticket.ref}"[:60]
 
 
@@ -132,7 +134,7 @@ def overview_screen(order: OrderView, t: Translator, page: int = 0,
     lines += ["", e(_("Choose a ticket to manage it."))]
     if len(pages) > 1:
         lines.append(e(_("Page {page} of {pages}").format(page=page + 1, pages=len(pages))))
-    rows = [[button(ticket_button_label(ticket), cb.encode(cb.TICKET, ticket.id))]
+    rows = [[button(ticket_button_label(ticket, t), cb.encode(cb.TICKET, ticket.id))]
             for ticket in shown]
     rows += navigation_rows(order.id, page, len(pages), t)
     if app_button is not None:

@@ -192,7 +192,8 @@ def ticket_block(ticket: staff.StaffTicket, timezone: str, t: Translator) -> str
     _ = t.gettext
     state = _(STATE_NAMES.get(ticket.state, ticket.state))
     lines = [
-        f"• <b>{e(ticket.ref)}</b> · {e(ticket.category)} · {e(ticket.event_name)}",
+        f"• <b>{e(ticket.ref)}</b> · {e(t.words(ticket.category))} · "
+        f"{e(t.words(ticket.event_name))}",
         "  " + e(_("Status: {state}").format(state=state)),
     ]
     if ticket.used_at is not None:

@@ -68,7 +68,7 @@ def home_screen(home: Home, t: Translator, notice: str | None = None) -> Screen:
         for order in home.orders:
             tickets = t.ngettext("{count} ticket", "{count} tickets", order.ticket_count).format(
                 count=order.ticket_count)
-            events = format_list([event.name for event in order.events], locale=t.locale)
+            events = format_list([t.words(event.name) for event in order.events], locale=t.locale)
             lines.append("• " + e(_("{number} — {events} ({tickets})").format(
                 number=order.number, events=events, tickets=tickets)))
             rows.append([button(_("🎟 Order {number}").format(number=order.number),
@@ -77,8 +77,9 @@ def home_screen(home: Home, t: Translator, notice: str | None = None) -> Screen:
         lines += ["", "<b>" + e(_("Tickets in your name")) + "</b>"]
         for held in home.held:
             lines.append("• " + e(_("{event}, {date} — {category}, in the name of {holder}").format(
-                event=held.event.name, date=t.datetime(held.event.starts_at, held.event.timezone),
-                category=held.category, holder=held.holder_name)))
+                event=t.words(held.event.name),
+                date=t.datetime(held.event.starts_at, held.event.timezone),
+                category=t.words(held.category), holder=held.holder_name)))
             rows.append([button(_("🎫 Show ticket {ref}").format(ref=held.ref),
                                 cb.encode(cb.TICKET_SHOW, held.id))])
     if not home.orders and not home.held:

@@ -200,11 +200,12 @@ async def void_file() -> bytes:
 
 
 async def pdf_file(cards: tuple[TicketCard, ...], language: str) -> bytes:
+    cards = tuple(card.in_language(language) for card in cards)
     return await asyncio.to_thread(tickets_pdf, cards, language)
 
 
 async def ics_file(card: TicketCard, language: str) -> bytes:
-    return await asyncio.to_thread(ticket_ics, card, language)
+    return await asyncio.to_thread(ticket_ics, card.in_language(language), language)
 
 
 def pdf_name(card: TicketCard) -> str:

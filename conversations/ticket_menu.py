@@ -45,7 +45,8 @@ def ticket_summary(details: TicketDetails, t: Translator) -> list[str]:
     ticket, event = details.ticket, details.event
     lines = [
         "<b>" + _("Ticket {ref}").format(ref=e(ticket.ref)) + "</b>",
-        e(_("{category} — {event}").format(category=ticket.category, event=event.name)),
+        e(_("{category} — {event}").format(category=t.words(ticket.category),
+                                                  event=t.words(event.name))),
         "🗓 " + e(t.datetime(event.starts_at, event.timezone)),
         e(_("Status: {state}").format(state=_(STATE_NAMES.get(ticket.state, ticket.state)))),
     ]

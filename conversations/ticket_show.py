@@ -40,6 +40,7 @@ def holder_language(card: TicketCard) -> str:
 
 def ticket_caption(card: TicketCard, t: Translator) -> str:
     _ = t.gettext
+    card = card.in_language(t.language)
     return "\n".join([
         "🎟 <b>" + e(card.event_name) + "</b>",
         "🗓 " + e(t.datetime(card.starts_at, card.timezone)),
@@ -185,7 +186,7 @@ async def on_ticket_ics(update: Update, context: Context, data: cb.Callback) -> 
         f"ics:{card.barcode}:{language}", lambda: ticket_files.ics_file(card, language),
         ticket_files.ics_name(card),
         t.gettext("Open this file to add {event} to your calendar.").format(
-            event=card.event_name))
+            event=t.words(card.event_name)))
     return None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -41,6 +42,18 @@ def pick_language(*candidates: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
+def words_in(words: str | Mapping[str, str], language: str) -> str:
+    """Words given per language (an event's name, a ticket's category) in ``language``, else
+    in the other supported language, else in any language given (the first by its code, the
+    same on every database); words given as one plain string are that string."""
+    if isinstance(words, str):
+        return words
+    for candidate in (language, *LANGUAGES):
+        if words.get(candidate):
+            return words[candidate]
+    return next((words[code] for code in sorted(words) if words[code]), "")
+
+
 class Translator:
     """Everything language-dependent for one language: messages, dates, money, numbers."""
 
@@ -51,6 +64,10 @@ class Translator:
 
     def gettext(self, message: str) -> str:
         return self._translations.gettext(message)
+
+    def words(self, words: str | Mapping[str, str]) -> str:
+        """Words given per language, in this language (see ``words_in``)."""
+        return words_in(words, self.language)
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return self._translations.ngettext(singular, plural, n)
@@ -87,6 +104,8 @@ class Translator:
                 values[key] = self.datetime(value, timezone)
             elif isinstance(value, Decimal) and currency:
                 values[key] = self.money(value, currency)
+            elif isinstance(value, Mapping):
+                values[key] = self.words(value)  # an event's name given per language
         return self.gettext(template).format(**{k: escape(v) for k, v in values.items()})
 
     def parse_decimal(self, text: str) -> Decimal:

@@ -48,7 +48,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
-from storage.models import Barcode, BarcodeFeedEntry, BarcodeFeedHead, Event, Ticket
+from storage.models import (
+    Barcode,
+    BarcodeFeedEntry,
+    BarcodeFeedHead,
+    Event,
+    Ticket,
+    WordsValue,
+)
 
 _PENDING = "ticketbot_barcode_feed"
 MAX_PAGE = 10_000
@@ -66,7 +73,7 @@ class _Change:
     voided: bool
     # Known when the caller has them (the importer); else read from the ticket at the commit.
     ticket_ref: str | None = None
-    category: str | None = None
+    category: WordsValue | None = None
 
 
 # --- writing: noted during the use case, written just before its commit -----------------------
@@ -169,6 +176,13 @@ def _write_noted_changes(session: Session) -> None:
             connection.execute(_INSERT_FROM_TICKET, from_ticket)
 
 
+async def write_noted(session: AsyncSession) -> None:
+    """Write the changes noted so far now, in the open transaction: a festival's import notes a
+    million barcodes, which would otherwise all wait in memory for its commit. Their heads stay
+    locked until that commit, so positions still become visible in order."""
+    await session.run_sync(_write_noted_changes)
+
+
 @event.listens_for(Session, "after_rollback")
 def _forget_noted_changes(session: Session) -> None:
     session.info.pop(_PENDING, None)
@@ -212,7 +226,7 @@ class Cursor:
 class FeedBarcode:
     barcode: str
     ticket_ref: str
-    category: str
+    category: WordsValue  # maybe per language: the route picks one
     holder_name: str | None
 
 

@@ -65,7 +65,7 @@ class ScanAnswer:
     barcode: str
     ticket_ref: str | None = None
     event_id: str | None = None
-    category: str | None = None
+    category: str | dict[str, str] | None = None  # as the ticket's: maybe per language
     holder_name: str | None = None
     scanned_at: dt.datetime | None = None
     gate: str | None = None

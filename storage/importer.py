@@ -2,8 +2,28 @@
 
 A document is checked completely before anything is written: the shape and values of each entry,
 then its internal consistency, then its agreement with the store. Every problem found is reported
-at once, each naming the entry at fault. A valid document is written in one transaction with bulk
-statements; importing it again changes nothing.
+at once (the first ``MAX_PROBLEMS``, and how many more), each naming the entry at fault. A valid
+document is written in one transaction with bulk statements; importing it again changes nothing.
+
+A file of any size imports with memory that does not grow with it (a festival: a million
+tickets, 150 MB), in two phases:
+
+1. *Read and validate*, in a worker thread, without touching the store: the file is parsed as a
+   stream (``import_stream``, ijson), each entry validated on its own as it comes, and every
+   valid order and ticket goes to a staging table in a private SQLite file (``import_staging``);
+   events, a few dozen, stay in memory. Duplicate numbers and references are then found by
+   SQLite's indexes rather than by Python sets of a million strings.
+2. *Check against the store, then write*, in one write transaction (``import_writing``): a
+   first pass over the staging names every conflict with the store and marks what it already
+   holds; only if no problem was found at all does a second pass write.
+
+Why a staging table rather than the alternatives: one long transaction that writes as it reads
+would hold SQLite's write lock during the whole parse and could not name a duplicate before
+having written its first occurrence; reading the file twice (once to check, once to write)
+still needs the set of references seen to find duplicates, and parses 150 MB twice. The staging
+file costs a few seconds of local writes and keeps the store's transaction to what must be in
+it. A document already in memory (the HTTP API's body, bounded by its size limit) goes the same
+way, its staging in memory.
 """
 
 from __future__ import annotations
@@ -12,12 +32,12 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import os
 import re
+import tempfile
 import unicodedata
 import zoneinfo
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -30,56 +50,60 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     StringConstraints,
+    Tag,
     ValidationError,
     WithJsonSchema,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from sqlalchemy import Select, select, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import barcode_feed
-from storage.database import Store, utcnow
+from storage.database import Store
 from storage.errors import Refusal
+from storage.import_staging import Staging
+from storage.import_stream import Entry, MalformedJson, entries_of, file_entries
+from storage.import_stream import shown as _shown
+from storage.import_writing import (
+    StagedDocument,
+    Written,
+    check_against_store,
+    write_document,
+)
 from storage.keys import clean_email
-from storage.models import ActorKind, AuditEntry, Barcode, Event, Order, Ticket, TicketState
-from storage.services import audit, new_barcode
 
-MAX_DOCUMENT_BYTES = 50_000_000
+MAX_DOCUMENT_BYTES = 50_000_000  # for a document in memory; files have no limit
 MAX_PROBLEMS = 50
-# SQLite allows at most 999 bound parameters per statement in older builds.
-LOOKUP_CHUNK = 500
-INSERT_CHUNK = 1000
 WRITE_ATTEMPTS = 3
 ANALYZE_AFTER_TICKETS = 10_000
 MAX_MONEY = Decimal("9999999999.99")  # what Numeric(12, 2) holds
 MAX_INTEGER = 2**31 - 1
 
-_T = TypeVar("_T")
 logger = logging.getLogger(__name__)
 
 
 class ImportRejected(Exception):
     """A document refused as a whole; nothing of it was written."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], omitted: int = 0) -> None:
         self.problems = problems[:MAX_PROBLEMS]
-        self.omitted = len(problems) - len(self.problems)
+        self.omitted = len(problems) - len(self.problems) + omitted
         super().__init__(str(self))
 
     def __str__(self) -> str:
         lines = list(self.problems)
         if self.omitted:
-            lines.append(f"… and {self.omitted} more problems")
+            lines.append(f"… and {self.omitted:,} more problems")
         return "\n".join(lines)
 
 
 @dataclass(frozen=True)
 class ImportReport:
-    """What an import changed, and the order numbers the document holds (in its order)."""
+    """What an import changed, and the order numbers the document holds (in its order; empty
+    when the caller did not ask for them, as for a file of a million orders)."""
 
     events_created: int
     events_updated: int
@@ -88,13 +112,42 @@ class ImportReport:
     order_numbers: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How far an import is, for a display: ``stage`` "reading" counts bytes of the file (no
+    ``total`` for a document in memory), "checking" and "writing" count orders; ``orders`` and
+    ``tickets`` are the valid ones read so far."""
+
+    stage: str
+    done: int
+    total: int | None
+    orders: int
+    tickets: int
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+class Problems:
+    """Every problem of a document, counted; the first ``MAX_PROBLEMS`` kept to be shown."""
+
+    def __init__(self) -> None:
+        self.shown: list[str] = []
+        self.count = 0
+
+    def add(self, problem: str) -> None:
+        self.count += 1
+        if len(self.shown) < MAX_PROBLEMS:
+            self.shown.append(problem)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def rejected(self) -> ImportRejected:
+        return ImportRejected(self.shown, omitted=self.count - len(self.shown))
+
+
 # --- values -------------------------------------------------------------------------------------
-
-
-def _shown(value: Any) -> str:
-    """A value as JSON, clipped so one bad entry cannot flood the report."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:59] + "…"
 
 
 def _printable(text: str) -> str:
@@ -252,6 +305,48 @@ Capacity = Annotated[int, Field(ge=0, le=MAX_INTEGER), BeforeValidator(_whole)]
 
 Text100 = _text(100)
 Text200 = _text(200)
+
+# A language code as a key of words given per language: ISO 639, lowercase ("fr", "en").
+LANGUAGE_CODE = r"^[a-z]{2,3}$"
+MAX_LANGUAGES = 20
+# The names of the two forms of words; pydantic puts them in error locations, which drop them.
+_PLAIN, _BY_LANGUAGE = "plain", "by_language"
+_WORDS_EXAMPLE = '{"fr": "…", "en": "…"}'
+
+
+def _words_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return _PLAIN
+    return _BY_LANGUAGE if isinstance(value, dict) else None
+
+
+def _words(max_length: int) -> Any:
+    """Words shown to people (an event's name, a ticket's category): one plain string, or
+    texts by language (``{"fr": "…", "en": "…"}``), each shown to a person in their language,
+    else in the other, else in any given (``locales.words_in``)."""
+    text = _text(max_length)
+    by_language = Annotated[
+        dict[Annotated[str, StringConstraints(pattern=LANGUAGE_CODE)], text],
+        Field(
+            min_length=1,
+            max_length=MAX_LANGUAGES,
+            # Keys must be language codes: say so to a schema reader too.
+            json_schema_extra={"additionalProperties": False},
+        ),
+    ]
+    return Annotated[
+        Annotated[text, Tag(_PLAIN)] | Annotated[by_language, Tag(_BY_LANGUAGE)],
+        Discriminator(
+            _words_form,
+            custom_error_type="words_type",
+            custom_error_message=(
+                f"must be a string, or texts by language like {_WORDS_EXAMPLE}"
+            ),
+        ),
+    ]
+
+
+Words200 = _words(200)
 EventId = _identifier(100)
 OrderNumber = _identifier(64)
 TicketRef = _identifier(64)
@@ -320,7 +415,7 @@ class _Entry(BaseModel):
 
 
 class VenueIn(_Entry):
-    name: Text200
+    name: Words200
     city: Text100
 
 
@@ -369,7 +464,7 @@ class ExchangeIn(_Entry):
 
 class EventIn(_Entry):
     id: EventId
-    name: Text200
+    name: Words200
     starts_at: Instant
     timezone: TimeZone
     venue: VenueIn
@@ -417,7 +512,7 @@ class BuyerIn(_Entry):
 class TicketIn(_Entry):
     ref: TicketRef
     event: EventId
-    category: Text200
+    category: Words200
     price: Money
 
 
@@ -427,112 +522,18 @@ class OrderIn(_Entry):
     tickets: list[TicketIn] = Field(min_length=1)
 
 
-# --- reading and checking a document ------------------------------------------------------------
-
-
-@dataclass
-class _Document:
-    """The valid entries of a document, with their positions, and the problems found so far."""
-
-    events: list[tuple[int, EventIn]] = field(default_factory=list)
-    orders: list[tuple[int, OrderIn]] = field(default_factory=list)
-    # Every event id the document declares, even in an invalid entry: a ticket naming it is
-    # not "unknown", the entry is merely broken (and reported as such).
-    declared_event_ids: set[str] = field(default_factory=set)
-    problems: list[str] = field(default_factory=list)
-
-
-_JSON_KINDS = {list: "an array: ", str: "a string: ", int: "a number: ", float: "a number: "}
-
-
-def _parse(document: dict[str, Any] | bytes | str, max_bytes: int) -> dict[str, Any]:
-    if isinstance(document, dict):
-        return document
-    size = len(document.encode()) if isinstance(document, str) else len(document)
-    if size > max_bytes:
-        raise ImportRejected([_too_big(size, max_bytes)])
-    try:
-        parsed = json.loads(document)
-    except json.JSONDecodeError as error:
-        raise ImportRejected(
-            [f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"]
-        ) from None
-    except UnicodeDecodeError:
-        raise ImportRejected(["not valid JSON: the text is not UTF-8"]) from None
-    except RecursionError:
-        raise ImportRejected(["not valid JSON: nested too deeply"]) from None
-    except ValueError:  # an integer of more digits than Python converts (4,300)
-        raise ImportRejected(["not valid JSON: a number has too many digits"]) from None
-    if not isinstance(parsed, dict):
-        raise ImportRejected(
-            [
-                f'the document must be a JSON object with "events" and "orders", '
-                f"not {_JSON_KINDS.get(type(parsed), '')}{_shown(parsed)}"
-            ]
-        )
-    return parsed
-
-
-def _too_big(size: int, max_bytes: int) -> str:
-    return f"the document has {size:,} bytes, more than the limit of {max_bytes:,}"
-
-
-def _read_file(path: Path, max_bytes: int) -> bytes:
-    try:
-        with path.open("rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            if size > max_bytes:
-                raise ImportRejected([_too_big(size, max_bytes)])
-            # Read one byte too many: a pipe or a growing file reports no reliable size.
-            data = file.read(max_bytes + 1)
-    except OSError as error:
-        raise ImportRejected([f"{path}: cannot read the file ({error.strerror})"]) from None
-    if len(data) > max_bytes:
-        raise ImportRejected([_too_big(len(data), max_bytes)])
-    return data
-
-
-def _check_document(raw: dict[str, Any]) -> _Document:
-    """Validate every entry and the document's internal consistency (no store needed)."""
-    document = _Document()
-    sections = {"events": EventIn, "orders": OrderIn}
-    for key in raw:
-        if key not in sections:
-            document.problems.append(
-                f'{key}: not a known key (a document has only "events" and "orders")'
-            )
-    entries = {name: raw.get(name, []) for name in sections}
-    for name, value in entries.items():
-        if not isinstance(value, list):
-            document.problems.append(f"{name}: must be a list (got {_shown(value)})")
-            entries[name] = []
-    document.declared_event_ids = {
-        entry["id"]
-        for entry in entries["events"]
-        if isinstance(entry, dict) and isinstance(entry.get("id"), str)
-    }
-    document.events = _validate_entries(EventIn, "events", entries["events"], document.problems)
-    document.orders = _validate_entries(OrderIn, "orders", entries["orders"], document.problems)
-    document.problems.extend(_duplicates(document))
-    return document
-
-
 _M = TypeVar("_M", bound=_Entry)
 
 
-def _validate_entries(
-    model: type[_M], section: str, entries: list[Any], problems: list[str]
-) -> list[tuple[int, _M]]:
-    valid = []
-    for index, entry in enumerate(entries):
-        try:
-            valid.append((index, model.model_validate(entry)))
-        except ValidationError as error:
-            problems.extend(
-                f"{_where(section, index, entry, problem['loc'])}: {_message(problem)}"
-                for problem in error.errors(include_url=False)
-            )
-    return valid
+def _validated(model: type[_M], entry: Entry, problems: Problems) -> _M | None:
+    """The entry as ``model``, or None after naming each of its problems."""
+    try:
+        return model.model_validate(entry.value)
+    except ValidationError as error:
+        for problem in error.errors(include_url=False):
+            where = _where(entry.section, entry.index, entry.value, problem["loc"])
+            problems.add(f"{where}: {_message(problem)}")
+        return None
 
 
 def _label(node: Any) -> str:
@@ -550,6 +551,8 @@ def _where(section: str, index: int, entry: Any, loc: tuple[int | str, ...]) -> 
     text = f"{section}[{index}]{_label(entry)}"
     node = entry
     for key in loc:
+        if key in (_PLAIN, _BY_LANGUAGE, "[key]"):
+            continue  # the form of words a value was read as, or a key's own check
         if isinstance(key, int):
             node = node[key] if isinstance(node, list) and 0 <= key < len(node) else None
             text += f"[{key}]{_label(node)}"
@@ -582,6 +585,9 @@ def _message(problem: Any) -> str:
     context = problem.get("ctx", {})
     if problem["type"] == "value_error":
         return str(context["error"])
+    if problem["loc"][-1:] == ("[key]",):
+        return (f"{_shown(problem.get('input'))} is not a language code: use a lowercase "
+                f'ISO 639 code like "fr" or "en"')
     template = _MESSAGES.get(problem["type"])
     if template is None:
         message = str(problem["msg"])
@@ -589,285 +595,141 @@ def _message(problem: Any) -> str:
     return template.format(input=_shown(problem.get("input")), **context)
 
 
-def _duplicates(document: _Document) -> Iterator[str]:
+# --- phase 1: reading, validating, staging (a worker thread) -----------------------------------
+
+
+def _parse(document: dict[str, Any] | bytes | str, max_bytes: int) -> Any:
+    """A document given in memory, parsed (json.loads: exact line and column of an error)."""
+    if isinstance(document, dict):
+        return document
+    size = len(document.encode()) if isinstance(document, str) else len(document)
+    if size > max_bytes:
+        raise ImportRejected([f"the document has {size:,} bytes, more than the limit of "
+                              f"{max_bytes:,}"])
+    try:
+        return json.loads(document)
+    except json.JSONDecodeError as error:
+        raise ImportRejected(
+            [f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"]
+        ) from None
+    except UnicodeDecodeError:
+        raise ImportRejected(["not valid JSON: the text is not UTF-8"]) from None
+    except RecursionError:
+        raise ImportRejected(["not valid JSON: nested too deeply"]) from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise ImportRejected(["not valid JSON: a number has too many digits"]) from None
+
+
+def _stage_entries(entries: Iterable[Entry], document: StagedDocument) -> None:
+    """Validate each entry as it comes; keep the valid events, stage the valid orders."""
+    for entry in entries:
+        if entry.section == "events":
+            # Declared even by a broken entry: a ticket naming it is not "unknown", the entry
+            # is merely broken (and reported as such).
+            if isinstance(entry.value, dict) and isinstance(entry.value.get("id"), str):
+                document.declared_event_ids.add(entry.value["id"])
+            event = _validated(EventIn, entry, document.problems)
+            if event is not None:
+                document.events.append((entry.index, event))
+            continue
+        order = _validated(OrderIn, entry, document.problems)
+        if order is not None:
+            document.staging.add_order(
+                entry.index, order.number,
+                (order.buyer.name, order.buyer.email, order.buyer.language),
+                [(t.ref, t.event, t.category, str(t.price)) for t in order.tickets])
+
+
+def _duplicates(document: StagedDocument) -> None:
     """Event ids, order numbers and ticket refs used twice within the document."""
+    problems = document.problems
     first_event: dict[str, str] = {}
     for index, event in document.events:
         where = f"events[{index}] ({event.id})"
         if event.id in first_event:
-            yield f'{where}.id: "{event.id}" is already used by {first_event[event.id]}'
+            problems.add(f'{where}.id: "{event.id}" is already used by {first_event[event.id]}')
         first_event.setdefault(event.id, where)
-    first_order: dict[str, str] = {}
-    first_ticket: dict[str, str] = {}
-    for index, order in document.orders:
-        where = f"orders[{index}] ({order.number})"
-        if order.number in first_order:
-            yield f'{where}.number: "{order.number}" is already used by {first_order[order.number]}'
-        first_order.setdefault(order.number, where)
-        for position, ticket in enumerate(order.tickets):
-            at = f"{where}.tickets[{position}] ({ticket.ref})"
-            if ticket.ref in first_ticket:
-                yield f'{at}.ref: "{ticket.ref}" is already used by {first_ticket[ticket.ref]}'
-            first_ticket.setdefault(ticket.ref, at)
+    for index, number, first in document.staging.repeated_numbers():
+        problems.add(f'orders[{index}] ({number}).number: "{number}" is already used by '
+                     f"orders[{first}] ({number})")
+    for index, number, position, ref, first, first_number, first_position in (
+            document.staging.repeated_refs()):
+        problems.add(f'orders[{index}] ({number}).tickets[{position}] ({ref}).ref: "{ref}" is '
+                     f"already used by orders[{first}] ({first_number}).tickets[{first_position}]"
+                     f" ({ref})")
 
 
-# --- agreement with the store -------------------------------------------------------------------
+def _read_and_stage(source: Path | dict[str, Any] | bytes | str, max_bytes: int,
+                    staging_dir: Path | None, hook: ProgressHook | None) -> StagedDocument:
+    """Phase 1. Raises ``ImportRejected`` when the text is not JSON (naming what was wrong
+    before it too) or the file cannot be read; other problems are left in the document."""
+    document = StagedDocument(events=[], declared_event_ids=set(),
+                              staging=Staging(staging_dir), problems=Problems())
+    staging, problems = document.staging, document.problems
+    try:
+        if isinstance(source, Path):
+            total = source.stat().st_size
+
+            def on_read(done: int) -> None:
+                if hook is not None:
+                    hook(Progress("reading", done, total, staging.order_count,
+                                  staging.ticket_count))
+
+            entries = file_entries(source, problems.add, on_read)
+        else:
+            entries = entries_of(_parse(source, max_bytes), problems.add)
+        try:
+            _stage_entries(entries, document)
+        except MalformedJson as error:
+            problems.add(str(error))
+            raise problems.rejected() from None
+        staging.seal()
+        _duplicates(document)
+    except OSError as error:
+        staging.close()
+        raise ImportRejected([f"{source}: cannot read the file ({error.strerror})"]) from None
+    except BaseException:
+        staging.close()
+        raise
+    return document
 
 
-@dataclass
-class _Stored:
-    """The rows of the store that the document names."""
-
-    events: dict[str, Event]
-    order_ids: dict[str, int]
-    # ref -> (order number, event id, category, price)
-    tickets: dict[str, tuple[str, str, str, Decimal]]
+# --- phase 2: against the store, then writing (one transaction) --------------------------------
 
 
-def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+async def _in_thread(function: Callable, *args: Any) -> Any:
+    return await asyncio.to_thread(function, *args)
 
 
-async def _rows_in(
-    session: AsyncSession, statement: Select[Any], column: Any, values: set[str]
-) -> list[Any]:
-    """Rows of ``statement`` whose ``column`` is one of ``values``, a few hundred at a time."""
-    rows: list[Any] = []
-    for chunk in _chunks(sorted(values), LOOKUP_CHUNK):
-        rows.extend(await session.execute(statement.where(column.in_(chunk))))
-    return rows
+def _advance(hook: ProgressHook | None, stage: str, document: StagedDocument) -> Any:
+    if hook is None:
+        return None
+    staging = document.staging
+    return lambda done, total: hook(Progress(stage, done, total, staging.order_count,
+                                             staging.ticket_count))
 
 
-async def _load_stored(session: AsyncSession, document: _Document) -> _Stored:
-    orders = [order for _, order in document.orders]
-    event_ids = document.declared_event_ids | {
-        ticket.event for order in orders for ticket in order.tickets
-    }
-    for _, event in document.events:
-        event_ids.update(event.exchange.targets)
-    events = await _rows_in(session, select(Event), Event.id, event_ids)
-    numbers = {order.number for order in orders}
-    order_rows = await _rows_in(session, select(Order.number, Order.id), Order.number, numbers)
-    refs = {ticket.ref for order in orders for ticket in order.tickets}
-    ticket_statement = select(
-        Ticket.ref, Order.number, Ticket.event_id, Ticket.category, Ticket.price
-    ).join(Order, Ticket.order_id == Order.id)
-    ticket_rows = await _rows_in(session, ticket_statement, Ticket.ref, refs)
-    return _Stored(
-        events={row[0].id: row[0] for row in events},
-        order_ids={number: order_id for number, order_id in order_rows},
-        tickets={row[0]: tuple(row[1:]) for row in ticket_rows},
-    )
-
-
-def _check_against_store(document: _Document, stored: _Stored) -> Iterator[str]:
-    known = document.declared_event_ids | stored.events.keys()
-    unknown = "unknown event {} (neither in this document nor in the store)"
-    for index, event in document.events:
-        for position, target in enumerate(event.exchange.targets):
-            if target not in known:
-                where = f"events[{index}] ({event.id}).exchange.targets[{position}]"
-                yield f"{where}: {unknown.format(_shown(target))}"
-    for index, order in document.orders:
-        for position, ticket in enumerate(order.tickets):
-            where = f"orders[{index}] ({order.number}).tickets[{position}] ({ticket.ref})"
-            if ticket.event not in known:
-                yield f"{where}.event: {unknown.format(_shown(ticket.event))}"
-            if ticket.ref in stored.tickets:
-                yield from _ticket_conflicts(
-                    where, order.number, ticket, stored.tickets[ticket.ref]
-                )
-
-
-def _ticket_conflicts(
-    where: str, number: str, ticket: TicketIn, stored: tuple[str, str, str, Decimal]
-) -> Iterator[str]:
-    stored_number, event_id, category, price = stored
-    if stored_number != number:
-        yield f"{where}.ref: already belongs to order {stored_number} in the store"
-        return
-    given = {"event": ticket.event, "category": ticket.category, "price": ticket.price}
-    kept = {"event": event_id, "category": category, "price": price}
-    for name, value in given.items():
-        if value != kept[name]:
-            yield (
-                f"{where}.{name}: the store has this ticket with {name} {_shown(kept[name])}, "
-                f"not {_shown(value)}; an imported ticket cannot change"
-            )
-
-
-# --- writing ------------------------------------------------------------------------------------
-
-
-# Bulk rows go through the tables, not the mapped classes: the ORM's bulk path costs about
-# twice as much per row and gives nothing back here.
-_ORDERS, _TICKETS = Order.__table__, Ticket.__table__
-_BARCODES, _AUDIT_ENTRIES = Barcode.__table__, AuditEntry.__table__
-
-
-async def _log(session: AsyncSession, action: str, now: dt.datetime, actor: str,
-               **details: Any) -> None:
-    await audit(session, ActorKind.SYSTEM, None, action, now=now, source=actor, **details)
-
-
-async def _write_events(
-    session: AsyncSession, document: _Document, stored: _Stored, now: dt.datetime, actor: str
-) -> tuple[int, int]:
-    """Add new events and bring existing ones to the document's values; count both."""
-    created = updated = 0
-    for _, event in document.events:
-        columns = event.columns()
-        row = stored.events.get(event.id)
-        if row is None:
-            session.add(Event(id=event.id, **columns))
-            await _log(session, "event_imported", now, actor, event=event.id)
-            created += 1
-            continue
-        changed = sorted(name for name, value in columns.items() if getattr(row, name) != value)
-        for name in changed:
-            setattr(row, name, columns[name])
-        if changed:
-            await _log(session, "event_updated", now, actor, event=event.id, changed=changed)
-            updated += 1
-    return created, updated
-
-
-async def _insert_orders(
-    session: AsyncSession, orders: list[OrderIn], now: dt.datetime
-) -> dict[str, int]:
-    """Insert new orders in bulk; their ids by number."""
-    rows = [
-        {
-            "number": order.number,
-            "buyer_name": order.buyer.name,
-            "buyer_email": order.buyer.email,
-            "language": order.buyer.language,
-            "created_at": now,
-        }
-        for order in orders
-    ]
-    ids: dict[str, int] = {}
-    for chunk in _chunks(rows, INSERT_CHUNK):
-        # RETURNING with many rows: SQLAlchemy's "insertmanyvalues" (SQLite >= 3.35, PostgreSQL).
-        result = await session.execute(
-            _ORDERS.insert().returning(_ORDERS.c.number, _ORDERS.c.id), chunk
-        )
-        ids.update({number: order_id for number, order_id in result})
-    return ids
-
-
-def _fresh_barcodes(count: int) -> list[str]:
-    codes: set[str] = set()
-    while len(codes) < count:
-        codes.add(new_barcode())
-    return list(codes)
-
-
-async def _insert_tickets(
-    session: AsyncSession, tickets: list[tuple[int, TicketIn]], now: dt.datetime
-) -> None:
-    """Insert new tickets (order id, ticket) in bulk, each with its first barcode."""
-    rows = [
-        {
-            "ref": ticket.ref,
-            "order_id": order_id,
-            "event_id": ticket.event,
-            "category": ticket.category,
-            "price": ticket.price,
-            "state": TicketState.TO_ASSIGN,
-            "barcode": code,
-            "updated_at": now,
-        }
-        for (order_id, ticket), code in zip(tickets, _fresh_barcodes(len(tickets)), strict=True)
-    ]
-    for chunk in _chunks(rows, INSERT_CHUNK):
-        result = await session.execute(_TICKETS.insert().returning(
-            _TICKETS.c.id, _TICKETS.c.barcode, _TICKETS.c.event_id, _TICKETS.c.ref,
-            _TICKETS.c.category), chunk)
-        issued = result.all()
-        barcodes = [
-            {"code": code, "ticket_id": ticket_id, "issued_at": now}
-            for ticket_id, code, *_ in issued
-        ]
-        await session.execute(_BARCODES.insert(), barcodes)
-        barcode_feed.note_issued(session, ((event_id, ticket_id, code, ref, category)
-                                           for ticket_id, code, event_id, ref, category in issued))
-
-
-async def _write(
-    session: AsyncSession, document: _Document, stored: _Stored, actor: str
-) -> ImportReport:
-    now = utcnow()
-    events_created, events_updated = await _write_events(session, document, stored, now, actor)
-    await session.flush()  # the events exist before tickets point at them
-    orders = [order for _, order in document.orders]
-    new_orders = [order for order in orders if order.number not in stored.order_ids]
-    order_ids = stored.order_ids | await _insert_orders(session, new_orders, now)
-    added: dict[str, int] = {}
-    new_tickets = []
-    for order in orders:
-        for ticket in order.tickets:
-            if ticket.ref not in stored.tickets:
-                new_tickets.append((order_ids[order.number], ticket))
-                added[order.number] = added.get(order.number, 0) + 1
-    await _insert_tickets(session, new_tickets, now)
-    await _audit_orders(session, added, order_ids, set(stored.order_ids), now, actor)
-    return ImportReport(
-        events_created=events_created,
-        events_updated=events_updated,
-        orders_created=len(new_orders),
-        tickets_created=len(new_tickets),
-        order_numbers=tuple(order.number for order in orders),
-    )
-
-
-async def _audit_orders(
-    session: AsyncSession,
-    added: dict[str, int],
-    order_ids: dict[str, int],
-    existing: set[str],
-    now: dt.datetime,
-    actor: str,
-) -> None:
-    """One entry per new order, and one per existing order that gained tickets.
-
-    The rows are those ``services.audit`` writes, inserted in bulk: adding 100,000 ORM objects
-    would cost more than the rest of the import."""
-    rows = [
-        {
-            "at": now,
-            "actor_kind": ActorKind.SYSTEM,
-            "actor_telegram_id": None,
-            "action": "tickets_imported" if number in existing else "order_imported",
-            "order_id": order_ids[number],
-            "ticket_id": None,
-            "details": {"tickets": count, "source": actor},
-        }
-        for number, count in added.items()
-    ]
-    for chunk in _chunks(rows, INSERT_CHUNK):
-        await session.execute(_AUDIT_ENTRIES.insert(), chunk)
-
-
-async def _import_checked(store: Store, document: _Document, actor: str) -> ImportReport:
+async def _check_and_write(store: Store, document: StagedDocument, actor: str,
+                           hook: ProgressHook | None) -> Written:
     async with store.write() as session:
-        stored = await _load_stored(session, document)
-        problems = document.problems + list(_check_against_store(document, stored))
-        if problems:
-            raise ImportRejected(problems)
-        return await _write(session, document, stored, actor)
+        await check_against_store(session, document, _in_thread,
+                                  _advance(hook, "checking", document))
+        if document.problems:
+            raise document.problems.rejected()
+        return await write_document(session, document, actor, _in_thread,
+                                    _advance(hook, "writing", document))
 
 
-async def _import_with_retries(store: Store, document: _Document, actor: str) -> ImportReport:
+async def _write_with_retries(store: Store, document: StagedDocument, actor: str,
+                              hook: ProgressHook | None) -> Written:
     for _ in range(WRITE_ATTEMPTS - 1):
         try:
-            return await _import_checked(store, document, actor)
+            return await _check_and_write(store, document, actor, hook)
         except IntegrityError:
             # On PostgreSQL another writer may insert one of our orders between our reads and
-            # writes; the import is idempotent, so reading again settles it.
+            # writes; the import is idempotent, so checking again settles it.
             continue
-    return await _import_checked(store, document, actor)
+    return await _check_and_write(store, document, actor, hook)
 
 
 async def _refresh_statistics(store: Store) -> None:
@@ -883,6 +745,23 @@ async def _refresh_statistics(store: Store) -> None:
         logger.warning("ANALYZE after a large import failed", exc_info=True)
 
 
+async def _import(store: Store, source: Path | dict[str, Any] | bytes | str, *, actor: str,
+                  max_bytes: int, staging_dir: Path | None, hook: ProgressHook | None,
+                  list_orders: bool) -> ImportReport:
+    # Parsing and validating is CPU work: keep it off the event loop.
+    document = await asyncio.to_thread(_read_and_stage, source, max_bytes, staging_dir, hook)
+    try:
+        written = await _write_with_retries(store, document, actor, hook)
+        numbers = (tuple(await asyncio.to_thread(lambda: list(document.staging.order_numbers())))
+                   if list_orders else ())
+    finally:
+        await asyncio.to_thread(document.staging.close)
+    if not store.is_sqlite and written.tickets_created >= ANALYZE_AFTER_TICKETS:
+        await _refresh_statistics(store)
+    return ImportReport(written.events_created, written.events_updated, written.orders_created,
+                        written.tickets_created, numbers)
+
+
 # --- the use cases ------------------------------------------------------------------------------
 
 
@@ -893,20 +772,22 @@ async def import_document(
     actor: str = "import",
     max_bytes: int = MAX_DOCUMENT_BYTES,
 ) -> ImportReport:
-    """Check a whole order document, then write it in one transaction; refuse it if anything
-    is wrong (``ImportRejected``), writing nothing. ``actor`` is recorded in the audit history."""
-    # Parsing and validating a large document is CPU work: keep it off the event loop.
-    raw = await asyncio.to_thread(_parse, document, max_bytes)
-    checked = await asyncio.to_thread(_check_document, raw)
-    report = await _import_with_retries(store, checked, actor)
-    if not store.is_sqlite and report.tickets_created >= ANALYZE_AFTER_TICKETS:
-        await _refresh_statistics(store)
-    return report
+    """Check a whole order document given in memory, then write it in one transaction; refuse
+    it if anything is wrong (``ImportRejected``), writing nothing. ``actor`` is recorded in the
+    audit history."""
+    return await _import(store, document, actor=actor, max_bytes=max_bytes, staging_dir=None,
+                         hook=None, list_orders=True)
 
 
 async def import_file(
-    store: Store, path: Path, *, actor: str = "import", max_bytes: int = MAX_DOCUMENT_BYTES
+    store: Store, path: Path, *, actor: str = "import", progress: ProgressHook | None = None,
+    list_orders: bool = True,
 ) -> ImportReport:
-    """Import the order document in the JSON file at ``path`` (see ``import_document``)."""
-    data = await asyncio.to_thread(_read_file, Path(path), max_bytes)
-    return await import_document(store, data, actor=actor, max_bytes=max_bytes)
+    """Import the order document in the JSON file at ``path``, of any size, read as a stream
+    (see the module's docstring); ``progress`` is called as it goes (from a worker thread while
+    reading). ``list_orders`` False leaves ``order_numbers`` empty, for files too large to hold
+    them."""
+    with tempfile.TemporaryDirectory(prefix="ticketbot-import-") as directory:
+        return await _import(store, Path(path), actor=actor, max_bytes=0,
+                             staging_dir=Path(directory), hook=progress,
+                             list_orders=list_orders)

@@ -30,6 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -68,6 +69,14 @@ class UtcDateTime(TypeDecorator[dt.datetime]):
 
 # Prices are decimals with two places in the event's currency, read back as Decimal.
 Money = Numeric(12, 2, asdecimal=True)
+
+# Words shown to people (an event's name, its venue's, a ticket's category) as the import gave
+# them: one plain string, or texts by language ({"fr": "…", "en": "…"}); the reader picks the
+# viewer's (``locales.Translator.words``). JSONB on PostgreSQL, which compares values (json
+# does not), so such columns may still appear in DISTINCT, GROUP BY or ``=``.
+Words = JSON().with_variant(JSONB(), "postgresql")
+# What a Words column holds once read.
+WordsValue = str | dict[str, str]
 
 
 class Base(DeclarativeBase):
@@ -129,10 +138,10 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[WordsValue] = mapped_column(Words)
     starts_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     timezone: Mapped[str] = mapped_column(String(64))
-    venue_name: Mapped[str] = mapped_column(String(200))
+    venue_name: Mapped[WordsValue] = mapped_column(Words)
     venue_city: Mapped[str] = mapped_column(String(100))
     currency: Mapped[str] = mapped_column(String(3))
     faq_url: Mapped[str | None] = mapped_column(String(500))
@@ -179,7 +188,7 @@ class Ticket(Base):
     ref: Mapped[str] = mapped_column(String(64), unique=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
-    category: Mapped[str] = mapped_column(String(200))
+    category: Mapped[WordsValue] = mapped_column(Words)
     price: Mapped[Decimal] = mapped_column(Money)
     state: Mapped[TicketState] = mapped_column(
         _enum(TicketState, "ticket_state"), default=TicketState.TO_ASSIGN
@@ -476,7 +485,7 @@ class BarcodeFeedEntry(Base):
     voided: Mapped[bool] = mapped_column(Boolean)
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
     ticket_ref: Mapped[str] = mapped_column(String(64))
-    category: Mapped[str] = mapped_column(String(200))
+    category: Mapped[WordsValue] = mapped_column(Words)  # as the ticket's: maybe per language
     holder_name: Mapped[str | None] = mapped_column(String(200))
 
 

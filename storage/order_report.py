@@ -10,14 +10,15 @@ from sqlalchemy import and_, select
 
 from storage.database import Store
 from storage.errors import Refusal
-from storage.models import Barcode, Order, Ticket, TicketState
+from storage.models import Barcode, Event, Order, Ticket, TicketState, WordsValue
 
 
 @dataclass(frozen=True)
 class ReportedTicket:
     ref: str
     event_id: str
-    category: str
+    event_name: WordsValue
+    category: WordsValue
     price: Decimal
     state: TicketState
     holder_name: str | None
@@ -42,7 +43,8 @@ async def order_report(store: Store, number: str) -> OrderReport:
             raise Refusal("not_found")
         rows = (
             await session.execute(
-                select(Ticket, Barcode.code)
+                select(Ticket, Event.name, Barcode.code)
+                .join(Event, Event.id == Ticket.event_id)
                 .outerjoin(
                     Barcode, and_(Barcode.code == Ticket.barcode, Barcode.voided_at.is_(None))
                 )
@@ -59,6 +61,7 @@ async def order_report(store: Store, number: str) -> OrderReport:
             ReportedTicket(
                 ref=ticket.ref,
                 event_id=ticket.event_id,
+                event_name=event_name,
                 category=ticket.category,
                 price=ticket.price,
                 state=ticket.state,
@@ -66,6 +69,6 @@ async def order_report(store: Store, number: str) -> OrderReport:
                 holder_email=ticket.holder_email,
                 barcode=code,
             )
-            for ticket, code in rows
+            for ticket, event_name, code in rows
         ),
     )

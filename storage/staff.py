@@ -29,6 +29,7 @@ from storage.models import (
     Order,
     Ticket,
     TicketState,
+    WordsValue,
 )
 from storage.services import audit, renew_invitation
 
@@ -72,8 +73,8 @@ class LiveListing:
 class StaffTicket:
     id: int
     ref: str
-    category: str
-    event_name: str
+    category: WordsValue
+    event_name: WordsValue
     state: TicketState
     holder_name: str | None
     holder_email: str | None

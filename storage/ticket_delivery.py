@@ -18,6 +18,7 @@ What is promised, and where the promise ends:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,6 +26,7 @@ from decimal import Decimal
 from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from locales import words_in
 from storage.database import Store, utcnow
 from storage.errors import Refusal
 from storage.models import (
@@ -36,6 +38,7 @@ from storage.models import (
     TelegramUser,
     Ticket,
     TicketState,
+    WordsValue,
 )
 from storage.ticket_models import TelegramFile, TicketChange, TicketMessage
 from storage.upsert import insert_ignore, upsert
@@ -48,7 +51,9 @@ MAX_CHANGE_ATTEMPTS = 8
 @dataclass(frozen=True)
 class TicketCard:
     """Everything a ticket shows (in chat, PDF, calendar, e-mail), read in one statement.
-    ``languages`` are the holder's chosen and app language and the order's, best first."""
+    ``languages`` are the holder's chosen and app language and the order's, best first. The
+    event's words (name, venue, category) are as the import gave them, maybe per language:
+    ``in_language`` picks them before anything is drawn or cached."""
 
     ticket_id: int
     ref: str
@@ -56,18 +61,25 @@ class TicketCard:
     holder_name: str
     holder_email: str | None
     holder_telegram_id: int | None
-    category: str
+    category: WordsValue
     price: Decimal
     currency: str
     order_id: int
     order_number: str
     event_id: str
-    event_name: str
+    event_name: WordsValue
     starts_at: dt.datetime
     timezone: str
-    venue_name: str
+    venue_name: WordsValue
     venue_city: str
     languages: tuple[str | None, ...]
+
+    def in_language(self, language: str) -> TicketCard:
+        """The card with its event's words in ``language`` (plain, hashable strings)."""
+        return dataclasses.replace(
+            self, event_name=words_in(self.event_name, language),
+            venue_name=words_in(self.venue_name, language),
+            category=words_in(self.category, language))
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,19 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from storage.models import TicketState
+from storage.models import TicketState, WordsValue
 
 
 @dataclass(frozen=True)
 class EventView:
+    """An event; its name and venue name as the import gave them (one string, or texts by
+    language): the chat layer shows them in the viewer's language (``Translator.words``)."""
+
     id: str
-    name: str
+    name: WordsValue
     starts_at: dt.datetime
     timezone: str
-    venue_name: str
+    venue_name: WordsValue
     venue_city: str
     currency: str
     faq_url: str | None
@@ -59,7 +62,7 @@ class TicketView:
     id: int
     ref: str
     event_id: str
-    category: str
+    category: WordsValue
     price: Decimal
     state: TicketState
     holder_name: str | None
@@ -108,7 +111,7 @@ class ClaimView:
     email: str
     expires_at: dt.datetime
     event: EventView
-    category: str
+    category: WordsValue
     ticket_ref: str
 
 
@@ -123,7 +126,7 @@ class OrderSummary:
 @dataclass(frozen=True)
 class HeldTicket:
     ref: str
-    category: str
+    category: WordsValue
     holder_name: str
     event: EventView
     id: int = 0

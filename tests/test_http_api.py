@@ -437,6 +437,7 @@ async def test_an_order_is_reported_with_holders_and_current_barcodes(api):
     assert claimed == {
         "ref": "T-DF-100000-1",
         "event": "fest-sat",
+        "event_name": "Dreamfest 2027 — Saturday",
         "category": "Pass samedi",
         "price": "89.00",
         "state": "completed",

@@ -245,7 +245,8 @@ async def _apply(mini: MiniAppServices, user: WebAppUser, action: str, ticket_id
         if chosen is None:
             raise Refusal("exchange_target_invalid")
         await exchange.exchange_ticket(store, uid, ticket_id, target)
-        return Done(N_("Ticket {ref} was exchanged for {event}."), {"event": chosen.event.name})
+        return Done(N_("Ticket {ref} was exchanged for {event}."),
+                    {"event": t.words(chosen.event.name)})
     raise web.HTTPNotFound()
 
 

@@ -116,15 +116,15 @@ def home_json(home: Home, t: Translator) -> dict[str, Any]:
     for order in home.orders:
         tickets = t.ngettext("{count} ticket", "{count} tickets", order.ticket_count).format(
             count=order.ticket_count)
-        events = format_list([event.name for event in order.events], locale=t.locale)
+        events = format_list([t.words(event.name) for event in order.events], locale=t.locale)
         orders.append({"id": order.id, "label": _("🎟 Order {number}").format(number=order.number),
                        "text": _("{number} — {events} ({tickets})").format(
                            number=order.number, events=events, tickets=tickets)})
     # Where a holder's own ticket (QR, PDF, calendar) will be offered: each held entry.
     held = [{"ref": held.ref, "text": _("{event}, {date} — {category}, in the name of {holder}")
-             .format(event=held.event.name,
+             .format(event=t.words(held.event.name),
                      date=t.datetime(held.event.starts_at, held.event.timezone),
-                     category=held.category, holder=held.holder_name)}
+                     category=t.words(held.category), holder=held.holder_name)}
             for held in home.held]
     return {"orders": orders, "held": held}
 
@@ -137,9 +137,10 @@ def _event_json(event, t: Translator) -> dict[str, Any]:
         (event.resale_enabled, N_("resale")),
     ) if enabled]
     return {
-        "id": event.id, "name": event.name,
+        "id": event.id, "name": t.words(event.name),
         "when": t.datetime(event.starts_at, event.timezone),
-        "venue": _("{venue}, {city}").format(venue=event.venue_name, city=event.venue_city),
+        "venue": _("{venue}, {city}").format(venue=t.words(event.venue_name),
+                                             city=event.venue_city),
         "options": (_("Options: {options}").format(options=format_list(options, locale=t.locale))
                     if options else _("No ticket options for this event.")),
         "faq_url": event.faq_url,
@@ -148,9 +149,9 @@ def _event_json(event, t: Translator) -> dict[str, Any]:
 
 def _ticket_line(ticket: TicketView, order: OrderView, t: Translator) -> str:
     _ = t.gettext
-    what = f"{ticket.category} · {ticket.ref}"
+    what = f"{t.words(ticket.category)} · {ticket.ref}"
     if len(order.events) > 1:
-        what += " · " + order.events[ticket.event_id].name
+        what += " · " + t.words(order.events[ticket.event_id].name)
     if ticket.state == TicketState.PENDING and ticket.invitation is not None:
         return _("{ticket} — sent to {email}").format(ticket=what, email=ticket.invitation.email)
     if ticket.listing is not None:
@@ -189,7 +190,8 @@ def order_json(order: OrderView, t: Translator, *, support_contact: str | None) 
             "language": _("Language: {language}").format(language=LANGUAGE_NAMES[t.language]),
             "languages": [{"code": code, "name": LANGUAGE_NAMES[code],
                            "current": code == t.language} for code in LANGUAGES],
-            "faqs": [{"label": _("❓ FAQ: {event}").format(event=event.name), "url": event.faq_url}
+            "faqs": [{"label": _("❓ FAQ: {event}").format(event=t.words(event.name)),
+                      "url": event.faq_url}
                      for event in order.events.values() if event.faq_url],
             "support": support,
         },
@@ -200,9 +202,10 @@ def _summary(details: TicketDetails, t: Translator) -> list[str]:
     _ = t.gettext
     ticket, event = details.ticket, details.event
     lines = [
-        _("{category} — {event}").format(category=ticket.category, event=event.name),
+        _("{category} — {event}").format(category=t.words(ticket.category),
+                                         event=t.words(event.name)),
         t.datetime(event.starts_at, event.timezone),
-        _("{venue}, {city}").format(venue=event.venue_name, city=event.venue_city),
+        _("{venue}, {city}").format(venue=t.words(event.venue_name), city=event.venue_city),
         _("Status: {state}").format(state=_(STATE_NAMES.get(ticket.state, ticket.state))),
     ]
     if ticket.state == TicketState.COMPLETED and ticket.holder_name:
@@ -246,13 +249,14 @@ def _notes(details: TicketDetails, t: Translator) -> list[str]:
 def _option_label(option: ExchangeOption, t: Translator) -> str:
     when = t.datetime(option.event.starts_at, option.event.timezone)
     if option.places_left is None:
-        return t.gettext("{event} — {date}").format(event=option.event.name, date=when)
+        return t.gettext("{event} — {date}").format(event=t.words(option.event.name), date=when)
     if option.places_left == 0:
-        return t.gettext("{event} — {date} (sold out)").format(event=option.event.name,
+        return t.gettext("{event} — {date} (sold out)").format(event=t.words(option.event.name),
                                                                date=when)
     places = t.ngettext("{count} place left", "{count} places left", option.places_left)
     return t.gettext("{event} — {date} ({places})").format(
-        event=option.event.name, date=when, places=places.format(count=option.places_left))
+        event=t.words(option.event.name), date=when,
+        places=places.format(count=option.places_left))
 
 
 def ticket_json(details: TicketDetails, t: Translator, *, bounds: PriceBounds | None,
