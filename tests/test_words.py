@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import io
 import json
 
+import pypdf
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -201,3 +203,56 @@ async def test_the_migration_keeps_existing_rows_reading_as_before(tmp_path):
 
     assert tuple(row) == ("Fête « été »", "Parc")
     assert [json.loads(value) for value in stored] == ["Fête « été »", "Parc"]  # JSON text
+
+
+# --- the ticket in hand and the gate ------------------------------------------------------------
+
+
+async def test_the_ticket_and_its_files_show_the_holders_language(store):
+    from conversations.ticket_files import pdf_file, ticket_ics
+    from conversations.ticket_show import ticket_caption
+    from storage import services
+    from storage.ticket_delivery import held_card
+
+    await import_document(store, bilingual_document(language="fr"))
+    await services.open_link(store, BUYER, await services.create_order_link(store, "DF-100000"))
+    async with store.read() as session:
+        ticket_id = await session.scalar(select(Ticket.id).order_by(Ticket.id))
+    await services.claim_for_myself(store, BUYER, ticket_id, "Camille Martin")
+    card = await held_card(store, BUYER, ticket_id)
+    for language in ("fr", "en"):
+        caption = ticket_caption(card, translator(language))
+        assert NAMES[language] in caption and CATEGORIES[language] in caption
+        assert VENUES[language] in caption
+        text = pypdf.PdfReader(io.BytesIO(await pdf_file((card,), language))).pages[0] \
+            .extract_text()
+        assert CATEGORIES[language] in text and VENUES[language] in text
+        calendar = ticket_ics(card.in_language(language), language).decode()
+        assert NAMES[language] in calendar.replace("\r\n ", "")
+
+
+async def test_the_gate_shows_categories_in_the_scanners_language(store):
+    from tests.test_gate import GATE_TOKENS, open_gate
+
+    await import_document(store, bilingual_document(language="fr"))
+    gate = await open_gate(store)
+    try:
+        answers = {}
+        for asked in (None, "fr-FR"):
+            headers = {"Authorization": f"Bearer {GATE_TOKENS[0]}"} | (
+                {"Accept-Language": asked} if asked else {})
+            async with gate.client.get("/api/events/fest-sat/barcodes",
+                                       headers=headers) as response:
+                answers[asked] = await response.json()
+        async with store.read() as session:
+            barcode = await session.scalar(select(Ticket.barcode).order_by(Ticket.id))
+        scan = {"barcode": barcode, "gate": "north", "nonce": "n-1"}
+        french = {"Authorization": f"Bearer {GATE_TOKENS[0]}", "Accept-Language": "fr"}
+        async with gate.client.post("/api/scan", headers=french, json=scan) as response:
+            scanned = await response.json()
+    finally:
+        await gate.client.close()
+    assert answers[None].get("valid"), answers[None]
+    assert {entry["category"] for entry in answers[None]["valid"]} == {CATEGORIES["en"]}
+    assert {entry["category"] for entry in answers["fr-FR"]["valid"]} == {CATEGORIES["fr"]}
+    assert (scanned["result"], scanned["category"]) == ("ok", CATEGORIES["fr"])
