@@ -67,18 +67,7 @@ async def render_outbox_mail(
         .format(inviter=facts.inviter_name, event=translator(main).words(facts.event_name))
     )
 
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = mail.recipient
-    message["Subject"] = subject
-    message["Date"] = format_datetime(mail.created_at)
-    message["Message-ID"] = mail.message_id
-    message["Auto-Submitted"] = "auto-generated"
-    # Quoted-printable keeps the accents safe on servers without 8BITMIME.
-    body = render_ticket_shop_email(parts, subject=subject)
-    message.set_content(body.text, cte="quoted-printable")
-    message.add_alternative(body.html, subtype="html", cte="quoted-printable")
-    # Only now: set_content drops Content-* headers, and add_alternative moves them to a part.
+    message = laid_out_message(mail, sender=sender, subject=subject, parts=parts)
     message["Content-Language"] = f"{main}, {other}"
     return message
 
@@ -105,6 +94,26 @@ async def _load_invitation(
         link=f"https://t.me/{bot_username.lstrip('@')}?start={token}",
         expires_at=invitation.expires_at,
     )
+
+
+def laid_out_message(mail: OutboxMail, *, sender: str, subject: str,
+                     parts: list[MailPart]) -> EmailMessage:
+    """A mail of the outbox with its headers and its text and HTML bodies (``parts``, the
+    recipient's language first). Its ``Message-ID`` is the outbox row's, so a resend after a
+    crash is recognised by the receiving server. Callers add attachments, then
+    ``Content-Language`` (set_content drops Content-* headers, add_alternative moves them)."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = mail.recipient
+    message["Subject"] = subject
+    message["Date"] = format_datetime(mail.created_at)
+    message["Message-ID"] = mail.message_id
+    message["Auto-Submitted"] = "auto-generated"
+    # Quoted-printable keeps the accents safe on servers without 8BITMIME.
+    body = render_ticket_shop_email(parts, subject=subject)
+    message.set_content(body.text, cte="quoted-printable")
+    message.add_alternative(body.html, subtype="html", cte="quoted-printable")
+    return message
 
 
 def _invitation_part(t: Translator, facts: InvitationFacts) -> MailPart:

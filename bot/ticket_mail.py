@@ -11,12 +11,11 @@ Its body is laid out like every mail (``bot/mail_layout.py``): an event card, th
 from __future__ import annotations
 
 from email.message import EmailMessage
-from email.utils import format_datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.mail_content import MailObsolete
-from bot.mail_layout import EventCard, MailPart, render_ticket_shop_email
+from bot.mail_content import MailObsolete, laid_out_message
+from bot.mail_layout import EventCard, MailPart
 from conversations import ticket_files
 from locales import LANGUAGES, Translator, pick_language, translator
 from storage.models import OutboxMail
@@ -60,16 +59,7 @@ async def render_ticket_mail(session: AsyncSession, mail: OutboxMail, *,
     subject = translator(main).gettext("Your ticket for {event}").format(
         event=translator(main).words(card.event_name))
 
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = mail.recipient
-    message["Subject"] = subject
-    message["Date"] = format_datetime(mail.created_at)
-    message["Message-ID"] = mail.message_id
-    message["Auto-Submitted"] = "auto-generated"
-    body = render_ticket_shop_email(parts, subject=subject)
-    message.set_content(body.text, cte="quoted-printable")
-    message.add_alternative(body.html, subtype="html", cte="quoted-printable")
+    message = laid_out_message(mail, sender=sender, subject=subject, parts=parts)
     message.add_attachment(await ticket_files.pdf_file((card,), main), maintype="application",
                            subtype="pdf", filename=ticket_files.pdf_name(card))
     # As text with its charset, so that mail clients read the accents of the entry right.

@@ -17,7 +17,8 @@ from PIL import Image, ImageStat
 
 from bot.mail_content import render_outbox_mail
 from bot.mail_layout import Button, EventCard, MailPart, render_ticket_shop_email
-from storage.services import invite_friend
+from storage import ticket_delivery
+from storage.services import claim_for_myself, invite_friend
 from tests.test_mailer import BOT_USERNAME, BUYER, FRIEND, SENDER, order_with_tickets, outbox
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -32,6 +33,23 @@ async def invitation_mail(store, language: str, buyer: str = "Camille Martin") -
     async with store.read() as session:
         return await render_outbox_mail(session, mail, secret=await store.secret(),
                                         bot_username=BOT_USERNAME, sender=SENDER)
+
+
+async def ticket_mail(store, language: str) -> EmailMessage:
+    """The "your ticket" mail of a ticket the buyer claimed, queued as the worker queues it."""
+    (ticket_id,) = await order_with_tickets(store, language=language)
+    await claim_for_myself(store, BUYER, ticket_id, "Zoé Lefèvre")
+    (change_id,) = await ticket_delivery.claim_due_changes(store)
+    card = (await ticket_delivery.change_work(store, change_id)).deliver
+    await ticket_delivery.finish_change(store, change_id, mail=card, recipient=card.holder_email,
+                                        language=language)
+    (mail,) = [mail for mail in await outbox(store) if mail.kind == "ticket"]
+    async with store.read() as session:
+        return await render_outbox_mail(session, mail, secret=await store.secret(),
+                                        bot_username=BOT_USERNAME, sender=SENDER)
+
+
+MAILS = {"invitation": invitation_mail, "ticket": ticket_mail}
 
 
 def parts(message: EmailMessage) -> tuple[str, str]:
@@ -94,25 +112,29 @@ def brightness(image: Image.Image) -> float:
     return ImageStat.Stat(image.convert("L")).mean[0]
 
 
+@pytest.mark.parametrize("kind", sorted(MAILS))
 @pytest.mark.parametrize("language", ["en", "fr"])
-async def test_invitation_renders_as_a_ticket_shop_mail_at_phone_and_desktop_width(
-        store, language):
-    _text, html = parts(await invitation_mail(store, language))
-    name = f"invitation-{language}"
+async def test_every_mail_renders_as_a_ticket_shop_mail_at_phone_and_desktop_width(
+        store, language, kind):
+    _text, html = parts(await MAILS[kind](store, language))
+    name = f"{kind}-{language}"
     phone, desktop = screenshot(html, name, PHONE), screenshot(html, name, DESKTOP)
     for image in (phone, desktop):
         assert_not_blank(image)
         assert brightness(image) > 170  # the light scheme: dark text on light paper
     # Readable on a phone: nothing wider than the screen, no sideways scrolling.
     assert fits_the_width(html, name, PHONE)
+    if kind == "ticket":
+        return  # the ticket is attached: that mail has no button
     # The button's blue is there, on the phone too (a filled, prominent button).
     assert any(abs(r - 0x0B) < 20 and abs(g - 0x6B) < 20 and abs(b - 0xAE) < 20
                for _count, (r, g, b) in phone.getcolors(maxcolors=1 << 20))
 
 
-async def test_invitation_follows_dark_mode(store):
-    _text, html = parts(await invitation_mail(store, "en"))
-    dark = screenshot(html, "invitation-en", PHONE, dark=True)
+@pytest.mark.parametrize("kind", sorted(MAILS))
+async def test_every_mail_follows_dark_mode(store, kind):
+    _text, html = parts(await MAILS[kind](store, "en"))
+    dark = screenshot(html, f"{kind}-en", PHONE, dark=True)
     assert_not_blank(dark)
     assert brightness(dark) < 80  # light text on dark paper (the light scheme is above 170)
 
@@ -165,12 +187,14 @@ def parsed(html: str) -> MailHtml:
     return parser
 
 
+@pytest.mark.parametrize("kind", sorted(MAILS))
 @pytest.mark.parametrize(("language", "other"), [("en", "fr"), ("fr", "en")])
-async def test_invitation_html_links_languages_and_words(store, language, other):
-    text, html = parts(await invitation_mail(store, language))
+async def test_every_mail_html_links_languages_and_words(store, language, other, kind):
+    text, html = parts(await MAILS[kind](store, language))
     mail = parsed(html)
-    assert mail.links and all(link.startswith(("https://", "tg://")) for link in mail.links)
-    assert len(set(mail.links)) == 1  # one button, and its link as text: the same address
+    assert all(link.startswith(("https://", "tg://")) for link in mail.links)
+    if kind == "invitation":
+        assert len(set(mail.links)) == 1  # one button, and its link as text: the same address
     assert mail.languages == [language, language, other]  # <html>, then each part in order
     assert mail.remote == [] and "@import" not in html and "url(" not in html
     assert mail.words == words(text)
