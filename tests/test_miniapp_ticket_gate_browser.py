@@ -17,13 +17,13 @@ import pytest
 import zxingcpp
 from aiohttp import web
 from PIL import Image
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.server import BotServer
 from bot.webapp.init_data import user_init_data
 from storage import services
 from storage.gate import scan_barcode
-from storage.models import Ticket
+from storage.models import GateScan, Ticket
 from tests.browser import DARK, Browser, chromium_missing, foreign_requests, mini_app_url
 from tests.conftest import sample_document
 from tests.harness import close_harness, open_harness
@@ -135,6 +135,27 @@ def answer_scanner(page, code: str) -> dict:
     return seen
 
 
+def lose_next_scan_answer(page) -> None:
+    """The next scan reaches the server, but its answer is lost on the way back."""
+    lost = []
+
+    def handle(route) -> None:
+        if lost:
+            route.continue_()
+            return
+        route.fetch()  # the server scans...
+        lost.append(True)
+        route.abort()  # ...and the page never hears of it
+
+    page.route("**/app/api/gate/scan", handle)
+
+
+def retry(page) -> dict:
+    page.locator("#retry").click()
+    page.locator("#verdict[data-result=ok]").wait_for()
+    return {"result": "ok", "text": page.locator("#verdict").inner_text()}
+
+
 def scan_next(page) -> None:
     page.locator("#scan").click()
     page.wait_for_function("window.__telegramScannerOpen()")
@@ -206,10 +227,19 @@ async def test_staff_scan_tickets_with_telegrams_scanner(served, browser, tmp_pa
     setup = await browser.run(open_gate, page, "Nord")
     assert "Dreamfest 2027 — Saturday — porte Nord" in setup
 
-    ok = await browser.run(answer_scanner, page, first)
-    assert ok["result"] == "ok" and "Entrée autorisée" in ok["text"]
+    # The first answer is lost: the page offers to check again, with the same nonce, and the
+    # server gives the first answer again (ok), having scanned the ticket once.
+    await browser.run(lose_next_scan_answer, page)
+    lost = await browser.run(answer_scanner, page, first)
+    assert lost["result"] == "error" and "connexion" in lost["text"]
+    async with served.store.read() as session:
+        assert await session.scalar(select(func.count()).select_from(GateScan)) == 1
+    ok = await browser.run(retry, page)
+    assert "Entrée autorisée" in ok["text"]
+    async with served.store.read() as session:
+        assert await session.scalar(select(func.count()).select_from(GateScan)) == 1
     assert "Pass samedi — Camille Martin" in ok["text"]
-    assert ok["popup_open"] is False and ok["closed_by_page"] == 1
+    assert lost["popup_open"] is False and lost["closed_by_page"] == 1
     await browser.run(shot, page, tmp_path / "miniapp-gate-ok-light-360.png")
 
     await browser.run(scan_next, page)

@@ -40,6 +40,7 @@ GATE_STRINGS = {
     "start": N_("📷 Start scanning"),
     "scan_next": N_("📷 Scan the next ticket"),
     "change": N_("Change event or gate"),
+    "retry": N_("🔁 Check this code again"),
     "popup": N_("Point the camera at the ticket's QR code"),
     "scanning": N_("Checking…"),
     "no_events": N_("There is no event to scan for."),

@@ -176,7 +176,9 @@
 
   function showOrder() {
     var order = state.order;
-    var many = state.home && (state.home.orders.length > 1 || state.home.held.length);
+    // Home holds the other orders, the held tickets and (for staff) the gate.
+    var many = state.home && (state.home.orders.length > 1 || state.home.held.length ||
+                              state.staff);
     frame(order.title, many ? showHome : null);
     order.events.forEach(function (event) {
       app.appendChild(el("section", { class: "card event" }, [
@@ -397,6 +399,9 @@
       verdict.lines.forEach(function (line) { box.appendChild(el("p", { text: line })); });
       app.appendChild(box);
     }
+    if (verdict && verdict.retry) {
+      app.appendChild(button(g("retry"), verdict.retry, { id: "retry" }));
+    }
     app.appendChild(button(verdict ? g("scan_next") : g("start"), scan, { id: "scan" }));
     app.appendChild(button(g("change"), showGateSetup, { class: "secondary" }));
   }
@@ -411,18 +416,22 @@
     });
   }
 
-  function checkCode(code) {
+  // A request that got no answer is sent again with the same nonce: if the first one reached
+  // the server, its answer is given again and nothing is scanned twice.
+  function checkCode(code, nonce) {
     checking = true;
+    nonce = nonce || newActionId();
     var choice = state.gate.choice;
     frame(g("title"), showGateSetup);
     app.appendChild(el("p", { class: "hint", role: "status", text: g("scanning") }));
     api("POST", "gate/scan", { barcode: code, event: choice.event, gate: choice.gate,
-                               nonce: newActionId() }).then(function (answer) {
+                               nonce: nonce }).then(function (answer) {
       checking = false;
       if (tg && tg.closeScanQrPopup) tg.closeScanQrPopup();
       if (!answer.ok) {
         showVerdict({ result: "error", headline: answer.data.message || s("error_generic"),
-                      lines: [] });
+                      lines: [], retry: answer.status === 0 || answer.status >= 500 ?
+                        function () { checkCode(code, nonce); } : null });
         return;
       }
       var haptic = { ok: "success", already_scanned: "warning" }[answer.data.result] || "error";
