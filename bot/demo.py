@@ -178,7 +178,7 @@ async def serve_mini_app(store, application, settings: Settings) -> web.AppRunne
     mini = MiniAppServices(store=store, bot_token=settings.token or "",
                            bot_username=lambda: DEMO_USERNAME, max_age=DEMO_AUTH_MAX_AGE,
                            support_contact=settings.support_contact, after_change=wake,
-                           telegram_script=STAND_IN_URL)
+                           telegram_script=STAND_IN_URL, staff_ids=settings.staff_ids)
     root = web.Application()
     root.add_subapp("/app/", create_miniapp(mini))
     runner = web.AppRunner(root, access_log=None)

@@ -130,7 +130,8 @@ class BotServer:
         return create_api(api, webhook=webhook, miniapp=create_miniapp(MiniAppServices(
             store=self.store, bot_token=self.settings.token or "",
             bot_username=self._bot_username, max_age=self.settings.webapp_auth_max_age,
-            support_contact=self.settings.support_contact, after_change=self._wake_worker)))
+            support_contact=self.settings.support_contact, after_change=self._wake_worker,
+            staff_ids=self.settings.staff_ids)))
 
     def bot_running(self) -> bool:
         application = self.application

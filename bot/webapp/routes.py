@@ -30,6 +30,7 @@ from locales import LANGUAGES, Translator, pick_language, translator
 from storage import exchange, resale, services
 from storage.database import Store
 from storage.errors import N_, Refusal
+from storage.models import TicketState
 from storage.webapp_actions import ACTION_ID, ActionReplayed, once
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class MiniAppServices:
     after_change: Callable[[], None] = lambda: None
     # Where the page loads Telegram's script from; the demo serves a local stand-in.
     telegram_script: str = TELEGRAM_SCRIPT
+    # Who may open the gate view (TICKETBOT_STAFF_IDS).
+    staff_ids: frozenset[int] = frozenset()
 
 
 SERVICES = web.AppKey("ticketbot_miniapp_services", MiniAppServices)
@@ -142,6 +145,7 @@ async def get_start(request: web.Request, user: WebAppUser) -> web.Response:
         "order": (screens.order_json(order, t, support_contact=mini.support_contact)
                   if order is not None else None),
         "notice": screens.refusal_json(refusal, t)["message"] if refusal else None,
+        "staff": user.id in mini.staff_ids,
     })
 
 
@@ -178,7 +182,11 @@ async def get_ticket(request: web.Request, user: WebAppUser) -> web.Response:
         return web.json_response(screens.refusal_json(refusal, t), status=404)
     t = await _translator(mini.store, user, details.order.language,
                           details.order.viewer_language or "")
-    return web.json_response(screens.ticket_json(details, t, bounds=bounds, options=options))
+    body = screens.ticket_json(details, t, bounds=bounds, options=options)
+    # The buyer's own ticket, in their hands: it can be shown (QR, PDF, calendar).
+    body["held"] = (details.ticket.state == TicketState.COMPLETED
+                    and details.ticket.holder_telegram_id == user.id)
+    return web.json_response(body)
 
 
 # --- acting --------------------------------------------------------------------------------
@@ -325,7 +333,7 @@ async def post_language(request: web.Request, user: WebAppUser) -> web.Response:
 
 # The page talks to its own server only; Telegram's script is the one outside source.
 _CSP = ("default-src 'none'; script-src 'self' {script}; style-src 'self'; "
-        "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'")
+        "img-src 'self' data: blob:; connect-src 'self'; base-uri 'none'; form-action 'none'")
 
 
 async def get_page(request: web.Request) -> web.Response:
@@ -351,6 +359,11 @@ def create_miniapp(mini: MiniAppServices) -> web.Application:
     app.router.add_post("/api/tickets/{ticket}/{action}", post_ticket_action)
     app.router.add_post("/api/language", post_language)
     app.router.add_static("/static/", STATIC, append_version=False)
+    # The holder's ticket and the staff's gate, in modules of their own (they import this one).
+    from bot.webapp import gate_routes, held_routes
+
+    held_routes.add_routes(app)
+    gate_routes.add_routes(app)
     if mini.telegram_script == STAND_IN_URL:
         async def get_stand_in(request: web.Request) -> web.FileResponse:
             return web.FileResponse(STAND_IN)

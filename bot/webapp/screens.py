@@ -64,6 +64,8 @@ PAGE_STRINGS = {
                     "open the link from their e-mail or message."),
     "orders_title": N_("Your orders"),
     "held_title": N_("Tickets in your name"),
+    "show_ticket": N_("🎟 Show my ticket"),
+    "gate": N_("🚪 Gate (staff)"),
 }
 
 SECTIONS = (
@@ -120,11 +122,12 @@ def home_json(home: Home, t: Translator) -> dict[str, Any]:
         orders.append({"id": order.id, "label": _("🎟 Order {number}").format(number=order.number),
                        "text": _("{number} — {events} ({tickets})").format(
                            number=order.number, events=events, tickets=tickets)})
-    # Where a holder's own ticket (QR, PDF, calendar) will be offered: each held entry.
-    held = [{"ref": held.ref, "text": _("{event}, {date} — {category}, in the name of {holder}")
-             .format(event=t.words(held.event.name),
-                     date=t.datetime(held.event.starts_at, held.event.timezone),
-                     category=t.words(held.category), holder=held.holder_name)}
+    # Each held ticket opens the holder's own ticket (QR, PDF, calendar) by its id.
+    held = [{"id": held.id, "ref": held.ref,
+             "text": _("{event}, {date} — {category}, in the name of {holder}").format(
+                 event=t.words(held.event.name),
+                 date=t.datetime(held.event.starts_at, held.event.timezone),
+                 category=t.words(held.category), holder=held.holder_name)}
             for held in home.held]
     return {"orders": orders, "held": held}
 

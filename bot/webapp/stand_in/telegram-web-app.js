@@ -2,7 +2,9 @@
 // serves it, the browser tests route Telegram's URL to it. Like Telegram's script it reads what
 // the client put in the page's fragment (#tgWebAppData=…&tgWebAppThemeParams=…), exposes it as
 // window.Telegram.WebApp and sets the --tg-theme-* CSS variables. Popups, links and the QR
-// scanner are recorded in window.__telegramCalls instead of opening anything.
+// scanner are recorded in window.__telegramCalls instead of opening anything. The QR scanner
+// popup is answered by the test: window.__telegramScanQr(text) delivers qrTextReceived as
+// Telegram does (the event, then the popup's callback; a callback returning true closes it).
 (function () {
   "use strict";
   var params = new URLSearchParams((window.location.hash || "").replace(/^#/, ""));
@@ -37,6 +39,37 @@
   root.style.setProperty("--tg-color-scheme", scheme);
 
   var handlers = {};
+  function fire(name, payload) {
+    (handlers[name] || []).slice().forEach(function (fn) { fn.call(window.Telegram.WebApp, payload); });
+  }
+
+  // The QR scanner popup: open until a callback returns true or closeScanQrPopup is called.
+  var scanner = { open: false, callback: null };
+  function showScanQrPopup(params, callback) {
+    calls.push({ method: "showScanQrPopup", args: [params || {}] });
+    scanner.open = true;
+    scanner.callback = callback || null;
+  }
+  function closeScanQrPopup() {
+    calls.push({ method: "closeScanQrPopup", args: [] });
+    if (!scanner.open) return;
+    scanner.open = false;
+    scanner.callback = null;
+    fire("scanQrPopupClosed", {});
+  }
+  // The test's hand on the scanner: false if no popup is open (nothing delivered).
+  window.__telegramScanQr = function (text) {
+    if (!scanner.open) return false;
+    var callback = scanner.callback;
+    fire("qrTextReceived", { data: text });
+    if (callback && callback(text) === true && scanner.open) {
+      scanner.open = false;
+      scanner.callback = null;
+      fire("scanQrPopupClosed", {});
+    }
+    return true;
+  };
+  window.__telegramScannerOpen = function () { return scanner.open; };
   function record(name) {
     return function () { calls.push({ method: name, args: Array.prototype.slice.call(arguments) }); };
   }
@@ -69,8 +102,8 @@
     openLink: record("openLink"),
     openTelegramLink: record("openTelegramLink"),
     showAlert: function (text, callback) { calls.push({ method: "showAlert", args: [text] }); if (callback) callback(); },
-    showScanQrPopup: record("showScanQrPopup"),
-    closeScanQrPopup: record("closeScanQrPopup"),
+    showScanQrPopup: showScanQrPopup,
+    closeScanQrPopup: closeScanQrPopup,
     setHeaderColor: record("setHeaderColor"),
     setBackgroundColor: record("setBackgroundColor"),
     onEvent: function (name, fn) { (handlers[name] = handlers[name] || []).push(fn); },

@@ -13,7 +13,8 @@
   var backEl = document.getElementById("back");
   var noticeEl = document.getElementById("notice");
 
-  var state = { strings: {}, home: null, order: null, ticket: null, back: null };
+  var state = { strings: {}, home: null, order: null, ticket: null, back: null, staff: false,
+                held: null, gate: null, blobs: [] };
 
   function s(key) { return state.strings[key] || key; }
 
@@ -62,6 +63,35 @@
     });
   }
 
+  // A file of the bot's (the ticket's QR, PDF, calendar entry), fetched with initData like
+  // every call, as a blob URL; there is no file URL that opens without initData. The URLs of a
+  // screen are released when the next screen is drawn.
+  function fetchFile(path) {
+    return fetch("api/" + path, { headers: { "Authorization": "tma " + initData } })
+      .then(function (response) {
+        if (!response.ok) {
+          return response.json().catch(function () { return {}; }).then(function (data) {
+            throw new Error(data.message || s("error_generic"));
+          });
+        }
+        return response.blob();
+      }, function () { throw new Error(s("error_network")); })
+      .then(function (blob) {
+        var url = URL.createObjectURL(blob);
+        state.blobs.push(url);
+        return url;
+      });
+  }
+
+  function download(path, name) {
+    return fetchFile(path).then(function (url) {
+      var link = el("a", { href: url, download: name, hidden: true });
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+    }, function (error) { notice(error.message); });
+  }
+
   // --- frame: title, back, notice ------------------------------------------------------------
 
   function frame(title, back) {
@@ -74,6 +104,8 @@
       if (back) tg.BackButton.show(); else tg.BackButton.hide();
     }
     app.textContent = "";
+    state.blobs.forEach(function (url) { URL.revokeObjectURL(url); });
+    state.blobs = [];
     window.scrollTo(0, 0);
   }
 
@@ -117,14 +149,20 @@
     if (home.held.length) {
       app.appendChild(el("h2", { text: s("held_title") }));
       var list = el("ul", { class: "plain" });
-      // Each held ticket is where a "show my ticket" action belongs.
       home.held.forEach(function (held) {
-        list.appendChild(el("li", { class: "card", "data-ref": held.ref, text: held.text }));
+        list.appendChild(el("li", { class: "card", "data-ref": held.ref }, [
+          el("p", { text: held.text }),
+          button(s("show_ticket"), function () { openHeld(held.id, showHome); },
+                 { "data-show": held.ref })
+        ]));
       });
       app.appendChild(list);
     }
     if (!home.orders.length && !home.held.length) {
       app.appendChild(el("p", { text: s("no_orders") }));
+    }
+    if (state.staff) {
+      app.appendChild(button(s("gate"), openGate, { class: "secondary", id: "open-gate" }));
     }
   }
 
@@ -138,7 +176,9 @@
 
   function showOrder() {
     var order = state.order;
-    var many = state.home && (state.home.orders.length > 1 || state.home.held.length);
+    // Home holds the other orders, the held tickets and (for staff) the gate.
+    var many = state.home && (state.home.orders.length > 1 || state.home.held.length ||
+                              state.staff);
     frame(order.title, many ? showHome : null);
     order.events.forEach(function (event) {
       app.appendChild(el("section", { class: "card event" }, [
@@ -229,13 +269,175 @@
     ticket.actions.forEach(function (action) {
       actions.appendChild(button(action.label, function () { startAction(action.action); }));
     });
-    // A holder's own ticket (QR, PDF, calendar) will take its place among these actions.
+    if (ticket.held) {
+      actions.appendChild(button(s("show_ticket"), function () {
+        openHeld(ticket.id, showTicket);
+      }, { "data-show": ticket.ref }));
+    }
     if (ticket.faq_url) {
       actions.appendChild(button(s("faq"), function () { openLink(ticket.faq_url); },
                                  { class: "secondary" }));
     }
     app.appendChild(actions);
     app.appendChild(button(s("back_to_order"), showOrder, { class: "secondary" }));
+  }
+
+  // --- the holder's own ticket ----------------------------------------------------------------
+
+  // Read afresh each time: a barcode that changed shows its new code, a used ticket says so.
+  function openHeld(ticketId, back) {
+    clearNotice();
+    return api("GET", "held/" + ticketId).then(function (answer) {
+      if (!answer.ok) { notice(answer.data.message); return; }
+      state.held = answer.data;
+      showHeld(back);
+    });
+  }
+
+  function showHeld(back) {
+    var held = state.held;
+    frame(held.title, back);
+    var qr = el("img", { id: "ticket-qr", class: "qr", alt: held.qr_alt, width: 280,
+                         height: 280 });
+    qr.addEventListener("load", function () { qr.setAttribute("data-loaded", "true"); });
+    var card = el("section", { class: "card ticket" + (held.used ? " used" : ""),
+                               "data-ref": held.ref }, [
+      el("h2", { text: held.event }),
+      el("p", { text: "🗓 " + held.when }),
+      el("p", { text: "📍 " + held.venue })
+    ]);
+    held.lines.forEach(function (line) { card.appendChild(el("p", { text: line })); });
+    if (held.used) {
+      card.appendChild(el("p", { class: "used-note", role: "status", text: held.used }));
+    }
+    card.appendChild(el("div", { class: "qr-box" }, [qr]));
+    card.appendChild(el("p", { class: "barcode", text: held.barcode }));
+    if (!held.used) card.appendChild(el("p", { class: "hint", text: held.hint }));
+    app.appendChild(card);
+    var base = "held/" + held.id + "/";
+    app.appendChild(el("div", { class: "row-buttons" }, [
+      button(held.pdf_label, function () { download(base + "ticket.pdf", held.pdf_name); },
+             { class: "secondary", "data-file": "pdf" }),
+      button(held.ics_label, function () { download(base + "ticket.ics", held.ics_name); },
+             { class: "secondary", "data-file": "ics" })
+    ]));
+    fetchFile(base + "qr.png").then(function (url) { qr.src = url; },
+                                    function (error) { notice(error.message); });
+  }
+
+  // --- the staff's gate -----------------------------------------------------------------------
+
+  // The staff member picks the event and names the gate once; then every code Telegram's
+  // scanner reads goes to the gate's scan service with a fresh nonce, and the answer is shown
+  // large until the next scan.
+  function g(key) { return (state.gate && state.gate.strings[key]) || key; }
+
+  function openGate() {
+    clearNotice();
+    return api("GET", "gate").then(function (answer) {
+      if (!answer.ok) { notice(answer.data.message); return; }
+      state.gate = answer.data;
+      state.gate.choice = savedGateChoice();
+      showGateSetup();
+    });
+  }
+
+  function savedGateChoice() {
+    try { return JSON.parse(window.localStorage.getItem("ticketbot-gate") || "null"); }
+    catch (e) { return null; }
+  }
+
+  function showGateSetup() {
+    var gate = state.gate, choice = gate.choice || {};
+    frame(g("title"), showHome);
+    if (!gate.events.length) { app.appendChild(el("p", { text: g("no_events") })); return; }
+    var select = el("select", { id: "field-event", name: "event",
+                                "aria-describedby": "field-event-error" });
+    gate.events.forEach(function (event) {
+      select.appendChild(el("option", { value: event.id, text: event.name + " — " + event.when,
+                                        selected: event.id === choice.event }));
+    });
+    var form = el("form", { novalidate: true, "data-action": "gate" }, [
+      el("div", { class: "field" }, [
+        el("label", { for: "field-event", text: g("event_label") }), select,
+        el("p", { id: "field-event-error", class: "error", role: "alert", hidden: true })
+      ]),
+      fieldBlock({ name: "gate", label: g("gate_label"), type: "text",
+                   value: choice.gate || g("gate_default") }),
+      el("p", { class: "error", role: "alert", "data-error": "form", hidden: true }),
+      el("button", { type: "submit", text: g("start") })
+    ]);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var name = form.elements.gate.value.trim();
+      showFieldError(form, "gate", name ? null : s("required"));
+      if (!name) return;
+      gate.choice = { event: select.value, gate: name };
+      try { window.localStorage.setItem("ticketbot-gate", JSON.stringify(gate.choice)); }
+      catch (e) { /* a private window keeps no choice: asked again next time */ }
+      showVerdict(null);
+      scan();
+    });
+    app.appendChild(form);
+  }
+
+  function gateWhere() {
+    var choice = state.gate.choice;
+    var event = state.gate.events.filter(function (e) { return e.id === choice.event; })[0];
+    return g("where").replace("{event}", event ? event.name : choice.event)
+                     .replace("{gate}", choice.gate);
+  }
+
+  function showVerdict(verdict) {
+    frame(g("title"), showGateSetup);
+    app.appendChild(el("p", { class: "hint", text: gateWhere() }));
+    if (verdict) {
+      var box = el("section", { id: "verdict", class: "verdict " + verdict.result,
+                                role: "alert", "data-result": verdict.result }, [
+        el("p", { class: "headline", text: verdict.headline })
+      ]);
+      verdict.lines.forEach(function (line) { box.appendChild(el("p", { text: line })); });
+      app.appendChild(box);
+    }
+    if (verdict && verdict.retry) {
+      app.appendChild(button(g("retry"), verdict.retry, { id: "retry" }));
+    }
+    app.appendChild(button(verdict ? g("scan_next") : g("start"), scan, { id: "scan" }));
+    app.appendChild(button(g("change"), showGateSetup, { class: "secondary" }));
+  }
+
+  var checking = false;
+  function scan() {
+    if (!tg || !tg.showScanQrPopup) { notice(g("no_scanner")); return; }
+    tg.showScanQrPopup({ text: g("popup") }, function (text) {
+      if (checking) return false;  // one code at a time; the popup stays open meanwhile
+      checkCode(text);
+      return true;
+    });
+  }
+
+  // A request that got no answer is sent again with the same nonce: if the first one reached
+  // the server, its answer is given again and nothing is scanned twice.
+  function checkCode(code, nonce) {
+    checking = true;
+    nonce = nonce || newActionId();
+    var choice = state.gate.choice;
+    frame(g("title"), showGateSetup);
+    app.appendChild(el("p", { class: "hint", role: "status", text: g("scanning") }));
+    api("POST", "gate/scan", { barcode: code, event: choice.event, gate: choice.gate,
+                               nonce: nonce }).then(function (answer) {
+      checking = false;
+      if (tg && tg.closeScanQrPopup) tg.closeScanQrPopup();
+      if (!answer.ok) {
+        showVerdict({ result: "error", headline: answer.data.message || s("error_generic"),
+                      lines: [], retry: answer.status === 0 || answer.status >= 500 ?
+                        function () { checkCode(code, nonce); } : null });
+        return;
+      }
+      var haptic = { ok: "success", already_scanned: "warning" }[answer.data.result] || "error";
+      if (tg && tg.HapticFeedback) tg.HapticFeedback.notificationOccurred(haptic);
+      showVerdict(answer.data);
+    });
   }
 
   // --- actions ------------------------------------------------------------------------------
@@ -392,6 +594,7 @@
       }
       state.strings = answer.data.strings;
       state.home = answer.data.home;
+      state.staff = !!answer.data.staff;
       document.documentElement.lang = answer.data.language;
       if (answer.data.order) { state.order = answer.data.order; showOrder(); }
       else showHome();

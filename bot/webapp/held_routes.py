@@ -1,0 +1,120 @@
+"""A holder's own ticket in the Mini App: what it says, its QR picture, its PDF and calendar
+entry, each from the same files as the chat's ticket (``conversations/ticket_files.py``).
+
+Every one of these is a JSON or file call checked like every other (initData first, then
+``held_card``: the ticket must be in this Telegram user's hands now). There is no file URL
+that works without initData: the page fetches the files with its Authorization header and
+shows them from blob URLs. The answers are private (``Cache-Control: no-store``): a barcode that
+changes is read afresh on the next visit, never from a cache.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.webapp.init_data import WebAppUser
+from bot.webapp.routes import SERVICES, MiniAppServices, _int, _translator, authenticated
+from bot.webapp.screens import refusal_json
+from conversations import ticket_files
+from locales import Translator
+from storage.errors import N_, Refusal
+from storage.mini_app_reads import HeldTicketView, held_ticket
+
+PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+HELD_STRINGS = {
+    "show_ticket": N_("🎟 Show my ticket"),
+    "pdf": N_("📄 PDF ticket"),
+    "ics": N_("📅 Add to calendar"),
+    "qr_alt": N_("QR code of ticket {ref}"),
+}
+
+
+async def _held(request: web.Request, user: WebAppUser) -> tuple[HeldTicketView, Translator]:
+    mini: MiniAppServices = request.app[SERVICES]
+    ticket_id = _int(request.match_info["ticket"])
+    if ticket_id is None:
+        raise Refusal("ticket_not_held")
+    held = await held_ticket(mini.store, user.id, ticket_id)
+    return held, await _translator(mini.store, user, held.card.languages[-1])
+
+
+async def _refused(request: web.Request, user: WebAppUser, refusal: Refusal) -> web.Response:
+    t = await _translator(request.app[SERVICES].store, user)
+    return web.json_response(refusal_json(refusal, t), status=404)
+
+
+def held_json(held: HeldTicketView, t: Translator) -> dict:
+    _ = t.gettext
+    card = held.card.in_language(t.language)
+    used = None
+    if held.used_at is not None:
+        when = t.datetime(held.used_at, card.timezone)
+        used = (_("Used: let in on {date} at gate {gate}.").format(date=when, gate=held.gate)
+                if held.gate else _("Used: let in on {date}.").format(date=when))
+    return {
+        "id": card.ticket_id, "ref": card.ref, "barcode": card.barcode,
+        "title": _("Ticket {ref}").format(ref=card.ref),
+        "event": card.event_name,
+        "when": t.datetime(card.starts_at, card.timezone),
+        "venue": ticket_files.venue_line(card),
+        "lines": [
+            _("{category} — in the name of {holder}").format(category=card.category,
+                                                             holder=card.holder_name),
+            _("Reference: {ref}").format(ref=card.ref),
+        ],
+        "hint": _("Show this QR code at the entrance."),
+        "used": used,
+        "qr_alt": _(HELD_STRINGS["qr_alt"]).format(ref=card.ref),
+        "pdf_label": _(HELD_STRINGS["pdf"]), "ics_label": _(HELD_STRINGS["ics"]),
+        "pdf_name": ticket_files.pdf_name(card), "ics_name": ticket_files.ics_name(card),
+    }
+
+
+@authenticated
+async def get_held(request: web.Request, user: WebAppUser) -> web.Response:
+    try:
+        held, t = await _held(request, user)
+    except Refusal as refusal:
+        return await _refused(request, user, refusal)
+    return web.json_response(held_json(held, t), headers={"Cache-Control": "no-store"})
+
+
+@authenticated
+async def get_qr(request: web.Request, user: WebAppUser) -> web.Response:
+    try:
+        held, _t = await _held(request, user)
+    except Refusal as refusal:
+        return await _refused(request, user, refusal)
+    return web.Response(body=await ticket_files.qr_file(held.card.barcode),
+                        content_type="image/png", headers=PRIVATE)
+
+
+@authenticated
+async def get_pdf(request: web.Request, user: WebAppUser) -> web.Response:
+    try:
+        held, t = await _held(request, user)
+    except Refusal as refusal:
+        return await _refused(request, user, refusal)
+    body = await ticket_files.pdf_file((held.card,), t.language)
+    return web.Response(body=body, content_type="application/pdf", headers={
+        **PRIVATE,
+        "Content-Disposition": f'attachment; filename="{ticket_files.pdf_name(held.card)}"'})
+
+
+@authenticated
+async def get_ics(request: web.Request, user: WebAppUser) -> web.Response:
+    try:
+        held, t = await _held(request, user)
+    except Refusal as refusal:
+        return await _refused(request, user, refusal)
+    body = await ticket_files.ics_file(held.card, t.language)
+    return web.Response(body=body, content_type="text/calendar", charset="utf-8", headers={
+        **PRIVATE,
+        "Content-Disposition": f'attachment; filename="{ticket_files.ics_name(held.card)}"'})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/held/{ticket}", get_held)
+    app.router.add_get("/api/held/{ticket}/qr.png", get_qr)
+    app.router.add_get("/api/held/{ticket}/ticket.pdf", get_pdf)
+    app.router.add_get("/api/held/{ticket}/ticket.ics", get_ics)
