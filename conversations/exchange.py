@@ -19,22 +19,10 @@ from conversations.common import (
 )
 from conversations.overview import show_overview
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
-from locales import Translator
+from locales.sayings import exchange_option_label
 from storage import exchange
 from storage.models import TicketState
 from storage.views import ExchangeOption, TicketDetails
-
-
-def option_label(option: ExchangeOption, t: Translator) -> str:
-    when = t.datetime(option.event.starts_at, option.event.timezone)
-    if option.places_left is None:
-        return t.gettext("{event} — {date}").format(event=t.words(option.event.name), date=when)
-    if option.places_left == 0:
-        return t.gettext("{event} — {date} (sold out)").format(event=t.words(option.event.name),
-                                                               date=when)
-    places = t.ngettext("{count} place left", "{count} places left", option.places_left)
-    return t.gettext("{event} — {date} ({places})").format(
-        event=t.words(option.event.name), date=when, places=places.format(count=option.places_left))
 
 
 async def on_exchange(update: Update, context: Context, data: cb.Callback) -> str | None:
@@ -47,8 +35,8 @@ async def on_exchange(update: Update, context: Context, data: cb.Callback) -> st
     t = await user_translator(update, context, details.order.language)
     _ = t.gettext
     lines = [*ticket_summary(details, t), "", e(_("Exchange this ticket for:"))]
-    lines += ["• " + e(option_label(option, t)) for option in options]
-    rows = [[button(option_label(option, t)[:60],
+    lines += ["• " + e(exchange_option_label(option, t)) for option in options]
+    rows = [[button(exchange_option_label(option, t)[:60],
                     cb.encode(cb.EXCHANGE_CHOOSE, data.id(), index))]
             for index, option in enumerate(options) if option.places_left != 0]
     rows.append([button(_("« Back"), cb.encode(cb.TICKET, data.id()))])
@@ -75,7 +63,7 @@ async def on_exchange_choose(update: Update, context: Context, data: cb.Callback
     t = await user_translator(update, context, details.order.language)
     _ = t.gettext
     lines = [*ticket_summary(details, t), "",
-             e(_("Exchange it for {session}?").format(session=option_label(option, t)))]
+             e(_("Exchange it for {session}?").format(session=exchange_option_label(option, t)))]
     if details.ticket.state == TicketState.COMPLETED:
         lines.append(e(_("The name on this ticket will be cleared: you will assign the new "
                          "ticket again.")))

@@ -15,7 +15,7 @@ from conversations.common import (
     user_translator,
 )
 from locales import Translator
-from storage.database import utcnow
+from locales.sayings import policy_notes
 from storage.errors import N_
 from storage.models import TicketState
 from storage.views import TicketDetails
@@ -65,37 +65,14 @@ def ticket_summary(details: TicketDetails, t: Translator) -> list[str]:
     return lines
 
 
-def policy_notes(details: TicketDetails, t: Translator) -> list[str]:
-    """What the event does not allow (or no longer allows), so the buyer is not left guessing."""
-    _ = t.gettext
-    event, ticket = details.event, details.ticket
-    notes = []
-    deadline = event.personalisation_deadline
-    if event.personalisation_enabled and deadline is not None and utcnow() > deadline and (
-        ticket.state in (TicketState.TO_ASSIGN, TicketState.PENDING, TicketState.COMPLETED)
-    ):
-        notes.append(_("Personalisation closed on {deadline}.").format(
-            deadline=t.datetime(deadline, event.timezone)))
-    if not event.resale_enabled and ticket.state in (TicketState.TO_ASSIGN,
-                                                      TicketState.COMPLETED):
-        notes.append(_("Resale is not offered for this event."))
-        if event.faq_url:
-            notes.append(_("The event's FAQ explains its rules: {url}").format(url=event.faq_url))
-    elif event.resale_deadline is not None and "sell" not in ticket.actions and (
-        ticket.state in (TicketState.TO_ASSIGN, TicketState.COMPLETED)
-    ):
-        notes.append(_("Resale closed on {deadline}.").format(
-            deadline=t.datetime(event.resale_deadline, event.timezone)))
-    return [e(note) for note in notes]
-
-
 def menu_screen(details: TicketDetails, t: Translator, viewer: int | None = None) -> Screen:
     """The ticket's menu; ``viewer``, the Telegram user looking, sees "Show ticket" on a
     completed ticket in their own hands."""
     _ = t.gettext
     lines = ticket_summary(details, t)
     # A used ticket offers nothing, whatever its event's policy: only that is said.
-    notes = policy_notes(details, t) if details.ticket.used_at is None else []
+    notes = ([e(note) for note in policy_notes(details, t)]
+             if details.ticket.used_at is None else [])
     if notes:
         lines += ["", *notes]
     if not details.ticket.actions and not notes:

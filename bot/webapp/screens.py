@@ -9,7 +9,7 @@ from typing import Any
 from babel.lists import format_list
 
 from locales import LANGUAGE_NAMES, LANGUAGES, Translator
-from storage.database import utcnow
+from locales.sayings import exchange_option_label, policy_notes
 from storage.errors import N_, Refusal
 from storage.models import TicketState
 from storage.resale import PriceBounds
@@ -224,42 +224,12 @@ def _summary(details: TicketDetails, t: Translator) -> list[str]:
 
 
 def _notes(details: TicketDetails, t: Translator) -> list[str]:
-    """What the event does not (or no longer) allow, as the chat's ticket menu says it."""
-    _ = t.gettext
-    event, ticket = details.event, details.ticket
-    notes = []
-    deadline = event.personalisation_deadline
-    if event.personalisation_enabled and deadline is not None and utcnow() > deadline and (
-        ticket.state in (TicketState.TO_ASSIGN, TicketState.PENDING, TicketState.COMPLETED)
-    ):
-        notes.append(_("Personalisation closed on {deadline}.").format(
-            deadline=t.datetime(deadline, event.timezone)))
-    if not event.personalisation_enabled and ticket.state == TicketState.TO_ASSIGN:
-        notes.append(_("This event does not offer personalised tickets."))
-    if not event.resale_enabled and ticket.state in (TicketState.TO_ASSIGN,
-                                                      TicketState.COMPLETED):
-        notes.append(_("Resale is not offered for this event."))
-    elif event.resale_deadline is not None and "sell" not in ticket.actions and (
-        ticket.state in (TicketState.TO_ASSIGN, TicketState.COMPLETED)
-    ):
-        notes.append(_("Resale closed on {deadline}.").format(
-            deadline=t.datetime(event.resale_deadline, event.timezone)))
-    if not ticket.actions and not notes:
-        notes.append(_("Nothing more to do for this ticket."))
+    """The event's rules as the chat's ticket menu says them; and when nothing is left to do,
+    so the page is never an empty menu."""
+    notes = policy_notes(details, t)
+    if not details.ticket.actions and not notes:
+        notes.append(t.gettext("Nothing more to do for this ticket."))
     return notes
-
-
-def _option_label(option: ExchangeOption, t: Translator) -> str:
-    when = t.datetime(option.event.starts_at, option.event.timezone)
-    if option.places_left is None:
-        return t.gettext("{event} — {date}").format(event=t.words(option.event.name), date=when)
-    if option.places_left == 0:
-        return t.gettext("{event} — {date} (sold out)").format(event=t.words(option.event.name),
-                                                               date=when)
-    places = t.ngettext("{count} place left", "{count} places left", option.places_left)
-    return t.gettext("{event} — {date} ({places})").format(
-        event=t.words(option.event.name), date=when,
-        places=places.format(count=option.places_left))
 
 
 def ticket_json(details: TicketDetails, t: Translator, *, bounds: PriceBounds | None,
@@ -294,6 +264,6 @@ def ticket_json(details: TicketDetails, t: Translator, *, bounds: PriceBounds | 
         body["currency"] = bounds.currency
     if options is not None:
         body["exchange_options"] = [
-            {"event": option.event.id, "label": _option_label(option, t),
+            {"event": option.event.id, "label": exchange_option_label(option, t),
              "available": option.places_left != 0} for option in options]
     return body
