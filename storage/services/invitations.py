@@ -20,6 +20,7 @@ from storage.models import (
     InvitationState,
     LinkToken,
     OutboxMail,
+    TelegramUser,
     Ticket,
     TicketState,
 )
@@ -27,9 +28,13 @@ from storage.services.ticket_changes import change_ticket
 
 # Built once, with bound parameters (journal.py says why).
 _INSERT_MAIL = insert(OutboxMail.__table__)
-_GRANTED = select(ClaimGrant.invitation_id).where(
-    ClaimGrant.invitation_id == bindparam("invitation"),
-    ClaimGrant.telegram_id == bindparam("user"))
+# The friend's right to see the invitation, and the language they chose, in one statement.
+_GRANTED = select(
+    ClaimGrant.invitation_id,
+    select(TelegramUser.chosen_language).where(TelegramUser.telegram_id == bindparam("user"))
+    .scalar_subquery(),
+).where(ClaimGrant.invitation_id == bindparam("invitation"),
+        ClaimGrant.telegram_id == bindparam("user"))
 
 
 async def _pending_invitation(session: AsyncSession, ticket_id: int) -> Invitation:
@@ -120,8 +125,11 @@ async def _return_to_buyer(
     )
 
 
-async def _require_grant(session: AsyncSession, telegram_id: int, invitation_id: int) -> None:
+async def _require_grant(session: AsyncSession, telegram_id: int,
+                         invitation_id: int) -> str | None:
+    """Refuse unless this user opened the invitation's link; returns their chosen language."""
     granted = (await (await session.connection()).execute(
         _GRANTED, {"invitation": invitation_id, "user": telegram_id})).first()
     if granted is None:
         raise Refusal("not_found")
+    return granted[1]

@@ -165,7 +165,9 @@ async def _claim_view(session: AsyncSession, invitation_id: int, now: dt.datetim
 
 
 async def claim_view(store: Store, telegram_id: int, invitation_id: int) -> ClaimView:
-    """The claim screen again, for someone who opened the link."""
+    """The claim screen again, for someone who opened the link; the language they chose comes
+    with it."""
     async with store.read() as session:
-        await _require_grant(session, telegram_id, invitation_id)
-        return await _claim_view(session, invitation_id, utcnow())
+        language = await _require_grant(session, telegram_id, invitation_id)
+        view = await _claim_view(session, invitation_id, utcnow())
+    return dataclasses.replace(view, viewer_language=language)
