@@ -20,7 +20,7 @@ from locales import Translator, pick_language, translator
 from storage import services
 from storage.database import Store
 from storage.errors import Refusal
-from storage.views import OrderView, TicketDetails
+from storage.views import ClaimView, OrderView, TicketDetails
 
 log = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
@@ -82,6 +82,14 @@ async def load_ticket(update: Update, context: Context, ticket_id: int) -> Ticke
                                             ticket_id)
     context.chosen_language = details.order.viewer_language
     return details
+
+
+async def load_claim(update: Update, context: Context, invitation_id: int) -> ClaimView:
+    """The ticket a friend was sent, if they opened its link; their chosen language comes too."""
+    claim = await services.claim_view(store_of(context), update.effective_user.id,
+                                      invitation_id)
+    context.chosen_language = claim.viewer_language
+    return claim
 
 
 def e(value: Any) -> str:

@@ -31,7 +31,8 @@ async def on_exchange(update: Update, context: Context, data: cb.Callback) -> st
     if "exchange" not in details.ticket.actions:
         await show_ticket_menu(update, context, data.id())
         return None
-    options = await exchange.exchange_options(store, update.effective_user.id, data.id())
+    # The ticket's event, read with the ticket, names the targets: only they are read now.
+    options = await exchange.exchange_options_of(store, details)
     t = await user_translator(update, context, details.order.language)
     _ = t.gettext
     lines = [*ticket_summary(details, t), "", e(_("Exchange this ticket for:"))]
@@ -48,7 +49,7 @@ async def _chosen(update: Update, context: Context,
                   data: cb.Callback) -> tuple[TicketDetails, ExchangeOption] | None:
     store = store_of(context)
     details = await load_ticket(update, context, data.id())
-    options = await exchange.exchange_options(store, update.effective_user.id, data.id())
+    options = await exchange.exchange_options_of(store, details)
     if not 0 <= data.id(1) < len(options):
         await show_ticket_menu(update, context, data.id())
         return None

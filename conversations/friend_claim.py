@@ -11,6 +11,7 @@ from conversations.common import (
     Screen,
     button,
     e,
+    load_claim,
     show,
     store_of,
     user_translator,
@@ -73,7 +74,7 @@ async def show_claim(update: Update, context: Context, claim: ClaimView) -> None
 async def on_accept_name_typed(update: Update, context: Context, step: ChatStep) -> None:
     name = clean_name(update.effective_message.text or "")
     store = store_of(context)
-    claim = await services.claim_view(store, update.effective_user.id, step.invitation_id)
+    claim = await load_claim(update, context, step.invitation_id)
     await availability.refuse_taken_name(store, claim.event.id, name)
     await chat_state.set_step(store, update.effective_chat.id, STEP_ACCEPT_NAME,
                               invitation_id=claim.invitation_id, payload={"name": name})
@@ -86,7 +87,7 @@ async def on_accept(update: Update, context: Context, data: cb.Callback) -> str 
     step = await chat_state.get_step(store, update.effective_chat.id)
     name = step.payload.get("name") if step and step.invitation_id == data.id() else None
     if not name:
-        claim = await services.claim_view(store, update.effective_user.id, data.id())
+        claim = await load_claim(update, context, data.id())
         await show_claim(update, context, claim)
         return None
     holder = await services.accept_invitation(store, update.effective_user.id, data.id(), name,
@@ -101,13 +102,13 @@ async def on_accept(update: Update, context: Context, data: cb.Callback) -> str 
 
 
 async def on_claim_button(update: Update, context: Context, data: cb.Callback) -> str | None:
-    claim = await services.claim_view(store_of(context), update.effective_user.id, data.id())
+    claim = await load_claim(update, context, data.id())
     await show_claim(update, context, claim)
     return None
 
 
 async def on_decline(update: Update, context: Context, data: cb.Callback) -> str | None:
-    claim = await services.claim_view(store_of(context), update.effective_user.id, data.id())
+    claim = await load_claim(update, context, data.id())
     t = await user_translator(update, context)
     _ = t.gettext
     text = e(_("Decline the ticket {sender} sent you? It goes back to them.").format(

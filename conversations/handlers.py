@@ -4,6 +4,7 @@ by the chat's stored step; and turns refusals and failures into answers in the u
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -37,6 +38,7 @@ from conversations.common import (
     Screen,
     answer,
     e,
+    load_ticket,
     refusal_text,
     say,
     show,
@@ -105,6 +107,8 @@ FRIEND_ACTIONS = {cb.CLAIM, cb.ACCEPT, cb.DECLINE, cb.DECLINE_CONFIRM}
 # Refusals that mean "this screen is stale": after saying so, show where things stand now.
 STALE = {"not_found", "ticket_changed", "invitation_not_pending",
          "listing_not_live"}
+# Those after which the ticket's own menu is shown again.
+TICKET_STALE = {"ticket_changed", "invitation_not_pending", "listing_not_live"}
 
 
 async def on_button(update: Update, context: Context) -> None:
@@ -130,6 +134,11 @@ async def on_unknown_button(update: Update, context: Context) -> None:
 async def on_button_refused(update: Update, context: Context, data: cb.Callback,
                             refusal: Refusal) -> None:
     """Say why, then show where things stand now if the pressed screen is stale."""
+    menu = None
+    if refusal.code in TICKET_STALE and data.action not in FRIEND_ACTIONS:
+        # The ticket shown next is read first: the user's language comes with it.
+        with contextlib.suppress(Refusal):
+            menu = await load_ticket(update, context, data.id())
     t = await user_translator(update, context)
     await answer(update, refusal_text(refusal, t, html=False)[:200], alert=True)
     if refusal.code not in STALE and not refusal.code.startswith("link_"):
@@ -137,8 +146,8 @@ async def on_button_refused(update: Update, context: Context, data: cb.Callback,
     text = refusal_text(refusal, t)
     if data.action in FRIEND_ACTIONS:
         await show(update, Screen(text))
-    elif refusal.code in {"ticket_changed", "invitation_not_pending", "listing_not_live"}:
-        await ticket_menu.show_ticket_menu(update, context, data.id())
+    elif refusal.code in TICKET_STALE:
+        await ticket_menu.show_ticket_menu(update, context, data.id(), details=menu)
     else:
         await start.show_home(update, context, text)
 
@@ -148,14 +157,16 @@ async def on_text(update: Update, context: Context) -> None:
     step = await chat_state.get_step(store_of(context), update.effective_chat.id,
                                      with_expired=True)
     handler = TEXT_STEPS.get(step.step) if step else None
-    t = await user_translator(update, context)
+    # The language is asked for only once it is needed: a step's handler reads it with the
+    # ticket it loads (one statement), and a refusal then finds it already known.
     if handler is not None and step.expired:
         try:
             await expired_step.show_where_you_were(update, context, step)
         except Refusal as refusal:
-            await say(update, refusal_text(refusal, t))
+            await say(update, refusal_text(refusal, await user_translator(update, context)))
         return
     if handler is None:
+        t = await user_translator(update, context)
         await say(update, e(t.gettext(
             "I did not expect a message here. Use the buttons, or /start to see your orders "
             "and /help for help.")))
@@ -163,7 +174,7 @@ async def on_text(update: Update, context: Context) -> None:
     try:
         await handler(update, context, step)
     except Refusal as refusal:
-        await say(update, refusal_text(refusal, t))
+        await say(update, refusal_text(refusal, await user_translator(update, context)))
 
 
 async def on_command_refused(update: Update, context: Context, refusal: Refusal) -> None:

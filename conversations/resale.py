@@ -44,7 +44,7 @@ async def _ask_price(update: Update, context: Context, ticket_id: int, mode: str
     if action not in details.ticket.actions:
         await show_ticket_menu(update, context, ticket_id)
         return None
-    bounds = await resale.resale_bounds(store, update.effective_user.id, ticket_id)
+    bounds = resale.price_bounds(details.event, details.ticket)  # no second read of the ticket
     t = await user_translator(update, context, details.order.language)
     await chat_state.set_step(store, update.effective_chat.id, STEP_PRICE, ticket_id=ticket_id,
                               payload={"mode": mode})
@@ -77,7 +77,7 @@ async def on_price_typed(update: Update, context: Context, step: ChatStep) -> No
     store = store_of(context)
     details = await load_ticket(update, context, step.ticket_id)
     t = await user_translator(update, context, details.order.language)
-    bounds = await resale.resale_bounds(store, update.effective_user.id, step.ticket_id)
+    bounds = resale.price_bounds(details.event, details.ticket)
     price = parse_price(update.effective_message.text or "", bounds, t)
     mode = step.payload.get("mode", MODE_LIST)
     await chat_state.set_step(store, update.effective_chat.id, STEP_CONFIRM,

@@ -21,7 +21,7 @@ from conversations.common import (
     user_translator,
 )
 from conversations.friend_claim import show_claim
-from conversations.overview import show_overview
+from conversations.overview import show_loaded_overview, show_overview
 from locales import Translator
 from storage import chat_state, services
 from storage.errors import Refusal
@@ -119,16 +119,16 @@ async def on_cancel(update: Update, context: Context) -> None:
     store = store_of(context)
     step = await chat_state.get_step(store, update.effective_chat.id)
     await chat_state.clear_step(store, update.effective_chat.id)
-    t = await user_translator(update, context)
-    notice = e(t.gettext("Cancelled.") if step else t.gettext("There was nothing to cancel."))
-    order_id = None
+    # The step's order first: the user's language comes with it, and it is the screen shown.
+    order = None
     if step and step.ticket_id is not None:
         try:
-            details = await load_ticket(update, context, step.ticket_id)
-            order_id = details.order.id
+            order = (await load_ticket(update, context, step.ticket_id)).order
         except Refusal:
-            order_id = None
-    if order_id is not None:
-        await show_overview(update, context, order_id, notice=notice)
+            order = None
+    t = await user_translator(update, context)
+    notice = e(t.gettext("Cancelled.") if step else t.gettext("There was nothing to cancel."))
+    if order is not None:
+        await show_loaded_overview(update, context, order, notice=notice)
     else:
         await show_home(update, context, notice)

@@ -106,8 +106,11 @@ def no_action_reason(details: TicketDetails, t: Translator) -> str:
     return _("Nothing more to do for this ticket.")
 
 
-async def show_ticket_menu(update: Update, context: Context, ticket_id: int) -> None:
-    details = await load_ticket(update, context, ticket_id)
+async def show_ticket_menu(update: Update, context: Context, ticket_id: int, *,
+                           details: TicketDetails | None = None) -> None:
+    """The ticket's menu, read now unless the update has just read it (``details``)."""
+    if details is None:
+        details = await load_ticket(update, context, ticket_id)
     t = await user_translator(update, context, details.order.language)
     await show(update, menu_screen(details, t, update.effective_user.id))
 

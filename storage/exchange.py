@@ -15,21 +15,24 @@ ticket at all keeps the old label, as nothing better is known of it.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
+from collections.abc import Sequence
 
 from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import barcode_feed, reading
 from storage.database import Store, utcnow
 from storage.errors import Refusal
 from storage.models import ActorKind, Event, Ticket, TicketState
 from storage.services import audit, change_ticket, managed_ticket, new_barcode, void_barcode
-from storage.views import ExchangeOption
+from storage.views import EventView, ExchangeOption, TicketDetails, TicketView
 
 EXCHANGEABLE = (TicketState.TO_ASSIGN, TicketState.COMPLETED)
 
 
-def _require_exchange(event: Event, ticket: Ticket, now) -> None:
+def _require_exchange(event: Event | EventView, ticket: Ticket | TicketView, now) -> None:
     if not event.exchange_enabled or not event.exchange_targets:
         raise Refusal("exchange_off")
     if not reading.exchange_open(event, now):
@@ -45,15 +48,28 @@ async def exchange_options(store: Store, telegram_id: int,
     async with store.read() as session:
         ticket, event, _order = await managed_ticket(session, telegram_id, ticket_id)
         _require_exchange(event, ticket, now)
-        targets = {
-            target.id: target
-            for target in await session.scalars(
-                select(Event).where(Event.id.in_(event.exchange_targets)))
-        }
+        return await _options(session, event.exchange_targets, now)
+
+
+async def exchange_options_of(store: Store, details: TicketDetails) -> list[ExchangeOption]:
+    """The same for a ticket a screen read already loaded (its access checked there, its
+    event's rules in hand): only the target sessions are read."""
+    now = utcnow()
+    _require_exchange(details.event, details.ticket, now)
+    async with store.read() as session:
+        return await _options(session, details.event.exchange_targets, now)
+
+
+async def _options(session: AsyncSession, target_ids: Sequence[str],
+                   now: dt.datetime) -> list[ExchangeOption]:
+    targets = {
+        target.id: target
+        for target in await session.scalars(select(Event).where(Event.id.in_(target_ids)))
+    }
     return [
         ExchangeOption(reading.event_view(targets[target_id]),
                        targets[target_id].exchange_capacity)
-        for target_id in event.exchange_targets
+        for target_id in target_ids
         if target_id in targets and now < targets[target_id].starts_at
     ]
 

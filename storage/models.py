@@ -204,7 +204,7 @@ class Ticket(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     # When the ticket was first scanned in at the gate (storage/gate.py): a used ticket
-    # changes no more (storage/services.py, change_ticket).
+    # changes no more (storage/services/ticket_changes.py, change_ticket).
     used_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # What staff's /find looks in, folded (storage/search.py): the reference and the holder's
     # name and e-mail; filled on insert and by services.change_ticket.

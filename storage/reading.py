@@ -56,6 +56,8 @@ def event_view(event: Event) -> EventView:
         exchange_enabled=event.exchange_enabled,
         resale_deadline=event.resale_deadline,
         exchange_targets=tuple(event.exchange_targets or ()),
+        resale_min_price=event.resale_min_price,
+        resale_max_price=event.resale_max_price,
     )
 
 
@@ -69,7 +71,7 @@ def resale_open(event: Event, now: dt.datetime) -> bool:
     return event.resale_enabled and (deadline is None or now <= deadline)
 
 
-def exchange_open(event: Event, now: dt.datetime) -> bool:
+def exchange_open(event: Event | EventView, now: dt.datetime) -> bool:
     return event.exchange_enabled and bool(event.exchange_targets) and now < event.starts_at
 
 
@@ -179,7 +181,8 @@ _TICKET_COLUMNS = ("id", "ref", "event_id", "category", "price", "state", "holde
                    "version", "used_at", "holder_telegram_id")
 _EVENT_COLUMNS = ("id", "name", "starts_at", "timezone", "venue_name", "venue_city", "currency",
                   "faq_url", "personalisation_enabled", "personalisation_deadline",
-                  "resale_enabled", "exchange_enabled", "resale_deadline", "exchange_targets")
+                  "resale_enabled", "exchange_enabled", "resale_deadline", "exchange_targets",
+                  "resale_min_price", "resale_max_price")
 _INVITATION_COLUMNS = ("id", "email", "created_at", "expires_at")
 _LISTING_COLUMNS = ("id", "price", "currency")
 _PARTS = (  # (label prefix, table, columns)

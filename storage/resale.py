@@ -35,6 +35,7 @@ from storage.services import (
     notify_order_managers,
     void_barcode,
 )
+from storage.views import EventView, TicketView
 
 LISTABLE = (TicketState.TO_ASSIGN, TicketState.COMPLETED)
 
@@ -55,8 +56,9 @@ class SaleCompleted:
     currency: str
 
 
-def price_bounds(event: Event, ticket: Ticket) -> PriceBounds:
-    """What the event allows: its minimum (else 0), its maximum (else the face value)."""
+def price_bounds(event: Event | EventView, ticket: Ticket | TicketView) -> PriceBounds:
+    """What the event allows: its minimum (else 0), its maximum (else the face value). Takes
+    the rows or, for a screen that read them already, their views."""
     maximum = event.resale_max_price if event.resale_max_price is not None else ticket.price
     minimum = event.resale_min_price if event.resale_min_price is not None else Decimal("0")
     return PriceBounds(minimum, maximum, event.currency)

@@ -136,7 +136,7 @@ def _card(row) -> TicketCard:
 # --- the hook: written with the change --------------------------------------------------------
 
 
-# Built once: it runs in every claim, acceptance and name change (see services.py's own).
+# Built once: it runs in every claim, acceptance and name change (see storage/services/journal.py).
 _INSERT_CHANGE = insert(TicketChange.__table__)
 
 

@@ -32,6 +32,10 @@ class EventView:
     exchange_enabled: bool
     resale_deadline: dt.datetime | None = None
     exchange_targets: tuple[str, ...] = ()
+    # The resale price range (None: from 0, up to the face value), so that a screen that
+    # shows a ticket also knows what it may be sold for without reading it again.
+    resale_min_price: Decimal | None = None
+    resale_max_price: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ class ClaimView:
     event: EventView
     category: WordsValue
     ticket_ref: str
+    # The language the viewing friend chose (None: none), read with their right to see it.
+    viewer_language: str | None = None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from storage.models import (
     TicketState,
     UpdateInbox,
 )
+from storage.services import assigning
 from tests.conftest import (
     ON_POSTGRES,
     TEST_DATABASE_URL,
@@ -297,7 +298,7 @@ async def test_dropped_database_connections_are_replaced_and_the_update_replayed
             dropped.append(await drop_our_connections())
         return await reissue(session, ticket, now)
 
-    monkeypatch.setattr(services, "reissue_barcode", drop_mid_transaction)
+    monkeypatch.setattr(assigning, "reissue_barcode", drop_mid_transaction)
     await buyer.press("Confirm", timeout=10)
 
     async def done():

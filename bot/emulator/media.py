@@ -25,8 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp.web_request import FileField
 
+from bot.emulator.errors import _bad_request, _utf16_len
+from bot.emulator.html import _strip_text, parse_html
+from bot.emulator.records import ApiCall, _StoredMessage
+from bot.emulator.validation import _explicit_entities, _inline_keyboard_param, _parse_reply_markup
+
 if TYPE_CHECKING:
-    from bot.emulator import ApiCall, BotApiEmulator, _StoredMessage
+    from bot.emulator.server import BotApiEmulator
 
 MAX_CAPTION_LENGTH = 1024
 REACTING_METHODS = ("sendPhoto", "sendDocument", "editMessageMedia", "editMessageCaption")
@@ -134,12 +139,6 @@ def media_json(message: _StoredMessage) -> dict[str, Any]:
 # --- the methods ---------------------------------------------------------------------------------
 
 
-def _bad_request(text: str):
-    from bot.emulator import _bad_request as bad_request
-
-    return bad_request(text)
-
-
 def _file(emulator: BotApiEmulator, value: Any, uploads: dict[str, Upload],
           kind: str) -> StoredFile:
     """The file a parameter names: an upload, an ``attach://`` part, or a known file_id."""
@@ -169,8 +168,6 @@ def _media_fields(stored: StoredFile, kind: str) -> dict[str, Any]:
 
 
 def _caption(params: dict[str, Any]) -> tuple[str, list[dict[str, Any]], str | None, str | None]:
-    from bot.emulator import _explicit_entities, _strip_text, _utf16_len, parse_html
-
     raw = params.get("caption")
     raw = "" if raw is None else str(raw)
     parse_mode = str(params.get("parse_mode") or "")
@@ -192,8 +189,6 @@ def _uploads(params: dict[str, Any]) -> dict[str, Upload]:
 
 def _send(emulator: BotApiEmulator, params: dict[str, Any], call: ApiCall,
           kind: str) -> dict[str, Any]:
-    from bot.emulator import _parse_reply_markup, _StoredMessage
-
     chat = emulator._private_chat(params, sending=True)
     stored = _file(emulator, params.get(kind), _uploads(params), kind)
     text, entities, html, parse_mode = _caption(params)
@@ -213,8 +208,6 @@ def _send(emulator: BotApiEmulator, params: dict[str, Any], call: ApiCall,
 
 
 def _edit_media(emulator: BotApiEmulator, params: dict[str, Any], call: ApiCall) -> dict:
-    from bot.emulator import _inline_keyboard_param
-
     message = emulator._message_to_edit(params)
     if not message.media:
         raise _bad_request("there is no media in the message to edit")
@@ -239,8 +232,6 @@ def _edit_media(emulator: BotApiEmulator, params: dict[str, Any], call: ApiCall)
 
 
 def _edit_caption(emulator: BotApiEmulator, params: dict[str, Any], call: ApiCall) -> dict:
-    from bot.emulator import _inline_keyboard_param
-
     message = emulator._message_to_edit(params)
     if not message.media:
         raise _bad_request("there is no caption in the message to edit")

@@ -1,0 +1,58 @@
+"""What happened, for the record and for the people concerned: the audit log entry of each
+use case and the chat news for everyone who manages an order. Both are rows written in the use
+case's own transaction; the news go out after it commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    ActorKind,
+    AuditEntry,
+    ChatNotification,
+    OrderAccess,
+)
+
+# The statements of the busiest use cases are built once, with bound parameters, and run on
+# the session's connection: building a statement and working out its cache key each time cost
+# more CPU than running it, and an entity added to the session costs a unit-of-work flush.
+# the session's connection: building a statement and working out its cache key each time cost
+# more CPU than running it, and an entity added to the session costs a unit-of-work flush.
+_INSERT_AUDIT = insert(AuditEntry.__table__)
+_MANAGERS = select(OrderAccess.telegram_id).where(OrderAccess.order_id == bindparam("order"))
+_INSERT_NEWS = insert(ChatNotification.__table__)
+
+
+async def audit(
+    session: AsyncSession,
+    actor: ActorKind,
+    actor_id: int | None,
+    action: str,
+    *,
+    order_id: int | None = None,
+    ticket_id: int | None = None,
+    now: dt.datetime,
+    **details: Any,
+) -> None:
+    await (await session.connection()).execute(_INSERT_AUDIT, {
+        "at": now, "actor_kind": actor, "actor_telegram_id": actor_id, "action": action,
+        "order_id": order_id, "ticket_id": ticket_id, "details": details,
+    })
+
+
+async def notify_order_managers(
+    session: AsyncSession, order_id: int, kind: str, now: dt.datetime, *,
+    skip: int | None = None, **params: Any,
+) -> None:
+    """Queue chat news for everyone who manages the order (but the one who caused it)."""
+    connection = await session.connection()
+    managers = (await connection.execute(_MANAGERS, {"order": order_id})).scalars()
+    news = [{"telegram_id": telegram_id, "kind": kind, "params": {"order_id": order_id, **params},
+             "created_at": now, "next_attempt_at": now, "attempts": 0, "sent_at": None}
+            for telegram_id in managers if telegram_id != skip]
+    if news:
+        await connection.execute(_INSERT_NEWS, news)

@@ -1,0 +1,33 @@
+"""What the overview and ticket screens read: the user's orders, one order, one ticket (each
+only if this user may manage it)."""
+
+from __future__ import annotations
+
+from storage import reading
+from storage.database import Store, utcnow
+from storage.errors import Refusal
+from storage.views import (
+    Home,
+    OrderView,
+    TicketDetails,
+)
+
+
+async def home(store: Store, telegram_id: int) -> Home:
+    async with store.read() as session:
+        return await reading.load_home(session, telegram_id)
+
+
+async def order_overview(store: Store, telegram_id: int, order_id: int) -> OrderView:
+    async with store.read_connection() as connection:
+        return await reading.load_order(connection, telegram_id, utcnow(), order_id=order_id)
+
+
+async def ticket_details(store: Store, telegram_id: int, ticket_id: int) -> TicketDetails:
+    """A ticket with its order and event, if this user may manage it."""
+    async with store.read_connection() as connection:
+        order = await reading.load_order(connection, telegram_id, utcnow(), ticket_id=ticket_id)
+    ticket = next((t for t in order.tickets if t.id == ticket_id), None)
+    if ticket is None:
+        raise Refusal("not_found")
+    return TicketDetails(order=order, ticket=ticket, event=order.events[ticket.event_id])

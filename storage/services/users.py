@@ -1,0 +1,68 @@
+"""Telegram users: remembered on each /start with their app's language, read back for the
+language of a screen, and made to wait a while after too many wrong links."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.database import Store, utcnow
+from storage.models import TelegramUser
+from storage.services.ticket_changes import _end_step
+from storage.upsert import upsert
+from storage.views import UserView
+
+MAX_FAILED_STARTS = 5
+START_COOLDOWN = dt.timedelta(minutes=5)
+
+_users = TelegramUser.__table__
+_READ_USER = select(_users.c.chosen_language, _users.c.telegram_language).where(
+    _users.c.telegram_id == bindparam("user"))
+
+
+async def record_user(store: Store, telegram_id: int, language_code: str | None, *,
+                      chat_id: int | None = None) -> UserView:
+    """Remember a Telegram user (and the language their app reports); with ``chat_id``, that
+    chat also leaves any input step, in the same transaction (a /start starts over)."""
+    # Idempotent: repeating it on a replayed update changes nothing more.
+    async with store.write(idempotent=True) as session:
+        await _end_step(session, chat_id)
+        user = await _remember_user(session, telegram_id, language_code, utcnow())
+        return UserView(telegram_id, user.chosen_language, user.telegram_language)
+
+
+async def _remember_user(session: AsyncSession, telegram_id: int, language_code: str | None,
+                         now: dt.datetime) -> Row:
+    """Insert the user or update their app's language, and read back what the answer needs
+    (chosen and app language, cool-down) in the same statement."""
+    return await upsert(session, TelegramUser,
+                        {"telegram_id": telegram_id, "telegram_language": language_code,
+                         "failed_starts": 0, "created_at": now},
+                        index=["telegram_id"], update=["telegram_language"],
+                        returning=["chosen_language", "telegram_language", "blocked_until"])
+
+
+async def load_user(store: Store, telegram_id: int) -> UserView | None:
+    async with store.read_connection() as connection:
+        user = (await connection.execute(_READ_USER, {"user": telegram_id})).first()
+    return None if user is None else UserView(telegram_id, *user)
+
+
+async def _count_failed_start(session: AsyncSession, telegram_id: int, now: dt.datetime) -> None:
+    await upsert(session, TelegramUser,
+                 {"telegram_id": telegram_id, "failed_starts": 0, "created_at": now},
+                 index=["telegram_id"], update=[])
+    await session.execute(
+        update(TelegramUser).where(TelegramUser.telegram_id == telegram_id)
+        .values(failed_starts=TelegramUser.failed_starts + 1)
+    )
+    failures = await session.scalar(
+        select(TelegramUser.failed_starts).where(TelegramUser.telegram_id == telegram_id)
+    )
+    if failures is not None and failures >= MAX_FAILED_STARTS:
+        await session.execute(
+            update(TelegramUser).where(TelegramUser.telegram_id == telegram_id)
+            .values(failed_starts=0, blocked_until=now + START_COOLDOWN)
+        )
