@@ -94,8 +94,10 @@ async def test_recording_while_the_barcode_is_voided_never_loses_the_message(sto
     for ticket_id in tickets:
         work = works[codes[ticket_id]]
         voided_by_change = {sent.message_id for sent in work.to_void}
-        # Each message is caught by exactly one side: the change, or the recording itself.
-        assert (100 + ticket_id in voided_by_change) != (100 + ticket_id in late)
+        # Never lost: the change lists every message it saw committed, and a recording that
+        # came after the void says so itself (its caller voids the message at once; a change
+        # read later may list it too, and editing it twice changes nothing).
+        assert 100 + ticket_id in voided_by_change | late
 
 
 async def test_only_the_holder_may_see_a_ticket(store):
