@@ -279,3 +279,30 @@ async def test_on_the_event_day_the_holder_gets_the_ticket_again(harness):
     [again] = [m for m in ticket_pictures(buyer) if m.message_id > since]
     assert picture_codes(harness, again) == [barcode]
     assert "Parc des Expositions, Nantes" in again.text
+
+
+async def test_the_friend_gets_a_reminder_e_mail_with_the_claim_link(harness):
+    await harness.import_orders(sample_document(tickets=2, language="fr"))
+    buyer = harness.user(BUYER, "Camille", "Martin", language_code="fr")
+    await buyer.start(await harness.order_link("DF-100000"))
+    async with harness.store.read() as session:
+        ticket_id = await session.scalar(select(Ticket.id).where(Ticket.ref == "T-DF-100000-1"))
+    await services.invite_friend(harness.store, BUYER, ticket_id, "ami@exemple.fr")
+    first = await harness.next_mail()
+    assert first["To"] == "ami@exemple.fr"
+    async with harness.store.read() as session:
+        expires = await session.scalar(select(Invitation.expires_at))
+    # At 10:00 in Paris, two days before the link expires.
+    due = dt.datetime.combine((expires - dt.timedelta(days=2)).astimezone(PARIS).date(),
+                              dt.time(10), PARIS)
+    harness.application.bot_data["worker"].clock = lambda: max(due, expires - dt.timedelta(
+        days=2)).astimezone(dt.UTC)
+    reminder = await harness.next_mail()
+    assert reminder["To"] == "ami@exemple.fr"
+    assert reminder["Subject"].startswith("Rappel : votre billet pour Dreamfest 2027")
+    body = reminder.get_body(("plain",)).get_content()
+    assert "https://t.me/ticketbot_test_bot?start=" in body
+    assert "Petit rappel" in body
+    news = buyer.find("n’a pas encore réclamé le billet T-DF-100000-1")
+    assert [button.text for row in news.buttons for button in row][:2] == [
+        "✉️ Renvoyer l’invitation", "↩️ Révoquer l’invitation"]
