@@ -196,7 +196,10 @@ class NewsSender:
                 await self.bot.send_message(
                     news.telegram_id, screen.text, parse_mode=ParseMode.HTML,
                     reply_markup=screen.markup, link_preview_options=NO_PREVIEW, **self._extra)
-                if card is not None:
+                if card is not None:  # a second message: a second slot of the budget
+                    wait = (await self.budget.take(1)).first - time.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
                     await send_ticket(self.bot, self.store, news.telegram_id, card,
                                       news.language, **self._extra)
         except RetryAfter as error:
