@@ -23,14 +23,14 @@ import time
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import insert, text
+from sqlalchemy import insert, text, update
 
 from bench.store import CACHE, _postgres, remove_sqlite_files, url_of
 from bot.http_api import ApiServices, create_api
 from bot.metrics import Metrics
 from conversations.event_reports import stats_caption, stats_chart
 from locales import translator
-from storage import event_report
+from storage import event_report, reminders
 from storage.database import open_store
 from storage.models import ActorKind, AuditEntry, Event, Order, Ticket, TicketState
 
@@ -86,6 +86,23 @@ async def seed(store, tickets: int) -> None:
         await connection.execute(text("ANALYZE"))
 
 
+async def reminder_rounds(store) -> None:
+    """The background worker's reminder look, on this event: once when the seven-day
+    reminder falls due for every order with tickets to assign (their buyers never opened the
+    bot: e-mails), then once a minute later, when nothing is due."""
+    deadline = dt.datetime(2027, 7, 10, 10, tzinfo=dt.UTC)
+    async with store.write() as session:
+        await session.execute(update(Event).where(Event.id == EVENT_ID).values(
+            personalisation_deadline=deadline))
+    now = deadline - dt.timedelta(days=7)
+    for label in ("due", "nothing due"):
+        started = time.perf_counter()
+        queued = await reminders.queue_due_reminders(store, now)
+        print(f"  reminder round ({label}): {queued:,} reminders queued in "
+              f"{time.perf_counter() - started:.2f} s")
+        now += dt.timedelta(minutes=1)
+
+
 async def measure(url: str, tickets: int) -> None:
     print(f"{tickets:,} tickets on {url.split(':')[0]}")
     store = await open_store(url, secret="bench-secret")
@@ -103,6 +120,7 @@ async def measure(url: str, tickets: int) -> None:
             print(f"  /stats #{attempt}: figures {read:.2f} s, with the chart {total:.2f} s "
                   f"({len(picture) / 1024:.0f} KiB PNG)")
         print("  " + stats_caption(figures, t).replace("\n", " | "))
+        await reminder_rounds(store)
         before = peak_mib()
         app = create_api(ApiServices(store=store, api_token=TOKEN, bot_username=lambda: "bot",
                                      metrics=Metrics()))

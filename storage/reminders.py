@@ -123,10 +123,18 @@ async def queue_due_reminders(store: Store, now: dt.datetime | None = None) -> i
 
 async def _in_batches(store: Store, step, event, occasion: str, now: dt.datetime,
                       **options: Any) -> int:
-    total = 0
-    while True:
+    """Run ``step`` a batch per write transaction until it finds nothing more. A read
+    transaction looks first: most minutes nothing is due, and on SQLite a write transaction
+    would hold the store's one write lock while the tickets are read."""
+    async with store.read() as session:
+        found, _, _ = await step(session, event, occasion, now, probe=True, **options)
+    if not found:
+        return 0
+    total = after = 0
+    while True:  # by subject id, so that each batch reads on from where the last stopped
         async with store.write() as session:
-            decided, queued = await step(session, event, occasion, now, **options)
+            decided, queued, after = await step(session, event, occasion, now, after=after,
+                                                **options)
         total += queued
         if decided < BATCH:
             return total
@@ -146,6 +154,10 @@ async def _claim(session: AsyncSession, kind: str, occasion: str, subjects: list
         .on_conflict_do_nothing(index_elements=["kind", "subject_id", "occasion"])
         .returning(SentReminder.subject_id))
     return set(result.scalars())
+
+
+def _last(rows: list) -> int:
+    return rows[-1][0] if rows else 0
 
 
 def _not_sent(kind: str, occasion: str, subject) -> Any:
@@ -173,20 +185,22 @@ def _mail(kind: str, subject: int, occasion: str, recipient: str, language: str,
                       params=params, created_at=utcnow(), next_attempt_at=utcnow())
 
 
-async def _personalise(session: AsyncSession, event, occasion: str,
-                       now: dt.datetime) -> tuple[int, int]:
+async def _personalise(session: AsyncSession, event, occasion: str, now: dt.datetime, *,
+                       probe: bool = False, after: int = 0) -> tuple[int, int, int]:
     """Orders with tickets of this event still to assign: their managers in chat, or the
     buyer by e-mail when nobody ever opened the order in the bot."""
     rows = (await session.execute(
         select(Ticket.order_id, func.count())
         .where(Ticket.event_id == event.id, Ticket.state == TicketState.TO_ASSIGN,
-               _not_sent(PERSONALISE, occasion, Ticket.order_id))
+               Ticket.order_id > after, _not_sent(PERSONALISE, occasion, Ticket.order_id))
         .group_by(Ticket.order_id).order_by(Ticket.order_id).limit(BATCH)
     )).all()
+    if probe:
+        return len(rows), 0, 0
     counts = dict(rows)
     mine = await _claim(session, PERSONALISE, occasion, list(counts), now)
     if not mine:
-        return len(rows), 0
+        return len(rows), 0, _last(rows)
     managers = (await session.execute(
         select(OrderAccess.order_id, OrderAccess.telegram_id)
         .where(OrderAccess.order_id.in_(mine), _opted_in(OrderAccess.telegram_id))
@@ -207,11 +221,12 @@ async def _personalise(session: AsyncSession, event, occasion: str,
             session.add(_mail(PERSONALISE, order_id, occasion, email, language, {
                 "order_id": order_id, "event_id": event.id, "count": counts[order_id],
                 "deadline": deadline}, now))
-    return len(rows), len(mine)
+    return len(rows), len(mine), _last(rows)
 
 
 async def _invitations(session: AsyncSession, event, occasion: str, now: dt.datetime, *,
-                       within: dt.timedelta) -> tuple[int, int]:
+                       within: dt.timedelta, probe: bool = False,
+                       after: int = 0) -> tuple[int, int, int]:
     """Pending invitations whose link expires within ``within``: the friend by e-mail, the
     buyer who sent it in chat (resend / revoke)."""
     rows = (await session.execute(
@@ -221,10 +236,12 @@ async def _invitations(session: AsyncSession, event, occasion: str, now: dt.date
         .join(Ticket, Ticket.id == Invitation.ticket_id)
         .where(Ticket.event_id == event.id, Ticket.state == TicketState.PENDING,
                Invitation.state == InvitationState.PENDING, Invitation.expires_at > now,
-               Invitation.expires_at <= now + within,
+               Invitation.expires_at <= now + within, Invitation.id > after,
                _not_sent(INVITATION, occasion, Invitation.id))
         .order_by(Invitation.id).limit(BATCH)
     )).all()
+    if probe:
+        return len(rows), 0, 0
     mine = await _claim(session, INVITATION, occasion, [row[0] for row in rows], now)
     opted_out = set((await session.scalars(
         select(ReminderOptOut.telegram_id).where(ReminderOptOut.telegram_id.in_(
@@ -241,27 +258,29 @@ async def _invitations(session: AsyncSession, event, occasion: str, now: dt.date
                 "email": email, "event": event.name, "expires": expires.isoformat(),
                 "timezone": event.timezone},
                 now))
-    return len(rows), len(mine)
+    return len(rows), len(mine), _last(rows)
 
 
-async def _event_day(session: AsyncSession, event, occasion: str,
-                     now: dt.datetime) -> tuple[int, int]:
+async def _event_day(session: AsyncSession, event, occasion: str, now: dt.datetime, *,
+                     probe: bool = False, after: int = 0) -> tuple[int, int, int]:
     """Each ticket of the event in the hands of a holder who has the bot: the ticket again."""
     rows = (await session.execute(
         select(Ticket.id, Ticket.holder_telegram_id, Ticket.order_id)
         .where(Ticket.event_id == event.id, Ticket.state == TicketState.COMPLETED,
                Ticket.used_at.is_(None), Ticket.holder_telegram_id.is_not(None),
-               _opted_in(Ticket.holder_telegram_id),
+               _opted_in(Ticket.holder_telegram_id), Ticket.id > after,
                _not_sent(EVENT_DAY, occasion, Ticket.id))
         .order_by(Ticket.id).limit(BATCH)
     )).all()
+    if probe:
+        return len(rows), 0, 0
     mine = await _claim(session, EVENT_DAY, occasion, [row[0] for row in rows], now)
     for ticket_id, holder, order_id in rows:
         if ticket_id in mine:
             session.add(_notification(holder, "reminder_event_day",
                                       {"ticket_id": ticket_id, "order_id": order_id,
                                        "event": event.name}, now))
-    return len(rows), len(mine)
+    return len(rows), len(mine), _last(rows)
 
 
 async def reminders_on(store: Store, telegram_id: int) -> bool:
