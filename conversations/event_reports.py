@@ -13,6 +13,7 @@ import io
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
 from telegram import InputFile, Update
 
 from conversations.common import Context, e, say, store_of, user_translator
@@ -60,6 +61,9 @@ def stats_chart(figures: EventFigures, t: Translator) -> bytes:
         days.text(0.5, 0.5, _("No personalisation yet"), ha="center", va="center",
                   transform=days.transAxes)
     days.set_title(_("Personalisations per day"))
+    counts = FuncFormatter(lambda value, _position: t.number(int(value)))
+    for axes in (states, days):
+        axes.yaxis.set_major_formatter(counts)
     figure.suptitle(t.words(figures.name))
     output = io.BytesIO()
     figure.savefig(output, format="png")
