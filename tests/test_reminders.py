@@ -306,3 +306,11 @@ async def test_the_friend_gets_a_reminder_e_mail_with_the_claim_link(harness):
     news = buyer.find("n’a pas encore réclamé le billet T-DF-100000-1")
     assert [button.text for row in news.buttons for button in row][:2] == [
         "✉️ Renvoyer l’invitation", "↩️ Révoquer l’invitation"]
+
+
+async def test_an_opted_out_buyer_gets_no_chat_reminder_but_the_friend_still_gets_the_mail(store):
+    _, expires = await invited(store)
+    await reminders.set_reminders(store, BUYER, False)
+    assert await reminders.queue_due_reminders(store, expires - dt.timedelta(days=1)) == 1
+    assert len(await mails(store, "reminder_invitation")) == 1
+    assert await notifications(store, "reminder_invitation") == []
