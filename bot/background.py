@@ -20,6 +20,7 @@ import enum
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +34,12 @@ from bot.telegram_retry import flood_wait, notifying
 from bot.ticket_sender import TicketChangeSender
 from conversations.common import NO_PREVIEW
 from conversations.news import news_screen
+from conversations.ticket_show import send_ticket
 from locales import pick_language, translator
-from storage import services
+from storage import reminders, services, ticket_delivery
 from storage.broadcast_budget import Budget
 from storage.database import Store, utcnow
+from storage.errors import Refusal
 from storage.models import ChatNotification, Order, TelegramUser
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ NEWS_BATCH = 50  # news claimed at a time, at least; two seconds' worth at highe
 MAX_NEWS_BATCH = 500
 DEFAULT_BROADCAST_RATE = 25.0
 MAX_NEWS_ATTEMPTS = 8
+REMINDER_EVERY = dt.timedelta(minutes=1)  # how often the worker looks for due reminders
 
 
 class _Delivery(enum.Enum):
@@ -180,11 +184,24 @@ class NewsSender:
             await self._reschedule(news.id, dt.timedelta(seconds=paused))
             return _Delivery.RETRY
         screen = news_screen(news.kind, news.params, translator(news.language))
+        card = None
+        if news.kind == "reminder_event_day":
+            try:  # the ticket again, if it is still in this holder's hands
+                card = await ticket_delivery.held_card(
+                    self.store, news.telegram_id, news.params["ticket_id"])
+            except Refusal:
+                return _Delivery.DROPPED
         try:
             with notifying():
                 await self.bot.send_message(
                     news.telegram_id, screen.text, parse_mode=ParseMode.HTML,
                     reply_markup=screen.markup, link_preview_options=NO_PREVIEW, **self._extra)
+                if card is not None:  # a second message: a second slot of the budget
+                    wait = (await self.budget.take(1)).first - time.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    await send_ticket(self.bot, self.store, news.telegram_id, card,
+                                      news.language, **self._extra)
         except RetryAfter as error:
             wait = flood_wait(error)
             self._paused_until = max(self._paused_until, time.time() + wait.total_seconds())
@@ -235,13 +252,16 @@ class BackgroundWorker:
 
     def __init__(self, store: Store, bot: Bot, mails: OutboxSender, *,
                  interval: float = 2.0, broadcast_rate: float = DEFAULT_BROADCAST_RATE,
-                 paid_broadcast: bool = False) -> None:
+                 paid_broadcast: bool = False,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.store = store
+        self.clock = clock  # what time reminders think it is (tests set it)
         self.news = NewsSender(store, bot, rate=broadcast_rate, paid_broadcast=paid_broadcast)
         self.tickets = TicketChangeSender(store, bot, budget=self.news.budget,
                                           paid_broadcast=paid_broadcast)
         self.mails = mails
         self.interval = interval
+        self._next_reminders: dt.datetime | None = None
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -256,9 +276,20 @@ class BackgroundWorker:
 
     async def _news_round(self) -> None:
         await services.expire_invitations(self.store)
+        if await self.reminders_due():
+            self.mails.wake()  # reminders by e-mail were queued too, maybe
         await self.news.send_due()
         if await self.tickets.send_due():
             self.mails.wake()  # "your ticket" e-mails were queued
+
+    async def reminders_due(self) -> int:
+        """Queue the reminders due now, at most once a minute of the worker's clock (each
+        look costs a few queries per upcoming event)."""
+        now = self.clock()
+        if self._next_reminders is not None and now < self._next_reminders:
+            return 0
+        self._next_reminders = now + REMINDER_EVERY
+        return await reminders.queue_due_reminders(self.store, now)
 
     async def _news_loop(self) -> None:
         while not self._stop.is_set():

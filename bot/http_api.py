@@ -41,8 +41,8 @@ from bot.api_models import (
 )
 from bot.metrics import CONTENT_TYPE, Metrics
 from bot.openapi import Parameter, Reply, Route, error, openapi_document
-from locales import pick_language, translator, words_in
-from storage import services
+from locales import LANGUAGES, pick_language, translator, words_in
+from storage import event_report, services
 from storage.database import Store
 from storage.errors import Refusal
 from storage.health import database_reachable
@@ -404,6 +404,31 @@ async def post_sale(request: web.Request) -> web.Response:
     )
 
 
+async def get_event_tickets_csv(request: web.Request) -> web.StreamResponse:
+    """Every ticket of an event as CSV (UTF-8 with BOM), streamed a page at a time with
+    chunked transfer encoding: a million tickets never sit in memory (storage/event_report.py).
+    ``?lang=fr`` picks the language of the header, categories and states (default English)."""
+    api = request.app[SERVICES]
+    event_id = request.match_info["event"]
+    language = request.query.get("lang", "en")
+    if language not in LANGUAGES:
+        return problem(400, "invalid_parameter",
+                       f"lang must be one of {', '.join(LANGUAGES)}.")
+    try:
+        await event_report.audit_export(api.store, None, event_id)
+    except Refusal as refusal:
+        return problem(404, refusal.code, refusal_message(refusal))
+    response = web.StreamResponse(headers={
+        hdrs.CONTENT_TYPE: "text/csv; charset=utf-8",
+        hdrs.CONTENT_DISPOSITION: f'attachment; filename="tickets-{event_id}.csv"'})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    async for piece in event_report.ticket_csv(api.store, event_id, language):
+        await response.write(piece.encode("utf-8"))
+    await response.write_eof()
+    return response
+
+
 async def get_health(request: web.Request) -> web.Response:
     api = request.app[SERVICES]
     checks = HealthChecks(database=await database_reachable(api.store), bot=api.bot_running())
@@ -434,6 +459,12 @@ _ORDER_NUMBER = Parameter(
 _LISTING = Parameter(
     "listing", {"type": "integer", "minimum": 1, "maximum": _MAX_ID}, examples=(1,)
 )
+
+_EVENT = Parameter(
+    "event", {"type": "string", "pattern": "^[!-~]{1,100}$"},
+    description="the event's id, percent-encoded", examples=("fest-sat",))
+_LANG = Parameter("lang", {"type": "string", "enum": list(LANGUAGES)}, where="query",
+                  required=False, description="the language of the words in the file")
 
 ROUTES: list[Route] = [
     Route(
@@ -476,6 +507,19 @@ ROUTES: list[Route] = [
                 "The listing is no longer live (sold or cancelled), or the price is outside "
                 "the event's resale bounds or has more decimals than its currency"
             ),
+        },
+    ),
+    Route(
+        "GET",
+        "/api/events/{event}/tickets.csv",
+        "Every ticket of an event as CSV (UTF-8 with BOM), streamed",
+        handler=get_event_tickets_csv,
+        parameters=(_EVENT, _LANG),
+        replies={
+            200: Reply("The tickets, one row each, a header first",
+                       content={"text/csv": {"type": "string"}}),
+            400: error("An unknown language"),
+            404: error("No such event"),
         },
     ),
     Route(

@@ -55,6 +55,11 @@ async def render_outbox_mail(
         from bot.ticket_mail import render_ticket_mail  # it builds on this module
 
         return await render_ticket_mail(session, mail, sender=sender)
+    if mail.kind.startswith("reminder_"):
+        from bot.reminder_mail import render_reminder_mail  # it builds on this module
+
+        return await render_reminder_mail(session, mail, secret=secret,
+                                          bot_username=bot_username, sender=sender)
     if mail.kind != "invitation":
         raise ValueError(f"unknown outbox mail kind {mail.kind!r}")
     facts = await _load_invitation(session, mail, secret=secret, bot_username=bot_username)

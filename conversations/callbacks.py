@@ -49,6 +49,7 @@ TICKET_SHOW = "qr"  # qr:<ticket_id>, the holder's ticket (QR picture) again
 TICKET_PDF = "pdf"  # pdf:<ticket_id>, the ticket as a PDF
 TICKET_ICS = "ics"  # ics:<ticket_id>, the calendar entry
 ORDER_PDF = "pdo"  # pdo:<order_id>, the PDF of my own tickets of an order
+REMINDERS = "rmd"  # rmd:<order_id>:<1 on, 0 off>, reminders turned on or off
 
 ACTIONS = frozenset({
     HOME, OVERVIEW, TICKET, ASSIGN, CLAIM_SELF, CLAIM_SELF_CONFIRM, INVITE, INVITE_CONFIRM,
@@ -56,7 +57,7 @@ ACTIONS = frozenset({
     SELL_CONFIRM, CHANGE_PRICE, CHANGE_PRICE_CONFIRM, CANCEL_SALE, CANCEL_SALE_CONFIRM,
     EXCHANGE, EXCHANGE_CHOOSE, EXCHANGE_CONFIRM, RENAME, RENAME_CONFIRM, TAKE_BACK,
     TAKE_BACK_CONFIRM, MORE, LANGUAGE, SUPPORT, STAFF_STATUS, STAFF_HISTORY,
-    TICKET_SHOW, TICKET_PDF, TICKET_ICS, ORDER_PDF,
+    TICKET_SHOW, TICKET_PDF, TICKET_ICS, ORDER_PDF, REMINDERS,
 })
 _PATTERN = re.compile(r"^([a-z]{1,4})((?::\d{1,12}){0,3})$")
 

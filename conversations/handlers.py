@@ -85,6 +85,7 @@ BUTTONS: dict[str, ButtonHandler] = {
     cb.MORE: more_actions.on_more,
     cb.LANGUAGE: more_actions.on_language,
     cb.SUPPORT: more_actions.on_support,
+    cb.REMINDERS: more_actions.on_reminders,
     cb.STAFF_STATUS: staff.on_status_page,
     cb.STAFF_HISTORY: staff.on_history_page,
     cb.TICKET_SHOW: ticket_show.on_show_ticket,

@@ -1,5 +1,6 @@
-"""More actions (the overview's "…"): switch language, the events' FAQ, contact support,
-refresh, and the other orders this account may manage."""
+"""More actions (the overview's "…"): switch language, reminders on or off, the events' FAQ,
+contact support, refresh, and the other orders this account may manage. The reminder setting
+is the user's, stored (``storage/reminders.py``), not the order's."""
 
 from __future__ import annotations
 
@@ -18,17 +19,21 @@ from conversations.common import (
 )
 from conversations.overview import show_overview
 from locales import LANGUAGE_NAMES, LANGUAGES, Translator
-from storage import services
+from storage import reminders, services
 from storage.views import OrderView
 
 
-def more_screen(order: OrderView, t: Translator) -> Screen:
+def more_screen(order: OrderView, t: Translator, *, reminders_on: bool = True) -> Screen:
     _ = t.gettext
     lines = ["<b>" + e(_("More actions — order {number}").format(number=order.number)) + "</b>",
-             e(_("Language: {language}").format(language=LANGUAGE_NAMES[t.language]))]
+             e(_("Language: {language}").format(language=LANGUAGE_NAMES[t.language])),
+             e(_("Reminders: on") if reminders_on else _("Reminders: off"))]
     rows = [[button(("✓ " if code == t.language else "") + LANGUAGE_NAMES[code],
                     cb.encode(cb.LANGUAGE, order.id, index))
              for index, code in enumerate(LANGUAGES)]]
+    rows.append([button(_("🔕 Turn reminders off"), cb.encode(cb.REMINDERS, order.id, 0))
+                 if reminders_on else
+                 button(_("🔔 Turn reminders on"), cb.encode(cb.REMINDERS, order.id, 1))])
     for event in order.events.values():
         if event.faq_url:
             label = _("❓ FAQ: {event}").format(event=t.words(event.name))[:60]
@@ -45,7 +50,19 @@ def more_screen(order: OrderView, t: Translator) -> Screen:
 async def on_more(update: Update, context: Context, data: cb.Callback) -> str | None:
     order = await load_order(update, context, data.id())
     t = await user_translator(update, context, order.language)
-    await show(update, more_screen(order, t))
+    on = await reminders.reminders_on(store_of(context), update.effective_user.id)
+    await show(update, more_screen(order, t, reminders_on=on))
+    return None
+
+
+async def on_reminders(update: Update, context: Context, data: cb.Callback) -> str | None:
+    """Turn this user's reminders on (1) or off (0), then show the screen as it now is."""
+    order = await load_order(update, context, data.id())  # the user may manage it
+    if data.id(1) not in (0, 1):
+        return None
+    await reminders.set_reminders(store_of(context), update.effective_user.id, data.id(1) == 1)
+    t = await user_translator(update, context, order.language)
+    await show(update, more_screen(order, t, reminders_on=data.id(1) == 1))
     return None
 
 

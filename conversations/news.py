@@ -3,6 +3,7 @@ invitation expired. Rendered in the recipient's language when sent."""
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +31,42 @@ def news_screen(kind: str, params: dict[str, Any], t: Translator) -> Screen:
         text = _("Ticket {ref} was sold on the resale market for {price}. It has left your "
                  "order and its barcode is no longer valid.")
         text = "💶 " + e(text.format(ref=params["ticket_ref"], price=price))
+    elif kind.startswith("reminder_"):
+        return reminder_screen(kind, params, t)
     else:
         raise ValueError(f"unknown news kind {kind!r}")
     rows = [[button(_("🎟 Open my order"), cb.encode(cb.OVERVIEW, params["order_id"], 0))]]
     return Screen(text, rows)
+
+
+def reminder_screen(kind: str, params: dict[str, Any], t: Translator) -> Screen:
+    """A reminder (storage/reminders.py): tickets still to assign, an invitation about to
+    expire, or the event's day (the ticket itself follows that one)."""
+    _ = t.gettext
+    event = t.words(params["event"])
+    order_button = button(_("🎟 Open my order"), cb.encode(cb.OVERVIEW, params["order_id"], 0))
+    if kind == "reminder_personalise":
+        deadline = t.datetime(dt.datetime.fromisoformat(params["deadline"]), params["timezone"])
+        text = t.ngettext(
+            "Reminder: {count} ticket for {event} still has no name. Assign it before "
+            "{deadline}, or it cannot be used.",
+            "Reminder: {count} tickets for {event} still have no name. Assign them before "
+            "{deadline}, or they cannot be used.", params["count"])
+        text = "⏰ " + e(text.format(count=t.number(params["count"]), event=event,
+                                     deadline=deadline))
+        return Screen(text, [[order_button]])
+    if kind == "reminder_invitation":
+        expires = t.datetime(dt.datetime.fromisoformat(params["expires"]), params["timezone"])
+        text = _("{email} has not claimed ticket {ref} for {event} yet. The invitation link "
+                 "expires on {expires}.")
+        text = "⏳ " + e(text.format(email=params["email"], ref=params["ticket_ref"],
+                                     event=event, expires=expires))
+        return Screen(text, [
+            [button(_("✉️ Resend the invitation"), cb.encode(cb.RESEND, params["ticket_id"])),
+             button(_("↩️ Revoke the invitation"), cb.encode(cb.REVOKE, params["ticket_id"]))],
+            [order_button]])
+    if kind == "reminder_event_day":
+        text = _("Today is the day: {event}! Here is your ticket; show its QR code at the "
+                 "entrance.")
+        return Screen("🎉 " + e(text.format(event=event)), [])
+    raise ValueError(f"unknown reminder kind {kind!r}")

@@ -14,6 +14,7 @@ from telegram import Update
 from telegram.ext import Application, CommandHandler
 
 from conversations import callbacks as cb
+from conversations import event_reports
 from conversations.common import (
     Context,
     Screen,
@@ -79,6 +80,8 @@ ACTIONS = {
     "gate_unknown": N_("unknown barcode scanned at the gate"),
     "staff_viewed": N_("order viewed by staff"),
     "staff_viewed_history": N_("history viewed by staff"),
+    "staff_viewed_stats": N_("event figures viewed by staff"),
+    "staff_exported": N_("event's tickets exported"),
 }
 
 # Details of an audit entry worth showing next to it, in this order.
@@ -422,7 +425,8 @@ async def on_resend(update: Update, context: Context) -> None:
     await say(update, resent_text(result, t))
 
 
-COMMANDS = {"status": on_status, "find": on_find, "history": on_history, "resend": on_resend}
+COMMANDS = {"status": on_status, "find": on_find, "history": on_history, "resend": on_resend,
+            "stats": event_reports.on_stats, "export": event_reports.on_export}
 BUTTONS = {cb.STAFF_STATUS: on_status_page, cb.STAFF_HISTORY: on_history_page}
 
 

@@ -71,6 +71,7 @@ MESSAGES: dict[str, str] = {
     ),
     "staff_no_order": N_("There is no order {number}."),
     "staff_no_ticket": N_("There is no ticket {ref}."),
+    "staff_no_event": N_("There is no event {event}."),
     "staff_search_too_short": N_("Type at least {min} characters to search."),
     "staff_nothing_to_resend": N_("Order {number} has no pending invitation to send again."),
 }

@@ -372,6 +372,8 @@ Instant = Annotated[
 TimeZone = Annotated[
     str, AfterValidator(_time_zone), WithJsonSchema({"type": "string", "enum": _TIME_ZONES})
 ]
+# A time of day, "HH:MM" on a 24-hour clock (the quiet hours of reminders).
+ClockTime = Annotated[str, StringConstraints(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 Currency = Annotated[
     str, AfterValidator(_currency), WithJsonSchema({"type": "string", "enum": _CURRENCIES})
 ]
@@ -462,6 +464,23 @@ class ExchangeIn(_Entry):
         return self
 
 
+class RemindersIn(_Entry):
+    """When reminders go out for an event (storage/reminders.py); each part may be left out."""
+
+    personalisation_days: list[Annotated[int, Field(ge=1, le=60)]] = Field(
+        default=[7, 1], max_length=5, json_schema_extra={"uniqueItems": True})
+    invitation_days: Annotated[int, Field(ge=0, le=30)] = 2  # 0: no such reminder
+    event_day: bool = True
+    # From, until: no chat reminder in between (the event's time zone); equal: none quiet.
+    quiet_hours: list[ClockTime] = Field(default=["21:00", "09:00"], min_length=2, max_length=2)
+
+    @model_validator(mode="after")
+    def _days_once_each(self) -> RemindersIn:
+        if len(set(self.personalisation_days)) != len(self.personalisation_days):
+            raise entry_rule("personalisation_days lists the same day twice")
+        return self
+
+
 class EventIn(_Entry):
     id: EventId
     name: Words200
@@ -474,6 +493,7 @@ class EventIn(_Entry):
     resale: ResaleIn = ResaleIn(enabled=False)
     exchange: ExchangeIn = ExchangeIn(enabled=False)
     capacity: Capacity | None = None
+    reminders: RemindersIn | None = None
 
     @model_validator(mode="after")
     def _not_its_own_target(self) -> EventIn:
@@ -500,6 +520,7 @@ class EventIn(_Entry):
             "exchange_enabled": self.exchange.enabled,
             "exchange_targets": list(self.exchange.targets),
             "exchange_capacity": self.capacity,
+            "reminders": self.reminders.model_dump(mode="json") if self.reminders else None,
         }
 
 

@@ -155,6 +155,8 @@ class Event(Base):
     exchange_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     exchange_targets: Mapped[list[str]] = mapped_column(JSON, default=list)
     exchange_capacity: Mapped[int | None] = mapped_column(Integer)
+    # The import's ``reminders`` block (storage/reminders.py); None: the defaults.
+    reminders: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (
         CheckConstraint("exchange_capacity IS NULL OR exchange_capacity >= 0", name="capacity"),
@@ -556,4 +558,4 @@ for _table in (Order.__table__, Ticket.__table__):
 
 # The ticket-in-hand tables live in a module of their own; imported here so that they belong to
 # ``Base.metadata`` wherever the models are loaded (create_all, Alembic, the migration test).
-from storage import ticket_models  # noqa: E402, F401
+from storage import reminder_models, ticket_models  # noqa: E402, F401

@@ -101,6 +101,8 @@ async def test_status_of_an_unknown_order_and_without_an_argument(harness, suppo
         "/find camille",
         "/history T-DF-100000-1",
         "/resend DF-100000",
+        "/stats fest-sat",
+        "/export fest-sat",
         "/status",
         "/frobnicate",
     ],
