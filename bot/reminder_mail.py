@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import dataclasses
 from email.message import EmailMessage
-from email.utils import format_datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.mail_content import MailObsolete, _invitation_part, _load_invitation
-from bot.mail_layout import EventCard, MailPart, render_ticket_shop_email
+from bot.mail_content import MailObsolete, _invitation_part, _load_invitation, laid_out_message
+from bot.mail_layout import EventCard, MailPart
 from locales import LANGUAGES, Translator, pick_language, translator
 from storage.models import Event, Order, OutboxMail, Ticket, TicketState
 
@@ -74,15 +73,6 @@ async def render_reminder_mail(session: AsyncSession, mail: OutboxMail, *, secre
     else:
         raise ValueError(f"unknown outbox mail kind {mail.kind!r}")
     parts = [part(translator(language)) for language in (main, other)]
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = mail.recipient
-    message["Subject"] = subject
-    message["Date"] = format_datetime(mail.created_at)
-    message["Message-ID"] = mail.message_id
-    message["Auto-Submitted"] = "auto-generated"
-    body = render_ticket_shop_email(parts, subject=subject)
-    message.set_content(body.text, cte="quoted-printable")
-    message.add_alternative(body.html, subtype="html", cte="quoted-printable")
+    message = laid_out_message(mail, sender=sender, subject=subject, parts=parts)
     message["Content-Language"] = f"{main}, {other}"
     return message

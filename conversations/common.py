@@ -147,3 +147,13 @@ async def answer(update: Update, text: str | None = None, *, alert: bool = False
             # (Telegram takes answers for about 15 s): the screen itself is still updated.
             if "query is too old" not in str(error).lower():
                 raise
+
+
+async def command_argument(update: Update, context: Context, usage: str) -> str | None:
+    """The command's argument, or None after showing how to use the command."""
+    text = " ".join(context.args or [])
+    if text:
+        return text
+    t = await user_translator(update, context)
+    await say(update, e(t.gettext(usage)))
+    return None

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from telegram import InputFile, Update
 
-from conversations.common import Context, e, say, store_of, user_translator
+from conversations.common import Context, command_argument, e, store_of, user_translator
 from locales import Translator
 from storage import event_report
 from storage.errors import N_
@@ -70,18 +70,9 @@ def stats_chart(figures: EventFigures, t: Translator) -> bytes:
     return output.getvalue()
 
 
-async def _argument(update: Update, context: Context, usage: str) -> str | None:
-    text = " ".join(context.args or [])
-    if text:
-        return text
-    t = await user_translator(update, context)
-    await say(update, e(t.gettext(usage)))
-    return None
-
-
 async def on_stats(update: Update, context: Context) -> None:
     """``/stats EVENT``: the chart, with the figures in its caption."""
-    event_id = await _argument(update, context, N_("Usage: /stats EVENT"))
+    event_id = await command_argument(update, context, N_("Usage: /stats EVENT"))
     if event_id is None:
         return
     figures = await event_report.event_figures(store_of(context), update.effective_user.id,
@@ -95,7 +86,7 @@ async def on_stats(update: Update, context: Context) -> None:
 
 async def on_export(update: Update, context: Context) -> None:
     """``/export EVENT``: every ticket of the event as a CSV document (UTF-8 with BOM)."""
-    event_id = await _argument(update, context, N_("Usage: /export EVENT"))
+    event_id = await command_argument(update, context, N_("Usage: /export EVENT"))
     if event_id is None:
         return
     store = store_of(context)

@@ -19,6 +19,7 @@ from conversations.common import (
     Context,
     Screen,
     button,
+    command_argument,
     e,
     refusal_text,
     say,
@@ -352,19 +353,9 @@ def resent_text(result: staff.ResentInvitations, t: Translator) -> str:
 # --- handlers --------------------------------------------------------------------------------
 
 
-async def _argument(update: Update, context: Context, usage: str) -> str | None:
-    """The command's argument, or None after showing how to use the command."""
-    text = " ".join(context.args or [])
-    if text:
-        return text
-    t = await user_translator(update, context)
-    await say(update, e(t.gettext(usage)))
-    return None
-
-
 async def on_status(update: Update, context: Context) -> None:
     """``/status ORDER_NUMBER``: the whole order, paginated."""
-    number = await _argument(update, context, N_("Usage: /status ORDER_NUMBER"))
+    number = await command_argument(update, context, N_("Usage: /status ORDER_NUMBER"))
     if number is None:
         return
     status = await staff.order_status(store_of(context), update.effective_user.id, number)
@@ -380,7 +371,7 @@ async def on_status_page(update: Update, context: Context, data: cb.Callback) ->
 
 async def on_find(update: Update, context: Context) -> None:
     """``/find TEXT``: orders by number, buyer, ticket reference or holder."""
-    text = await _argument(
+    text = await command_argument(
         update,
         context,
         N_(
@@ -396,7 +387,7 @@ async def on_find(update: Update, context: Context) -> None:
 
 async def on_history(update: Update, context: Context) -> None:
     """``/history TICKET_REF``: everything that happened to a ticket, paginated."""
-    ref = await _argument(update, context, N_("Usage: /history TICKET_REF"))
+    ref = await command_argument(update, context, N_("Usage: /history TICKET_REF"))
     if ref is None:
         return
     history = await staff.ticket_history(store_of(context), update.effective_user.id, ref=ref)
@@ -414,7 +405,7 @@ async def on_history_page(update: Update, context: Context, data: cb.Callback) -
 
 async def on_resend(update: Update, context: Context) -> None:
     """``/resend ORDER_NUMBER``: the order's pending invitation e-mails, sent again."""
-    number = await _argument(update, context, N_("Usage: /resend ORDER_NUMBER"))
+    number = await command_argument(update, context, N_("Usage: /resend ORDER_NUMBER"))
     if number is None:
         return
     result = await staff.resend_order_invitations(
