@@ -159,3 +159,16 @@ async def harness(store: Store):
         yield opened
     finally:
         await close_harness(opened)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium for a whole module of browser tests (tests/browser.py)."""
+    from tests.browser import Browser  # Playwright is loaded only by the tests that use it
+
+    started = Browser()
+    started.start()
+    try:
+        yield started
+    finally:
+        started.stop()

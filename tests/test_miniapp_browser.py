@@ -16,7 +16,7 @@ from aiohttp import web
 
 from bot.server import BotServer
 from bot.webapp.init_data import user_init_data
-from tests.browser import DARK, LIGHT, Browser, chromium_missing, foreign_requests, mini_app_url
+from tests.browser import DARK, LIGHT, chromium_missing, foreign_requests, mini_app_url
 from tests.conftest import sample_document
 from tests.harness import close_harness, open_harness
 
@@ -26,17 +26,6 @@ pytestmark = pytest.mark.skipif(chromium_missing() is not None,
 BUYER, FRIEND, STRANGER = 1001, 2002, 3003
 PUBLIC_URL = "https://tickets.example.org"
 LINK = re.compile(r"https://t\.me/ticketbot_test_bot\?start=([A-Za-z0-9_-]+)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One Chromium for the whole module."""
-    started = Browser()
-    started.start()
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from bot.webapp.init_data import user_init_data
 from storage import services
 from storage.gate import scan_barcode
 from storage.models import GateScan, Ticket
-from tests.browser import DARK, Browser, chromium_missing, foreign_requests, mini_app_url
+from tests.browser import DARK, chromium_missing, foreign_requests, mini_app_url
 from tests.conftest import sample_document
 from tests.harness import close_harness, open_harness
 
@@ -33,16 +33,6 @@ pytestmark = pytest.mark.skipif(chromium_missing() is not None,
 
 BUYER, STAFF = 1001, 4004
 PUBLIC_URL = "https://tickets.example.org"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    started = Browser()
-    started.start()
-    try:
-        yield started
-    finally:
-        started.stop()
 
 
 @pytest.fixture

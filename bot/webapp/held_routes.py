@@ -70,47 +70,48 @@ def held_json(held: HeldTicketView, t: Translator) -> dict:
     }
 
 
-@authenticated
-async def get_held(request: web.Request, user: WebAppUser) -> web.Response:
-    try:
-        held, t = await _held(request, user)
-    except Refusal as refusal:
-        return await _refused(request, user, refusal)
+def _for_held_ticket(answer):
+    """A route about one ticket in the user's hands: loads it (a ticket that is not gets the
+    refusal), then answers with ``answer(held, t)``."""
+
+    @authenticated
+    async def route(request: web.Request, user: WebAppUser) -> web.Response:
+        try:
+            held, t = await _held(request, user)
+        except Refusal as refusal:
+            return await _refused(request, user, refusal)
+        return await answer(held, t)
+
+    return route
+
+
+def _attachment(body: bytes, name: str, **kinds: str) -> web.Response:
+    return web.Response(body=body, **kinds, headers={
+        **PRIVATE, "Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@_for_held_ticket
+async def get_held(held: HeldTicketView, t: Translator) -> web.Response:
     return web.json_response(held_json(held, t), headers={"Cache-Control": "no-store"})
 
 
-@authenticated
-async def get_qr(request: web.Request, user: WebAppUser) -> web.Response:
-    try:
-        held, _t = await _held(request, user)
-    except Refusal as refusal:
-        return await _refused(request, user, refusal)
+@_for_held_ticket
+async def get_qr(held: HeldTicketView, t: Translator) -> web.Response:
     return web.Response(body=await ticket_files.qr_file(held.card.barcode),
                         content_type="image/png", headers=PRIVATE)
 
 
-@authenticated
-async def get_pdf(request: web.Request, user: WebAppUser) -> web.Response:
-    try:
-        held, t = await _held(request, user)
-    except Refusal as refusal:
-        return await _refused(request, user, refusal)
-    body = await ticket_files.pdf_file((held.card,), t.language)
-    return web.Response(body=body, content_type="application/pdf", headers={
-        **PRIVATE,
-        "Content-Disposition": f'attachment; filename="{ticket_files.pdf_name(held.card)}"'})
+@_for_held_ticket
+async def get_pdf(held: HeldTicketView, t: Translator) -> web.Response:
+    return _attachment(await ticket_files.pdf_file((held.card,), t.language),
+                       ticket_files.pdf_name(held.card), content_type="application/pdf")
 
 
-@authenticated
-async def get_ics(request: web.Request, user: WebAppUser) -> web.Response:
-    try:
-        held, t = await _held(request, user)
-    except Refusal as refusal:
-        return await _refused(request, user, refusal)
-    body = await ticket_files.ics_file(held.card, t.language)
-    return web.Response(body=body, content_type="text/calendar", charset="utf-8", headers={
-        **PRIVATE,
-        "Content-Disposition": f'attachment; filename="{ticket_files.ics_name(held.card)}"'})
+@_for_held_ticket
+async def get_ics(held: HeldTicketView, t: Translator) -> web.Response:
+    return _attachment(await ticket_files.ics_file(held.card, t.language),
+                       ticket_files.ics_name(held.card), content_type="text/calendar",
+                       charset="utf-8")
 
 
 def add_routes(app: web.Application) -> None:
