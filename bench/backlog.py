@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.emulator import BotApiEmulator
-from storage.database import Store, utcnow
+from bot.tools.emulator import BotApiEmulator
+from storage.db.store import Store, utcnow
 from storage.models import ChatNotification
 
 BACKLOG_CHAT_BASE = 40_000_000

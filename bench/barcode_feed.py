@@ -32,7 +32,7 @@ from bench.store import (
     settle_postgres,
     url_of,
 )
-from storage.database import open_store
+from storage.db.store import open_store
 
 TOKEN = "bench-gate-token"
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1/postgres"
@@ -74,9 +74,9 @@ async def serve(url: str, port: int) -> None:
     """The HTTP API alone, as ``ticketbot run`` serves it, on ``port``."""
     from aiohttp import web
 
-    from bot.http_api import ApiServices, create_api
+    from bot.http.shop_api import ApiServices, create_api
     from bot.metrics import Metrics
-    from storage.database import Store
+    from storage.db.store import Store
 
     store = Store(url, secret=SECRET)
     app = create_api(ApiServices(store=store, api_token=None, bot_username=lambda: "bench",

@@ -1,5 +1,5 @@
 """E-mail sender speed: N invitation mails queued by the real services, then sent by
-``bot.mailer.OutboxSender`` over ``SmtpTransport`` to an aiosmtpd server on loopback that runs
+``bot.mail.sender.OutboxSender`` over ``SmtpTransport`` to an aiosmtpd server on loopback that runs
 in a process of its own (so that it does not share the sender's CPU)."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import select
 
 from bench.store import EVENT, SECRET, order_entry, remove_sqlite_files
-from bot.mailer import OutboxSender, SmtpTransport, parse_smtp_url
+from bot.mail.sender import OutboxSender, SmtpTransport, parse_smtp_url
 from storage import services
-from storage.database import open_store
-from storage.importer import import_document
+from storage.db.store import open_store
 from storage.models import Order, Ticket
+from storage.services.importing.importer import import_document
 
 BUYER = 40_000_001
 

@@ -19,7 +19,7 @@ from typing import Any
 from bench import workload
 from bench.process import BotProcess, cpu_seconds_of, machine_busy_seconds
 from bench.store import CACHE, prepare
-from bot.emulator import BotApiEmulator
+from bot.tools.emulator import BotApiEmulator
 
 WEBHOOK_CONNECTIONS = 40
 

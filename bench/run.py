@@ -33,7 +33,7 @@ from bench.mail_speed import measure_mails
 from bench.process import REPO, BotProcess, cpu_seconds_of, machine_busy_seconds
 from bench.processes import processes_run
 from bench.store import CACHE, prepare
-from bot.emulator import BotApiEmulator
+from bot.tools.emulator import BotApiEmulator
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1/test"

@@ -92,7 +92,7 @@ async def serve(application: Application, args: argparse.Namespace, *,
                 stats: Callable[[], dict[str, Any]] | None = None,
                 webhook: Any = None) -> None:
     """Poll until SIGTERM; the hooks are where a bot starts and stops its own services.
-    ``webhook``: a ``bot.server.BotServer`` in webhook mode, which takes updates instead."""
+    ``webhook``: a ``bot.http.server.BotServer`` in webhook mode, which takes updates instead."""
     logging.getLogger("httpx").setLevel(logging.WARNING)
     profile = _Profile(args.profile)
     stop = asyncio.Event()

@@ -26,13 +26,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import insert, text, update
 
 from bench.store import CACHE, _postgres, remove_sqlite_files, url_of
-from bot.http_api import ApiServices, create_api
+from bot.http.shop_api import ApiServices, create_api
 from bot.metrics import Metrics
 from conversations.event_reports import stats_caption, stats_chart
 from locales import translator
-from storage import event_report, reminders
-from storage.database import open_store
+from storage.db.store import open_store
 from storage.models import ActorKind, AuditEntry, Event, Order, Ticket, TicketState
+from storage.reads import event_report
+from storage.services import reminders
 
 EVENT_ID = "bench-fest"
 DATABASE = "ticketbot_bench_staff_reports"

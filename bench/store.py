@@ -24,9 +24,9 @@ from typing import Any
 from sqlalchemy import make_url, text
 
 from bench.workload import BenchOrder
-from storage.database import Store, open_store
-from storage.importer import import_document
+from storage.db.store import Store, open_store
 from storage.services import create_order_links
+from storage.services.importing.importer import import_document
 
 HERE = Path(__file__).parent
 CACHE = HERE / ".cache"
@@ -70,7 +70,7 @@ def documents(count: int, chunk: int = PRELOAD_CHUNK, prefix: str = "PRE") -> It
 def migrations_fingerprint() -> str:
     """Changes whenever a migration does, so a cached file never has an old schema."""
     digest = hashlib.sha256()
-    for path in sorted((HERE.parent / "storage" / "migrations" / "versions").glob("*.py")):
+    for path in sorted((HERE.parent / "storage" / "db" / "migrations" / "versions").glob("*.py")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal
 
-from conversations import ticket_files
+from conversations.presentation import ticket_files
 from storage.ticket_delivery import TicketCard
 
 

@@ -24,7 +24,7 @@ from bot.application import (
     start_services,
     stop_services,
 )
-from bot.server import BotServer
+from bot.http.server import BotServer
 from bot.settings import Settings
 
 _LITERALS = re.compile(r"\(\s*(?:\?|\$\d+)(?:\s*,\s*(?:\?|\$\d+))*\s*\)")

@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.emulator import ApiCall, BotApiEmulator, ChatMessage, EmulatedUser
+from bot.tools.emulator import ApiCall, BotApiEmulator, ChatMessage, EmulatedUser
 
 BUYER_ID_BASE = 10_000_000
 FRIEND_ID_BASE = 20_000_000

@@ -9,12 +9,12 @@ from telegram.ext import Application, ApplicationBuilder
 from bot.aiohttp_request import AiohttpRequest
 from bot.background import BackgroundWorker
 from bot.inbox import Delivery, DurableBot, InboxKeeper, InboxProcessor, install
-from bot.mailer import MailTransport, OutboxSender, make_transport
+from bot.mail.sender import MailTransport, OutboxSender, make_transport
 from bot.metrics import Metrics, TimedUpdateProcessor
 from bot.settings import Settings
 from bot.telegram_retry import ChatFloodControl
 from conversations.handlers import register
-from storage.database import Store, open_store
+from storage.db.store import Store, open_store
 
 
 async def open_configured_store(settings: Settings) -> Store:

@@ -29,18 +29,19 @@ from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
-from bot.mailer import OutboxSender
+from bot.mail.sender import OutboxSender
 from bot.telegram_retry import flood_wait, notifying
 from bot.ticket_sender import TicketChangeSender
 from conversations.common import NO_PREVIEW
 from conversations.news import news_screen
 from conversations.ticket_show import send_ticket
 from locales import pick_language, translator
-from storage import reminders, services, ticket_delivery
+from storage import services, ticket_delivery
 from storage.broadcast_budget import Budget
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
 from storage.errors import Refusal
 from storage.models import ChatNotification, Order, TelegramUser
+from storage.services import reminders
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def run_bot(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.server import serve
+    from bot.http.server import serve
 
     if not settings.token:
         print("TICKETBOT_TOKEN is not set.", file=sys.stderr)
@@ -57,7 +57,7 @@ async def run_bot(settings: Settings, args: argparse.Namespace) -> int:
 async def import_orders(settings: Settings, args: argparse.Namespace) -> int:
     from bot.application import open_configured_store
     from bot.import_progress import ImportProgressDisplay
-    from storage.importer import ImportRejected, import_file
+    from storage.services.importing.importer import ImportRejected, import_file
 
     store = await open_configured_store(settings)
     progress = ImportProgressDisplay()
@@ -113,7 +113,7 @@ async def complete_resale(settings: Settings, args: argparse.Namespace) -> int:
 
     from bot.application import open_configured_store
     from storage.errors import Refusal
-    from storage.resale import complete_sale
+    from storage.services.resale import complete_sale
 
     try:
         price = Decimal(args.price) if args.price is not None else None
@@ -135,7 +135,7 @@ async def complete_resale(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.demo import run_demo as demo
+    from bot.tools.demo import run_demo as demo
 
     return await demo(settings, database_url=args.database)
 

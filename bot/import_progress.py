@@ -1,7 +1,8 @@
 """How far ``ticketbot import`` is: a progress bar with counts on a terminal (tqdm), plain
 lines otherwise (a log file, a pipe, a CI job), one per tenth of each stage.
 
-The importer reports three stages (``storage.importer.Progress``): reading the file (bytes),
+The importer reports three stages
+(``storage.services.importing.importer.Progress``): reading the file (bytes),
 checking it against the store and writing it (orders). Reading reports come from the import's
 worker thread, the others from the event loop, never at the same time.
 """
@@ -13,7 +14,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from storage.importer import Progress
+from storage.services.importing.importer import Progress
 
 STAGE_NAMES = {"reading": "reading and checking the file", "checking": "comparing with the store",
                "writing": "writing"}

@@ -40,7 +40,7 @@ from bot.telegram_retry import is_temporary_telegram_error
 from bot.update_processor import DEFAULT_MAX_RUNNING, ChatOrderedProcessor
 from storage.applying import AlreadyApplied, Applying, applying
 from storage.applying import current as applying_now
-from storage.database import Store
+from storage.db.store import Store
 from storage.inbox import DEFAULT_GRACE, DEFAULT_LEASE, Claim, Inbox, Incoming
 
 log = logging.getLogger(__name__)

@@ -13,8 +13,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from telegram import Update
 from telegram.ext import Application, ContextTypes, SimpleUpdateProcessor, TypeHandler
 
-from storage.database import Store
-from storage.health import outbox_counts
+from storage.db.store import Store
+from storage.reads.health import outbox_counts
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

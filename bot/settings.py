@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from storage.database import DEFAULT_DATABASE_URL
+from storage.db.store import DEFAULT_DATABASE_URL
 
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
 FREE_BROADCAST_RATE = 30.0  # Telegram's bulk limit without paid broadcasts, per second
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     webhook_secret: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,256}$")
     claim_link_days: int = Field(default=14, ge=1, le=365)
     # Connections each process keeps open, and how many more a burst may open. Unset: sized
-    # for one process (storage/database.py, POOL); with several processes on one PostgreSQL
+    # for one process (storage/db/store.py, POOL); with several processes on one PostgreSQL
     # server, keep their sum under its max_connections.
     database_pool_size: int | None = Field(default=None, ge=1, le=1000)
     database_max_overflow: int | None = Field(default=None, ge=0, le=1000)

@@ -20,7 +20,7 @@ from bot.telegram_retry import flood_wait, notifying
 from conversations.ticket_show import holder_language, send_ticket, void_message
 from storage import ticket_delivery
 from storage.broadcast_budget import Budget
-from storage.database import Store
+from storage.db.store import Store
 from storage.ticket_delivery import ChangeWork
 
 log = logging.getLogger(__name__)

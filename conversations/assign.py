@@ -26,10 +26,11 @@ from conversations.common import (
 from conversations.overview import show_loaded_overview, show_order_after_change
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
 from locales import Translator
-from storage import availability, chat_state, services
+from storage import chat_state, services
 from storage.errors import N_
 from storage.keys import clean_email, clean_name
-from storage.views import ChatStep, InviteResult, TicketDetails
+from storage.reads import availability
+from storage.reads.views import ChatStep, InviteResult, TicketDetails
 
 STEP_CLAIM_NAME = "claim_name"
 STEP_INVITE_EMAIL = "invite_email"

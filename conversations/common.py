@@ -18,9 +18,9 @@ from telegram.ext import ContextTypes
 
 from locales import Translator, pick_language, translator
 from storage import services
-from storage.database import Store
+from storage.db.store import Store
 from storage.errors import Refusal
-from storage.views import ClaimView, OrderView, TicketDetails
+from storage.reads.views import ClaimView, OrderView, TicketDetails
 
 log = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)

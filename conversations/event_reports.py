@@ -1,6 +1,6 @@
 """Staff's pictures of an event: ``/stats EVENT`` (a chart of its tickets by state and of its
 personalisations per day, the figures in the caption) and ``/export EVENT`` (every ticket as a
-CSV document), both in the staff member's language, both audited (storage/event_report.py).
+CSV document), both in the staff member's language, both audited (storage/reads/event_report.py).
 
 The chart is drawn with matplotlib's Agg backend on a ``Figure`` of its own (pyplot's global
 state is not thread-safe) in a worker thread, so the event loop keeps serving replies meanwhile.
@@ -18,9 +18,9 @@ from telegram import InputFile, Update
 
 from conversations.common import Context, command_argument, e, store_of, user_translator
 from locales import Translator
-from storage import event_report
 from storage.errors import N_
-from storage.event_report import REPORT_STATES, STATE_WORDS, EventFigures
+from storage.reads import event_report
+from storage.reads.event_report import REPORT_STATES, STATE_WORDS, EventFigures
 
 COLOURS = ("#9aa5b1", "#f0a202", "#2b8a3e", "#1971c2", "#5f3dc4")
 

@@ -18,11 +18,11 @@ from conversations.common import (
     wake_background,
 )
 from conversations.overview import show_overview
+from conversations.presentation.sayings import exchange_option_label
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
-from locales.sayings import exchange_option_label
-from storage import exchange
 from storage.models import TicketState
-from storage.views import ExchangeOption, TicketDetails
+from storage.reads.views import ExchangeOption, TicketDetails
+from storage.services import exchange
 
 
 async def on_exchange(update: Update, context: Context, data: cb.Callback) -> str | None:

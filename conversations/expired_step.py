@@ -20,7 +20,7 @@ from conversations.common import (
 )
 from conversations.ticket_menu import menu_screen
 from storage import chat_state
-from storage.views import ChatStep
+from storage.reads.views import ChatStep
 
 
 async def show_where_you_were(update: Update, context: Context, step: ChatStep) -> None:

@@ -18,10 +18,11 @@ from conversations.common import (
     wake_background,
 )
 from locales import Translator
-from storage import availability, chat_state, services
+from storage import chat_state, services
 from storage.errors import Refusal
 from storage.keys import clean_name
-from storage.views import ChatStep, ClaimView
+from storage.reads import availability
+from storage.reads.views import ChatStep, ClaimView
 
 STEP_ACCEPT_NAME = "accept_name"
 

@@ -1,6 +1,6 @@
 """More actions (the overview's "…"): switch language, reminders on or off, the events' FAQ,
 contact support, refresh, and the other orders this account may manage. The reminder setting
-is the user's, stored (``storage/reminders.py``), not the order's."""
+is the user's, stored (``storage/services/reminders.py``), not the order's."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from conversations.common import (
 )
 from conversations.overview import show_overview
 from locales import LANGUAGE_NAMES, LANGUAGES, Translator
-from storage import reminders, services
-from storage.views import OrderView
+from storage import services
+from storage.reads.views import OrderView
+from storage.services import reminders
 
 
 def more_screen(order: OrderView, t: Translator, *, reminders_on: bool = True) -> Screen:

@@ -40,7 +40,7 @@ def news_screen(kind: str, params: dict[str, Any], t: Translator) -> Screen:
 
 
 def reminder_screen(kind: str, params: dict[str, Any], t: Translator) -> Screen:
-    """A reminder (storage/reminders.py): tickets still to assign, an invitation about to
+    """A reminder (storage/services/reminders.py): tickets still to assign, an invitation about to
     expire, or the event's day (the ticket itself follows that one)."""
     _ = t.gettext
     event = t.words(params["event"])

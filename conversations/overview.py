@@ -25,7 +25,7 @@ from conversations.common import (
 from locales import Translator
 from storage.errors import N_
 from storage.models import TicketState
-from storage.views import EventView, OrderView, TicketView
+from storage.reads.views import EventView, OrderView, TicketView
 
 PAGE_TICKETS = 8
 PAGE_BUDGET = 2800  # characters of ticket lines per page, well under Telegram's 4,096

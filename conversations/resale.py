@@ -21,10 +21,11 @@ from conversations.common import (
 from conversations.overview import show_order_after_change
 from conversations.ticket_menu import show_ticket_menu, ticket_summary
 from locales import Translator
-from storage import chat_state, resale
+from storage import chat_state
 from storage.errors import N_, Refusal
-from storage.resale import PriceBounds
-from storage.views import ChatStep, TicketDetails
+from storage.reads.views import ChatStep, TicketDetails
+from storage.services import resale
+from storage.services.resale import PriceBounds
 
 STEP_PRICE = "resale_price"
 STEP_CONFIRM = "resale_confirm"

@@ -30,9 +30,9 @@ from conversations.common import (
 )
 from conversations.start import on_unknown_command
 from locales import Translator
-from storage import staff
 from storage.errors import N_, Refusal
 from storage.models import ActorKind, TicketState
+from storage.services import staff
 
 # Characters of text per page, measured in UTF-16 units like Telegram, well under 4,096 so that
 # the page line and HTML-escaped names never push a page over.

@@ -25,7 +25,7 @@ from conversations.overview import show_loaded_overview, show_overview
 from locales import Translator
 from storage import chat_state, services
 from storage.errors import Refusal
-from storage.views import Home
+from storage.reads.views import Home
 
 
 async def on_start_with_link(update: Update, context: Context) -> None:

@@ -14,11 +14,11 @@ from conversations.common import (
     show,
     user_translator,
 )
+from conversations.presentation.sayings import policy_notes
 from locales import Translator
-from locales.sayings import policy_notes
 from storage.errors import N_
 from storage.models import TicketState
-from storage.views import TicketDetails
+from storage.reads.views import TicketDetails
 
 STATE_NAMES = {
     TicketState.TO_ASSIGN: N_("to assign"),

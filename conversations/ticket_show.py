@@ -21,11 +21,11 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden
 
 from conversations import callbacks as cb
-from conversations import ticket_files
 from conversations.common import Context, Screen, button, e, store_of, user_translator
+from conversations.presentation import ticket_files
 from locales import Translator, pick_language, translator
 from storage import ticket_delivery
-from storage.database import Store
+from storage.db.store import Store
 from storage.ticket_delivery import SentMessage, TicketCard
 
 log = logging.getLogger(__name__)

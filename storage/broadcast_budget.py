@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import Double, bindparam, case, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.database import Store
+from storage.db.store import Store
 from storage.models import BroadcastBudget
 
 NOTIFICATIONS = "notifications"

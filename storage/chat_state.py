@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
+from storage.db.upsert import upsert
 from storage.models import ChatState
-from storage.upsert import upsert
-from storage.views import ChatStep
+from storage.reads.views import ChatStep
 
 STEP_LIFETIME = dt.timedelta(hours=1)
 

@@ -20,8 +20,8 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.database import Store, utcnow
-from storage.group_commit import GroupCommit
+from storage.db.group_commit import GroupCommit
+from storage.db.store import Store, utcnow
 from storage.models import UpdateInbox
 
 # Short, so that when a process dies its updates are taken over within seconds: the process
@@ -107,7 +107,7 @@ class Inbox:
     async def claim(self, update_id: int) -> Claim | None:
         """Take the entry for one lease, or None: done, claimed by someone else, or waiting
         for an earlier unfinished entry of its chat. Shares its transaction with the other
-        claims and finishes waiting at the time (``storage.group_commit``)."""
+        claims and finishes waiting at the time (``storage.db.group_commit``)."""
         return await self._bookkeeping.submit((_CLAIM, update_id))
 
     async def finish(self, update_id: int) -> None:

@@ -27,7 +27,8 @@ from sqlalchemy import and_, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from locales import words_in
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
+from storage.db.upsert import insert_ignore, upsert
 from storage.errors import Refusal
 from storage.models import (
     Barcode,
@@ -40,8 +41,7 @@ from storage.models import (
     TicketState,
     WordsValue,
 )
-from storage.ticket_models import TelegramFile, TicketChange, TicketMessage
-from storage.upsert import insert_ignore, upsert
+from storage.models.tickets import TelegramFile, TicketChange, TicketMessage
 
 CHANGE_LEASE = dt.timedelta(minutes=2)
 CHANGE_BATCH = 20

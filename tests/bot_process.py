@@ -17,7 +17,7 @@ import signal
 from bot import inbox
 from bot.application import build_application, start_services, stop_services
 from bot.settings import Settings
-from storage.database import Store
+from storage.db.store import Store
 
 
 def settings_from_environment() -> tuple[Settings, dict]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.database import Store, stamp_current
+from storage.db.store import Store, stamp_current
 from storage.models import Base
 
 TEST_DATABASE_URL = os.environ.get("TICKETBOT_TEST_DATABASE_URL", "")

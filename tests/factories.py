@@ -6,7 +6,7 @@ import datetime as dt
 import itertools
 from decimal import Decimal
 
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
 from storage.models import Barcode, Event, Order, OrderAccess, Ticket
 from storage.services import new_barcode
 

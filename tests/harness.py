@@ -14,11 +14,11 @@ from aiosmtpd.controller import Controller
 from telegram.ext import Application
 
 from bot.application import build_application, start_services, stop_services
-from bot.emulator import BotApiEmulator, EmulatedUser
 from bot.settings import Settings
+from bot.tools.emulator import BotApiEmulator, EmulatedUser
 from storage import services
-from storage.database import Store
-from storage.importer import import_document
+from storage.db.store import Store
+from storage.services.importing.importer import import_document
 
 BOT_USERNAME = "ticketbot_test_bot"
 

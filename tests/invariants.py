@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 
 from sqlalchemy import select
 
-from storage.database import Store
+from storage.db.store import Store
 from storage.keys import email_key, name_key
 from storage.models import (
     AuditEntry,

@@ -25,10 +25,11 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from bot.emulator import BotApiEmulator
-from storage import resale, services
-from storage.database import Store
+from bot.tools.emulator import BotApiEmulator
+from storage import services
+from storage.db.store import Store
 from storage.models import Ticket
+from storage.services import resale
 from tests.conftest import ON_POSTGRES
 from tests.harness import BOT_USERNAME, free_port
 

@@ -16,9 +16,9 @@ from bench.store import (
     migrations_fingerprint,
     prepare,
 )
-from storage.database import Store
-from storage.importer import import_document
+from storage.db.store import Store
 from storage.models import Order
+from storage.services.importing.importer import import_document
 from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL
 
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from storage import services
-from storage.database import utcnow
+from storage.db.store import utcnow
 from storage.models import AuditEntry, Invitation, OutboxMail, Ticket, TicketState
 from tests.conftest import sample_document
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage import services
-from storage.database import _alembic_config
+from storage.db.store import _alembic_config
 from storage.errors import Refusal
 from storage.keys import name_key
 from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL, ensure_postgres_schema

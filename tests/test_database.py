@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.application import open_configured_store
 from bot.settings import Settings
-from storage.database import POOL, Store, utcnow
+from storage.db.store import POOL, Store, utcnow
 from storage.models import ChatNotification, TelegramUser
 from tests.conftest import TEST_DATABASE_URL, ensure_postgres_schema
 
@@ -245,7 +245,7 @@ async def test_a_pooled_connection_the_server_ended_is_replaced_unseen(postgres_
 
 
 def test_pgbouncer_url_options_turn_off_prepared_statement_caches():
-    from storage.database import engine_arguments
+    from storage.db.store import engine_arguments
 
     url, kwargs, pgbouncer = engine_arguments(
         "postgresql+asyncpg://bot@pool:6432/tickets?pgbouncer=true", {})

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs
 
 import aiohttp
 
-from bot.demo import run_demo
 from bot.settings import Settings
+from bot.tools.demo import run_demo
 
 
 class Person:

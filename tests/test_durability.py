@@ -20,10 +20,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from bot.emulator import BotApiEmulator, EmulatedUser
+from bot.tools.emulator import BotApiEmulator, EmulatedUser
 from storage import services, tokens
-from storage.importer import import_document
 from storage.models import AuditEntry, Invitation, OutboxMail, Ticket, TicketState, UpdateInbox
+from storage.services.importing.importer import import_document
 from tests.conftest import ON_POSTGRES, SAMPLE_EVENTS, postgres_schema
 from tests.invariants import check_invariants
 

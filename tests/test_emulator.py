@@ -23,8 +23,8 @@ from telegram.ext import (
     filters,
 )
 
-from bot.emulator import BotApiEmulator, ChatMessage
-from bot.terminal_chat import run_terminal_chat
+from bot.tools.emulator import BotApiEmulator, ChatMessage
+from bot.tools.terminal_chat import run_terminal_chat
 
 START_KEYBOARD = InlineKeyboardMarkup(
     [

@@ -9,7 +9,7 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, InputFile,
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden
 
-from bot.emulator import BotApiEmulator
+from bot.tools.emulator import BotApiEmulator
 
 PNG = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x02\x44\x00\x00\x02\x44"
        b"\x08\x00\x00\x00\x00rest-of-a-picture")

@@ -14,10 +14,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 from sqlalchemy import func, select, update
 
-from bot.http_api import ApiServices, create_api
+from bot.http.shop_api import ApiServices, create_api
 from bot.metrics import Metrics
-from storage import event_report, services
+from storage import services
 from storage.models import ActorKind, AuditEntry, Ticket, TicketState
+from storage.reads import event_report
 from tests.conftest import sample_document
 from tests.factories import make_event, make_order
 from tests.harness import close_harness, open_harness

@@ -1,5 +1,5 @@
-"""The ticket an exchange creates carries the target session's category label (storage/exchange.py
-says how it is chosen), not the label of the ticket it replaces."""
+"""The ticket an exchange creates carries the target session's category label
+(storage/services/exchange.py says how it is chosen), not the label of the ticket it replaces."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import update
 
-from storage import exchange
 from storage.models import Ticket
+from storage.services import exchange
 from tests.factories import make_event, make_order
 
 BUYER = 1001

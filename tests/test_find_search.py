@@ -1,16 +1,17 @@
 """Staff's ``/find`` compares by Unicode's rules on SQLite as on PostgreSQL ("ÉLODIE" finds
 "Élodie", "strasse" finds "Straße"), through search columns kept up to date and a trigram index
-that serves the substring search (storage/search.py), never a scan of a whole table."""
+that serves the substring search (storage/reads/search.py), never a scan of a whole table."""
 
 from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
 
-from storage import services, staff
+from storage import services
 from storage.errors import Refusal
-from storage.importer import import_document
 from storage.models import Order, Ticket
+from storage.services import staff
+from storage.services.importing.importer import import_document
 from tests.conftest import sample_document
 from tests.test_query_plans import full_scans, make_world, recording
 

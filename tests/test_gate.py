@@ -14,21 +14,22 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from sqlalchemy import func, select
 
-from bot.gate_api import device_of
-from bot.http_api import ApiServices, api_routes, create_api
+from bot.http.gate_api import device_of
+from bot.http.openapi import openapi_document
+from bot.http.shop_api import ApiServices, api_routes, create_api
 from bot.metrics import Metrics
-from bot.openapi import openapi_document
 from bot.settings import Settings
 from conversations import callbacks as cb
 from conversations import staff as staff_screens
 from conversations.overview import overview_screen
 from conversations.ticket_menu import menu_screen
 from locales import translator
-from storage import barcode_feed, exchange, resale, services, staff
-from storage.database import Store, utcnow
+from storage import barcode_feed, services
+from storage.db.store import Store, utcnow
 from storage.errors import Refusal
-from storage.importer import import_document
 from storage.models import AuditEntry, Barcode, GateScan, Ticket
+from storage.services import exchange, resale, staff
+from storage.services.importing.importer import import_document
 from tests.conftest import ON_POSTGRES, sample_document
 
 API_TOKEN = "shop-api-token"
@@ -500,7 +501,7 @@ async def test_the_overview_and_menu_show_a_used_ticket_without_actions(store, g
 def _upgrade(url: str, revision: str) -> None:
     from alembic import command
 
-    from storage.database import _alembic_config
+    from storage.db.store import _alembic_config
     command.upgrade(_alembic_config(url, {}), revision)
 
 

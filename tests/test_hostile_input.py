@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from storage import services
-from storage.database import utcnow
-from storage.importer import ImportRejected, import_document
+from storage.db.store import utcnow
 from storage.models import AuditEntry, Event, Order, OrderAccess, TelegramUser, Ticket
+from storage.services.importing.importer import ImportRejected, import_document
 from tests.conftest import sample_document
 
 GUESSER = 6666

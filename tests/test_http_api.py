@@ -21,12 +21,13 @@ from openapi_core.validation.response.exceptions import InvalidData
 from openapi_spec_validator import validate as validate_spec
 from sqlalchemy import func, select
 
-from bot.http_api import MAX_BODY_BYTES, ApiServices, api_routes, create_api, webhook_route
+from bot.http.openapi import openapi_document
+from bot.http.shop_api import MAX_BODY_BYTES, ApiServices, api_routes, create_api, webhook_route
 from bot.metrics import Metrics
-from bot.openapi import openapi_document
-from storage import resale, services
-from storage.database import Store
+from storage import services
+from storage.db.store import Store
 from storage.models import AuditEntry, Barcode, Order, Ticket, TicketState
+from storage.services import resale
 from tests.conftest import sample_document
 from tests.test_import import SAMPLE_FILE
 

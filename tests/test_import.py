@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select
 
 import storage
-from storage.importer import ImportRejected, import_document, import_file
 from storage.models import AuditEntry, Barcode, Event, Order, Ticket, TicketState
+from storage.services.importing.importer import ImportRejected, import_document, import_file
 from tests.conftest import sample_document
 
 SAMPLE_FILE = Path(storage.__file__).parent / "sample_orders.json"

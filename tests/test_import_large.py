@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-import storage.import_staging
-import storage.import_stream
-import storage.import_writing
+import storage.services.importing.staging
+import storage.services.importing.stream
+import storage.services.importing.writing
 from bot.cli import main as ticketbot
 from bot.import_progress import ImportProgressDisplay
-from storage.importer import ImportRejected, import_file
+from storage.services.importing.importer import ImportRejected, import_file
 from tests.conftest import SAMPLE_EVENTS, TEST_DATABASE_URL
 from tests.test_import import counts
 
@@ -132,9 +132,9 @@ async def test_duplicates_far_apart_in_a_file_are_named(store, tmp_path):
 async def test_memory_does_not_grow_with_the_file(store, tmp_path, monkeypatch):
     # Small chunks, so that a few thousand orders span many of them; a first import warms
     # every cache (statements, validators) that a later one would otherwise fill.
-    monkeypatch.setattr(storage.import_writing, "ORDER_CHUNK", 20)
-    monkeypatch.setattr(storage.import_staging, "BATCH", 20)
-    monkeypatch.setattr(storage.import_stream, "READ_SIZE", 8 * 1024)
+    monkeypatch.setattr(storage.services.importing.writing, "ORDER_CHUNK", 20)
+    monkeypatch.setattr(storage.services.importing.staging, "BATCH", 20)
+    monkeypatch.setattr(storage.services.importing.stream, "READ_SIZE", 8 * 1024)
     await import_file(store, write_document(tmp_path / "warm.json", 300, prefix="WU"))
 
     async def peak(orders: int, prefix: str) -> int:

@@ -19,7 +19,7 @@ from bot.inbox import MAX_ATTEMPTS, receive_update
 from bot.update_processor import ChatOrderedProcessor
 from storage import chat_state, services
 from storage.applying import AlreadyApplied, Applying, applying
-from storage.database import utcnow
+from storage.db.store import utcnow
 from storage.inbox import Inbox, Incoming
 from storage.models import AuditEntry, TelegramUser, Ticket, TicketState, UpdateInbox
 from tests.factories import make_event, make_order

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
-from bot.mail_content import render_outbox_mail
-from bot.mail_layout import Button, EventCard, MailPart, render_ticket_shop_email
+from bot.mail.content import render_outbox_mail
+from bot.mail.layout import Button, EventCard, MailPart, render_ticket_shop_email
 from storage import ticket_delivery
 from storage.services import claim_for_myself, invite_friend
 from tests.test_mailer import BOT_USERNAME, BUYER, FRIEND, SENDER, order_with_tickets, outbox

@@ -20,9 +20,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from sqlalchemy import select, update
 
-from bot.mail_content import render_outbox_mail
-from bot.mail_layout import SEPARATOR
-from bot.mailer import (
+from bot.mail.content import render_outbox_mail
+from bot.mail.layout import SEPARATOR
+from bot.mail.sender import (
     EmlDirectoryTransport,
     OutboxSender,
     SmtpSecurity,
@@ -32,7 +32,7 @@ from bot.mailer import (
     retry_delay,
 )
 from locales import translator
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
 from storage.models import Barcode, Event, Invitation, Order, OrderAccess, OutboxMail, Ticket
 from storage.services import invite_friend, record_user
 from tests.conftest import ensure_postgres_schema
@@ -425,7 +425,7 @@ async def test_mail_waits_while_server_is_down_and_goes_out_once_it_is_back(
     assert row.sent_at is None and row.attempts == 1
     assert row.next_attempt_at >= before + dt.timedelta(seconds=9)
     assert row.last_error == "SMTPConnectError"
-    warnings = [r for r in caplog.records if r.name == "bot.mailer"]
+    warnings = [r for r in caplog.records if r.name == "bot.mail.sender"]
     assert warnings and warnings[0].levelno == logging.WARNING
     for record in caplog.records:
         logged = record.getMessage()

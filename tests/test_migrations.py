@@ -8,9 +8,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from storage.database import migrate
+from storage.db.store import migrate
 from storage.models import Base
-from storage.search import search_objects
+from storage.reads.search import search_objects
 from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL, ensure_postgres_schema
 
 

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 
-from bot.http_api import ApiServices, create_api
+from bot.http.shop_api import ApiServices, create_api
 from bot.metrics import Metrics
 from bot.webapp import MiniAppServices, create_miniapp
 from bot.webapp.init_data import (
@@ -21,7 +21,7 @@ from bot.webapp.init_data import (
     verify_init_data,
 )
 from storage import services
-from storage.database import Store
+from storage.db.store import Store
 from storage.models import AuditEntry, Ticket, TicketState, WebAppAction
 from tests.conftest import sample_document
 
@@ -45,7 +45,7 @@ async def client(store: Store):
 
 
 async def services_ready(store: Store) -> None:
-    from storage.importer import import_document
+    from storage.services.importing.importer import import_document
 
     document = sample_document(orders=2, tickets=3, language="fr")
     await import_document(store, document)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from bot.server import BotServer
+from bot.http.server import BotServer
 from bot.webapp.init_data import user_init_data
 from tests.browser import DARK, LIGHT, chromium_missing, foreign_requests, mini_app_url
 from tests.conftest import sample_document

@@ -17,14 +17,14 @@ from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 from sqlalchemy import func, select
 
-from bot.http_api import ApiServices, create_api
+from bot.http.shop_api import ApiServices, create_api
 from bot.metrics import Metrics
 from bot.webapp import MiniAppServices, create_miniapp
 from bot.webapp.init_data import user_init_data
 from storage import services
-from storage.database import Store
-from storage.importer import import_document
+from storage.db.store import Store
 from storage.models import AuditEntry, GateScan, Ticket
+from storage.services.importing.importer import import_document
 from tests.conftest import sample_document
 
 TOKEN = "123456:TEST-TOKEN"

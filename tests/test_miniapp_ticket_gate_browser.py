@@ -19,11 +19,11 @@ from aiohttp import web
 from PIL import Image
 from sqlalchemy import func, select
 
-from bot.server import BotServer
+from bot.http.server import BotServer
 from bot.webapp.init_data import user_init_data
 from storage import services
-from storage.gate import scan_barcode
 from storage.models import GateScan, Ticket
+from storage.services.gate import scan_barcode
 from tests.browser import DARK, chromium_missing, foreign_requests, mini_app_url
 from tests.conftest import sample_document
 from tests.harness import close_harness, open_harness

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from telegram import Bot
 
 from bot.background import NEWS_BATCH, NewsSender
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
 from storage.models import ChatNotification
 
 KIND = "invitation_accepted"  # "… claimed ticket <ref>. …"

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from bot.background import NEWS_LEASE
 from storage import services
-from storage.database import utcnow
+from storage.db.store import utcnow
 from storage.models import (
     AuditEntry,
     ChatNotification,

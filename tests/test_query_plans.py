@@ -22,10 +22,9 @@ import pytest
 from sqlalchemy import event, insert, select
 
 from bot.background import NewsSender
-from bot.mailer import OutboxSender
-from storage import barcode_feed, chat_state, gate, services
-from storage.database import Store, utcnow
-from storage.importer import import_document
+from bot.mail.sender import OutboxSender
+from storage import barcode_feed, chat_state, services
+from storage.db.store import Store, utcnow
 from storage.inbox import Inbox, Incoming
 from storage.models import (
     ChatNotification,
@@ -40,7 +39,9 @@ from storage.models import (
     Ticket,
     UpdateInbox,
 )
-from storage.order_report import order_report
+from storage.reads.order_report import order_report
+from storage.services import gate
+from storage.services.importing.importer import import_document
 from tests.conftest import sample_document
 
 BUYER, OTHER_BUYER, FRIEND = 1001, 1002, 2002

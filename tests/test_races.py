@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from storage import exchange, resale, services
+from storage import services
 from storage.errors import Refusal
 from storage.models import (
     AuditEntry,
@@ -21,6 +21,7 @@ from storage.models import (
     Ticket,
     TicketState,
 )
+from storage.services import exchange, resale
 from tests.factories import make_event, make_order
 from tests.invariants import check_invariants
 

@@ -1,7 +1,7 @@
 """A handler that needs the user's language and the ticket loads them once per update.
 
 The ticket screens read the ticket, its order and event, the access check and the viewer's
-chosen language in one statement (``storage/reading.py``); a handler that then asks the store
+chosen language in one statement (``storage/reads/loading.py``); a handler that then asks the store
 for the language again, or reads the ticket a second time to learn what it already holds (the
 resale price range, the exchange targets), pays a round trip per press for nothing. These tests
 record the SQL each update's handlers send, through the real Application against the emulator,

@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select, update
 
-from storage import reminders, services
-from storage.database import Store
-from storage.importer import ImportRejected, import_document
+from storage import services
+from storage.db.store import Store
 from storage.models import (
     ChatNotification,
     Event,
@@ -23,7 +22,9 @@ from storage.models import (
     Ticket,
     TicketState,
 )
-from storage.reminder_models import SentReminder
+from storage.models.reminders import SentReminder
+from storage.services import reminders
+from storage.services.importing.importer import ImportRejected, import_document
 from tests.conftest import database_url, ensure_postgres_schema, fresh_store, sample_document
 from tests.factories import make_event, make_order
 

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select, update
 
-from storage import exchange, resale, services
-from storage.database import utcnow
+from storage import services
+from storage.db.store import utcnow
 from storage.errors import Refusal
 from storage.models import (
     Barcode,
@@ -21,6 +21,7 @@ from storage.models import (
     Ticket,
     TicketState,
 )
+from storage.services import exchange, resale
 from tests.factories import make_event, make_order
 
 BUYER = 1001

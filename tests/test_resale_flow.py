@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from bot.cli import main as ticketbot
 from storage import services
-from storage.database import utcnow
+from storage.db.store import utcnow
 from storage.models import Event, ResaleListing, Ticket, TicketState
 from tests.conftest import sample_document
 
@@ -127,7 +127,7 @@ async def market_reports_sold(harness, listing_id: int) -> int:
     import asyncio
 
     from storage.errors import Refusal
-    from storage.resale import complete_sale
+    from storage.services.resale import complete_sale
 
     if harness.store.is_sqlite:
         # The CLI runs its own event loop, as it does from a shell.

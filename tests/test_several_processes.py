@@ -25,11 +25,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from bot.emulator import BotApiEmulator
+from bot.tools.emulator import BotApiEmulator
 from storage import services
-from storage.database import open_store, utcnow
-from storage.importer import import_document
+from storage.db.store import open_store, utcnow
 from storage.models import Invitation, OutboxMail, Ticket, TicketState, UpdateInbox
+from storage.services.importing.importer import import_document
 from tests.conftest import ON_POSTGRES, SAMPLE_EVENTS, TEST_DATABASE_URL, asyncpg_dsn
 from tests.harness import free_port
 from tests.invariants import check_invariants

@@ -9,9 +9,10 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from storage import resale, services
-from storage.database import utcnow
+from storage import services
+from storage.db.store import utcnow
 from storage.models import ActorKind, AuditEntry, Invitation, Order, Ticket
+from storage.services import resale
 from tests.conftest import sample_document
 from tests.harness import close_harness, open_harness
 

@@ -28,10 +28,9 @@ from hypothesis.stateful import (
 )
 from sqlalchemy import func, select
 
-from storage import exchange, resale, services, tokens
-from storage.database import Store, utcnow
+from storage import services, tokens
+from storage.db.store import Store, utcnow
 from storage.errors import Refusal
-from storage.importer import import_document
 from storage.models import (
     AuditEntry,
     Barcode,
@@ -43,6 +42,8 @@ from storage.models import (
     Ticket,
     TicketState,
 )
+from storage.services import exchange, resale
+from storage.services.importing.importer import import_document
 from tests.conftest import (
     ON_POSTGRES,
     SAMPLE_EVENTS,

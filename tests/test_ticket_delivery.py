@@ -11,16 +11,17 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from storage import resale, services, ticket_delivery
+from storage import services, ticket_delivery
 from storage.errors import Refusal
 from storage.models import Ticket
+from storage.services import resale
 from tests.conftest import sample_document
 
 BUYER, STRANGER = 1001, 3003
 
 
 async def opened_order(store, tickets: int = 3) -> list[int]:
-    from storage.importer import import_document
+    from storage.services.importing.importer import import_document
 
     await import_document(store, sample_document(tickets=tickets))
     token = await services.create_order_link(store, "DF-100000")
@@ -36,7 +37,7 @@ async def barcode_of(store, ticket_id: int) -> str:
 
 async def due_works(store) -> dict[str, object]:
     """Every due change as the worker would see it, by the barcode it voided; done after."""
-    from storage.ticket_models import TicketChange
+    from storage.models.tickets import TicketChange
 
     works = {}
     for change_id in await ticket_delivery.claim_due_changes(store):

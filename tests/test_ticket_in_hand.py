@@ -16,11 +16,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from bot.http_api import ApiServices, create_api
+from bot.http.shop_api import ApiServices, create_api
 from bot.metrics import Metrics
 from storage import services
 from storage.models import OutboxMail, Ticket
-from storage.ticket_models import TelegramFile, TicketMessage
+from storage.models.tickets import TelegramFile, TicketMessage
 from tests.conftest import sample_document
 from tests.test_buyer_flow import eventually
 from tests.ticket_helpers import (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from storage.database import utcnow
+from storage.db.store import utcnow
 from storage.models import ChatState, Ticket, TicketState
 from tests.test_buyer_flow import FRIEND, open_order, press_send, send_to_friend
 

@@ -16,12 +16,12 @@ from telegram import Update
 from telegram.ext import TypeHandler
 
 from bot.application import build_application
-from bot.emulator import BotApiEmulator
-from bot.server import SECRET_HEADER, BotServer
+from bot.http.server import SECRET_HEADER, BotServer
 from bot.settings import Settings
+from bot.tools.emulator import BotApiEmulator
 from storage import services
-from storage.importer import import_document
 from storage.models import OrderAccess, Ticket, UpdateInbox
+from storage.services.importing.importer import import_document
 from tests.conftest import sample_document
 from tests.harness import BOT_USERNAME, free_port
 from tests.test_http_api import Answer, conform
@@ -114,7 +114,7 @@ async def test_the_bot_registers_its_webhook_with_the_secret(running):
 
 
 async def test_processes_sharing_a_store_derive_the_same_secret_token(store, tmp_path):
-    from bot.server import webhook_secret_from
+    from bot.http.server import webhook_secret_from
 
     tokens = []
     for _ in range(2):  # one process after another, neither told the token

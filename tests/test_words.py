@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from locales import translator, words_in
-from storage.database import migrate
-from storage.importer import ImportRejected, import_document
+from storage.db.store import migrate
 from storage.models import Event, Ticket
+from storage.services.importing.importer import ImportRejected, import_document
 from tests.conftest import (
     ON_POSTGRES,
     TEST_DATABASE_URL,
@@ -177,7 +177,7 @@ async def test_the_api_shows_the_asked_language_else_the_buyers(store):
 async def test_the_migration_keeps_existing_rows_reading_as_before(tmp_path):
     from alembic import command
 
-    from storage.database import _alembic_config
+    from storage.db.store import _alembic_config
 
     if ON_POSTGRES:
         url = TEST_DATABASE_URL
@@ -209,7 +209,7 @@ async def test_the_migration_keeps_existing_rows_reading_as_before(tmp_path):
 
 
 async def test_the_ticket_and_its_files_show_the_holders_language(store):
-    from conversations.ticket_files import pdf_file, ticket_ics
+    from conversations.presentation.ticket_files import pdf_file, ticket_ics
     from conversations.ticket_show import ticket_caption
     from storage import services
     from storage.ticket_delivery import held_card

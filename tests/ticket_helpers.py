@@ -9,7 +9,7 @@ import io
 import zxingcpp
 from PIL import Image
 
-from bot.emulator import ChatMessage, EmulatedUser
+from bot.tools.emulator import ChatMessage, EmulatedUser
 
 
 def decode_qr(data: bytes) -> list[str]:

@@ -1,5 +1,6 @@
 """The staff's gate view in the Mini App: Telegram's QR scanner in the page, and for each code
-the very scan the HTTP gate API makes (``storage.gate.scan_barcode``: one ``ok`` per ticket,
+the very scan the HTTP gate API makes (``storage.services.gate.scan_barcode``: one ``ok`` per
+ticket,
 nonce-idempotent, every scan in the audit history).
 
 Only Telegram users in ``TICKETBOT_STAFF_IDS`` may use it. Everyone else gets 403 from both
@@ -26,10 +27,17 @@ from bot.webapp.routes import (
 )
 from locales import Translator
 from storage.errors import N_
-from storage.gate import MAX_BARCODE, MAX_GATE, MAX_NONCE, NonceReused, ScanAnswer, scan_barcode
-from storage.mini_app_reads import event_of, gate_events
 from storage.models import ScanResult
-from storage.webapp_actions import ACTION_ID
+from storage.reads.mini_app import event_of, gate_events
+from storage.services.gate import (
+    MAX_BARCODE,
+    MAX_GATE,
+    MAX_NONCE,
+    NonceReused,
+    ScanAnswer,
+    scan_barcode,
+)
+from storage.services.webapp_actions import ACTION_ID
 
 NOT_STAFF = N_("This view is for the event's staff only.")
 GATE_STRINGS = {

@@ -1,5 +1,6 @@
 """A holder's own ticket in the Mini App: what it says, its QR picture, its PDF and calendar
-entry, each from the same files as the chat's ticket (``conversations/ticket_files.py``).
+entry, each from the same files as the chat's ticket
+(``conversations/presentation/ticket_files.py``).
 
 Every one of these is a JSON or file call checked like every other (initData first, then
 ``held_card``: the ticket must be in this Telegram user's hands now). There is no file URL
@@ -15,10 +16,10 @@ from aiohttp import web
 from bot.webapp.init_data import WebAppUser
 from bot.webapp.routes import SERVICES, MiniAppServices, _int, _translator, authenticated
 from bot.webapp.screens import refusal_json
-from conversations import ticket_files
+from conversations.presentation import ticket_files
 from locales import Translator
 from storage.errors import N_, Refusal
-from storage.mini_app_reads import HeldTicketView, held_ticket
+from storage.reads.mini_app import HeldTicketView, held_ticket
 
 PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 HELD_STRINGS = {

@@ -4,7 +4,7 @@ Every JSON call carries the raw ``initData`` in ``Authorization: tma <initData>`
 (``init_data.verify_init_data``) before anything else, and the Telegram user id it names is the
 only identity the calls know. They call the same services as the chat, with the same access
 rules (only orders this user may manage). Every call that changes something carries a fresh
-``action_id`` and is applied once (``storage/webapp_actions.py``).
+``action_id`` and is applied once (``storage/services/webapp_actions.py``).
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ from bot.webapp.init_data import (
     verify_init_data,
 )
 from locales import LANGUAGES, Translator, pick_language, translator
-from storage import exchange, resale, services
-from storage.database import Store
+from storage import services
+from storage.db.store import Store
 from storage.errors import N_, Refusal
 from storage.models import TicketState
-from storage.webapp_actions import ACTION_ID, ActionReplayed, once
+from storage.services import exchange, resale
+from storage.services.webapp_actions import ACTION_ID, ActionReplayed, once
 
 log = logging.getLogger(__name__)
 

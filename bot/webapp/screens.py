@@ -1,4 +1,4 @@
-"""What the Mini App shows, as JSON: the views of ``storage/views.py`` put into words in the
+"""What the Mini App shows, as JSON: the views of ``storage/reads/views.py`` put into words in the
 user's language, with Babel's dates, money and plurals. The page only lays these out; it makes
 no sentence of its own. Every string it needs is marked here for the catalogs."""
 
@@ -8,12 +8,12 @@ from typing import Any
 
 from babel.lists import format_list
 
+from conversations.presentation.sayings import exchange_option_label, policy_notes
 from locales import LANGUAGE_NAMES, LANGUAGES, Translator
-from locales.sayings import exchange_option_label, policy_notes
 from storage.errors import N_, Refusal
 from storage.models import TicketState
-from storage.resale import PriceBounds
-from storage.views import ExchangeOption, Home, OrderView, TicketDetails, TicketView
+from storage.reads.views import ExchangeOption, Home, OrderView, TicketDetails, TicketView
+from storage.services.resale import PriceBounds
 
 # The page's own words: labels, headings, hints. The keys are what app.js asks for.
 PAGE_STRINGS = {

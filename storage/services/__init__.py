@@ -17,7 +17,7 @@ every public name of its modules, split by flow the way ``conversations/`` is:
 - ``friend_claims.py``: accept, decline (the friend's side), and expiry of invitations;
 - ``holder_changes.py``: rename the holder of a completed ticket, take it back;
 - ``language.py``: the language a user chose, and the one an invitation is written in;
-- building blocks the flows share (and ``storage/resale.py``, ``exchange.py``, ``staff.py``,
+- building blocks the flows share (and ``resale.py``, ``exchange.py``, ``staff.py``,
   ``gate.py`` and the importer use): ``ticket_changes.py`` (the managed ticket and its
   conditional change), ``invitations.py`` (an invitation's pending/final states and e-mail),
   ``barcodes.py`` (new, void, reissue) and ``journal.py`` (audit entries and chat news).
@@ -28,7 +28,7 @@ share the building blocks and the statements built once), and a folder keeps the
 at import, in the module of the function that runs them.
 """
 
-from storage.database import utcnow
+from storage.db.store import utcnow
 from storage.errors import Refusal
 from storage.services.assigning import (
     claim_for_myself,

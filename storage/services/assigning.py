@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import insert
 
 from storage import tokens
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import clean_email, clean_name, email_key, name_key
 from storage.models import (
@@ -17,6 +17,7 @@ from storage.models import (
     LinkToken,
     TicketState,
 )
+from storage.reads.views import InviteResult
 from storage.services.barcodes import reissue_barcode
 from storage.services.invitations import (
     _pending_invitation,
@@ -32,7 +33,6 @@ from storage.services.ticket_changes import (
     change_ticket,
     managed_ticket,
 )
-from storage.views import InviteResult
 
 # Built once, with bound parameters (journal.py says why).
 _INSERT_INVITATION = insert(Invitation.__table__).returning(Invitation.id)

@@ -8,8 +8,7 @@ import datetime as dt
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import reading
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import clean_name, name_key
 from storage.models import (
@@ -21,6 +20,7 @@ from storage.models import (
     Ticket,
     TicketState,
 )
+from storage.reads import loading as reading
 from storage.services.barcodes import reissue_barcode
 from storage.services.invitations import _finish_invitation, _require_grant, _return_to_buyer
 from storage.services.journal import audit, notify_order_managers

@@ -3,14 +3,14 @@ way the barcode changes, since the old one may be in someone else's hands."""
 
 from __future__ import annotations
 
-from storage import reading
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import clean_name, name_key
 from storage.models import (
     ActorKind,
     TicketState,
 )
+from storage.reads import loading as reading
 from storage.services.barcodes import reissue_barcode
 from storage.services.journal import audit
 from storage.services.ticket_changes import change_ticket, managed_ticket

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import reading
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
+from storage.db.upsert import upsert
 from storage.errors import Refusal
 from storage.models import (
     Order,
     TelegramUser,
 )
+from storage.reads import loading as reading
 from storage.services.users import _READ_USER
-from storage.upsert import upsert
 
 
 async def choose_language(store: Store, telegram_id: int, language: str, *,

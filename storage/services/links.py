@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import reading, tokens
-from storage.database import Store, utcnow
+from storage import tokens
+from storage.db.store import Store, utcnow
+from storage.db.upsert import insert_ignore
 from storage.errors import Refusal
 from storage.models import (
     ActorKind,
@@ -22,15 +23,15 @@ from storage.models import (
     Order,
     OrderAccess,
 )
+from storage.reads import loading as reading
+from storage.reads.views import (
+    ClaimView,
+    LinkOpened,
+)
 from storage.services.invitations import _require_grant
 from storage.services.journal import audit
 from storage.services.ticket_changes import _end_step
 from storage.services.users import _count_failed_start, _remember_user
-from storage.upsert import insert_ignore
-from storage.views import (
-    ClaimView,
-    LinkOpened,
-)
 
 
 async def create_order_link(store: Store, order_number: str) -> str:

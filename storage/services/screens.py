@@ -3,10 +3,10 @@ only if this user may manage it)."""
 
 from __future__ import annotations
 
-from storage import reading
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
 from storage.errors import Refusal
-from storage.views import (
+from storage.reads import loading as reading
+from storage.reads.views import (
     Home,
     OrderView,
     TicketDetails,

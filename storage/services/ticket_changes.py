@@ -13,7 +13,7 @@ from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage import chat_state, reading, search
+from storage import chat_state
 from storage.errors import Refusal
 from storage.models import (
     Event,
@@ -22,6 +22,8 @@ from storage.models import (
     Ticket,
     TicketState,
 )
+from storage.reads import loading as reading
+from storage.reads import search
 
 # Built once, with bound parameters (journal.py says why).
 _MANAGED_TICKET = (

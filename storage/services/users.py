@@ -8,11 +8,11 @@ import datetime as dt
 from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.database import Store, utcnow
+from storage.db.store import Store, utcnow
+from storage.db.upsert import upsert
 from storage.models import TelegramUser
+from storage.reads.views import UserView
 from storage.services.ticket_changes import _end_step
-from storage.upsert import upsert
-from storage.views import UserView
 
 MAX_FAILED_STARTS = 5
 START_COOLDOWN = dt.timedelta(minutes=5)

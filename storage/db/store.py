@@ -1,0 +1,273 @@
+"""The store: one async engine, and units of work over it.
+
+A unit of work is one transaction; it commits only when its block ends without an error. Writes
+on SQLite start with ``BEGIN IMMEDIATE`` so two writers queue on the database lock instead of
+failing when one upgrades a read lock (SQLite has no ``SELECT … FOR UPDATE``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import itertools
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, event, exc, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.util import await_only
+
+from storage import applying
+from storage.db import sqlite_driver
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ticketbot.db"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# Connections kept open, and how many more a burst may open. A pool much smaller than the
+# updates in flight (up to 64, bot/update_processor.py) with overflow opens and closes
+# connections all the time, and a new one costs more than the statements it serves (PostgreSQL
+# forks a backend, and asyncpg prepares every statement again on it). PostgreSQL: at 32+8 the
+# overflow's connections closed as soon as the queue had room and opened again at the next
+# burst, 70 backends in 10 s of the benchmark, a tenth of a core; 40+0 keeps them all, and two
+# processes fit in PostgreSQL's default max_connections (100). SQLite has one writer at a time,
+# and writers waiting on its lock sleep in its busy handler; waiting for a pooled connection
+# instead queues them in order: 8+0 gave the same throughput as 24+8 with a p99 of 1.9 s
+# instead of 3.5 s.
+POOL = {"sqlite": (8, 0), "postgresql": (40, 0)}
+
+
+# ``TICKETBOT_DATABASE_URL`` options for PgBouncer in transaction pooling mode (what managed
+# PostgreSQL offers), where each transaction may run on another server connection:
+#   ?pgbouncer=true             all that follows, and reads in transactions (Store)
+#   ?prepared_statement_cache_size=0   SQLAlchemy keeps no prepared statements per connection
+#   ?statement_cache_size=0     neither does asyncpg
+# With ``pgbouncer=true`` every prepared statement also gets a unique name, so that one left on a
+# server connection by another client never clashes with ours (SQLAlchemy's asyncpg dialect,
+# "Prepared Statement Name with PGBouncer").
+PGBOUNCER_OPTION = "pgbouncer"
+_TRUE = {"1", "true", "yes", "on", "transaction"}
+_statement_names = itertools.count(1)
+
+
+def _unique_statement_name() -> str:
+    return f"__ticketbot_{os.getpid()}_{next(_statement_names)}__"
+
+
+def engine_arguments(url: str | URL, kwargs: dict[str, Any]) -> tuple[URL, dict[str, Any], bool]:
+    """The URL and engine arguments SQLAlchemy gets for ``url``, with our URL options applied;
+    and whether the database is reached through PgBouncer in transaction pooling mode."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        return parsed, kwargs, False
+    query = dict(parsed.query)
+    pgbouncer = str(query.pop(PGBOUNCER_OPTION, "")).lower() in _TRUE
+    connect_args = dict(kwargs.get("connect_args", {}))
+    if "statement_cache_size" in query:  # asyncpg wants an int; the dialect passes strings
+        connect_args["statement_cache_size"] = int(query.pop("statement_cache_size"))
+    if pgbouncer:
+        connect_args.setdefault("statement_cache_size", 0)
+        connect_args.setdefault("prepared_statement_name_func", _unique_statement_name)
+        query.setdefault("prepared_statement_cache_size", "0")
+    if connect_args:
+        kwargs = {**kwargs, "connect_args": connect_args}
+    return parsed.set(query=query), kwargs, pgbouncer
+
+
+def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # Statement parameters hold names and e-mail addresses: keep them out of error messages.
+    kwargs.setdefault("hide_parameters", True)
+    for pool_option in ("pool_size", "max_overflow"):  # None: the default below
+        if kwargs.get(pool_option, 0) is None:
+            del kwargs[pool_option]
+    if url.startswith("sqlite"):
+        # One trip per statement; a commit or rollback with no transaction open makes none,
+        # as the pool's rollback of every connection it takes back, even after a commit.
+        kwargs.setdefault("module", sqlite_driver.dbapi())
+        if make_url(url).database not in (None, "", ":memory:"):  # a file: a queue pool
+            kwargs.setdefault("pool_size", POOL["sqlite"][0])
+            kwargs.setdefault("max_overflow", POOL["sqlite"][1])
+        else:  # one connection, shared: nothing to size
+            kwargs.pop("pool_size", None)
+            kwargs.pop("max_overflow", None)
+        engine = create_async_engine(url, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_size", POOL["postgresql"][0])
+    kwargs.setdefault("max_overflow", POOL["postgresql"][1])
+    sqlalchemy_url, kwargs, _ = engine_arguments(url, kwargs)
+    engine = create_async_engine(sqlalchemy_url, **kwargs)
+    _configure_postgresql(engine)
+    return engine
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # Instead of pool_pre_ping, which costs three round trips per checkout on asyncpg
+        # (BEGIN, ";", ROLLBACK), as many as the statements of a short transaction: asyncpg
+        # sees the socket close as soon as the server ends the backend (a restart, an
+        # administrator), so a pooled connection that died is known without asking. The pool
+        # then opens a new one. A connection lost without a word fails its next statement;
+        # SQLAlchemy then drops the pool's older connections, and the inbox retries the update.
+        if dbapi_connection.driver_connection.is_closed():
+            raise exc.DisconnectionError("the database closed this pooled connection")
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves: the driver's implicit BEGIN is always DEFERRED.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        options = connection.get_execution_options()
+        if options.get("sqlite_no_begin", False):
+            return  # each statement a transaction of its own (Store.read_connection)
+        immediate = options.get("sqlite_immediate", False)
+        # Straight to aiosqlite: one trip to its thread, where a statement through SQLAlchemy
+        # takes four (cursor, execute, fetch, close) and most of a transaction's CPU.
+        driver = connection.connection.driver_connection
+        await_only(driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN"))
+
+
+class Store:
+    """The order store: hands out read and write units of work."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_DATABASE_URL,
+        *,
+        secret: str | None = None,
+        claim_link_ttl: dt.timedelta = dt.timedelta(days=14),
+        **engine_kwargs: Any,
+    ) -> None:
+        self.url = url
+        self.claim_link_ttl = claim_link_ttl
+        self._configured_secret = secret
+        self._secret: bytes | None = None
+        self.engine = _make_engine(url, **engine_kwargs)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.through_pgbouncer = engine_arguments(url, {})[2]
+        self._write_engine = self.engine.execution_options(sqlite_immediate=True)
+        # PostgreSQL's READ COMMITTED gives each statement a snapshot of its own, so a read-only
+        # transaction adds only its BEGIN and COMMIT, two round trips; reads run without one.
+        # On SQLite a read transaction holds one snapshot of the file, and its BEGIN is local.
+        # Not through PgBouncer in transaction mode: there, a statement outside a transaction
+        # may be prepared on one server connection and run on another.
+        self._read_engine = (self.engine if self.is_sqlite or self.through_pgbouncer
+                             else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
+        self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
+        # The hot reads are one statement each, which needs no BEGIN and COMMIT around it on
+        # SQLite either: two trips to aiosqlite's thread out of three.
+        self._statement_engine = (self.engine.execution_options(sqlite_no_begin=True)
+                                  if self.is_sqlite else self._read_engine)
+        self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
+        # SQLite lets one writer in at a time. Its waiting writers sleep in the busy handler
+        # (1, 2, 5 … 100 ms naps) and wake late, leaving the lock idle meanwhile; this
+        # process's writers queue here instead and follow one another at once. The busy
+        # handler still arbitrates between processes. PostgreSQL locks rows, not the database.
+        self._writer_turn = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
+
+    @contextlib.asynccontextmanager
+    async def write(self, *, idempotent: bool = False) -> AsyncIterator[AsyncSession]:
+        """A transaction that changes things: committed when the block ends, else rolled back.
+
+        While a Telegram update is being applied (``storage.applying``), the first such
+        transaction also marks the update done, or raises ``AlreadyApplied`` if an earlier
+        attempt did. ``idempotent`` transactions, harmless to repeat on a replay, do neither.
+        """
+        entry = None if idempotent else applying.current()
+        deciding = entry is not None and not entry.marked_done
+        async with self._writer_turn, self._write_sessions() as session, session.begin():
+            if deciding:
+                await entry.mark_done(session)
+            yield session
+        if deciding:
+            entry.marked_done = True
+
+    @contextlib.asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A bookkeeping transaction on a bare connection, without the ORM's per-session cost:
+        for the hot statements prepared once (the inbox's). Never decides an update."""
+        async with self._writer_turn, self._write_engine.begin() as connection:
+            yield connection
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only transaction."""
+        async with self._read_sessions() as session, session.begin():
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A bare connection for reading, without the ORM session's cost: for the hot reads
+        written as one Core statement each. Every statement is a transaction of its own, on
+        SQLite as on PostgreSQL, so statements run here do not share a snapshot."""
+        async with self._statement_engine.connect() as connection, connection.begin():
+            yield connection
+
+    async def secret(self) -> bytes:
+        """The key of link tokens: configured, or generated once and kept in the store."""
+        if self._secret is None:
+            from storage.tokens import load_or_create_secret
+
+            async with self.write(idempotent=True) as session:
+                self._secret = await load_or_create_secret(session, self._configured_secret)
+        return self._secret
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def _alembic_config(url: str, engine_kwargs: dict[str, Any]):
+    from alembic.config import Config
+
+    here = Path(__file__).parent
+    config = Config(str(here / "alembic.ini"))
+    config.set_main_option("script_location", str(here / "migrations"))
+    config.attributes["database_url"] = url
+    config.attributes["engine_kwargs"] = engine_kwargs
+    return config
+
+
+def migrate(url: str, **engine_kwargs: Any) -> None:
+    """Bring the database at ``url`` to the newest schema with Alembic (synchronous)."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(url, engine_kwargs), "head")
+
+
+def stamp_current(url: str, **engine_kwargs: Any) -> None:
+    """Record a schema made from the models as migrated to the newest revision (tests)."""
+    from alembic import command
+
+    command.stamp(_alembic_config(url, engine_kwargs), "head")
+
+
+async def open_store(url: str, **store_kwargs: Any) -> Store:
+    """Migrate the database, then open the store on it."""
+    import asyncio
+
+    engine_kwargs = {k: v for k, v in store_kwargs.items() if k == "connect_args"}
+    await asyncio.to_thread(migrate, url, **engine_kwargs)
+    return Store(url, **store_kwargs)
