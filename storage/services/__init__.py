@@ -12,7 +12,8 @@ every public name of its modules, split by flow the way ``conversations/`` is:
 
 - ``users.py``: Telegram users (remembered on /start, read back, cool-down after wrong links);
 - ``links.py``: buyer links of an order, and opening a ``/start`` parameter (grant or claim view);
-- ``screens.py``: what the overview and ticket screens read;
+- ``storage/reads/screens.py`` (a read, here for the flows' one import): what the overview and
+  ticket screens read;
 - ``assigning.py``: claim for myself, invite a friend, resend, revoke (the buyer's side);
 - ``friend_claims.py``: accept, decline (the friend's side), and expiry of invitations;
 - ``holder_changes.py``: rename the holder of a completed ticket, take it back;
@@ -30,6 +31,7 @@ at import, in the module of the function that runs them.
 
 from storage.db.store import utcnow
 from storage.errors import Refusal
+from storage.reads.screens import home, order_overview, ticket_details
 from storage.services.assigning import (
     claim_for_myself,
     invite_friend,
@@ -53,7 +55,6 @@ from storage.services.links import (
     open_link,
     revoke_order_links,
 )
-from storage.services.screens import home, order_overview, ticket_details
 from storage.services.ticket_changes import change_ticket, managed_ticket
 from storage.services.users import MAX_FAILED_STARTS, START_COOLDOWN, load_user, record_user
 
