@@ -139,8 +139,6 @@ def _validated(model: type[_M], entry: Entry, problems: Problems) -> _M | None:
         return None
 
 
-
-
 # --- phase 1: reading, validating, staging (a worker thread) -----------------------------------
 
 
