@@ -32,6 +32,7 @@ from conversations.start import on_unknown_command
 from locales import Translator
 from storage.errors import N_, Refusal
 from storage.models import ActorKind, TicketState
+from storage.reads.staff import AuditLine, FoundOrders, OrderStatus, StaffTicket, TicketHistory
 from storage.services import staff
 
 # Characters of text per page, measured in UTF-16 units like Telegram, well under 4,096 so that
@@ -174,12 +175,12 @@ def paged_screen(
 # --- rendering -------------------------------------------------------------------------------
 
 
-def actor_text(line: staff.AuditLine, t: Translator) -> str:
+def actor_text(line: AuditLine, t: Translator) -> str:
     template = ACTORS.get(line.actor_kind, "{id}")
     return t.gettext(template).format(id=line.actor_telegram_id or "?")
 
 
-def audit_text(line: staff.AuditLine, timezone: str, t: Translator, *, with_ticket: bool) -> str:
+def audit_text(line: AuditLine, timezone: str, t: Translator, *, with_ticket: bool) -> str:
     label = ACTIONS.get(line.action)
     what = e(t.gettext(label) if label else line.action)
     shown = [line.ticket_ref] if with_ticket and line.ticket_ref else []
@@ -192,7 +193,7 @@ def audit_text(line: staff.AuditLine, timezone: str, t: Translator, *, with_tick
     )
 
 
-def ticket_block(ticket: staff.StaffTicket, timezone: str, t: Translator) -> str:
+def ticket_block(ticket: StaffTicket, timezone: str, t: Translator) -> str:
     _ = t.gettext
     state = _(STATE_NAMES.get(ticket.state, ticket.state))
     lines = [
@@ -237,7 +238,7 @@ def ticket_block(ticket: staff.StaffTicket, timezone: str, t: Translator) -> str
     return "\n".join(lines)
 
 
-def status_screen(status: staff.OrderStatus, t: Translator, page: int = 0) -> Screen:
+def status_screen(status: OrderStatus, t: Translator, page: int = 0) -> Screen:
     _ = t.gettext
     header = [
         "<b>" + e(_("Order {number}").format(number=status.number)) + "</b>",
@@ -262,7 +263,7 @@ def status_screen(status: staff.OrderStatus, t: Translator, page: int = 0) -> Sc
     return paged_screen(header, blocks, page, cb.STAFF_STATUS, status.id, t)
 
 
-def history_screen(history: staff.TicketHistory, t: Translator, page: int = 0) -> Screen:
+def history_screen(history: TicketHistory, t: Translator, page: int = 0) -> Screen:
     _ = t.gettext
     header = [
         "<b>"
@@ -286,7 +287,7 @@ def history_screen(history: staff.TicketHistory, t: Translator, page: int = 0) -
     )
 
 
-def found_screen(text: str, found: staff.FoundOrders, t: Translator) -> Screen:
+def found_screen(text: str, found: FoundOrders, t: Translator) -> Screen:
     _ = t.gettext
     text = text if len(text) <= 60 else text[:59] + "…"  # echoed, so keep it short
     if not found.orders:

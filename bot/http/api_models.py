@@ -3,7 +3,7 @@
 The routes validate requests and build answers with these models, and ``bot/http/openapi.py``
 publishes their JSON schemas; so the document says what the server accepts and returns.
 The import document's entries are the importer's own models
-(``storage/services/importing/importer.py``).
+(``storage/services/importing/entries.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from storage.models import TicketState
-from storage.services.importing.importer import EventIn, Money, OrderIn
+from storage.services.importing.entries import EventIn, Money, OrderIn
 
 # An amount as the store keeps it (Numeric(12, 2)), written as a string.
 Amount = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?$", examples=["89.00"])]

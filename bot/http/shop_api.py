@@ -48,7 +48,8 @@ from storage.errors import Refusal
 from storage.reads import event_report
 from storage.reads.health import database_reachable
 from storage.reads.order_report import OrderReport, order_report
-from storage.services.importing.importer import ENTRY_RULE, ImportRejected, import_document
+from storage.services.importing.entries import ENTRY_RULE
+from storage.services.importing.importer import ImportRejected, import_document
 from storage.services.resale import complete_sale
 
 log = logging.getLogger(__name__)

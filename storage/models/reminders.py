@@ -13,7 +13,7 @@ import datetime as dt
 from sqlalchemy import BigInteger, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base, UtcDateTime
+from storage.models.base import Base, UtcDateTime
 
 
 class SentReminder(Base):

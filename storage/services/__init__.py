@@ -12,7 +12,8 @@ every public name of its modules, split by flow the way ``conversations/`` is:
 
 - ``users.py``: Telegram users (remembered on /start, read back, cool-down after wrong links);
 - ``links.py``: buyer links of an order, and opening a ``/start`` parameter (grant or claim view);
-- ``screens.py``: what the overview and ticket screens read;
+- ``storage/reads/screens.py`` (a read, here for the flows' one import): what the overview and
+  ticket screens read;
 - ``assigning.py``: claim for myself, invite a friend, resend, revoke (the buyer's side);
 - ``friend_claims.py``: accept, decline (the friend's side), and expiry of invitations;
 - ``holder_changes.py``: rename the holder of a completed ticket, take it back;
@@ -30,6 +31,7 @@ at import, in the module of the function that runs them.
 
 from storage.db.store import utcnow
 from storage.errors import Refusal
+from storage.reads.screens import home, order_overview, ticket_details
 from storage.services.assigning import (
     claim_for_myself,
     invite_friend,
@@ -53,7 +55,6 @@ from storage.services.links import (
     open_link,
     revoke_order_links,
 )
-from storage.services.screens import home, order_overview, ticket_details
 from storage.services.ticket_changes import change_ticket, managed_ticket
 from storage.services.users import MAX_FAILED_STARTS, START_COOLDOWN, load_user, record_user
 
@@ -91,38 +92,3 @@ __all__ = [
     "utcnow",
     "void_barcode",
 ]
-
-# The helpers and statements the single services.py module had, for code written against it
-# (inside the store only: not part of the public names above).
-from storage.services.assigning import _INSERT_INVITATION, _INSERT_LINK
-from storage.services.friend_claims import _USE_CLAIM_LINK, _expire_one, _granted_invitation
-from storage.services.invitations import (
-    _GRANTED,
-    _INSERT_MAIL,
-    _finish_invitation,
-    _invitation_finish,
-    _pending_invitation,
-    _queue_invitation_mail,
-    _require_grant,
-    _return_to_buyer,
-)
-from storage.services.journal import _INSERT_AUDIT, _INSERT_NEWS, _MANAGERS
-from storage.services.language import _language_of
-from storage.services.links import _claim_view, _open_valid_link
-from storage.services.ticket_changes import (
-    _MANAGED_TICKET,
-    _end_step,
-    _require_personalisation,
-    _ticket_change,
-    _uniqueness_refusal,
-)
-from storage.services.users import _READ_USER, _count_failed_start, _remember_user, _users
-
-_FORMER_HELPERS = (
-    _GRANTED, _INSERT_AUDIT, _INSERT_INVITATION, _INSERT_LINK, _INSERT_MAIL, _INSERT_NEWS,
-    _MANAGED_TICKET, _MANAGERS, _READ_USER, _USE_CLAIM_LINK, _claim_view, _count_failed_start,
-    _end_step, _expire_one, _finish_invitation, _granted_invitation, _invitation_finish,
-    _language_of, _open_valid_link, _pending_invitation, _queue_invitation_mail,
-    _remember_user, _require_grant, _require_personalisation, _return_to_buyer, _ticket_change,
-    _uniqueness_refusal, _users,
-)  # fmt: skip

@@ -1,5 +1,6 @@
 """What support staff may look up and do: an order's full status, a search over orders, a
-ticket's audit history, and sending an order's pending invitations again.
+ticket's audit history (what they show: ``storage/reads/staff.py``), and sending an order's
+pending invitations again.
 
 Every function takes the staff member's Telegram id and records the lookup or action in the
 audit history under it. Whether that id belongs to staff is the caller's decision (it is
@@ -8,13 +9,10 @@ configuration, not a rule of the store); nothing here knows about chats.
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, union
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db.store import Store, utcnow
 from storage.errors import Refusal
@@ -27,102 +25,21 @@ from storage.models import (
     InvitationState,
     Order,
     Ticket,
-    TicketState,
-    WordsValue,
 )
 from storage.reads import loading as reading
 from storage.reads import search
+from storage.reads.staff import (
+    FoundOrders,
+    OrderMatch,
+    OrderStatus,
+    TicketHistory,
+    audit_line,
+    load_status,
+)
 from storage.services import audit, renew_invitation
 
-RECENT_CHANGES = 10
 FIND_LIMIT = 20
 HISTORY_LIMIT = 500
-# Lookups are audited too, but they change nothing: the "recent changes" of a status skip them.
-LOOKUP_ACTIONS = ("staff_viewed", "staff_viewed_history", "staff_searched")
-
-
-# --- what staff see --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AuditLine:
-    at: dt.datetime
-    actor_kind: ActorKind
-    actor_telegram_id: int | None
-    action: str
-    ticket_ref: str | None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class PendingInvitation:
-    email: str
-    created_at: dt.datetime
-    last_sent_at: dt.datetime
-    expires_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class LiveListing:
-    id: int
-    price: Decimal
-    currency: str
-    listed_at: dt.datetime
-
-
-@dataclass(frozen=True)
-class StaffTicket:
-    id: int
-    ref: str
-    category: WordsValue
-    event_name: WordsValue
-    state: TicketState
-    holder_name: str | None
-    holder_email: str | None
-    holder_telegram_id: int | None
-    invitation: PendingInvitation | None
-    listing: LiveListing | None
-    used_at: dt.datetime | None = None  # scanned in at the gate
-
-
-@dataclass(frozen=True)
-class OrderStatus:
-    """An order as support sees it: every ticket, whatever its state, and recent changes."""
-
-    id: int
-    number: str
-    buyer_name: str
-    buyer_email: str
-    language: str
-    # The time zone of the order's first event: every time of the status is shown in it.
-    timezone: str
-    tickets: tuple[StaffTicket, ...]
-    recent_changes: tuple[AuditLine, ...]
-
-
-@dataclass(frozen=True)
-class OrderMatch:
-    id: int
-    number: str
-    buyer_name: str
-    buyer_email: str
-    ticket_count: int
-
-
-@dataclass(frozen=True)
-class FoundOrders:
-    orders: tuple[OrderMatch, ...]
-    more: bool  # more orders match than were returned
-
-
-@dataclass(frozen=True)
-class TicketHistory:
-    ticket_id: int
-    ref: str
-    order_number: str
-    timezone: str
-    entries: tuple[AuditLine, ...]  # oldest first
-    truncated: bool  # older entries were left out
 
 
 @dataclass(frozen=True)
@@ -133,75 +50,7 @@ class ResentInvitations:
     skipped: int
 
 
-# --- reading ---------------------------------------------------------------------------------
-
-
-def _audit_line(entry: AuditEntry, ref: str | None) -> AuditLine:
-    return AuditLine(
-        at=entry.at,
-        actor_kind=entry.actor_kind,
-        actor_telegram_id=entry.actor_telegram_id,
-        action=entry.action,
-        ticket_ref=ref,
-        details=dict(entry.details or {}),
-    )
-
-
-async def _load_status(session: AsyncSession, order: Order) -> OrderStatus:
-    rows = await reading.ticket_rows(session, order.id, with_gone=True)
-    tickets = tuple(
-        StaffTicket(
-            id=ticket.id,
-            ref=ticket.ref,
-            category=ticket.category,
-            event_name=event.name,
-            state=ticket.state,
-            holder_name=ticket.holder_name,
-            holder_email=ticket.holder_email,
-            holder_telegram_id=ticket.holder_telegram_id,
-            used_at=ticket.used_at,
-            invitation=(
-                PendingInvitation(
-                    invitation.email,
-                    invitation.created_at,
-                    invitation.last_sent_at,
-                    invitation.expires_at,
-                )
-                if invitation is not None
-                else None
-            ),
-            listing=(
-                LiveListing(listing.id, listing.price, listing.currency, listing.created_at)
-                if listing is not None
-                else None
-            ),
-        )
-        for ticket, event, invitation, listing in rows
-    )
-    first_event = min(
-        (event for _, event, _, _ in rows),
-        key=lambda event: (event.starts_at, event.id),
-        default=None,
-    )
-    changes = (
-        await session.execute(
-            select(AuditEntry, Ticket.ref)
-            .outerjoin(Ticket, Ticket.id == AuditEntry.ticket_id)
-            .where(AuditEntry.order_id == order.id, AuditEntry.action.not_in(LOOKUP_ACTIONS))
-            .order_by(AuditEntry.id.desc())
-            .limit(RECENT_CHANGES)
-        )
-    ).all()
-    return OrderStatus(
-        id=order.id,
-        number=order.number,
-        buyer_name=order.buyer_name,
-        buyer_email=order.buyer_email,
-        language=order.language,
-        timezone=first_event.timezone if first_event is not None else "UTC",
-        tickets=tickets,
-        recent_changes=tuple(_audit_line(entry, ref) for entry, ref in changes),
-    )
+# --- looking up (audited) ---------------------------------------------------------------------
 
 
 async def order_status(store: Store, staff_id: int, number: str) -> OrderStatus:
@@ -222,7 +71,7 @@ async def _status_where(store: Store, staff_id: int, condition: Any, *, number: 
         order = await session.scalar(select(Order).where(condition))
         if order is None:
             raise Refusal("staff_no_order", number=_echo(number))
-        status = await _load_status(session, order)
+        status = await load_status(session, order)
         await audit(session, ActorKind.STAFF, staff_id, "staff_viewed", order_id=order.id, now=now)
     return status
 
@@ -329,7 +178,7 @@ async def ticket_history(
         ref=ticket.ref,
         order_number=order_number,
         timezone=timezone,
-        entries=tuple(_audit_line(entry, ticket.ref) for entry in reversed(kept)),
+        entries=tuple(audit_line(entry, ticket.ref) for entry in reversed(kept)),
         truncated=len(entries) > HISTORY_LIMIT,
     )
 

@@ -19,7 +19,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,11 +28,9 @@ from storage import barcode_feed
 from storage.db.store import utcnow
 from storage.models import ActorKind, AuditEntry, Barcode, Event, Order, Ticket, TicketState
 from storage.services import audit, new_barcode
+from storage.services.importing.entries import EventIn
 from storage.services.importing.staging import StagedOrder, Staging
 from storage.services.importing.stream import shown
-
-if TYPE_CHECKING:
-    from storage.services.importing.importer import EventIn
 
 # SQLite allows at most 999 bound parameters per statement in older builds.
 LOOKUP_CHUNK = 500
