@@ -1,4 +1,4 @@
-"""Validation and import of order documents (SPEC.md, "Import format").
+"""Validation and import of order documents (docs/spec.md, "Import format").
 
 A document is checked completely before anything is written: the shape and values of each entry,
 then its internal consistency, then its agreement with the store. Every problem found is reported
