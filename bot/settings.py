@@ -15,7 +15,7 @@ FREE_BROADCAST_RATE = 30.0  # Telegram's bulk limit without paid broadcasts, per
 
 
 class Settings(BaseSettings):
-    """Everything configurable, with the defaults of SPEC.md."""
+    """Everything configurable, with the defaults of docs/spec.md."""
 
     model_config = SettingsConfigDict(env_prefix="TICKETBOT_", env_file=".env",
                                       extra="ignore")

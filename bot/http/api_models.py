@@ -29,7 +29,7 @@ class _Answer(BaseModel):
 
 
 class ImportDocument(BaseModel):
-    """Events and orders in the import format of ``ticketbot import`` (see SPEC.md). The
+    """Events and orders in the import format of ``ticketbot import`` (see docs/spec.md). The
     document is validated completely before anything is written; every problem is reported at
     once. It must match this schema (else 422), and its entries must agree with each other and
     with the store: a number or ref used twice, a ticket of an unknown event or a ticket that

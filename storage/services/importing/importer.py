@@ -1,5 +1,5 @@
-"""Validation and import of order documents (SPEC.md, "Import format"); what an entry may hold
-is ``entries.py``.
+"""Validation and import of order documents (docs/spec.md, "Import format"); what an entry may
+hold is ``entries.py``.
 
 A document is checked completely before anything is written: the shape and values of each entry,
 then its internal consistency, then its agreement with the store. Every problem found is reported
