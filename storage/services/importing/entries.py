@@ -1,4 +1,4 @@
-"""What an order document may hold (SPEC.md, "Import format"): the value types and the entry
+"""What an order document may hold (docs/spec.md, "Import format"): the value types and the entry
 models each event and order is validated against, and how a validation problem is said to the
 operator who fixes the file. The HTTP API publishes the entries' JSON schemas
 (``bot/http/openapi.py``, ``bot/http/api_models.py``).
