@@ -74,7 +74,8 @@ async def serve(url: str, port: int) -> None:
     """The HTTP API alone, as ``ticketbot run`` serves it, on ``port``."""
     from aiohttp import web
 
-    from bot.http.shop_api import ApiServices, create_api
+    from bot.http.app import create_api
+    from bot.http.kernel import ApiServices
     from bot.metrics import Metrics
     from storage.db.store import Store
 

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import select
 
 from bench.store import EVENT, SECRET, order_entry, remove_sqlite_files
-from bot.mail.sender import OutboxSender, SmtpTransport, parse_smtp_url
+from bot.mail.sender import OutboxSender
+from bot.mail.transport import SmtpTransport, parse_smtp_url
 from storage import services
 from storage.db.store import open_store
 from storage.models import Order, Ticket

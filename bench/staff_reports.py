@@ -26,7 +26,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import insert, text, update
 
 from bench.store import CACHE, _postgres, remove_sqlite_files, url_of
-from bot.http.shop_api import ApiServices, create_api
+from bot.http.app import create_api
+from bot.http.kernel import ApiServices
 from bot.metrics import Metrics
 from conversations.event_reports import stats_caption, stats_chart
 from locales import translator

@@ -9,7 +9,8 @@ from telegram.ext import Application, ApplicationBuilder
 from bot.aiohttp_request import AiohttpRequest
 from bot.background import BackgroundWorker
 from bot.inbox import Delivery, DurableBot, InboxKeeper, InboxProcessor, install
-from bot.mail.sender import MailTransport, OutboxSender, make_transport
+from bot.mail.sender import OutboxSender
+from bot.mail.transport import MailTransport, make_transport
 from bot.metrics import Metrics, TimedUpdateProcessor
 from bot.settings import Settings
 from bot.telegram_retry import ChatFloodControl

@@ -1,8 +1,8 @@
 """The background worker: sends queued chat news and e-mails, and expires overdue invitations.
 
-News rows are claimed with a conditional update (a lease), so several bot processes can run
-workers on one database without sending the same news twice at the same time. A news item is
-marked sent after Telegram accepted it; a crash in between sends it at most twice.
+News rows are taken from their leased queue (``storage/leased_queue.py``: several bot processes
+never send the same news at the same time). A news item is marked sent after Telegram accepted
+it; a crash in between sends it at most twice.
 
 News are *notifications*: the bot sends them on its own, so Telegram's bulk limit applies (about
 30 per second; 1,000 with paid broadcasts). They go out at ``TICKETBOT_BROADCAST_RATE``, one
@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
@@ -40,6 +40,7 @@ from storage import services, ticket_delivery
 from storage.broadcast_budget import Budget
 from storage.db.store import Store, utcnow
 from storage.errors import Refusal
+from storage.leased_queue import NEWS, Lease
 from storage.models import ChatNotification, Order, TelegramUser
 from storage.services import reminders
 
@@ -49,7 +50,6 @@ NEWS_LEASE = dt.timedelta(minutes=2)
 NEWS_BATCH = 50  # news claimed at a time, at least; two seconds' worth at higher rates
 MAX_NEWS_BATCH = 500
 DEFAULT_BROADCAST_RATE = 25.0
-MAX_NEWS_ATTEMPTS = 8
 REMINDER_EVERY = dt.timedelta(minutes=1)  # how often the worker looks for due reminders
 
 
@@ -68,11 +68,10 @@ class _Round:
 
 @dataclass(frozen=True)
 class _DueNews:
-    id: int
+    lease: Lease
     telegram_id: int
     kind: str
     params: dict[str, Any]
-    attempts: int
     language: str
 
 
@@ -96,11 +95,11 @@ class NewsSender:
     async def send_due(self) -> int:
         """Send the news due now (at most a batch), each at a send time of the shared budget;
         returns how many reached their chat."""
-        claimed = await self._claim_due(utcnow())
+        claimed = await NEWS.claim(self.store, limit=self.batch, lease=NEWS_LEASE)
         self.more_due = len(claimed) >= self.batch
         if not claimed:
             return 0
-        loaded = await self._load(claimed)
+        loaded = await self._load({lease.id: lease for lease in claimed})
         slots = await self.budget.take(len(loaded))
         by_chat: dict[int, list[tuple[_DueNews, float]]] = defaultdict(list)
         for index, news in enumerate(loaded):  # oldest first: a chat's news in order
@@ -116,43 +115,17 @@ class NewsSender:
                 continue
             done += outcome.done
             sent += outcome.sent
-        await self._mark_sent(done)
+        await NEWS.finish(self.store, done)
         return sent
 
-    async def _claim_due(self, now: dt.datetime) -> list[int]:
-        """Take up to a batch of due news for one lease. Another process doing the same skips
-        the rows locked here (PostgreSQL), or waits for the lock and finds them no longer due
-        (SQLite). Two statements: as one UPDATE with a LIMIT … FOR UPDATE SKIP LOCKED
-        subquery, PostgreSQL took all 60 due rows of a test, not a batch of 50."""
-        async with self.store.write() as session:
-            due = (await session.scalars(
-                select(ChatNotification.id)
-                .where(ChatNotification.sent_at.is_(None),
-                       ChatNotification.next_attempt_at <= now)
-                .order_by(ChatNotification.id).limit(self.batch)
-                .with_for_update(skip_locked=True)
-            )).all()
-            if not due:
-                return []
-            result = await session.execute(
-                update(ChatNotification)
-                .where(ChatNotification.id.in_(due), ChatNotification.sent_at.is_(None),
-                       ChatNotification.next_attempt_at <= now)
-                .values(next_attempt_at=now + NEWS_LEASE,
-                        attempts=ChatNotification.attempts + 1)
-                .returning(ChatNotification.id)
-                .execution_options(synchronize_session=False)
-            )
-            return sorted(result.scalars())
-
-    async def _load(self, news_ids: list[int]) -> list[_DueNews]:
+    async def _load(self, leases: dict[int, Lease]) -> list[_DueNews]:
         async with self.store.read() as session:
             rows = (await session.execute(
                 select(ChatNotification, TelegramUser.chosen_language,
                        TelegramUser.telegram_language)
                 .outerjoin(TelegramUser,
                            TelegramUser.telegram_id == ChatNotification.telegram_id)
-                .where(ChatNotification.id.in_(news_ids))
+                .where(ChatNotification.id.in_(leases))
                 .order_by(ChatNotification.id)
             )).all()
             order_ids = {news.params.get("order_id") for news, _, _ in rows} - {None}
@@ -160,7 +133,7 @@ class NewsSender:
                 select(Order.id, Order.language).where(Order.id.in_(order_ids))
             )).all()) if order_ids else {}
         return [
-            _DueNews(news.id, news.telegram_id, news.kind, news.params, news.attempts,
+            _DueNews(leases[news.id], news.telegram_id, news.kind, news.params,
                      pick_language(chosen, telegram,
                                    order_languages.get(news.params.get("order_id"))))
             for news, chosen, telegram in rows
@@ -175,14 +148,15 @@ class NewsSender:
                 await asyncio.sleep(wait)
             delivery = await self._deliver(news)
             if delivery is not _Delivery.RETRY:
-                outcome.done.append(news.id)
+                outcome.done.append(news.lease.id)
             outcome.sent += delivery is _Delivery.SENT
         return outcome
 
     async def _deliver(self, news: _DueNews) -> _Delivery:
         paused = self._paused_until - time.time()
         if paused > 0:  # a 429 in this round: the rest waits as long as Telegram asked
-            await self._reschedule(news.id, dt.timedelta(seconds=paused))
+            # Not sent, not an attempt: due again once the pause is over.
+            await NEWS.put_back(self.store, news.lease, dt.timedelta(seconds=paused))
             return _Delivery.RETRY
         screen = news_screen(news.kind, news.params, translator(news.language))
         card = None
@@ -207,43 +181,23 @@ class NewsSender:
             wait = flood_wait(error)
             self._paused_until = max(self._paused_until, time.time() + wait.total_seconds())
             await self.budget.pause(wait.total_seconds())  # every process's notifications
-            await self._retry_later(news.id, news.attempts, error)
+            await self._retry_later(news.lease, error)
             return _Delivery.RETRY
         except (Forbidden, BadRequest) as error:
             # The user blocked the bot or the chat is gone: retrying will not help.
-            log.info("news %s dropped: %s", news.id, type(error).__name__)
+            log.info("news %s dropped: %s", news.lease.id, type(error).__name__)
             return _Delivery.DROPPED
         except TelegramError as error:
-            await self._retry_later(news.id, news.attempts, error)
+            await self._retry_later(news.lease, error)
             return _Delivery.RETRY
         return _Delivery.SENT
 
-    async def _reschedule(self, news_id: int, delay: dt.timedelta) -> None:
-        """Not sent, not an attempt: due again after ``delay``."""
-        async with self.store.write() as session:
-            await session.execute(
-                update(ChatNotification).where(ChatNotification.id == news_id)
-                .values(next_attempt_at=utcnow() + delay,
-                        attempts=ChatNotification.attempts - 1))
-
-    async def _retry_later(self, news_id: int, attempts: int, error: TelegramError) -> None:
+    async def _retry_later(self, lease: Lease, error: TelegramError) -> None:
+        """Due again later; given up after a few tries (the order overview still shows it)."""
         delay = (flood_wait(error) if isinstance(error, RetryAfter)
-                 else dt.timedelta(seconds=min(3600, 10 * 2 ** min(attempts, 8))))
-        log.warning("news %s not sent (%s), retrying", news_id, type(error).__name__)
-        async with self.store.write() as session:
-            values = {"next_attempt_at": utcnow() + delay}
-            if attempts >= MAX_NEWS_ATTEMPTS:
-                values["sent_at"] = utcnow()  # give up: the order overview still shows it
-            await session.execute(
-                update(ChatNotification).where(ChatNotification.id == news_id).values(**values))
-
-    async def _mark_sent(self, news_ids: list[int]) -> None:
-        if not news_ids:
-            return
-        async with self.store.write() as session:
-            await session.execute(
-                update(ChatNotification).where(ChatNotification.id.in_(news_ids))
-                .values(sent_at=utcnow()).execution_options(synchronize_session=False))
+                 else dt.timedelta(seconds=min(3600, 10 * 2 ** min(lease.attempts, 8))))
+        log.warning("news %s not sent (%s), retrying", lease.id, type(error).__name__)
+        await NEWS.retry_later(self.store, lease, delay)
 
 
 class BackgroundWorker:

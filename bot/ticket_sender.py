@@ -50,8 +50,8 @@ class TicketChangeSender:
         done = 0
         claimed = await ticket_delivery.claim_due_changes(self.store)
         self.more_due = len(claimed) >= ticket_delivery.CHANGE_BATCH
-        for change_id in claimed:
-            work = await ticket_delivery.change_work(self.store, change_id)
+        for lease in claimed:
+            work = await ticket_delivery.change_work(self.store, lease)
             if work is None:
                 continue
             try:
@@ -78,9 +78,9 @@ class TicketChangeSender:
                                       language, **self._extra)
             except (Forbidden, BadRequest):
                 # The holder blocked the bot or the chat is gone: the e-mail still goes out.
-                log.info("ticket change %s: holder's chat unreachable", work.change_id)
+                log.info("ticket change %s: holder's chat unreachable", work.lease.id)
         await ticket_delivery.finish_change(
-            self.store, work.change_id, mail=card,
+            self.store, work.lease, mail=card,
             recipient=card.holder_email if card is not None else None, language=language)
 
     async def _paced(self) -> None:
@@ -97,7 +97,7 @@ class TicketChangeSender:
         if isinstance(error, RetryAfter) and self.budget is not None:
             await self.budget.pause(flood_wait(error).total_seconds())  # every process's
         delay = (flood_wait(error) if isinstance(error, RetryAfter)
-                 else dt.timedelta(seconds=min(3600, 10 * 2 ** min(work.attempts, 8))))
-        log.warning("ticket change %s not carried out (%s: %s), retrying", work.change_id,
+                 else dt.timedelta(seconds=min(3600, 10 * 2 ** min(work.lease.attempts, 8))))
+        log.warning("ticket change %s not carried out (%s: %s), retrying", work.lease.id,
                     type(error).__name__, error)
-        await ticket_delivery.retry_change(self.store, work.change_id, work.attempts, delay)
+        await ticket_delivery.retry_change(self.store, work.lease, delay)

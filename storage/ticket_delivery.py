@@ -23,13 +23,14 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import and_, bindparam, delete, func, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from locales import words_in
 from storage.db.store import Store, utcnow
 from storage.db.upsert import insert_ignore, upsert
 from storage.errors import Refusal
+from storage.leased_queue import TICKET_CHANGES, Lease
 from storage.models import (
     Barcode,
     Event,
@@ -45,7 +46,6 @@ from storage.models.tickets import TelegramFile, TicketChange, TicketMessage
 
 CHANGE_LEASE = dt.timedelta(minutes=2)
 CHANGE_BATCH = 20
-MAX_CHANGE_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,7 @@ class ChangeWork:
     """What one barcode change asks for: messages to void, and the ticket to deliver (if it
     now has a holder with a Telegram account who has not got this barcode yet)."""
 
-    change_id: int
-    attempts: int
+    lease: Lease
     to_void: tuple[SentMessage, ...]
     deliver: TicketCard | None
     delivered_already: bool
@@ -151,43 +150,16 @@ async def barcode_voided(session: AsyncSession, code: str, now: dt.datetime) -> 
 # --- the worker's side ------------------------------------------------------------------------
 
 
-_ANY_DUE = (select(TicketChange.id)
-            .where(TicketChange.done_at.is_(None), TicketChange.next_attempt_at <= bindparam("now"))
-            .limit(1))
-
-
-async def claim_due_changes(store: Store, now: dt.datetime | None = None) -> list[int]:
+async def claim_due_changes(store: Store, now: dt.datetime | None = None) -> list[Lease]:
     """Take up to a batch of due changes for one lease (several workers never take the same
     change at the same time); oldest first."""
-    now = now or utcnow()
-    # Most rounds find nothing: a plain read first keeps them from taking a writer's turn.
-    async with store.read_connection() as connection:
-        if (await connection.execute(_ANY_DUE, {"now": now})).first() is None:
-            return []
-    async with store.write() as session:
-        due = (await session.scalars(
-            select(TicketChange.id)
-            .where(TicketChange.done_at.is_(None), TicketChange.next_attempt_at <= now)
-            .order_by(TicketChange.id).limit(CHANGE_BATCH)
-            .with_for_update(skip_locked=True)
-        )).all()
-        if not due:
-            return []
-        result = await session.execute(
-            update(TicketChange)
-            .where(TicketChange.id.in_(due), TicketChange.done_at.is_(None),
-                   TicketChange.next_attempt_at <= now)
-            .values(next_attempt_at=now + CHANGE_LEASE, attempts=TicketChange.attempts + 1)
-            .returning(TicketChange.id)
-            .execution_options(synchronize_session=False)
-        )
-        return sorted(result.scalars())
+    return await TICKET_CHANGES.claim(store, limit=CHANGE_BATCH, lease=CHANGE_LEASE, now=now)
 
 
-async def change_work(store: Store, change_id: int) -> ChangeWork | None:
-    """What the change still asks for, as the store stands now."""
+async def change_work(store: Store, lease: Lease) -> ChangeWork | None:
+    """What the leased change still asks for, as the store stands now."""
     async with store.read() as session:
-        change = await session.get(TicketChange, change_id)
+        change = await session.get(TicketChange, lease.id)
         if change is None or change.done_at is not None:
             return None
         rows = (await session.execute(
@@ -209,20 +181,18 @@ async def change_work(store: Store, change_id: int) -> ChangeWork | None:
                 select(TicketMessage.id).where(TicketMessage.chat_id == card.holder_telegram_id,
                                                TicketMessage.barcode == card.barcode).limit(1)
             ) is not None
-    return ChangeWork(change_id, change.attempts, tuple(SentMessage(*row) for row in rows),
+    return ChangeWork(lease, tuple(SentMessage(*row) for row in rows),
                       card, delivered)
 
 
-async def finish_change(store: Store, change_id: int, *, mail: TicketCard | None,
+async def finish_change(store: Store, lease: Lease, *, mail: TicketCard | None,
                         recipient: str | None, language: str, now: dt.datetime | None = None,
                         ) -> None:
     """Mark the change done and, in the same transaction, queue the "your ticket" e-mail of
     ``mail`` (once per barcode: its Message-ID is made from it)."""
     now = now or utcnow()
     async with store.write() as session:
-        await session.execute(
-            update(TicketChange).where(TicketChange.id == change_id)
-            .values(done_at=now).execution_options(synchronize_session=False))
+        await TICKET_CHANGES.finish_in(session, [lease.id], now=now)
         if mail is not None and recipient:
             await insert_ignore(session, OutboxMail, {
                 "message_id": f"<ticket{mail.ticket_id}.{mail.barcode}@ticketbot.local>",
@@ -233,16 +203,10 @@ async def finish_change(store: Store, change_id: int, *, mail: TicketCard | None
             })
 
 
-async def retry_change(store: Store, change_id: int, attempts: int,
-                       delay: dt.timedelta) -> None:
+async def retry_change(store: Store, lease: Lease, delay: dt.timedelta) -> None:
     """Try the change again later; after a few tries it is given up (and logged by the
     caller): the holder can still show the ticket from /start."""
-    values: dict = {"next_attempt_at": utcnow() + delay}
-    if attempts >= MAX_CHANGE_ATTEMPTS:
-        values["done_at"] = utcnow()
-    async with store.write() as session:
-        await session.execute(update(TicketChange).where(TicketChange.id == change_id)
-                              .values(**values).execution_options(synchronize_session=False))
+    await TICKET_CHANGES.retry_later(store, lease, delay)
 
 
 async def mark_voided(store: Store, row_id: int) -> None:
@@ -350,17 +314,10 @@ async def ticket_ref(store: Store, ticket_id: int) -> str:
 
 async def pending_changes(store: Store) -> int:
     """How many barcode changes are not carried out yet (due, leased or waiting to retry)."""
-    async with store.read_connection() as connection:
-        return (await connection.execute(
-            select(func.count()).select_from(TicketChange.__table__)
-            .where(TicketChange.done_at.is_(None)))).scalar_one()
+    return await TICKET_CHANGES.unfinished(store)
 
 
 async def forget_done_changes(store: Store, *, older_than: dt.timedelta = dt.timedelta(days=2),
                               ) -> int:
     """Delete changes carried out long ago (their messages keep their own record)."""
-    async with store.write(idempotent=True) as session:
-        result = await session.execute(
-            delete(TicketChange).where(TicketChange.done_at < utcnow() - older_than)
-            .execution_options(synchronize_session=False))
-    return result.rowcount
+    return await TICKET_CHANGES.forget_finished(store, older_than=older_than)

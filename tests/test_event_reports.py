@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 from sqlalchemy import func, select, update
 
-from bot.http.shop_api import ApiServices, create_api
+from bot.http.app import create_api
+from bot.http.kernel import ApiServices
 from bot.metrics import Metrics
 from storage import services
 from storage.models import ActorKind, AuditEntry, Ticket, TicketState

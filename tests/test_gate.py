@@ -14,9 +14,10 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from sqlalchemy import func, select
 
+from bot.http.app import api_routes, create_api
 from bot.http.gate_api import device_of
+from bot.http.kernel import ApiServices
 from bot.http.openapi import openapi_document
-from bot.http.shop_api import ApiServices, api_routes, create_api
 from bot.metrics import Metrics
 from bot.settings import Settings
 from conversations import callbacks as cb

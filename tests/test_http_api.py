@@ -21,8 +21,9 @@ from openapi_core.validation.response.exceptions import InvalidData
 from openapi_spec_validator import validate as validate_spec
 from sqlalchemy import func, select
 
+from bot.http.app import api_routes, create_api, webhook_route
+from bot.http.kernel import MAX_BODY_BYTES, ApiServices
 from bot.http.openapi import openapi_document
-from bot.http.shop_api import MAX_BODY_BYTES, ApiServices, api_routes, create_api, webhook_route
 from bot.metrics import Metrics
 from storage import services
 from storage.db.store import Store

@@ -39,9 +39,9 @@ async def ticket_mail(store, language: str) -> EmailMessage:
     """The "your ticket" mail of a ticket the buyer claimed, queued as the worker queues it."""
     (ticket_id,) = await order_with_tickets(store, language=language)
     await claim_for_myself(store, BUYER, ticket_id, "Zoé Lefèvre")
-    (change_id,) = await ticket_delivery.claim_due_changes(store)
-    card = (await ticket_delivery.change_work(store, change_id)).deliver
-    await ticket_delivery.finish_change(store, change_id, mail=card, recipient=card.holder_email,
+    (lease,) = await ticket_delivery.claim_due_changes(store)
+    card = (await ticket_delivery.change_work(store, lease)).deliver
+    await ticket_delivery.finish_change(store, lease, mail=card, recipient=card.holder_email,
                                         language=language)
     (mail,) = [mail for mail in await outbox(store) if mail.kind == "ticket"]
     async with store.read() as session:

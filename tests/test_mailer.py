@@ -22,14 +22,13 @@ from sqlalchemy import select, update
 
 from bot.mail.content import render_outbox_mail
 from bot.mail.layout import SEPARATOR
-from bot.mail.sender import (
+from bot.mail.sender import OutboxSender, retry_delay
+from bot.mail.transport import (
     EmlDirectoryTransport,
-    OutboxSender,
     SmtpSecurity,
     SmtpSettings,
     SmtpTransport,
     parse_smtp_url,
-    retry_delay,
 )
 from locales import translator
 from storage.db.store import Store, utcnow

@@ -40,13 +40,13 @@ async def due_works(store) -> dict[str, object]:
     from storage.models.tickets import TicketChange
 
     works = {}
-    for change_id in await ticket_delivery.claim_due_changes(store):
-        work = await ticket_delivery.change_work(store, change_id)
+    for lease in await ticket_delivery.claim_due_changes(store):
+        work = await ticket_delivery.change_work(store, lease)
         async with store.read() as session:
             code = await session.scalar(select(TicketChange.old_barcode)
-                                        .where(TicketChange.id == change_id))
+                                        .where(TicketChange.id == lease.id))
         works[code] = work
-        await ticket_delivery.finish_change(store, change_id, mail=None, recipient=None,
+        await ticket_delivery.finish_change(store, lease, mail=None, recipient=None,
                                             language="en")
     return works
 

@@ -21,14 +21,20 @@ from typing import Any, Literal
 from aiohttp import hdrs, web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from bot.http.kernel import (
+    GATE_ROUTE_PREFIX,
+    SERVICES,
+    Handler,
+    accepted_language,
+    json_body,
+    problem,
+)
 from bot.http.openapi import Parameter, Reply, Route, error
-from bot.http.shop_api import SERVICES, Handler, accepted_language, json_body, problem
 from locales import words_in
 from storage import barcode_feed
 from storage.barcode_feed import BadCursor, Cursor, UnknownEvent
 from storage.services import gate as scans
 
-ROUTE_PREFIX = "gate."  # the names of the routes the API token does not open
 GATE_DEVICE = web.RequestKey("gate_device", str)
 _LIMIT = re.compile(r"\d{1,6}")
 # The language of categories given per language, unless the scanner asks for another
@@ -206,7 +212,7 @@ ROUTES: list[Route] = [
         "The event's barcode feed: valid barcodes and those voided since a cursor",
         handler=_gate_only(get_barcodes),
         scheme="gate",
-        name=ROUTE_PREFIX + "barcodes",
+        name=GATE_ROUTE_PREFIX + "barcodes",
         parameters=(
             Parameter("event", {"type": "string", "minLength": 1, "maxLength": 100},
                       examples=("dreamfest-2027-sat",)),
@@ -232,7 +238,7 @@ ROUTES: list[Route] = [
         "Scan a barcode at the gate: exactly one `ok` per ticket",
         handler=_gate_only(post_scan),
         scheme="gate",
-        name=ROUTE_PREFIX + "scan",
+        name=GATE_ROUTE_PREFIX + "scan",
         request=ScanRequest,
         replies={
             200: Reply("The answer; a scanned ticket is used and changes no more", ScanResponse),

@@ -2,7 +2,7 @@
 routes themselves.
 
 Each route of the server is a ``Route``: its method and path, its handler, and the pydantic
-models of its request body and of its answers by status. ``bot/http/shop_api.py`` adds the routes
+models of its request body and of its answers by status. ``bot/http/app.py`` adds the routes
 to aiohttp from that list and validates and answers with those models; this module turns the
 same list into the document, the models' JSON schemas under ``components/schemas``. Adding a
 route is adding one ``Route``. The answers every protected route or every route with a body can

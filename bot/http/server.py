@@ -28,8 +28,9 @@ from bot.application import (
     start_services,
     stop_services,
 )
+from bot.http.app import create_api
+from bot.http.kernel import ApiServices, Handler
 from bot.http.request_log import request_error_log
-from bot.http.shop_api import ApiServices, Handler, create_api
 from bot.inbox import receive_update
 from bot.settings import Settings
 from bot.webapp import MiniAppServices, create_miniapp

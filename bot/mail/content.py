@@ -1,45 +1,22 @@
-"""What outgoing e-mails say: an outbox row becomes a ready-to-send ``EmailMessage``.
+"""What outgoing e-mails say: an outbox row becomes a ready-to-send ``EmailMessage``, rendered
+by the module of its kind (invitation, ticket, reminders).
 
-The store keeps only what to say (``kind`` and ``params``); the text is rendered here at send
-time, so the claim link is recomputed from the secret and never stored. A mail is written in
-the recipient's language with the same text in the other language below a separator, as a plain
-text part and an HTML alternative laid out by ``bot.mail.layout`` (event card, one button).
+The store keeps only what to say (``kind`` and ``params``); the text is rendered at send time.
+A mail is written in the recipient's language with the same text in the other language below a
+separator, as a plain text part and an HTML alternative laid out by ``bot.mail.layout`` (event
+card, one button).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import format_datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.mail.layout import Button, EventCard, MailPart, render_ticket_shop_email
-from locales import LANGUAGES, Translator, pick_language, translator
-from storage.models import InvitationState, OutboxMail, WordsValue
-from storage.reads.loading import invitation_with_ticket
-from storage.tokens import claim_token
-
-
-@dataclass(frozen=True)
-class InvitationFacts:
-    """Everything an invitation mail mentions, loaded once for both languages (the event's words
-    as imported, one string or texts by language: each section picks its own)."""
-
-    inviter_name: str
-    event_name: WordsValue
-    event_starts_at: dt.datetime
-    event_timezone: str
-    venue_name: WordsValue
-    venue_city: str
-    category: WordsValue
-    link: str
-    expires_at: dt.datetime
-
-
-class MailObsolete(Exception):
-    """The mail no longer has a purpose (its invitation was revoked, declined or expired)."""
+from bot.mail.invitation import render_invitation_mail
+from bot.mail.reminder import render_reminder_mail
+from bot.mail.ticket import render_ticket_mail
+from storage.models import OutboxMail
 
 
 async def render_outbox_mail(
@@ -52,95 +29,11 @@ async def render_outbox_mail(
 ) -> EmailMessage:
     """The e-mail an outbox row stands for; ValueError for a kind we cannot render."""
     if mail.kind == "ticket":
-        from bot.mail.ticket import render_ticket_mail  # it builds on this module
-
         return await render_ticket_mail(session, mail, sender=sender)
     if mail.kind.startswith("reminder_"):
-        from bot.mail.reminder import render_reminder_mail  # it builds on this module
-
         return await render_reminder_mail(session, mail, secret=secret,
                                           bot_username=bot_username, sender=sender)
-    if mail.kind != "invitation":
-        raise ValueError(f"unknown outbox mail kind {mail.kind!r}")
-    facts = await _load_invitation(session, mail, secret=secret, bot_username=bot_username)
-    main = pick_language(mail.language)
-    other = next(language for language in LANGUAGES if language != main)
-    parts = [_invitation_part(translator(language), facts) for language in (main, other)]
-    subject = (
-        translator(main)
-        .gettext("{inviter} sent you a ticket for {event}")
-        .format(inviter=facts.inviter_name, event=translator(main).words(facts.event_name))
-    )
-
-    message = laid_out_message(mail, sender=sender, subject=subject, parts=parts)
-    message["Content-Language"] = f"{main}, {other}"
-    return message
-
-
-async def _load_invitation(
-    session: AsyncSession, mail: OutboxMail, *, secret: bytes, bot_username: str
-) -> InvitationFacts:
-    invitation_id = int(mail.params["invitation_id"])
-    row = await invitation_with_ticket(session, invitation_id)
-    if row is None:
-        raise ValueError(f"invitation {invitation_id} of outbox mail {mail.id} not found")
-    invitation, ticket, event = row
-    if invitation.state != InvitationState.PENDING:
-        raise MailObsolete(f"invitation {invitation_id} is {invitation.state}")
-    token = claim_token(secret, invitation.id)
-    return InvitationFacts(
-        inviter_name=invitation.inviter_name,
-        event_name=event.name,
-        event_starts_at=event.starts_at,
-        event_timezone=event.timezone,
-        venue_name=event.venue_name,
-        venue_city=event.venue_city,
-        category=ticket.category,
-        link=f"https://t.me/{bot_username.lstrip('@')}?start={token}",
-        expires_at=invitation.expires_at,
-    )
-
-
-def laid_out_message(mail: OutboxMail, *, sender: str, subject: str,
-                     parts: list[MailPart]) -> EmailMessage:
-    """A mail of the outbox with its headers and its text and HTML bodies (``parts``, the
-    recipient's language first). Its ``Message-ID`` is the outbox row's, so a resend after a
-    crash is recognised by the receiving server. Callers add attachments, then
-    ``Content-Language`` (set_content drops Content-* headers, add_alternative moves them)."""
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = mail.recipient
-    message["Subject"] = subject
-    message["Date"] = format_datetime(mail.created_at)
-    message["Message-ID"] = mail.message_id
-    message["Auto-Submitted"] = "auto-generated"
-    # Quoted-printable keeps the accents safe on servers without 8BITMIME.
-    body = render_ticket_shop_email(parts, subject=subject)
-    message.set_content(body.text, cte="quoted-printable")
-    message.add_alternative(body.html, subtype="html", cte="quoted-printable")
-    return message
-
-
-def _invitation_part(t: Translator, facts: InvitationFacts) -> MailPart:
-    _ = t.gettext
-    event, venue, category = (t.words(facts.event_name), t.words(facts.venue_name),
-                              t.words(facts.category))
-    return MailPart(
-        language=t.language,
-        intro=(_("Hello,"), _("{inviter} sent you a ticket for {event}.").format(
-            inviter=facts.inviter_name, event=event)),
-        card=EventCard(event, (
-            (_("Date"), t.datetime(facts.event_starts_at, facts.event_timezone)),
-            (_("Venue"), _("{venue}, {city}").format(venue=venue, city=facts.venue_city)),
-            (_("Ticket"), category),
-        )),
-        button=Button(_("Claim my ticket in Telegram"), facts.link,
-                      lead=_("Open this link to claim the ticket in your own name in Telegram:")),
-        notes=(
-            _("The link works once and expires on {expires}.").format(
-                expires=t.datetime(facts.expires_at, facts.event_timezone)),
-            _("If you do not want the ticket, open the link and decline it, so that "
-              "{inviter} can give it to someone else.").format(inviter=facts.inviter_name),
-        ),
-        row_format=_("{label}: {value}"),
-    )
+    if mail.kind == "invitation":
+        return await render_invitation_mail(session, mail, secret=secret,
+                                            bot_username=bot_username, sender=sender)
+    raise ValueError(f"unknown outbox mail kind {mail.kind!r}")

@@ -11,8 +11,9 @@ from email.message import EmailMessage
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.mail.content import MailObsolete, _invitation_part, _load_invitation, laid_out_message
+from bot.mail.invitation import invitation_part, load_invitation
 from bot.mail.layout import EventCard, MailPart
+from bot.mail.message import MailObsolete, laid_out_message
 from locales import LANGUAGES, Translator, pick_language, translator
 from storage.models import Event, Order, OutboxMail, Ticket, TicketState
 
@@ -22,10 +23,10 @@ async def render_reminder_mail(session: AsyncSession, mail: OutboxMail, *, secre
     main = pick_language(mail.language)
     other = next(language for language in LANGUAGES if language != main)
     if mail.kind == "reminder_invitation":
-        facts = await _load_invitation(session, mail, secret=secret, bot_username=bot_username)
+        facts = await load_invitation(session, mail, secret=secret, bot_username=bot_username)
 
         def part(t: Translator) -> MailPart:
-            base = _invitation_part(t, facts)
+            base = invitation_part(t, facts)
             intro = t.gettext("A reminder: {inviter} sent you a ticket for {event}, and the "
                               "link to claim it expires on {expires}.").format(
                 inviter=facts.inviter_name, event=t.words(facts.event_name),

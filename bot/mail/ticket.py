@@ -14,8 +14,8 @@ from email.message import EmailMessage
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.mail.content import MailObsolete, laid_out_message
 from bot.mail.layout import EventCard, MailPart
+from bot.mail.message import MailObsolete, laid_out_message
 from conversations.presentation import ticket_files
 from locales import LANGUAGES, Translator, pick_language, translator
 from storage.models import OutboxMail

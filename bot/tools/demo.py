@@ -29,7 +29,7 @@ from bot.application import (
     start_services,
     stop_services,
 )
-from bot.mail.sender import EmlDirectoryTransport
+from bot.mail.transport import EmlDirectoryTransport
 from bot.settings import Settings
 from bot.tools.emulator import BotApiEmulator
 from bot.tools.terminal_chat import run_terminal_chat, stdin_read_line
