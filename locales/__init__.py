@@ -19,9 +19,15 @@ from babel.support import Translations
 
 CATALOG_DIR = Path(__file__).parent
 DOMAIN = "messages"
-LANGUAGES = ("en", "fr")
+# The supported languages, each by its own name; adding one is its catalog plus one line here.
+# Their order is the picker's, and the order in which a mail looks for its second language.
+LANGUAGE_NAMES = {
+    "en": "English",
+    "fr": "Français",
+    "nl": "Nederlands",
+}
+LANGUAGES = tuple(LANGUAGE_NAMES)
 DEFAULT_LANGUAGE = "en"
-LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
 
 
 def supported(code: str | None) -> str | None:
