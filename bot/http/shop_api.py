@@ -41,7 +41,7 @@ from bot.http.api_models import (
 )
 from bot.http.openapi import Parameter, Reply, Route, error, openapi_document
 from bot.metrics import CONTENT_TYPE, Metrics
-from locales import LANGUAGES, pick_language, translator, words_in
+from locales import DEFAULT_LANGUAGE, LANGUAGES, pick_language, translator, words_in
 from storage import services
 from storage.db.store import Store
 from storage.errors import Refusal
@@ -110,7 +110,7 @@ def problem(
 
 def refusal_message(refusal: Refusal) -> str:
     """A store refusal in English, amounts formatted in their currency."""
-    return translator("en").fill(refusal.message, refusal.params)
+    return translator(DEFAULT_LANGUAGE).fill(refusal.message, refusal.params)
 
 
 # --- middlewares -----------------------------------------------------------------------------
@@ -412,7 +412,7 @@ async def get_event_tickets_csv(request: web.Request) -> web.StreamResponse:
     ``?lang=fr`` picks the language of the header, categories and states (default English)."""
     api = request.app[SERVICES]
     event_id = request.match_info["event"]
-    language = request.query.get("lang", "en")
+    language = request.query.get("lang", DEFAULT_LANGUAGE)
     if language not in LANGUAGES:
         return problem(400, "invalid_parameter",
                        f"lang must be one of {', '.join(LANGUAGES)}.")

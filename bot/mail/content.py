@@ -16,7 +16,7 @@ from email.utils import format_datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.mail.layout import Button, EventCard, MailPart, render_ticket_shop_email
-from locales import LANGUAGES, Translator, pick_language, translator
+from locales import Translator, mail_languages, translator
 from storage.models import InvitationState, OutboxMail, WordsValue
 from storage.reads.loading import invitation_with_ticket
 from storage.tokens import claim_token
@@ -63,9 +63,9 @@ async def render_outbox_mail(
     if mail.kind != "invitation":
         raise ValueError(f"unknown outbox mail kind {mail.kind!r}")
     facts = await _load_invitation(session, mail, secret=secret, bot_username=bot_username)
-    main = pick_language(mail.language)
-    other = next(language for language in LANGUAGES if language != main)
-    parts = [_invitation_part(translator(language), facts) for language in (main, other)]
+    languages = mail_languages(mail.language)
+    main = languages[0]
+    parts = [_invitation_part(translator(language), facts) for language in languages]
     subject = (
         translator(main)
         .gettext("{inviter} sent you a ticket for {event}")
@@ -73,7 +73,7 @@ async def render_outbox_mail(
     )
 
     message = laid_out_message(mail, sender=sender, subject=subject, parts=parts)
-    message["Content-Language"] = f"{main}, {other}"
+    message["Content-Language"] = ", ".join(languages)
     return message
 
 

@@ -62,6 +62,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from locales import DEFAULT_LANGUAGE, LANGUAGES
 from storage.db.store import Store
 from storage.errors import Refusal
 from storage.keys import clean_email
@@ -528,7 +529,7 @@ class EventIn(_Entry):
 class BuyerIn(_Entry):
     name: Text200
     email: Email
-    language: Literal["fr", "en"] = "en"
+    language: Literal[LANGUAGES] = DEFAULT_LANGUAGE  # any supported language
 
 
 class TicketIn(_Entry):
