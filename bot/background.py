@@ -35,7 +35,7 @@ from bot.ticket_sender import TicketChangeSender
 from conversations.common import NO_PREVIEW
 from conversations.news import news_screen
 from conversations.ticket_show import send_ticket
-from locales import pick_language, translator
+from locales import translator, user_language
 from storage import services, ticket_delivery
 from storage.broadcast_budget import Budget
 from storage.db.store import Store, utcnow
@@ -134,7 +134,7 @@ class NewsSender:
             )).all()) if order_ids else {}
         return [
             _DueNews(leases[news.id], news.telegram_id, news.kind, news.params,
-                     pick_language(chosen, telegram,
+                     user_language(chosen, telegram,
                                    order_languages.get(news.params.get("order_id"))))
             for news, chosen, telegram in rows
         ]

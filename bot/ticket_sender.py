@@ -18,6 +18,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 
 from bot.telegram_retry import flood_wait, notifying
 from conversations.ticket_show import holder_language, send_ticket, void_message
+from locales import DEFAULT_LANGUAGE
 from storage import ticket_delivery
 from storage.broadcast_budget import Budget
 from storage.db.store import Store
@@ -69,7 +70,7 @@ class TicketChangeSender:
             await self._paced()
             with notifying():
                 await void_message(self.bot, self.store, sent, ref)
-        language = holder_language(card) if card is not None else "en"
+        language = holder_language(card) if card is not None else DEFAULT_LANGUAGE
         if card is not None and card.holder_telegram_id is not None and not work.delivered_already:
             try:
                 await self._paced()

@@ -16,7 +16,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from locales import Translator, pick_language, translator
+from locales import Translator, translator, user_language
 from storage import services
 from storage.db.store import Store
 from storage.errors import Refusal
@@ -65,7 +65,7 @@ async def user_translator(update: Update, context: Context,
     if not hasattr(context, "chosen_language"):
         view = await services.load_user(store_of(context), user.id)
         context.chosen_language = view.chosen_language if view else None
-    return translator(pick_language(context.chosen_language, user.language_code,
+    return translator(user_language(context.chosen_language, user.language_code,
                                     order_language))
 
 

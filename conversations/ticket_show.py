@@ -23,7 +23,7 @@ from telegram.error import BadRequest, Forbidden
 from conversations import callbacks as cb
 from conversations.common import Context, Screen, button, e, store_of, user_translator
 from conversations.presentation import ticket_files
-from locales import Translator, pick_language, translator
+from locales import Translator, translator, user_language
 from storage import ticket_delivery
 from storage.db.store import Store
 from storage.ticket_delivery import SentMessage, TicketCard
@@ -35,7 +35,7 @@ VOID_PICTURE_KEY = "void"
 
 def holder_language(card: TicketCard) -> str:
     """The holder's language: their choice, their app's, else the order's."""
-    return pick_language(*card.languages)
+    return user_language(*card.languages)
 
 
 def ticket_caption(card: TicketCard, t: Translator) -> str:

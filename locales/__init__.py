@@ -1,8 +1,10 @@
-"""The bot's languages: gettext catalogs compiled with Babel, and Babel's formatting of dates,
-money and numbers. Used by the chat layer and the mailer alike.
+"""The bot's languages: gettext catalogs compiled with Babel, Babel's formatting of dates,
+money and numbers, and the rules that pick a language (for a person, a mail, words given per
+language). Every face asks here; nothing outside this package names a language code.
 
 Catalogs live beside this file as ``<lang>/LC_MESSAGES/messages.po`` (and the compiled ``.mo``);
-``pybabel extract`` writes the template ``messages.pot`` (see the README).
+``pybabel extract`` writes the template ``messages.pot`` (see the README). Adding a language is
+its catalog plus one line in ``LANGUAGE_NAMES`` (docs/languages.md).
 """
 
 from __future__ import annotations
@@ -19,9 +21,15 @@ from babel.support import Translations
 
 CATALOG_DIR = Path(__file__).parent
 DOMAIN = "messages"
-LANGUAGES = ("en", "fr")
+# The supported languages, each by its own name; adding one is its catalog plus one line here.
+# Their order is the picker's, and the order in which a mail looks for its second language.
+LANGUAGE_NAMES = {
+    "en": "English",
+    "fr": "Français",
+    "nl": "Nederlands",
+}
+LANGUAGES = tuple(LANGUAGE_NAMES)
 DEFAULT_LANGUAGE = "en"
-LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
 
 
 def supported(code: str | None) -> str | None:
@@ -33,8 +41,7 @@ def supported(code: str | None) -> str | None:
 
 
 def pick_language(*candidates: str | None) -> str:
-    """The first supported language among the candidates, in order of preference: the user's
-    own choice, their Telegram app's language, the order's language; else English."""
+    """The first supported language among the candidates, best first; else the default."""
     for candidate in candidates:
         language = supported(candidate)
         if language:
@@ -42,13 +49,31 @@ def pick_language(*candidates: str | None) -> str:
     return DEFAULT_LANGUAGE
 
 
+def user_language(chosen: str | None, app: str | None, order: str | None) -> str:
+    """The language a person reads in, on every face (chat, Mini App, mails, ticket files): the
+    one they chose, else their Telegram app's, else their order's, else the default."""
+    return pick_language(chosen, app, order)
+
+
+def mail_languages(language: str | None) -> tuple[str, ...]:
+    """The languages of a mail to someone who reads ``language``, in the order of its sections:
+    theirs first, then the default language below it (below a mail in the default language, the
+    next language of ``LANGUAGES``), so that whoever shares the mailbox can read it too. Two at
+    most, however many languages there are."""
+    main = pick_language(language)
+    others = [other for other in LANGUAGES if other != main]
+    below = DEFAULT_LANGUAGE if main != DEFAULT_LANGUAGE else next(iter(others), None)
+    return (main, below) if below else (main,)
+
+
 def words_in(words: str | Mapping[str, str], language: str) -> str:
-    """Words given per language (an event's name, a ticket's category) in ``language``, else
-    in the other supported language, else in any language given (the first by its code, the
-    same on every database); words given as one plain string are that string."""
+    """Words given per language (an event's name, a ticket's category) in ``language``, else in
+    the default language, else in another supported one (in the order of ``LANGUAGES``), else in
+    any language given (the first by its code, the same on every database); words given as one
+    plain string are that string."""
     if isinstance(words, str):
         return words
-    for candidate in (language, *LANGUAGES):
+    for candidate in (language, DEFAULT_LANGUAGE, *LANGUAGES):
         if words.get(candidate):
             return words[candidate]
     return next((words[code] for code in sorted(words) if words[code]), "")

@@ -274,7 +274,7 @@ BAD_DOCUMENTS = {
     ),
     "unknown language": (
         _set("orders.0.buyer.language", "de"),
-        "orders[0] (DF-100000).buyer.language: must be 'fr' or 'en'",
+        "orders[0] (DF-100000).buyer.language: must be 'en', 'fr' or 'nl'",
     ),
     "string as flag": (
         _set("events.0.resale.enabled", "yes"),

@@ -30,7 +30,7 @@ from bot.http.kernel import (
     problem,
 )
 from bot.http.openapi import Parameter, Reply, Route, error
-from locales import words_in
+from locales import DEFAULT_LANGUAGE, words_in
 from storage import barcode_feed
 from storage.barcode_feed import BadCursor, Cursor, UnknownEvent
 from storage.services import gate as scans
@@ -39,7 +39,7 @@ GATE_DEVICE = web.RequestKey("gate_device", str)
 _LIMIT = re.compile(r"\d{1,6}")
 # The language of categories given per language, unless the scanner asks for another
 # (Accept-Language): gate devices are set up once, in the organiser's language.
-GATE_LANGUAGE = "en"
+GATE_LANGUAGE = DEFAULT_LANGUAGE
 
 
 # --- bodies -------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 
 from bot.metrics import Metrics
-from locales import pick_language, translator
+from locales import DEFAULT_LANGUAGE, pick_language, translator
 from storage.db.store import Store
 from storage.errors import Refusal
 
@@ -82,7 +82,7 @@ def problem(
 
 def refusal_message(refusal: Refusal) -> str:
     """A store refusal in English, amounts formatted in their currency."""
-    return translator("en").fill(refusal.message, refusal.params)
+    return translator(DEFAULT_LANGUAGE).fill(refusal.message, refusal.params)
 
 
 # --- middlewares -----------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from bot.http.kernel import (
 )
 from bot.http.openapi import Parameter, Reply, Route, error
 from bot.metrics import CONTENT_TYPE
-from locales import LANGUAGES, words_in
+from locales import DEFAULT_LANGUAGE, LANGUAGES, words_in
 from storage import services
 from storage.errors import Refusal
 from storage.reads import event_report
@@ -196,7 +196,7 @@ async def get_event_tickets_csv(request: web.Request) -> web.StreamResponse:
     ``?lang=fr`` picks the language of the header, categories and states (default English)."""
     api = request.app[SERVICES]
     event_id = request.match_info["event"]
-    language = request.query.get("lang", "en")
+    language = request.query.get("lang", DEFAULT_LANGUAGE)
     if language not in LANGUAGES:
         return problem(400, "invalid_parameter",
                        f"lang must be one of {', '.join(LANGUAGES)}.")

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.mail.layout import Button, EventCard, MailPart
 from bot.mail.message import MailObsolete, laid_out_message
-from locales import LANGUAGES, Translator, pick_language, translator
+from locales import Translator, mail_languages, translator
 from storage.models import InvitationState, OutboxMail, WordsValue
 from storage.reads.loading import invitation_with_ticket
 from storage.tokens import claim_token
@@ -38,9 +38,9 @@ async def render_invitation_mail(session: AsyncSession, mail: OutboxMail, *, sec
                                  bot_username: str, sender: str) -> EmailMessage:
     """The invitation to claim a ticket; MailObsolete once the invitation is no longer pending."""
     facts = await load_invitation(session, mail, secret=secret, bot_username=bot_username)
-    main = pick_language(mail.language)
-    other = next(language for language in LANGUAGES if language != main)
-    parts = [invitation_part(translator(language), facts) for language in (main, other)]
+    languages = mail_languages(mail.language)
+    main = languages[0]
+    parts = [invitation_part(translator(language), facts) for language in languages]
     subject = (
         translator(main)
         .gettext("{inviter} sent you a ticket for {event}")
@@ -48,7 +48,7 @@ async def render_invitation_mail(session: AsyncSession, mail: OutboxMail, *, sec
     )
 
     message = laid_out_message(mail, sender=sender, subject=subject, parts=parts)
-    message["Content-Language"] = f"{main}, {other}"
+    message["Content-Language"] = ", ".join(languages)
     return message
 
 

@@ -14,14 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.mail.invitation import invitation_part, load_invitation
 from bot.mail.layout import EventCard, MailPart
 from bot.mail.message import MailObsolete, laid_out_message
-from locales import LANGUAGES, Translator, pick_language, translator
+from locales import Translator, mail_languages, translator
 from storage.models import Event, Order, OutboxMail, Ticket, TicketState
 
 
 async def render_reminder_mail(session: AsyncSession, mail: OutboxMail, *, secret: bytes,
                                bot_username: str, sender: str) -> EmailMessage:
-    main = pick_language(mail.language)
-    other = next(language for language in LANGUAGES if language != main)
+    languages = mail_languages(mail.language)
+    main = languages[0]
     if mail.kind == "reminder_invitation":
         facts = await load_invitation(session, mail, secret=secret, bot_username=bot_username)
 
@@ -73,7 +73,7 @@ async def render_reminder_mail(session: AsyncSession, mail: OutboxMail, *, secre
             event=translator(main).words(event.name))
     else:
         raise ValueError(f"unknown outbox mail kind {mail.kind!r}")
-    parts = [part(translator(language)) for language in (main, other)]
+    parts = [part(translator(language)) for language in languages]
     message = laid_out_message(mail, sender=sender, subject=subject, parts=parts)
-    message["Content-Language"] = f"{main}, {other}"
+    message["Content-Language"] = ", ".join(languages)
     return message

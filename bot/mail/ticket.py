@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.mail.layout import EventCard, MailPart
 from bot.mail.message import MailObsolete, laid_out_message
 from conversations.presentation import ticket_files
-from locales import LANGUAGES, Translator, pick_language, translator
+from locales import Translator, mail_languages, translator
 from storage.models import OutboxMail
 from storage.ticket_delivery import TicketCard, card_for_mail
 
@@ -53,9 +53,9 @@ async def render_ticket_mail(session: AsyncSession, mail: OutboxMail, *,
     card = await card_for_mail(session, int(mail.params["ticket_id"]), mail.params["barcode"])
     if card is None:
         raise MailObsolete(f"ticket of outbox mail {mail.id} has another barcode now")
-    main = pick_language(mail.language)
-    other = next(language for language in LANGUAGES if language != main)
-    parts = [ticket_mail_body(translator(language), card) for language in (main, other)]
+    languages = mail_languages(mail.language)
+    main = languages[0]
+    parts = [ticket_mail_body(translator(language), card) for language in languages]
     subject = translator(main).gettext("Your ticket for {event}").format(
         event=translator(main).words(card.event_name))
 
@@ -65,5 +65,5 @@ async def render_ticket_mail(session: AsyncSession, mail: OutboxMail, *,
     # As text with its charset, so that mail clients read the accents of the entry right.
     message.add_attachment((await ticket_files.ics_file(card, main)).decode(), subtype="calendar",
                            charset="utf-8", cte="base64", filename=ticket_files.ics_name(card))
-    message["Content-Language"] = f"{main}, {other}"
+    message["Content-Language"] = ", ".join(languages)
     return message

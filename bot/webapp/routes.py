@@ -26,7 +26,7 @@ from bot.webapp.init_data import (
     claimed_language,
     verify_init_data,
 )
-from locales import LANGUAGES, Translator, pick_language, translator
+from locales import LANGUAGES, Translator, translator, user_language
 from storage import services
 from storage.db.store import Store
 from storage.errors import N_, Refusal
@@ -98,7 +98,7 @@ async def _translator(store: Store, user: WebAppUser, order_language: str | None
     if chosen is None:
         known = await services.load_user(store, user.id)
         chosen = known.chosen_language if known else None
-    return translator(pick_language(chosen, user.language_code, order_language))
+    return translator(user_language(chosen, user.language_code, order_language))
 
 
 def _int(value: Any) -> int | None:

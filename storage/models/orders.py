@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from locales import DEFAULT_LANGUAGE
 from storage.models.base import Base, Money, UtcDateTime, Words, WordsValue, enum_column
 from storage.reads import search
 
@@ -77,7 +78,7 @@ class Order(Base):
     number: Mapped[str] = mapped_column(String(64), unique=True)
     buyer_name: Mapped[str] = mapped_column(String(200))
     buyer_email: Mapped[str] = mapped_column(String(254))
-    language: Mapped[str] = mapped_column(String(8), default="en")
+    language: Mapped[str] = mapped_column(String(8), default=DEFAULT_LANGUAGE)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     # What staff's /find looks in, folded (storage/reads/search.py); filled on insert.
     search_key: Mapped[str] = mapped_column(String(search.SEARCH_COLUMN_LENGTH),

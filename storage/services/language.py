@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from locales import user_language
 from storage.db.store import Store, utcnow
 from storage.db.upsert import upsert
 from storage.errors import Refusal
@@ -33,10 +34,8 @@ async def choose_language(store: Store, telegram_id: int, language: str, *,
 
 
 async def _language_of(session: AsyncSession, telegram_id: int, order: Order) -> str:
-    """The language the user sees the bot in: their choice, their app's, else the order's."""
+    """The language the user sees the bot in (the one rule of ``locales``)."""
     user = (await (await session.connection()).execute(_READ_USER, {"user": telegram_id})
             ).first()
-    for candidate in (user and user.chosen_language, user and user.telegram_language):
-        if candidate and candidate[:2].lower() in ("fr", "en"):
-            return candidate[:2].lower()
-    return order.language if order.language in ("fr", "en") else "en"
+    return user_language(user and user.chosen_language, user and user.telegram_language,
+                         order.language)

@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from locales import DEFAULT_LANGUAGE, LANGUAGES
 from storage.errors import Refusal
 from storage.keys import clean_email
 from storage.services.importing.stream import Entry
@@ -422,7 +423,7 @@ class EventIn(_Entry):
 class BuyerIn(_Entry):
     name: Text200
     email: Email
-    language: Literal["fr", "en"] = "en"
+    language: Literal[LANGUAGES] = DEFAULT_LANGUAGE  # any supported language
 
 
 class TicketIn(_Entry):
