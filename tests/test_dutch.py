@@ -14,7 +14,8 @@ import pypdf
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.http.shop_api import ApiServices, create_api
+from bot.http.app import create_api
+from bot.http.kernel import ApiServices
 from bot.metrics import Metrics
 from bot.webapp import MiniAppServices, create_miniapp
 from bot.webapp.init_data import user_init_data

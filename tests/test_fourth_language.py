@@ -72,7 +72,7 @@ CHECKS = textwrap.dedent('''
     picker = [button.text for button in screen.rows[0]]
     assert picker == ["English", "Français", "Nederlands", "✓ Deutsch"], picker
 
-    from storage.services.importing.importer import BuyerIn
+    from storage.services.importing.entries import BuyerIn
     assert BuyerIn(name="Lena Weber", email="lena@example.org", language="de").language == "de"
 
     from bot.http.shop_api import _LANG
