@@ -18,7 +18,7 @@ from conversations.common import (
     wake_background,
 )
 from conversations.overview import show_order_after_change
-from conversations.ticket_menu import show_ticket_menu, ticket_summary
+from conversations.ticket_menu import show_ticket_menu, summary_lines
 from locales import Translator
 from storage import chat_state, services
 from storage.errors import N_
@@ -31,7 +31,7 @@ STEP_RENAME = "rename"
 
 def rename_screen(details: TicketDetails, name: str | None, t: Translator) -> Screen:
     _ = t.gettext
-    lines = [*ticket_summary(details, t), ""]
+    lines = [*summary_lines(details, t), ""]
     rows = []
     if name:
         lines.append(_("Put the ticket in the name of <b>{name}</b>?").format(name=e(name)))
@@ -91,7 +91,7 @@ async def on_take_back(update: Update, context: Context, data: cb.Callback) -> s
         return None
     t = await user_translator(update, context, details.order.language)
     _ = t.gettext
-    lines = [*ticket_summary(details, t), "",
+    lines = [*summary_lines(details, t), "",
              e(_("Take this ticket back from {holder}? Their ticket will no longer be valid, "
                  "and you can assign it again.").format(holder=details.ticket.holder_name))]
     rows = [[button(_("↩️ Yes, take it back"), cb.encode(cb.TAKE_BACK_CONFIRM, data.id()))],

@@ -26,6 +26,7 @@ from bot.webapp.init_data import (
     claimed_language,
     verify_init_data,
 )
+from conversations.presentation.actions import ACTIONS, ActionInput, Asks, TicketAction
 from locales import LANGUAGES, Translator, pick_language, translator
 from storage import services
 from storage.db.store import Store
@@ -214,64 +215,42 @@ async def _price(mini: MiniAppServices, user: WebAppUser, ticket_id: int, body: 
                       currency=bounds.currency) from None
 
 
-async def _apply(mini: MiniAppServices, user: WebAppUser, action: str, ticket_id: int,
-                 body: dict, t: Translator) -> Done:
-    """One use case of the ticket's menu, through the same service as the chat's."""
-    store, uid = mini.store, user.id
-    if action == "claim":
-        name = await services.claim_for_myself(store, uid, ticket_id, str(body.get("name", "")))
-        return Done(N_("Ticket {ref} is now in the name of {name}."), {"name": name})
-    if action in ("invite", "resend"):
-        result = (await services.invite_friend(store, uid, ticket_id, str(body.get("email", "")))
-                  if action == "invite" else
-                  await services.resend_invitation(store, uid, ticket_id))
-        link = f"https://t.me/{mini.bot_username()}?start={result.claim_token}"
-        return Done(N_("Ticket {ref} sent to {email}."), {"email": result.email}, link)
-    if action == "revoke":
-        email = await services.revoke_invitation(store, uid, ticket_id)
-        return Done(N_("The invitation to {email} was withdrawn."), {"email": email})
-    if action == "rename":
-        name = await services.rename_holder(store, uid, ticket_id, str(body.get("name", "")))
-        return Done(N_("Ticket {ref} is now in the name of {name}."), {"name": name})
-    if action == "take_back":
-        await services.take_back(store, uid, ticket_id)
-        return Done(N_("Ticket {ref} is back in your tickets to assign."), {})
-    if action == "sell":
-        price = await _price(mini, user, ticket_id, body, t)
-        await resale.list_for_resale(store, uid, ticket_id, price)
-        return Done(N_("Ticket {ref} is on resale at {price}."), {"price": price})
-    if action == "change_price":
-        price = await _price(mini, user, ticket_id, body, t)
-        await resale.change_price(store, uid, ticket_id, price)
-        return Done(N_("The resale price of ticket {ref} is now {price}."), {"price": price})
-    if action == "cancel_sale":
-        await resale.cancel_sale(store, uid, ticket_id)
-        return Done(N_("Ticket {ref} is no longer on resale."), {})
-    if action == "exchange":
+async def _given(mini: MiniAppServices, user: WebAppUser, action: TicketAction,
+                 ticket_id: int, body: dict, t: Translator) -> Any:
+    """What the action asks for, read from the request's body as its form sends it."""
+    if action.asks in (Asks.NAME, Asks.EMAIL):
+        return str(body.get(action.asks.value, ""))
+    if action.asks == Asks.PRICE:
+        return await _price(mini, user, ticket_id, body, t)
+    if action.asks == Asks.TARGET:
         target = str(body.get("event", ""))
-        options = await exchange.exchange_options(store, uid, ticket_id)
+        options = await exchange.exchange_options(mini.store, user.id, ticket_id)
         chosen = next((option for option in options if option.event.id == target), None)
         if chosen is None:
             raise Refusal("exchange_target_invalid")
-        await exchange.exchange_ticket(store, uid, ticket_id, target)
-        return Done(N_("Ticket {ref} was exchanged for {event}."),
-                    {"event": t.words(chosen.event.name)})
-    raise web.HTTPNotFound()
+        return chosen
+    return None
 
 
-ACTIONS = ("claim", "invite", "resend", "revoke", "rename", "take_back", "sell", "change_price",
-           "cancel_sale", "exchange")
+async def _apply(mini: MiniAppServices, user: WebAppUser, action: TicketAction, ticket_id: int,
+                 body: dict, t: Translator) -> Done:
+    """One use case of the ticket's menu, through the same service as the chat's."""
+    given = await _given(mini, user, action, ticket_id, body, t)
+    outcome = await action.service(mini.store, ActionInput(user.id, ticket_id, given))
+    link = (f"https://t.me/{mini.bot_username()}?start={outcome.claim_token}"
+            if outcome.claim_token else None)
+    return Done(action.done, outcome.params, link)
 
 
 @authenticated
 async def post_ticket_action(request: web.Request, user: WebAppUser) -> web.Response:
     mini = request.app[SERVICES]
     ticket_id = _int(request.match_info["ticket"])
-    action = request.match_info["action"]
+    action = ACTIONS.get(request.match_info["action"])
     body = await _body(request)
     action_id = str(body.get("action_id", ""))
     t = await _translator(mini.store, user)
-    if action not in ACTIONS:
+    if action is None or action.service is None:
         return _json_error(404, "unknown_action", t.gettext(screens.PAGE_STRINGS["error_generic"]))
     if not ACTION_ID.fullmatch(action_id):
         return _json_error(400, "no_action_id", t.gettext(screens.PAGE_STRINGS["error_generic"]))
