@@ -169,27 +169,3 @@ async def on_resend(update: Update, context: Context, data: cb.Callback) -> str 
     wake_background(context)
     t = await _after_sending(update, context, data.id(), result)
     return t.gettext("Sent again!")
-
-
-async def on_revoke(update: Update, context: Context, data: cb.Callback) -> str | None:
-    details = await load_ticket(update, context, data.id())
-    t = await user_translator(update, context, details.order.language)
-    _ = t.gettext
-    if "revoke" not in details.ticket.actions or details.ticket.invitation is None:
-        await show_ticket_menu(update, context, data.id())
-        return None
-    lines = [*summary_lines(details, t), "",
-             e(_("Withdraw the invitation sent to {email}? Their link will stop working and "
-                 "the ticket comes back to you.").format(email=details.ticket.invitation.email))]
-    rows = [[button(_("↩️ Yes, revoke it"), cb.encode(cb.REVOKE_CONFIRM, data.id()))],
-            [button(_("« Back"), cb.encode(cb.TICKET, data.id()))]]
-    await show(update, Screen("\n".join(lines), rows))
-
-
-async def on_revoke_confirm(update: Update, context: Context, data: cb.Callback) -> str | None:
-    store = store_of(context)
-    email = await services.revoke_invitation(store, update.effective_user.id, data.id())
-    t = await show_order_after_change(update, context, data.id(), "↩️",
-                                      N_("The invitation to {email} was withdrawn."),
-                                      email=email)
-    return t.gettext("Revoked.")

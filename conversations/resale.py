@@ -134,27 +134,3 @@ async def _done(update: Update, context: Context, ticket_id: int, template: str,
     await chat_state.clear_step(store_of(context), update.effective_chat.id)
     t = await show_order_after_change(update, context, ticket_id, "💶", template, price=price)
     return t.gettext("Done!")
-
-
-async def on_cancel_sale(update: Update, context: Context, data: cb.Callback) -> str | None:
-    details = await load_ticket(update, context, data.id())
-    if "cancel_sale" not in details.ticket.actions:
-        await show_ticket_menu(update, context, data.id())
-        return None
-    t = await user_translator(update, context, details.order.language)
-    _ = t.gettext
-    lines = [*summary_lines(details, t), "",
-             e(_("Take this ticket off the resale market? It comes back to your order as it "
-                 "was."))]
-    rows = [[button(_("✖ Yes, cancel the sale"), cb.encode(cb.CANCEL_SALE_CONFIRM, data.id()))],
-            [button(_("« Back"), cb.encode(cb.TICKET, data.id()))]]
-    await show(update, Screen("\n".join(lines), rows))
-    return None
-
-
-async def on_cancel_sale_confirm(update: Update, context: Context,
-                                 data: cb.Callback) -> str | None:
-    await resale.cancel_sale(store_of(context), update.effective_user.id, data.id())
-    t = await show_order_after_change(update, context, data.id(), "↩️",
-                                      N_("Ticket {ref} is no longer on resale."))
-    return t.gettext("Done!")

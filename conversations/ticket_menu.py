@@ -14,23 +14,11 @@ from conversations.common import (
     show,
     user_translator,
 )
+from conversations.presentation.actions import ACTIONS
 from conversations.presentation.summary import menu_notes, ticket_summary
 from locales import Translator
-from storage.errors import N_
 from storage.models import TicketState
 from storage.reads.views import TicketDetails
-
-ACTION_BUTTONS = {
-    "assign": (N_("👤 Assign the ticket"), cb.ASSIGN),
-    "resend": (N_("✉️ Resend the invitation"), cb.RESEND),
-    "revoke": (N_("↩️ Revoke the invitation"), cb.REVOKE),
-    "rename": (N_("✏️ Correct the name"), cb.RENAME),
-    "take_back": (N_("↩️ Take the ticket back"), cb.TAKE_BACK),
-    "sell": (N_("💶 Sell this ticket"), cb.SELL),
-    "exchange": (N_("🔁 Exchange"), cb.EXCHANGE),
-    "change_price": (N_("💶 Change the price"), cb.CHANGE_PRICE),
-    "cancel_sale": (N_("✖ Cancel the sale"), cb.CANCEL_SALE),
-}
 
 
 def summary_lines(details: TicketDetails, t: Translator) -> list[str]:
@@ -48,8 +36,8 @@ def menu_screen(details: TicketDetails, t: Translator, viewer: int | None = None
     notes = menu_notes(details, t)
     if notes:
         lines += ["", *(e(note) for note in notes)]
-    rows = [[button(_(label), cb.encode(action, details.ticket.id))]
-            for label, action in (ACTION_BUTTONS[a] for a in details.ticket.actions)]
+    rows = [[button(_(action.label), cb.encode(action.code, details.ticket.id))]
+            for action in (ACTIONS[name] for name in details.ticket.actions)]
     ticket = details.ticket
     if (viewer is not None and ticket.state == TicketState.COMPLETED
             and ticket.holder_telegram_id == viewer):
@@ -83,11 +71,9 @@ async def on_assign_button(update: Update, context: Context, data: cb.Callback) 
     if "assign" not in details.ticket.actions:
         await show(update, menu_screen(details, t))
         return None
-    text = "\n".join([*summary_lines(details, t), "",
-                      e(_("Who will use this ticket?"))])
-    rows = [
-        [button(_("🙋 Claim the ticket for myself"), cb.encode(cb.CLAIM_SELF, details.ticket.id))],
-        [button(_("📧 Send to a friend"), cb.encode(cb.INVITE, details.ticket.id))],
-        [button(_("« Back"), cb.encode(cb.TICKET, details.ticket.id))],
-    ]
+    assign = ACTIONS["assign"]
+    text = "\n".join([*summary_lines(details, t), "", e(_(assign.prompt))])
+    rows = [[button(_(offered.label), cb.encode(offered.code, details.ticket.id))]
+            for offered in (ACTIONS[name] for name in assign.offers)]
+    rows.append([button(_("« Back"), cb.encode(cb.TICKET, details.ticket.id))])
     await show(update, Screen(text, rows))
