@@ -24,7 +24,7 @@ from conversations.common import (
     wake_background,
 )
 from conversations.overview import show_loaded_overview, show_order_after_change
-from conversations.ticket_menu import show_ticket_menu, ticket_summary
+from conversations.ticket_menu import show_ticket_menu, summary_lines
 from locales import Translator
 from storage import chat_state, services
 from storage.errors import N_
@@ -52,7 +52,7 @@ async def _assignable(update: Update, context: Context, ticket_id: int) -> Ticke
 
 def claim_name_screen(details: TicketDetails, name: str, t: Translator) -> Screen:
     _ = t.gettext
-    lines = [*ticket_summary(details, t), "",
+    lines = [*summary_lines(details, t), "",
              _("The ticket will be put in the name of <b>{name}</b>.").format(name=e(name)),
              e(_("Confirm, or type the name to print on the ticket."))]
     rows = [[button(_("✅ Confirm"), cb.encode(cb.CLAIM_SELF_CONFIRM, details.ticket.id))],
@@ -109,7 +109,7 @@ async def on_invite(update: Update, context: Context, data: cb.Callback) -> str 
     _ = t.gettext
     await chat_state.set_step(store_of(context), update.effective_chat.id, STEP_INVITE_EMAIL,
                               ticket_id=details.ticket.id)
-    lines = [*ticket_summary(details, t), "",
+    lines = [*summary_lines(details, t), "",
              e(_("Type your friend's e-mail address. They will receive a link to claim the "
                  "ticket in their own name."))]
     rows = [[button(_("« Back"), cb.encode(cb.TICKET, details.ticket.id))]]
@@ -125,7 +125,7 @@ async def on_invite_email_typed(update: Update, context: Context, step: ChatStep
                               ticket_id=step.ticket_id, payload={"email": email})
     t = await user_translator(update, context, details.order.language)
     _ = t.gettext
-    lines = [*ticket_summary(details, t), "",
+    lines = [*summary_lines(details, t), "",
              _("Send this ticket to <b>{email}</b>?").format(email=e(email)),
              e(_("If the address is wrong, just type it again."))]
     rows = [[button(_("📧 Send"), cb.encode(cb.INVITE_CONFIRM, details.ticket.id))],
@@ -169,27 +169,3 @@ async def on_resend(update: Update, context: Context, data: cb.Callback) -> str 
     wake_background(context)
     t = await _after_sending(update, context, data.id(), result)
     return t.gettext("Sent again!")
-
-
-async def on_revoke(update: Update, context: Context, data: cb.Callback) -> str | None:
-    details = await load_ticket(update, context, data.id())
-    t = await user_translator(update, context, details.order.language)
-    _ = t.gettext
-    if "revoke" not in details.ticket.actions or details.ticket.invitation is None:
-        await show_ticket_menu(update, context, data.id())
-        return None
-    lines = [*ticket_summary(details, t), "",
-             e(_("Withdraw the invitation sent to {email}? Their link will stop working and "
-                 "the ticket comes back to you.").format(email=details.ticket.invitation.email))]
-    rows = [[button(_("↩️ Yes, revoke it"), cb.encode(cb.REVOKE_CONFIRM, data.id()))],
-            [button(_("« Back"), cb.encode(cb.TICKET, data.id()))]]
-    await show(update, Screen("\n".join(lines), rows))
-
-
-async def on_revoke_confirm(update: Update, context: Context, data: cb.Callback) -> str | None:
-    store = store_of(context)
-    email = await services.revoke_invitation(store, update.effective_user.id, data.id())
-    t = await show_order_after_change(update, context, data.id(), "↩️",
-                                      N_("The invitation to {email} was withdrawn."),
-                                      email=email)
-    return t.gettext("Revoked.")

@@ -9,33 +9,51 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from conversations.presentation.actions import ACTIONS as _ACTION
+from conversations.presentation.actions import DECLARED, Asks, TicketAction
+
 MAX_CALLBACK_BYTES = 64
 MAX_ID = 2**31 - 1  # the store's ids are 32-bit integers
 
 HOME = "h"  # the orders and tickets of this account
 OVERVIEW = "o"  # o:<order_id>:<page>
 TICKET = "t"  # t:<ticket_id>, the ticket's menu
-ASSIGN = "a"  # a:<ticket_id>, claim for myself or send to a friend
-CLAIM_SELF = "me"  # me:<ticket_id>, asks to confirm the name
-CLAIM_SELF_CONFIRM = "mey"
-INVITE = "fr"  # fr:<ticket_id>, asks for the friend's e-mail
-INVITE_CONFIRM = "fry"
-RESEND = "rs"
-REVOKE = "rv"
-REVOKE_CONFIRM = "rvy"
-SELL = "sl"  # sl:<ticket_id>, asks for a price
-SELL_CONFIRM = "sly"
-CHANGE_PRICE = "cp"
-CHANGE_PRICE_CONFIRM = "cpy"
-CANCEL_SALE = "cs"
-CANCEL_SALE_CONFIRM = "csy"
-EXCHANGE = "ex"  # ex:<ticket_id>, the sessions it can be exchanged for
-EXCHANGE_CHOOSE = "exs"  # exs:<ticket_id>:<target index>
-EXCHANGE_CONFIRM = "exy"
-RENAME = "nm"
-RENAME_CONFIRM = "nmy"
-TAKE_BACK = "tb"
-TAKE_BACK_CONFIRM = "tby"
+# A ticket action's buttons carry its declared code (presentation/actions.py): ``sl:<ticket_id>``
+# starts it, ``sly:<ticket_id>`` confirms it, ``exs:<ticket_id>:<target index>`` chooses a target.
+ASSIGN = _ACTION["assign"].code  # a:<ticket_id>, claim for myself or send to a friend
+CLAIM_SELF = _ACTION["claim"].code  # me:<ticket_id>, asks to confirm the name
+INVITE = _ACTION["invite"].code  # fr:<ticket_id>, asks for the friend's e-mail
+RESEND = _ACTION["resend"].code
+REVOKE = _ACTION["revoke"].code
+SELL = _ACTION["sell"].code  # sl:<ticket_id>, asks for a price
+CHANGE_PRICE = _ACTION["change_price"].code
+CANCEL_SALE = _ACTION["cancel_sale"].code
+EXCHANGE = _ACTION["exchange"].code  # ex:<ticket_id>, the sessions it can be exchanged for
+RENAME = _ACTION["rename"].code
+TAKE_BACK = _ACTION["take_back"].code
+
+
+def confirm_code(action: TicketAction) -> str | None:
+    """The prefix confirming ``action``; None for one that runs when pressed or only offers."""
+    confirms = action.asks != Asks.CHOICE and (action.asks != Asks.NOTHING or action.question)
+    return action.code + "y" if confirms else None
+
+
+def choose_code(action: TicketAction) -> str | None:
+    """The prefix choosing one of ``action``'s targets, for an action asking for one."""
+    return action.code + "s" if action.asks == Asks.TARGET else None
+
+
+CLAIM_SELF_CONFIRM = confirm_code(_ACTION["claim"])
+INVITE_CONFIRM = confirm_code(_ACTION["invite"])
+REVOKE_CONFIRM = confirm_code(_ACTION["revoke"])
+SELL_CONFIRM = confirm_code(_ACTION["sell"])
+CHANGE_PRICE_CONFIRM = confirm_code(_ACTION["change_price"])
+CANCEL_SALE_CONFIRM = confirm_code(_ACTION["cancel_sale"])
+EXCHANGE_CHOOSE = choose_code(_ACTION["exchange"])
+EXCHANGE_CONFIRM = confirm_code(_ACTION["exchange"])
+RENAME_CONFIRM = confirm_code(_ACTION["rename"])
+TAKE_BACK_CONFIRM = confirm_code(_ACTION["take_back"])
 MORE = "m"  # m:<order_id>, more actions
 LANGUAGE = "lg"  # lg:<order_id>:<language index>
 SUPPORT = "sp"  # sp:<order_id>
@@ -51,13 +69,13 @@ TICKET_ICS = "ics"  # ics:<ticket_id>, the calendar entry
 ORDER_PDF = "pdo"  # pdo:<order_id>, the PDF of my own tickets of an order
 REMINDERS = "rmd"  # rmd:<order_id>:<1 on, 0 off>, reminders turned on or off
 
+TICKET_ACTION_CODES = frozenset(
+    code for action in DECLARED
+    for code in (action.code, confirm_code(action), choose_code(action)) if code)
 ACTIONS = frozenset({
-    HOME, OVERVIEW, TICKET, ASSIGN, CLAIM_SELF, CLAIM_SELF_CONFIRM, INVITE, INVITE_CONFIRM,
-    RESEND, REVOKE, REVOKE_CONFIRM, CLAIM, ACCEPT, DECLINE, DECLINE_CONFIRM, SELL,
-    SELL_CONFIRM, CHANGE_PRICE, CHANGE_PRICE_CONFIRM, CANCEL_SALE, CANCEL_SALE_CONFIRM,
-    EXCHANGE, EXCHANGE_CHOOSE, EXCHANGE_CONFIRM, RENAME, RENAME_CONFIRM, TAKE_BACK,
-    TAKE_BACK_CONFIRM, MORE, LANGUAGE, SUPPORT, STAFF_STATUS, STAFF_HISTORY,
-    TICKET_SHOW, TICKET_PDF, TICKET_ICS, ORDER_PDF, REMINDERS,
+    HOME, OVERVIEW, TICKET, CLAIM, ACCEPT, DECLINE, DECLINE_CONFIRM, MORE, LANGUAGE, SUPPORT,
+    STAFF_STATUS, STAFF_HISTORY, TICKET_SHOW, TICKET_PDF, TICKET_ICS, ORDER_PDF, REMINDERS,
+    *TICKET_ACTION_CODES,
 })
 _PATTERN = re.compile(r"^([a-z]{1,4})((?::\d{1,12}){0,3})$")
 

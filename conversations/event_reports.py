@@ -17,10 +17,12 @@ from matplotlib.ticker import FuncFormatter
 from telegram import InputFile, Update
 
 from conversations.common import Context, command_argument, e, store_of, user_translator
+from conversations.presentation import ticket_export
+from conversations.presentation.words import state_word
 from locales import Translator
 from storage.errors import N_
 from storage.reads import event_report
-from storage.reads.event_report import REPORT_STATES, STATE_WORDS, EventFigures
+from storage.reads.event_report import REPORT_STATES, EventFigures
 
 COLOURS = ("#9aa5b1", "#f0a202", "#2b8a3e", "#1971c2", "#5f3dc4")
 
@@ -30,7 +32,7 @@ def stats_caption(figures: EventFigures, t: Translator) -> str:
     lines = ["<b>" + e(t.words(figures.name)) + "</b>",
              e(t.ngettext("{count} ticket in all", "{count} tickets in all", figures.total)
                .format(count=t.number(figures.total)))]
-    lines += [e(_("{state}: {count}").format(state=_(STATE_WORDS[state]),
+    lines += [e(_("{state}: {count}").format(state=state_word(state, t),
                                              count=t.number(figures.states[state])))
               for state in REPORT_STATES]
     done = sum(count for _day, count in figures.per_day)
@@ -47,7 +49,7 @@ def stats_chart(figures: EventFigures, t: Translator) -> bytes:
     figure = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     states, days = figure.subplots(1, 2, width_ratios=(1, 1.4))
-    labels = [_(STATE_WORDS[state]) for state in REPORT_STATES]
+    labels = [state_word(state, t) for state in REPORT_STATES]
     values = [figures.states[state] for state in REPORT_STATES]
     bars = states.bar(labels, values, color=COLOURS)
     states.bar_label(bars, labels=[t.number(value) for value in values])
@@ -96,7 +98,7 @@ async def on_export(update: Update, context: Context) -> None:
     # at most 50 MB from bots (about 400,000 tickets): larger events are for the HTTP API's
     # streamed export.
     document = io.BytesIO()
-    async for piece in event_report.ticket_csv(store, event_id, t.language):
+    async for piece in ticket_export.ticket_csv(store, event_id, t.language):
         document.write(piece.encode("utf-8"))
     await update.effective_chat.send_document(
         InputFile(document.getvalue(), filename=f"tickets-{event_id}.csv"),

@@ -19,7 +19,7 @@ from conversations.common import (
 )
 from conversations.overview import show_overview
 from conversations.presentation.sayings import exchange_option_label
-from conversations.ticket_menu import show_ticket_menu, ticket_summary
+from conversations.ticket_menu import show_ticket_menu, summary_lines
 from storage.models import TicketState
 from storage.reads.views import ExchangeOption, TicketDetails
 from storage.services import exchange
@@ -35,7 +35,7 @@ async def on_exchange(update: Update, context: Context, data: cb.Callback) -> st
     options = await exchange.exchange_options_of(store, details)
     t = await user_translator(update, context, details.order.language)
     _ = t.gettext
-    lines = [*ticket_summary(details, t), "", e(_("Exchange this ticket for:"))]
+    lines = [*summary_lines(details, t), "", e(_("Exchange this ticket for:"))]
     lines += ["• " + e(exchange_option_label(option, t)) for option in options]
     rows = [[button(exchange_option_label(option, t)[:60],
                     cb.encode(cb.EXCHANGE_CHOOSE, data.id(), index))]
@@ -63,7 +63,7 @@ async def on_exchange_choose(update: Update, context: Context, data: cb.Callback
     details, option = chosen
     t = await user_translator(update, context, details.order.language)
     _ = t.gettext
-    lines = [*ticket_summary(details, t), "",
+    lines = [*summary_lines(details, t), "",
              e(_("Exchange it for {session}?").format(session=exchange_option_label(option, t)))]
     if details.ticket.state == TicketState.COMPLETED:
         lines.append(e(_("The name on this ticket will be cleared: you will assign the new "

@@ -18,7 +18,7 @@ from conversations.common import (
     wake_background,
 )
 from conversations.overview import show_order_after_change
-from conversations.ticket_menu import show_ticket_menu, ticket_summary
+from conversations.ticket_menu import show_ticket_menu, summary_lines
 from locales import Translator
 from storage import chat_state, services
 from storage.errors import N_
@@ -31,7 +31,7 @@ STEP_RENAME = "rename"
 
 def rename_screen(details: TicketDetails, name: str | None, t: Translator) -> Screen:
     _ = t.gettext
-    lines = [*ticket_summary(details, t), ""]
+    lines = [*summary_lines(details, t), ""]
     rows = []
     if name:
         lines.append(_("Put the ticket in the name of <b>{name}</b>?").format(name=e(name)))
@@ -81,29 +81,4 @@ async def on_rename_confirm(update: Update, context: Context, data: cb.Callback)
                                       N_("Ticket {ref} is now in the name of {name}."),
                                       name=holder)
     wake_background(context)  # the old ticket messages go void, the new one follows
-    return t.gettext("Done!")
-
-
-async def on_take_back(update: Update, context: Context, data: cb.Callback) -> str | None:
-    details = await load_ticket(update, context, data.id())
-    if "take_back" not in details.ticket.actions:
-        await show_ticket_menu(update, context, data.id())
-        return None
-    t = await user_translator(update, context, details.order.language)
-    _ = t.gettext
-    lines = [*ticket_summary(details, t), "",
-             e(_("Take this ticket back from {holder}? Their ticket will no longer be valid, "
-                 "and you can assign it again.").format(holder=details.ticket.holder_name))]
-    rows = [[button(_("↩️ Yes, take it back"), cb.encode(cb.TAKE_BACK_CONFIRM, data.id()))],
-            [button(_("« Back"), cb.encode(cb.TICKET, data.id()))]]
-    await show(update, Screen("\n".join(lines), rows))
-    return None
-
-
-async def on_take_back_confirm(update: Update, context: Context,
-                               data: cb.Callback) -> str | None:
-    await services.take_back(store_of(context), update.effective_user.id, data.id())
-    t = await show_order_after_change(update, context, data.id(), "↩️",
-                                      N_("Ticket {ref} is back in your tickets to assign."))
-    wake_background(context)  # the ticket messages that showed it go void
     return t.gettext("Done!")

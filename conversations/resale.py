@@ -19,7 +19,7 @@ from conversations.common import (
     user_translator,
 )
 from conversations.overview import show_order_after_change
-from conversations.ticket_menu import show_ticket_menu, ticket_summary
+from conversations.ticket_menu import show_ticket_menu, summary_lines
 from locales import Translator
 from storage import chat_state
 from storage.errors import N_, Refusal
@@ -49,7 +49,7 @@ async def _ask_price(update: Update, context: Context, ticket_id: int, mode: str
     t = await user_translator(update, context, details.order.language)
     await chat_state.set_step(store, update.effective_chat.id, STEP_PRICE, ticket_id=ticket_id,
                               payload={"mode": mode})
-    lines = [*ticket_summary(details, t), "",
+    lines = [*summary_lines(details, t), "",
              e(t.gettext("Type the price you ask for this ticket.")), e(bounds_text(bounds, t))]
     rows = [[button(t.gettext("« Back"), cb.encode(cb.TICKET, ticket_id))]]
     await show(update, Screen("\n".join(lines), rows))
@@ -92,7 +92,7 @@ def confirm_screen(details: TicketDetails, price: Decimal, bounds: PriceBounds, 
     shown = t.money(price, bounds.currency)
     question = (_("Offer this ticket for resale at <b>{price}</b>?") if mode == MODE_LIST
                 else _("Change the resale price to <b>{price}</b>?")).format(price=e(shown))
-    lines = [*ticket_summary(details, t), "", question,
+    lines = [*summary_lines(details, t), "", question,
              e(_("To ask another price, just type it."))]
     rows = [[button(_("✅ Confirm"), cb.encode(CONFIRM_ACTION[mode], details.ticket.id))],
             [button(_("« Back"), cb.encode(cb.TICKET, details.ticket.id))]]
@@ -133,28 +133,4 @@ async def _done(update: Update, context: Context, ticket_id: int, template: str,
                 price: Decimal) -> str:
     await chat_state.clear_step(store_of(context), update.effective_chat.id)
     t = await show_order_after_change(update, context, ticket_id, "💶", template, price=price)
-    return t.gettext("Done!")
-
-
-async def on_cancel_sale(update: Update, context: Context, data: cb.Callback) -> str | None:
-    details = await load_ticket(update, context, data.id())
-    if "cancel_sale" not in details.ticket.actions:
-        await show_ticket_menu(update, context, data.id())
-        return None
-    t = await user_translator(update, context, details.order.language)
-    _ = t.gettext
-    lines = [*ticket_summary(details, t), "",
-             e(_("Take this ticket off the resale market? It comes back to your order as it "
-                 "was."))]
-    rows = [[button(_("✖ Yes, cancel the sale"), cb.encode(cb.CANCEL_SALE_CONFIRM, data.id()))],
-            [button(_("« Back"), cb.encode(cb.TICKET, data.id()))]]
-    await show(update, Screen("\n".join(lines), rows))
-    return None
-
-
-async def on_cancel_sale_confirm(update: Update, context: Context,
-                                 data: cb.Callback) -> str | None:
-    await resale.cancel_sale(store_of(context), update.effective_user.id, data.id())
-    t = await show_order_after_change(update, context, data.id(), "↩️",
-                                      N_("Ticket {ref} is no longer on resale."))
     return t.gettext("Done!")

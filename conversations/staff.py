@@ -28,25 +28,17 @@ from conversations.common import (
     user_translator,
     wake_background,
 )
+from conversations.presentation.words import state_word
 from conversations.start import on_unknown_command
 from locales import Translator
 from storage.errors import N_, Refusal
-from storage.models import ActorKind, TicketState
+from storage.models import ActorKind
 from storage.reads.staff import AuditLine, FoundOrders, OrderStatus, StaffTicket, TicketHistory
 from storage.services import staff
 
 # Characters of text per page, measured in UTF-16 units like Telegram, well under 4,096 so that
 # the page line and HTML-escaped names never push a page over.
 PAGE_BUDGET = 3500
-
-STATE_NAMES = {
-    TicketState.TO_ASSIGN: N_("to assign"),
-    TicketState.PENDING: N_("pending"),
-    TicketState.COMPLETED: N_("completed"),
-    TicketState.ON_RESALE: N_("on resale"),
-    TicketState.SOLD: N_("sold"),
-    TicketState.EXCHANGED: N_("exchanged"),
-}
 
 ACTORS = {
     ActorKind.BUYER: N_("buyer {id}"),
@@ -195,7 +187,7 @@ def audit_text(line: AuditLine, timezone: str, t: Translator, *, with_ticket: bo
 
 def ticket_block(ticket: StaffTicket, timezone: str, t: Translator) -> str:
     _ = t.gettext
-    state = _(STATE_NAMES.get(ticket.state, ticket.state))
+    state = state_word(ticket.state, t)
     lines = [
         f"• <b>{e(ticket.ref)}</b> · {e(t.words(ticket.category))} · "
         f"{e(t.words(ticket.event_name))}",

@@ -14,71 +14,30 @@ from conversations.common import (
     show,
     user_translator,
 )
-from conversations.presentation.sayings import policy_notes
+from conversations.presentation.actions import ACTIONS
+from conversations.presentation.summary import menu_notes, ticket_summary
 from locales import Translator
-from storage.errors import N_
 from storage.models import TicketState
 from storage.reads.views import TicketDetails
 
-STATE_NAMES = {
-    TicketState.TO_ASSIGN: N_("to assign"),
-    TicketState.PENDING: N_("pending"),
-    TicketState.COMPLETED: N_("completed"),
-    TicketState.ON_RESALE: N_("on resale"),
-}
 
-ACTION_BUTTONS = {
-    "assign": (N_("👤 Assign the ticket"), cb.ASSIGN),
-    "resend": (N_("✉️ Resend the invitation"), cb.RESEND),
-    "revoke": (N_("↩️ Revoke the invitation"), cb.REVOKE),
-    "rename": (N_("✏️ Correct the name"), cb.RENAME),
-    "take_back": (N_("↩️ Take the ticket back"), cb.TAKE_BACK),
-    "sell": (N_("💶 Sell this ticket"), cb.SELL),
-    "exchange": (N_("🔁 Exchange"), cb.EXCHANGE),
-    "change_price": (N_("💶 Change the price"), cb.CHANGE_PRICE),
-    "cancel_sale": (N_("✖ Cancel the sale"), cb.CANCEL_SALE),
-}
-
-
-def ticket_summary(details: TicketDetails, t: Translator) -> list[str]:
-    _ = t.gettext
-    ticket, event = details.ticket, details.event
-    lines = [
-        "<b>" + _("Ticket {ref}").format(ref=e(ticket.ref)) + "</b>",
-        e(_("{category} — {event}").format(category=t.words(ticket.category),
-                                                  event=t.words(event.name))),
-        "🗓 " + e(t.datetime(event.starts_at, event.timezone)),
-        e(_("Status: {state}").format(state=_(STATE_NAMES.get(ticket.state, ticket.state)))),
-    ]
-    if ticket.state == TicketState.COMPLETED and ticket.holder_name:
-        lines.append(e(_("In the name of: {holder}").format(holder=ticket.holder_name)))
-    if ticket.state == TicketState.PENDING and ticket.invitation is not None:
-        lines.append(e(_("Sent to {email}, link valid until {date}").format(
-            email=ticket.invitation.email,
-            date=t.datetime(ticket.invitation.expires_at, event.timezone))))
-    if ticket.listing is not None:
-        lines.append(e(_("On resale at {price}").format(
-            price=t.money(ticket.listing.price, ticket.listing.currency))))
-    if ticket.used_at is not None:
-        lines.append(e(_("Used: scanned in at the gate on {date}.").format(
-            date=t.datetime(ticket.used_at, event.timezone))))
-    return lines
+def summary_lines(details: TicketDetails, t: Translator) -> list[str]:
+    """The ticket's summary as the chat shows it above its menu and forms: HTML lines."""
+    summary = ticket_summary(details, t)
+    return ["<b>" + e(summary.title) + "</b>", e(summary.what), "🗓 " + e(summary.when),
+            *(e(fact) for fact in summary.facts)]
 
 
 def menu_screen(details: TicketDetails, t: Translator, viewer: int | None = None) -> Screen:
     """The ticket's menu; ``viewer``, the Telegram user looking, sees "Show ticket" on a
     completed ticket in their own hands."""
     _ = t.gettext
-    lines = ticket_summary(details, t)
-    # A used ticket offers nothing, whatever its event's policy: only that is said.
-    notes = ([e(note) for note in policy_notes(details, t)]
-             if details.ticket.used_at is None else [])
+    lines = summary_lines(details, t)
+    notes = menu_notes(details, t)
     if notes:
-        lines += ["", *notes]
-    if not details.ticket.actions and not notes:
-        lines += ["", e(no_action_reason(details, t))]
-    rows = [[button(_(label), cb.encode(action, details.ticket.id))]
-            for label, action in (ACTION_BUTTONS[a] for a in details.ticket.actions)]
+        lines += ["", *(e(note) for note in notes)]
+    rows = [[button(_(action.label), cb.encode(action.code, details.ticket.id))]
+            for action in (ACTIONS[name] for name in details.ticket.actions)]
     ticket = details.ticket
     if (viewer is not None and ticket.state == TicketState.COMPLETED
             and ticket.holder_telegram_id == viewer):
@@ -89,21 +48,6 @@ def menu_screen(details: TicketDetails, t: Translator, viewer: int | None = None
         rows.append([InlineKeyboardButton(_("❓ Event FAQ"), url=details.event.faq_url)])
     rows.append([button(_("« Back to my order"), cb.encode(cb.OVERVIEW, details.order.id, 0))])
     return Screen("\n".join(lines), rows)
-
-
-def no_action_reason(details: TicketDetails, t: Translator) -> str:
-    _ = t.gettext
-    event = details.event
-    if details.ticket.used_at is not None:
-        return _("A used ticket can no longer be transferred, resold, exchanged or renamed.")
-    if not event.personalisation_enabled:
-        return _("This event does not offer personalised tickets.")
-    if event.personalisation_deadline is not None and details.ticket.state in (
-        TicketState.TO_ASSIGN, TicketState.PENDING
-    ):
-        return _("Personalisation closed on {deadline}.").format(
-            deadline=t.datetime(event.personalisation_deadline, event.timezone))
-    return _("Nothing more to do for this ticket.")
 
 
 async def show_ticket_menu(update: Update, context: Context, ticket_id: int, *,
@@ -127,11 +71,9 @@ async def on_assign_button(update: Update, context: Context, data: cb.Callback) 
     if "assign" not in details.ticket.actions:
         await show(update, menu_screen(details, t))
         return None
-    text = "\n".join([*ticket_summary(details, t), "",
-                      e(_("Who will use this ticket?"))])
-    rows = [
-        [button(_("🙋 Claim the ticket for myself"), cb.encode(cb.CLAIM_SELF, details.ticket.id))],
-        [button(_("📧 Send to a friend"), cb.encode(cb.INVITE, details.ticket.id))],
-        [button(_("« Back"), cb.encode(cb.TICKET, details.ticket.id))],
-    ]
+    assign = ACTIONS["assign"]
+    text = "\n".join([*summary_lines(details, t), "", e(_(assign.prompt))])
+    rows = [[button(_(offered.label), cb.encode(offered.code, details.ticket.id))]
+            for offered in (ACTIONS[name] for name in assign.offers)]
+    rows.append([button(_("« Back"), cb.encode(cb.TICKET, details.ticket.id))])
     await show(update, Screen(text, rows))

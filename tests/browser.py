@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from bot.webapp.routes import STAND_IN, TELEGRAM_SCRIPT
+from bot.webapp.calls import TELEGRAM_SCRIPT
+from bot.webapp.routes import STAND_IN
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

@@ -17,9 +17,9 @@ from sqlalchemy import func, select, update
 from bot.http.app import create_api
 from bot.http.kernel import ApiServices
 from bot.metrics import Metrics
+from conversations.presentation import ticket_export
 from storage import services
 from storage.models import ActorKind, AuditEntry, Ticket, TicketState
-from storage.reads import event_report
 from tests.conftest import sample_document
 from tests.factories import make_event, make_order
 from tests.harness import close_harness, open_harness
@@ -149,7 +149,7 @@ async def test_the_export_pages_by_key_and_misses_no_ticket(store):
     await make_event(store)
     for _ in range(3):
         await make_order(store, tickets=7)
-    pieces = [piece async for piece in event_report.ticket_csv(store, "fest-sat", "en", page=5)]
+    pieces = [piece async for piece in ticket_export.ticket_csv(store, "fest-sat", "en", page=5)]
     assert len(pieces) == 5  # 21 tickets in pages of 5: four full pages and one of 1
     rows = list(csv.reader(io.StringIO("".join(pieces).lstrip("\ufeff"))))
     assert len({row[0] for row in rows[1:]}) == 21

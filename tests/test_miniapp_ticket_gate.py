@@ -152,6 +152,17 @@ async def test_a_changed_barcode_shows_the_new_one_and_a_used_ticket_says_so(cli
         ", porte Nord.")
 
 
+async def test_the_menu_of_a_used_ticket_says_when_it_was_scanned_like_the_chat(client, store):
+    ticket_id = await claimed(store)
+    await staff_scan(client, await barcode_of(store, ticket_id), nonce="used-menu-nonce-01")
+    menu = await (await client.get(f"/app/api/tickets/{ticket_id}", headers=auth())).json()
+    assert menu["summary"][-1].startswith("Utilisé : scanné à l’entrée le ")
+    # Whatever the event's rules, a used ticket says only that it offers nothing more.
+    assert menu["actions"] == []
+    assert menu["notes"] == [
+        "Un billet utilisé ne peut plus être transféré, revendu, échangé ni changer de nom."]
+
+
 # --- the staff's gate -----------------------------------------------------------------------
 
 

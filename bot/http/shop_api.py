@@ -43,6 +43,7 @@ from bot.http.kernel import (
 )
 from bot.http.openapi import Parameter, Reply, Route, error
 from bot.metrics import CONTENT_TYPE
+from conversations.presentation import ticket_export
 from locales import DEFAULT_LANGUAGE, LANGUAGES, words_in
 from storage import services
 from storage.errors import Refusal
@@ -209,7 +210,7 @@ async def get_event_tickets_csv(request: web.Request) -> web.StreamResponse:
         hdrs.CONTENT_DISPOSITION: f'attachment; filename="tickets-{event_id}.csv"'})
     response.enable_chunked_encoding()
     await response.prepare(request)
-    async for piece in event_report.ticket_csv(api.store, event_id, language):
+    async for piece in ticket_export.ticket_csv(api.store, event_id, language):
         await response.write(piece.encode("utf-8"))
     await response.write_eof()
     return response

@@ -16,15 +16,15 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.webapp.init_data import WebAppUser
-from bot.webapp.routes import (
+from bot.webapp.calls import (
     SERVICES,
     MiniAppServices,
-    _body,
-    _json_error,
-    _translator,
     authenticated,
+    json_error,
+    read_body,
+    user_translator,
 )
+from bot.webapp.init_data import WebAppUser
 from locales import Translator
 from storage.errors import N_
 from storage.models import ScanResult
@@ -74,8 +74,8 @@ def staff_only(mini: MiniAppServices, user: WebAppUser) -> bool:
 
 
 async def _refuse_non_staff(mini: MiniAppServices, user: WebAppUser) -> web.Response:
-    t = await _translator(mini.store, user)
-    return _json_error(403, "forbidden", t.gettext(NOT_STAFF))
+    t = await user_translator(mini.store, user)
+    return json_error(403, "forbidden", t.gettext(NOT_STAFF))
 
 
 @authenticated
@@ -84,7 +84,7 @@ async def get_gate(request: web.Request, user: WebAppUser) -> web.Response:
     mini = request.app[SERVICES]
     if not staff_only(mini, user):
         return await _refuse_non_staff(mini, user)
-    t = await _translator(mini.store, user)
+    t = await user_translator(mini.store, user)
     events = await gate_events(mini.store)
     return web.json_response({
         "strings": {key: t.gettext(text) for key, text in GATE_STRINGS.items()},
@@ -127,25 +127,25 @@ async def post_scan(request: web.Request, user: WebAppUser) -> web.Response:
     mini = request.app[SERVICES]
     if not staff_only(mini, user):
         return await _refuse_non_staff(mini, user)
-    body = await _body(request)
-    t = await _translator(mini.store, user)
+    body = await read_body(request)
+    t = await user_translator(mini.store, user)
     barcode, gate = str(body.get("barcode") or "").strip(), str(body.get("gate") or "").strip()
     nonce, event_id = str(body.get("nonce") or ""), str(body.get("event") or "")
     if not barcode or len(barcode) > MAX_BARCODE:
-        return _json_error(422, "barcode_invalid", t.gettext(GATE_REFUSALS["barcode"]), "barcode")
+        return json_error(422, "barcode_invalid", t.gettext(GATE_REFUSALS["barcode"]), "barcode")
     if not gate or len(gate) > MAX_GATE:
-        return _json_error(422, "gate_invalid",
+        return json_error(422, "gate_invalid",
                            t.gettext(GATE_REFUSALS["gate"]).format(max=MAX_GATE), "gate")
     if len(nonce) > MAX_NONCE or not ACTION_ID.fullmatch(nonce):
-        return _json_error(400, "no_nonce", t.gettext(GATE_REFUSALS["nonce"]))
+        return json_error(400, "no_nonce", t.gettext(GATE_REFUSALS["nonce"]))
     event = await event_of(mini.store, event_id) if 0 < len(event_id) <= 100 else None
     if event is None:
-        return _json_error(422, "event_invalid", t.gettext(GATE_REFUSALS["event"]), "event")
+        return json_error(422, "event_invalid", t.gettext(GATE_REFUSALS["event"]), "event")
     try:
         answer = await scan_barcode(mini.store, barcode, gate, nonce, f"staff-{user.id}",
                                     event_id=event.id)
     except NonceReused:
-        return _json_error(409, "nonce_reused", t.gettext(GATE_REFUSALS["nonce"]))
+        return json_error(409, "nonce_reused", t.gettext(GATE_REFUSALS["nonce"]))
     mini.after_change()
     return web.json_response(answer_json(answer, event.timezone, t))
 

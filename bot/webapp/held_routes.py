@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from bot.webapp.calls import SERVICES, MiniAppServices, authenticated, parse_id, user_translator
 from bot.webapp.init_data import WebAppUser
-from bot.webapp.routes import SERVICES, MiniAppServices, _int, _translator, authenticated
 from bot.webapp.screens import refusal_json
 from conversations.presentation import ticket_files
 from locales import Translator
@@ -32,15 +32,15 @@ HELD_STRINGS = {
 
 async def _held(request: web.Request, user: WebAppUser) -> tuple[HeldTicketView, Translator]:
     mini: MiniAppServices = request.app[SERVICES]
-    ticket_id = _int(request.match_info["ticket"])
+    ticket_id = parse_id(request.match_info["ticket"])
     if ticket_id is None:
         raise Refusal("ticket_not_held")
     held = await held_ticket(mini.store, user.id, ticket_id)
-    return held, await _translator(mini.store, user, held.card.languages[-1])
+    return held, await user_translator(mini.store, user, held.card.languages[-1])
 
 
 async def _refused(request: web.Request, user: WebAppUser, refusal: Refusal) -> web.Response:
-    t = await _translator(request.app[SERVICES].store, user)
+    t = await user_translator(request.app[SERVICES].store, user)
     return web.json_response(refusal_json(refusal, t), status=404)
 
 

@@ -11,24 +11,28 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
-from bot.webapp import screens
-from bot.webapp.init_data import (
-    InitDataRefused,
-    WebAppUser,
-    claimed_language,
-    verify_init_data,
+from bot.webapp import gate_routes, held_routes, screens
+from bot.webapp.calls import (
+    MAX_BODY,
+    SERVICES,
+    MiniAppServices,
+    authenticated,
+    json_error,
+    parse_id,
+    read_body,
+    user_translator,
 )
-from locales import LANGUAGES, Translator, translator, user_language
+from bot.webapp.init_data import WebAppUser
+from conversations.presentation.actions import ACTIONS, ActionInput, Asks, TicketAction
+from locales import LANGUAGES, Translator, translator
 from storage import services
-from storage.db.store import Store
 from storage.errors import N_, Refusal
 from storage.models import TicketState
 from storage.services import exchange, resale
@@ -37,86 +41,11 @@ from storage.services.webapp_actions import ACTION_ID, ActionReplayed, once
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
-TELEGRAM_SCRIPT = "https://telegram.org/js/telegram-web-app.js"
 # A stand-in for Telegram's script, for a browser outside Telegram (the demo, the tests):
 # served only when the page is told to load it.
 STAND_IN = Path(__file__).parent / "stand_in" / "telegram-web-app.js"
 STAND_IN_URL = "stand-in/telegram-web-app.js"
-MAX_BODY = 16 * 1024
 REPLAYED = N_("This was already done.")
-_MAX_ID = 2**31 - 1
-
-
-@dataclass
-class MiniAppServices:
-    """What the Mini App needs from the rest of the bot."""
-
-    store: Store
-    bot_token: str
-    bot_username: Callable[[], str]
-    # How old an initData may be, in seconds (TICKETBOT_WEBAPP_AUTH_MAX_AGE).
-    max_age: int = 3600
-    support_contact: str | None = None
-    # Called after a change that queued chat news or mail, to wake the background worker.
-    after_change: Callable[[], None] = lambda: None
-    # Where the page loads Telegram's script from; the demo serves a local stand-in.
-    telegram_script: str = TELEGRAM_SCRIPT
-    # Who may open the gate view (TICKETBOT_STAFF_IDS).
-    staff_ids: frozenset[int] = frozenset()
-
-
-SERVICES = web.AppKey("ticketbot_miniapp_services", MiniAppServices)
-Handler = Callable[[web.Request, WebAppUser], Awaitable[web.Response]]
-
-
-def _json_error(status: int, error: str, message: str, field: str | None = None) -> web.Response:
-    return web.json_response({"error": error, "message": message, "field": field}, status=status)
-
-
-def authenticated(handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Check the request's initData first; a forged, altered or stale one gets 401."""
-
-    async def checked(request: web.Request) -> web.Response:
-        mini = request.app[SERVICES]
-        scheme, _, init_data = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
-        try:
-            if scheme.lower() != "tma":
-                raise InitDataRefused("no initData")
-            user = verify_init_data(init_data.strip(), mini.bot_token, max_age=mini.max_age)
-        except InitDataRefused as refused:
-            log.info("Mini App call refused: %s", refused)
-            t = translator(claimed_language(init_data))
-            return _json_error(401, "unauthorized", t.gettext(screens.PAGE_STRINGS["error_auth"]))
-        return await handler(request, user)
-
-    return checked
-
-
-async def _translator(store: Store, user: WebAppUser, order_language: str | None = None,
-                      chosen: str | None = None) -> Translator:
-    """The user's language, as in chat: their choice, their app's, the order's."""
-    if chosen is None:
-        known = await services.load_user(store, user.id)
-        chosen = known.chosen_language if known else None
-    return translator(user_language(chosen, user.language_code, order_language))
-
-
-def _int(value: Any) -> int | None:
-    text = str(value or "")
-    if text.isdigit() and len(text) <= 10 and 0 < int(text) <= _MAX_ID:
-        return int(text)
-    return None
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY,
-                                            actual_size=request.content_length)
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    return body if isinstance(body, dict) else {}
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -128,7 +57,7 @@ async def get_start(request: web.Request, user: WebAppUser) -> web.Response:
     it was opened for (a ``startapp`` link's, the button's, or the only one)."""
     mini = request.app[SERVICES]
     home = await services.home(mini.store, user.id)
-    wanted = _int(user.start_param) or _int(request.query.get("order"))
+    wanted = parse_id(user.start_param) or parse_id(request.query.get("order"))
     if wanted is None and len(home.orders) == 1 and not home.held:
         wanted = home.orders[0].id
     order, refusal = None, None
@@ -137,8 +66,8 @@ async def get_start(request: web.Request, user: WebAppUser) -> web.Response:
             order = await services.order_overview(mini.store, user.id, wanted)
         except Refusal as refused:
             refusal = refused
-    t = (await _translator(mini.store, user, order.language, order.viewer_language or "")
-         if order is not None else await _translator(mini.store, user))
+    t = (await user_translator(mini.store, user, order.language, order.viewer_language or "")
+         if order is not None else await user_translator(mini.store, user))
     return web.json_response({
         "language": t.language,
         "strings": screens.page_strings(t),
@@ -153,22 +82,22 @@ async def get_start(request: web.Request, user: WebAppUser) -> web.Response:
 @authenticated
 async def get_order(request: web.Request, user: WebAppUser) -> web.Response:
     mini = request.app[SERVICES]
-    order_id = _int(request.match_info["order"])
+    order_id = parse_id(request.match_info["order"])
     try:
         if order_id is None:
             raise Refusal("not_found")
         order = await services.order_overview(mini.store, user.id, order_id)
     except Refusal as refusal:
-        t = await _translator(mini.store, user)
+        t = await user_translator(mini.store, user)
         return web.json_response(screens.refusal_json(refusal, t), status=404)
-    t = await _translator(mini.store, user, order.language, order.viewer_language or "")
+    t = await user_translator(mini.store, user, order.language, order.viewer_language or "")
     return web.json_response(screens.order_json(order, t, support_contact=mini.support_contact))
 
 
 @authenticated
 async def get_ticket(request: web.Request, user: WebAppUser) -> web.Response:
     mini = request.app[SERVICES]
-    ticket_id = _int(request.match_info["ticket"])
+    ticket_id = parse_id(request.match_info["ticket"])
     try:
         if ticket_id is None:
             raise Refusal("not_found")
@@ -179,9 +108,9 @@ async def get_ticket(request: web.Request, user: WebAppUser) -> web.Response:
         options = (await exchange.exchange_options(mini.store, user.id, ticket_id)
                    if "exchange" in actions else None)
     except Refusal as refusal:
-        t = await _translator(mini.store, user)
+        t = await user_translator(mini.store, user)
         return web.json_response(screens.refusal_json(refusal, t), status=404)
-    t = await _translator(mini.store, user, details.order.language,
+    t = await user_translator(mini.store, user, details.order.language,
                           details.order.viewer_language or "")
     body = screens.ticket_json(details, t, bounds=bounds, options=options)
     # The buyer's own ticket, in their hands: it can be shown (QR, PDF, calendar).
@@ -214,73 +143,51 @@ async def _price(mini: MiniAppServices, user: WebAppUser, ticket_id: int, body: 
                       currency=bounds.currency) from None
 
 
-async def _apply(mini: MiniAppServices, user: WebAppUser, action: str, ticket_id: int,
-                 body: dict, t: Translator) -> Done:
-    """One use case of the ticket's menu, through the same service as the chat's."""
-    store, uid = mini.store, user.id
-    if action == "claim":
-        name = await services.claim_for_myself(store, uid, ticket_id, str(body.get("name", "")))
-        return Done(N_("Ticket {ref} is now in the name of {name}."), {"name": name})
-    if action in ("invite", "resend"):
-        result = (await services.invite_friend(store, uid, ticket_id, str(body.get("email", "")))
-                  if action == "invite" else
-                  await services.resend_invitation(store, uid, ticket_id))
-        link = f"https://t.me/{mini.bot_username()}?start={result.claim_token}"
-        return Done(N_("Ticket {ref} sent to {email}."), {"email": result.email}, link)
-    if action == "revoke":
-        email = await services.revoke_invitation(store, uid, ticket_id)
-        return Done(N_("The invitation to {email} was withdrawn."), {"email": email})
-    if action == "rename":
-        name = await services.rename_holder(store, uid, ticket_id, str(body.get("name", "")))
-        return Done(N_("Ticket {ref} is now in the name of {name}."), {"name": name})
-    if action == "take_back":
-        await services.take_back(store, uid, ticket_id)
-        return Done(N_("Ticket {ref} is back in your tickets to assign."), {})
-    if action == "sell":
-        price = await _price(mini, user, ticket_id, body, t)
-        await resale.list_for_resale(store, uid, ticket_id, price)
-        return Done(N_("Ticket {ref} is on resale at {price}."), {"price": price})
-    if action == "change_price":
-        price = await _price(mini, user, ticket_id, body, t)
-        await resale.change_price(store, uid, ticket_id, price)
-        return Done(N_("The resale price of ticket {ref} is now {price}."), {"price": price})
-    if action == "cancel_sale":
-        await resale.cancel_sale(store, uid, ticket_id)
-        return Done(N_("Ticket {ref} is no longer on resale."), {})
-    if action == "exchange":
+async def _given(mini: MiniAppServices, user: WebAppUser, action: TicketAction,
+                 ticket_id: int, body: dict, t: Translator) -> Any:
+    """What the action asks for, read from the request's body as its form sends it."""
+    if action.asks in (Asks.NAME, Asks.EMAIL):
+        return str(body.get(action.asks.value, ""))
+    if action.asks == Asks.PRICE:
+        return await _price(mini, user, ticket_id, body, t)
+    if action.asks == Asks.TARGET:
         target = str(body.get("event", ""))
-        options = await exchange.exchange_options(store, uid, ticket_id)
+        options = await exchange.exchange_options(mini.store, user.id, ticket_id)
         chosen = next((option for option in options if option.event.id == target), None)
         if chosen is None:
             raise Refusal("exchange_target_invalid")
-        await exchange.exchange_ticket(store, uid, ticket_id, target)
-        return Done(N_("Ticket {ref} was exchanged for {event}."),
-                    {"event": t.words(chosen.event.name)})
-    raise web.HTTPNotFound()
+        return chosen
+    return None
 
 
-ACTIONS = ("claim", "invite", "resend", "revoke", "rename", "take_back", "sell", "change_price",
-           "cancel_sale", "exchange")
+async def _apply(mini: MiniAppServices, user: WebAppUser, action: TicketAction, ticket_id: int,
+                 body: dict, t: Translator) -> Done:
+    """One use case of the ticket's menu, through the same service as the chat's."""
+    given = await _given(mini, user, action, ticket_id, body, t)
+    outcome = await action.service(mini.store, ActionInput(user.id, ticket_id, given))
+    link = (f"https://t.me/{mini.bot_username()}?start={outcome.claim_token}"
+            if outcome.claim_token else None)
+    return Done(action.done, outcome.params, link)
 
 
 @authenticated
 async def post_ticket_action(request: web.Request, user: WebAppUser) -> web.Response:
     mini = request.app[SERVICES]
-    ticket_id = _int(request.match_info["ticket"])
-    action = request.match_info["action"]
-    body = await _body(request)
+    ticket_id = parse_id(request.match_info["ticket"])
+    action = ACTIONS.get(request.match_info["action"])
+    body = await read_body(request)
     action_id = str(body.get("action_id", ""))
-    t = await _translator(mini.store, user)
-    if action not in ACTIONS:
-        return _json_error(404, "unknown_action", t.gettext(screens.PAGE_STRINGS["error_generic"]))
+    t = await user_translator(mini.store, user)
+    if action is None or action.service is None:
+        return json_error(404, "unknown_action", t.gettext(screens.PAGE_STRINGS["error_generic"]))
     if not ACTION_ID.fullmatch(action_id):
-        return _json_error(400, "no_action_id", t.gettext(screens.PAGE_STRINGS["error_generic"]))
+        return json_error(400, "no_action_id", t.gettext(screens.PAGE_STRINGS["error_generic"]))
     try:
         if ticket_id is None:
             raise Refusal("not_found")
         # Read first: the ticket's event and order give the language, the ref and currency.
         details = await services.ticket_details(mini.store, user.id, ticket_id)
-        t = await _translator(mini.store, user, details.order.language,
+        t = await user_translator(mini.store, user, details.order.language,
                               details.order.viewer_language or "")
         async with once(action_id, user.id, keep=_keep(mini)):
             done = await _apply(mini, user, action, ticket_id, body, t)
@@ -289,7 +196,7 @@ async def post_ticket_action(request: web.Request, user: WebAppUser) -> web.Resp
             422 if refusal.code in screens.REFUSAL_FIELDS else 409)
         return web.json_response(screens.refusal_json(refusal, t), status=status)
     except ActionReplayed:
-        return _json_error(409, "replayed", t.gettext(REPLAYED))
+        return json_error(409, "replayed", t.gettext(REPLAYED))
     mini.after_change()
     order = await services.order_overview(mini.store, user.id, details.order.id)
     values = {"ref": details.ticket.ref, "currency": details.event.currency, **done.params}
@@ -309,19 +216,19 @@ def _keep(mini: MiniAppServices) -> dt.timedelta:
 async def post_language(request: web.Request, user: WebAppUser) -> web.Response:
     """Remember the language chosen on an order's page, as the chat's language button does."""
     mini = request.app[SERVICES]
-    body = await _body(request)
-    language, order_id = body.get("language"), _int(body.get("order_id"))
+    body = await read_body(request)
+    language, order_id = body.get("language"), parse_id(body.get("order_id"))
     action_id = str(body.get("action_id", ""))
-    t = await _translator(mini.store, user)
+    t = await user_translator(mini.store, user)
     if language not in LANGUAGES or order_id is None or not ACTION_ID.fullmatch(action_id):
-        return _json_error(400, "bad_request", t.gettext(screens.PAGE_STRINGS["error_generic"]))
+        return json_error(400, "bad_request", t.gettext(screens.PAGE_STRINGS["error_generic"]))
     try:
         async with once(action_id, user.id, keep=_keep(mini)):
             await services.choose_language(mini.store, user.id, language, order_id=order_id)
     except Refusal as refusal:
         return web.json_response(screens.refusal_json(refusal, t), status=404)
     except ActionReplayed:
-        return _json_error(409, "replayed", t.gettext(REPLAYED))
+        return json_error(409, "replayed", t.gettext(REPLAYED))
     t = translator(language)
     return web.json_response({
         "language": language,
@@ -360,9 +267,7 @@ def create_miniapp(mini: MiniAppServices) -> web.Application:
     app.router.add_post("/api/tickets/{ticket}/{action}", post_ticket_action)
     app.router.add_post("/api/language", post_language)
     app.router.add_static("/static/", STATIC, append_version=False)
-    # The holder's ticket and the staff's gate, in modules of their own (they import this one).
-    from bot.webapp import gate_routes, held_routes
-
+    # The holder's ticket and the staff's gate, in modules of their own.
     held_routes.add_routes(app)
     gate_routes.add_routes(app)
     if mini.telegram_script == STAND_IN_URL:

@@ -8,7 +8,9 @@ from typing import Any
 
 from babel.lists import format_list
 
-from conversations.presentation.sayings import exchange_option_label, policy_notes
+from conversations.presentation.actions import ACTIONS, Asks, TicketAction, ticket_words
+from conversations.presentation.sayings import exchange_option_label
+from conversations.presentation.summary import menu_notes, ticket_summary
 from locales import LANGUAGE_NAMES, LANGUAGES, Translator
 from storage.errors import N_, Refusal
 from storage.models import TicketState
@@ -25,28 +27,14 @@ PAGE_STRINGS = {
     "refresh": N_("🔄 Refresh"),
     "more": N_("⋯ More actions"),
     "confirm": N_("✅ Confirm"),
-    "who": N_("Who will use this ticket?"),
-    "claim_self": N_("🙋 Claim the ticket for myself"),
-    "send_friend": N_("📧 Send to a friend"),
-    "send": N_("📧 Send"),
-    "claim_hint": N_("Confirm, or type the name to print on the ticket."),
-    "rename_hint": N_("Type the name to print on the ticket."),
-    "invite_hint": N_("Type your friend's e-mail address. They will receive a link to claim "
-                      "the ticket in their own name."),
-    "price_hint": N_("Type the price you ask for this ticket."),
+    # The page's first words name the first choice of a ticket to assign, as they always did.
+    "claim_self": ACTIONS["claim"].label,
     "name_label": N_("Name on the ticket"),
     "email_label": N_("Your friend's e-mail address"),
     "price_label": N_("Price"),
-    "exchange_for": N_("Exchange this ticket for:"),
     "exchange_cleared": N_("The name on this ticket will be cleared: you will assign the new "
                            "ticket again."),
     "exchange_void": N_("The current ticket and its barcode will no longer be valid."),
-    "revoke_yes": N_("↩️ Yes, revoke it"),
-    "take_back_yes": N_("↩️ Yes, take it back"),
-    "cancel_sale_yes": N_("✖ Yes, cancel the sale"),
-    "exchange_yes": N_("🔁 Yes, exchange it"),
-    "cancel_sale_question": N_("Take this ticket off the resale market? It comes back to your "
-                               "order as it was."),
     "required": N_("Please fill in this field."),
     "choose_session": N_("Please choose a session."),
     "error_generic": N_("Sorry, something went wrong on our side. Please try again."),
@@ -74,25 +62,6 @@ SECTIONS = (
     (TicketState.COMPLETED, N_("Completed ({count})")),
     (TicketState.ON_RESALE, N_("On resale ({count})")),
 )
-
-STATE_NAMES = {
-    TicketState.TO_ASSIGN: N_("to assign"),
-    TicketState.PENDING: N_("pending"),
-    TicketState.COMPLETED: N_("completed"),
-    TicketState.ON_RESALE: N_("on resale"),
-}
-
-ACTION_LABELS = {
-    "assign": N_("👤 Assign the ticket"),
-    "resend": N_("✉️ Resend the invitation"),
-    "revoke": N_("↩️ Revoke the invitation"),
-    "rename": N_("✏️ Correct the name"),
-    "take_back": N_("↩️ Take the ticket back"),
-    "sell": N_("💶 Sell this ticket"),
-    "exchange": N_("🔁 Exchange"),
-    "change_price": N_("💶 Change the price"),
-    "cancel_sale": N_("✖ Cancel the sale"),
-}
 
 # Which form field a refusal is about, so the page shows it next to that field.
 REFUSAL_FIELDS = {
@@ -201,35 +170,27 @@ def order_json(order: OrderView, t: Translator, *, support_contact: str | None) 
     }
 
 
-def _summary(details: TicketDetails, t: Translator) -> list[str]:
+def summary_lines(details: TicketDetails, t: Translator) -> list[str]:
+    """The ticket's summary as the page shows it under its title."""
+    summary = ticket_summary(details, t)
+    return [summary.what, summary.when, summary.venue, *summary.facts]
+
+
+def action_json(action: TicketAction, details: TicketDetails, t: Translator) -> dict[str, Any]:
+    """An action as the page offers it: its button, what it asks for and how, the question
+    asked before it runs (about the ticket itself: filled in now), the confirm button; and
+    for a choice, the actions it offers."""
     _ = t.gettext
-    ticket, event = details.ticket, details.event
-    lines = [
-        _("{category} — {event}").format(category=t.words(ticket.category),
-                                         event=t.words(event.name)),
-        t.datetime(event.starts_at, event.timezone),
-        _("{venue}, {city}").format(venue=t.words(event.venue_name), city=event.venue_city),
-        _("Status: {state}").format(state=_(STATE_NAMES.get(ticket.state, ticket.state))),
-    ]
-    if ticket.state == TicketState.COMPLETED and ticket.holder_name:
-        lines.append(_("In the name of: {holder}").format(holder=ticket.holder_name))
-    if ticket.state == TicketState.PENDING and ticket.invitation is not None:
-        lines.append(_("Sent to {email}, link valid until {date}").format(
-            email=ticket.invitation.email,
-            date=t.datetime(ticket.invitation.expires_at, event.timezone)))
-    if ticket.listing is not None:
-        lines.append(_("On resale at {price}").format(
-            price=t.money(ticket.listing.price, ticket.listing.currency)))
-    return lines
-
-
-def _notes(details: TicketDetails, t: Translator) -> list[str]:
-    """The event's rules as the chat's ticket menu says them; and when nothing is left to do,
-    so the page is never an empty menu."""
-    notes = policy_notes(details, t)
-    if not details.ticket.actions and not notes:
-        notes.append(t.gettext("Nothing more to do for this ticket."))
-    return notes
+    question = (_(action.question).format(**ticket_words(details))
+                if action.question and action.asks == Asks.NOTHING else None)
+    body: dict[str, Any] = {
+        "action": action.name, "label": _(action.label) if action.label else None,
+        "asks": action.asks.value, "prompt": _(action.prompt) if action.prompt else None,
+        "question": question, "yes": _(action.yes),
+    }
+    if action.offers:
+        body["offers"] = [action_json(ACTIONS[name], details, t) for name in action.offers]
+    return body
 
 
 def ticket_json(details: TicketDetails, t: Translator, *, bounds: PriceBounds | None,
@@ -240,22 +201,13 @@ def ticket_json(details: TicketDetails, t: Translator, *, bounds: PriceBounds | 
         "id": ticket.id, "order_id": details.order.id, "ref": ticket.ref,
         "state": ticket.state.value,
         "title": _("Ticket {ref}").format(ref=ticket.ref),
-        "summary": _summary(details, t),
-        "notes": _notes(details, t),
-        "actions": [{"action": action, "label": _(ACTION_LABELS[action])}
-                    for action in ticket.actions],
+        "summary": summary_lines(details, t),
+        "notes": menu_notes(details, t),
+        "actions": [action_json(ACTIONS[action], details, t) for action in ticket.actions],
         "faq_url": event.faq_url if not event.resale_enabled else None,
         "buyer_name": details.order.buyer_name,
         "holder_name": ticket.holder_name,
         "price": (str(ticket.listing.price) if ticket.listing is not None else None),
-        "revoke_question": (_("Withdraw the invitation sent to {email}? Their link will stop "
-                              "working and the ticket comes back to you.").format(
-                                  email=ticket.invitation.email)
-                            if ticket.invitation is not None else None),
-        "take_back_question": (_("Take this ticket back from {holder}? Their ticket will no "
-                                 "longer be valid, and you can assign it again.").format(
-                                     holder=ticket.holder_name)
-                               if ticket.holder_name else None),
     }
     if bounds is not None:
         body["bounds"] = _("The price must be between {min} and {max}.").format(

@@ -1,5 +1,6 @@
 """An event at a glance, for staff: its tickets by state and its personalisations per day
-(``/stats``), and every ticket as CSV rows (``/export``, ``GET /api/events/{event}/tickets.csv``).
+(``/stats``), and every ticket a page of rows at a time (for ``/export`` and ``GET
+/api/events/{event}/tickets.csv``, which the presentation room puts into words as CSV).
 
 The export never holds an event's tickets in memory: it reads them by keyset pages (``id >
 last``, ``LIMIT``) in short read transactions and hands out CSV text a page at a time, so a
@@ -9,17 +10,14 @@ reads. A ticket that changes between two pages shows as it was when its page was
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from sqlalchemy import Date, and_, case, cast, func, select
 
-from locales import translator, words_in
 from storage.db.store import Store, utcnow
-from storage.errors import N_, Refusal
+from storage.errors import Refusal
 from storage.models import (
     GONE_STATES,
     ActorKind,
@@ -34,23 +32,10 @@ from storage.models import (
 from storage.services import audit
 
 EXPORT_PAGE = 5000
-BOM = "\ufeff"  # spreadsheet programs read the file as UTF-8 only with it
 PERSONALISED = ("claimed_for_self", "invitation_accepted")
 
 # The states staff see, in this order: "used" is a completed ticket scanned in at the gate.
 REPORT_STATES = ("to_assign", "pending", "completed", "on_resale", "used")
-STATE_WORDS = {
-    "to_assign": N_("to assign"),
-    "pending": N_("pending"),
-    "completed": N_("completed"),
-    "on_resale": N_("on resale"),
-    "used": N_("used"),
-    "sold": N_("sold"),
-    "exchanged": N_("exchanged"),
-}
-COLUMNS = (N_("Reference"), N_("Order"), N_("Category"), N_("State"), N_("Holder"),
-           N_("Invitation e-mail"), N_("Barcode"), N_("Scanned at"))
-
 
 @dataclass(frozen=True)
 class EventFigures:
@@ -69,6 +54,21 @@ class EventFigures:
 
 def _shown_state():
     return case((Ticket.used_at.is_not(None), "used"), else_=Ticket.state)
+
+
+@dataclass(frozen=True)
+class ExportRow:
+    """One ticket as the export shows it; ``state`` is one of REPORT_STATES, sold or exchanged."""
+
+    id: int
+    ref: str
+    order_number: str
+    category: WordsValue
+    state: str
+    holder_name: str | None
+    invitation_email: str | None
+    barcode: str
+    used_at: dt.datetime | None
 
 
 async def _event(session, event_id: str) -> Event:
@@ -123,31 +123,21 @@ async def _page(store: Store, event_id: str, after: int, size: int) -> list:
             .order_by(Ticket.id).limit(size))).all()
 
 
-async def ticket_csv(store: Store, event_id: str, language: str, *,
-                     page: int = EXPORT_PAGE) -> AsyncIterator[str]:
-    """The event's tickets as CSV text, a page of rows per piece, the first with the BOM
-    and the header; categories and states in ``language``, times in the event's zone."""
-    t = translator(language)
+async def event_timezone(store: Store, event_id: str) -> str:
+    """The time zone the export's times are shown in; refuses an unknown event."""
     async with store.read() as session:
-        timezone = (await _event(session, event_id)).timezone
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    buffer.write(BOM)
-    writer.writerow([t.gettext(column) for column in COLUMNS])
-    states = {state: t.gettext(words) for state, words in STATE_WORDS.items()}
+        return (await _event(session, event_id)).timezone
+
+
+async def ticket_pages(store: Store, event_id: str, *,
+                       page: int = EXPORT_PAGE) -> AsyncIterator[list[ExportRow]]:
+    """The event's tickets by id, ``page`` rows at a time, each page read in its own short
+    transaction; the last page read is shorter than ``page`` (it may be empty)."""
     after = 0
     while True:
-        rows = await _page(store, event_id, after, page)
-        for _, ref, number, category, state, holder, email, barcode, used in rows:
-            scanned = t.datetime(used, timezone) if used is not None else ""
-            writer.writerow([ref, number, words_in(category, language),
-                             states.get(str(state), str(state)), holder or "", email or "",
-                             barcode, scanned])
+        rows = [ExportRow(*row) for row in await _page(store, event_id, after, page)]
         if rows:
-            after = rows[-1][0]
-        yield buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
+            after = rows[-1].id
+        yield rows
         if len(rows) < page:
             return
-

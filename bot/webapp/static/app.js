@@ -267,7 +267,7 @@
     });
     var actions = el("div", { class: "actions", role: "group", "aria-label": s("actions") });
     ticket.actions.forEach(function (action) {
-      actions.appendChild(button(action.label, function () { startAction(action.action); }));
+      actions.appendChild(button(action.label, function () { startAction(action); }));
     });
     if (ticket.held) {
       actions.appendChild(button(s("show_ticket"), function () {
@@ -442,35 +442,34 @@
 
   // --- actions ------------------------------------------------------------------------------
 
-  function startAction(action) {
+  // An action as the server declares it (asks, prompt, question, yes): the page asks for each
+  // kind of input one way, whatever the action.
+  function startAction(action, back) {
     var ticket = state.ticket;
-    if (action === "assign") return showAssign();
-    if (action === "resend") return send("resend", {}, null);
-    if (action === "rename") {
-      return showForm("rename", [nameField(ticket.holder_name || "")], s("rename_hint"),
-                      s("confirm"));
-    }
-    if (action === "sell" || action === "change_price") {
-      return showForm(action, [priceField(ticket.price || "")],
-                      s("price_hint") + " " + (ticket.bounds || ""), s("confirm"));
-    }
-    if (action === "exchange") return showExchange();
-    var questions = { revoke: [ticket.revoke_question, s("revoke_yes")],
-                      take_back: [ticket.take_back_question, s("take_back_yes")],
-                      cancel_sale: [s("cancel_sale_question"), s("cancel_sale_yes")] };
-    return showForm(action, [], questions[action][0], questions[action][1]);
+    back = back || showTicket;
+    if (action.asks === "choice") return showChoice(action);
+    if (action.asks === "target") return showExchange(action, back);
+    if (action.asks === "nothing" && !action.question) return send(action.action, {}, null);
+    var fields = {
+      nothing: [],
+      name: [nameField(ticket.holder_name || ticket.buyer_name || "")],
+      email: [emailField()],
+      price: [priceField(ticket.price || "")]
+    }[action.asks];
+    var hint = action.question || action.prompt;
+    if (action.asks === "price") hint += " " + (ticket.bounds || "");
+    return showForm(action.action, fields, hint, action.yes, null, back);
   }
 
-  function showAssign() {
+  function showChoice(action) {
     frame(state.ticket.title, showTicket);
     app.appendChild(summary(state.ticket));
-    app.appendChild(el("h2", { text: s("who") }));
-    app.appendChild(button(s("claim_self"), function () {
-      showForm("claim", [nameField(state.ticket.buyer_name)], s("claim_hint"), s("confirm"));
-    }));
-    app.appendChild(button(s("send_friend"), function () {
-      showForm("invite", [emailField()], s("invite_hint"), s("send"));
-    }));
+    app.appendChild(el("h2", { text: action.prompt }));
+    action.offers.forEach(function (offered) {
+      app.appendChild(button(offered.label, function () {
+        startAction(offered, function () { showChoice(action); });
+      }));
+    });
   }
 
   function nameField(value) {
@@ -500,9 +499,9 @@
 
   // A form for one action: its fields, a hint or question, and the button that sends it. The
   // action id is drawn once per form: pressing twice sends the same id, applied once.
-  function showForm(action, fields, hint, submitLabel, extraBody) {
+  function showForm(action, fields, hint, submitLabel, extraBody, back) {
     var ticket = state.ticket;
-    frame(ticket.title, action === "claim" || action === "invite" ? showAssign : showTicket);
+    frame(ticket.title, back);
     app.appendChild(summary(ticket));
     var actionId = newActionId();
     var form = el("form", { novalidate: true, "data-action": action });
@@ -511,7 +510,7 @@
     if (extraBody) form.appendChild(extraBody);
     form.appendChild(el("p", { class: "error", role: "alert", "data-error": "form", hidden: true }));
     form.appendChild(el("button", { type: "submit", text: submitLabel }));
-    form.appendChild(button(s("back"), showTicket, { class: "secondary" }));
+    form.appendChild(button(s("back"), back, { class: "secondary" }));
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       var body = {};
@@ -545,9 +544,9 @@
     box.hidden = !message;
   }
 
-  function showExchange() {
+  function showExchange(action, back) {
     var ticket = state.ticket;
-    var group = el("fieldset", { class: "field" }, [el("legend", { text: s("exchange_for") })]);
+    var group = el("fieldset", { class: "field" }, [el("legend", { text: action.prompt })]);
     (ticket.exchange_options || []).forEach(function (option, index) {
       var id = "event-" + index;
       group.appendChild(el("div", { class: "choice" }, [
@@ -560,7 +559,7 @@
                                 hidden: true }));
     var warning = (ticket.state === "completed" ? s("exchange_cleared") + " " : "") +
                   s("exchange_void");
-    showForm("exchange", [], warning, s("exchange_yes"), group);
+    showForm(action.action, [], warning, action.yes, group, back);
   }
 
   function send(action, body, form, actionId) {
