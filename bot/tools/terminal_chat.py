@@ -163,6 +163,7 @@ class _TerminalChat:
         self.current = users[0]
         self._shown: dict[int, dict[int, _Signature]] = {user.id: {} for user in users}
         self._announced = {user.id: 0 for user in users}
+        self._told_how_to_say = False
         # What the chats held before the session is history, not news.
         for user in users:
             self._mark_shown(user)
@@ -270,7 +271,9 @@ class _TerminalChat:
         if waits_for_text and not is_button:
             self.write(f"(sent {number} as text: the bot is waiting for a typed answer)")
             return await self.current.send(str(number))
-        if waits_for_text:
+        if waits_for_text and not self._told_how_to_say:
+            # Said once: pressing is what a number does at most prompts (Send, Accept…).
+            self._told_how_to_say = True
             self.write(f"(pressing button {number}; to send {number} as text, "
                        f"type :say {number})")
         return await self.press_number(number)
