@@ -11,6 +11,7 @@ import aiohttp
 
 from bot.settings import Settings
 from bot.tools.demo import run_demo
+from bot.tools.terminal_chat import start_parameter
 
 
 class Person:
@@ -83,3 +84,157 @@ async def test_demo_prints_a_mini_app_link_per_user_that_opens_their_order(tmp_p
     assert '<script src="stand-in/telegram-web-app.js">' in seen["page"]
     assert seen["stand_in"] == 200
     assert seen["start"]["order"]["title"] == "Ma commande DF-100234"
+
+
+# --- the terminal as a newcomer uses it ----------------------------------------------------
+
+
+class Script:
+    """Types the given lines one per prompt (a callable is asked for its line when its turn
+    comes), then :quit."""
+
+    def __init__(self, output: list[str], lines: list) -> None:
+        self.output = output
+        self.lines = list(lines)
+
+    async def read_line(self, prompt: str) -> str | None:
+        if not self.lines:
+            return ":quit"
+        line = self.lines.pop(0)
+        return await line(self) if callable(line) else line
+
+    @property
+    def transcript(self) -> str:
+        return "\n".join(self.output)
+
+
+async def run_script(lines: list) -> str:
+    output: list[str] = []
+    script = Script(output, lines)
+    assert await run_demo(Settings(), read_line=script.read_line, write=output.append) == 0
+    return script.transcript.replace("\u00a0", " ")  # Babel's money has no-break spaces
+
+
+async def test_a_number_is_sent_as_text_when_the_bot_waits_for_one(tmp_path, monkeypatch):
+    """At the price prompt a number that is no button is the price; elsewhere it is not sent,
+    and the terminal says how to send it; ``:say`` sends any text as it is."""
+    monkeypatch.chdir(tmp_path)
+    # no such button → ticket 1 → sell → a price too high → :say a right one → :say a smiley
+    transcript = await run_script(["9", "1", "2", "100", ":say 50", ":say :)", ":say"])
+    assert "(no button 9; the newest keyboard has 4 - to send 9 as text, type :say 9)" \
+        in transcript
+    assert "Tapez le prix que vous demandez pour ce billet." in transcript
+    assert "(sent 100 as text: the bot is waiting for a typed answer)\nTicketbot:\n" \
+        "  Le prix doit être compris entre 10,00 € et 89,00 €." in transcript
+    assert "Mettre ce billet en revente à 50,00 € ?" in transcript
+    # ":)" reached the bot as a text: it is no price.
+    assert transcript.rstrip().endswith("par exemple 89,00 €.\n"
+                                        "(usage: :say TEXT - sends TEXT as it is, e.g. :say 100)")
+    assert "(usage: :say TEXT - sends TEXT as it is, e.g. :say 100)" in transcript
+
+
+async def test_a_button_number_at_a_prompt_presses_and_says_how_to_send_it(tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    transcript = await run_script(["1", "2", "1"])  # ticket 1 → sell → « Retour (button 1)
+    assert "(pressing button 1; to send 1 as text, type :say 1)" in transcript
+
+
+def test_pasted_links_stand_for_the_start_command_they_open():
+    bot = "ticketbot_demo_bot"
+    assert start_parameter(f"https://t.me/{bot}?start=AbC-1_x", bot) == "/start AbC-1_x"
+    assert start_parameter(f"t.me/{bot}?start=AbC", bot) == "/start AbC"
+    assert start_parameter(f"http://telegram.me/{bot.upper()}/?start=AbC", bot) == "/start AbC"
+    assert start_parameter(f"tg://resolve?domain={bot}&start=AbC", bot) == "/start AbC"
+    assert start_parameter(f"https://t.me/{bot}", bot) == "/start"
+    assert start_parameter("https://t.me/another_bot?start=AbC", bot) is None
+    assert start_parameter("see https://t.me/x", bot) is None
+    assert start_parameter("100", bot) is None
+
+
+async def test_a_pasted_claim_link_is_opened_as_its_start_command(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    async def paste_claim_link(script: Script) -> str:
+        links = re.findall(r"(https://t\.me/\S+\?start=([A-Za-z0-9_-]+))\s*$",
+                           script.transcript, re.M)
+        link, token = links[-1]
+        script.lines = [f"  {link}  ", "1"]  # pasted with the blanks around it; accept
+        script.token = token
+        return ":as 3"
+
+    output: list[str] = []
+    script = Script(output, ["1", "1", "2", "alex@example.org", "1", paste_claim_link])
+    assert await run_demo(Settings(), read_line=script.read_line, write=output.append) == 0
+    transcript = script.transcript
+    assert f"(opening the link: /start {script.token})" in transcript
+    assert "Camille Martin vous a envoyé un billet !" in transcript
+    assert "Le billet est à vous. Titulaire : Alex Durand." in transcript
+
+
+async def test_news_are_printed_while_the_prompt_waits(tmp_path, monkeypatch):
+    """Camille claims her ticket in the Mini App while the terminal waits for her next line:
+    the ticket the bot then sends her is printed without anything typed, its picture saved."""
+    monkeypatch.chdir(tmp_path)
+    output: list[str] = []
+    seen: dict[str, str] = {}
+
+    async def claim_in_the_mini_app_and_wait(prompt: str) -> str | None:
+        page, fragment = re.search(r"user 1 \(Camille\): (http://\S+)", "\n".join(output)
+                                   ).group(1).split("#", 1)
+        auth = {"Authorization": "tma " + parse_qs(fragment)["tgWebAppData"][0]}
+        async with aiohttp.ClientSession() as session:
+            async with session.get(page + "api/start", headers=auth) as answer:
+                order = (await answer.json())["order"]
+            ticket = next(s for s in order["sections"] if s["state"] == "to_assign"
+                          )["tickets"][0]["id"]
+            async with session.post(f"{page}api/tickets/{ticket}/claim", headers=auth,
+                                    json={"action_id": "demo-test-00000001",
+                                          "name": "Camille Martin"}) as answer:
+                assert answer.status == 200, await answer.text()
+        waited_from = len(output)
+        for _ in range(200):
+            seen["while_waiting"] = "\n".join(output[waited_from:])
+            if "[photo saved: " in seen["while_waiting"] and "🎫 Ticket" in seen["while_waiting"]:
+                break
+            await asyncio.sleep(0.05)
+        return ":quit"
+
+    assert await run_demo(Settings(), read_line=claim_in_the_mini_app_and_wait,
+                          write=output.append) == 0
+    news = seen["while_waiting"]
+    assert "🎫 Ticket T-100234-1 in the chat of Camille Martin (user 1)" in news, news
+    saved = Path(re.search(r"\[photo saved: (\S+)\]", news).group(1))
+    assert saved.parent.name == "files"
+    assert (await asyncio.to_thread(saved.read_bytes)).startswith(b"\x89PNG")
+
+
+async def test_user_4_is_staff_and_the_banner_says_what_to_try(tmp_path, monkeypatch):
+    """Sam's commands are read from the banner, as a person would copy them; the chart and the
+    CSV are saved with their path printed."""
+    monkeypatch.chdir(tmp_path)
+
+    async def type_the_banners_commands(script: Script) -> str:
+        tries = script.transcript.split("As him (:as 4), try:\n", 1)[1].split("\nThe Mini App")[0]
+        script.lines = re.findall(r"/\w+ \S+", tries)
+        script.commands = list(script.lines)
+        return ":as 4"
+
+    output: list[str] = []
+    script = Script(output, [":users", type_the_banners_commands])
+    assert await run_demo(Settings(), read_line=script.read_line, write=output.append) == 0
+    transcript = script.transcript
+    assert [command.split()[0] for command in script.commands] == [
+        "/status", "/find", "/history", "/stats", "/export"]
+    assert "4. Sam Taylor (id 104, support staff)" in transcript
+    assert "1. Camille Martin (id 101)  <- current" in transcript
+    assert "Order DF-100234\n  Buyer: Camille Martin" in transcript
+    assert "1 order matches “Martin”" in transcript
+    assert "History of ticket T-100234-1, order DF-100234" in transcript
+    assert "16 tickets in all" in transcript
+    chart = Path(re.search(r"\[photo saved: (\S+stats-\S+\.png)\]", transcript).group(1))
+    csv = Path(re.search(r"\[document saved: (\S+\.csv)\]", transcript).group(1))
+    chart_bytes, csv_text = await asyncio.gather(
+        asyncio.to_thread(chart.read_bytes), asyncio.to_thread(csv.read_text, "utf-8-sig"))
+    assert chart_bytes.startswith(b"\x89PNG")
+    assert "T-100234-1" in csv_text

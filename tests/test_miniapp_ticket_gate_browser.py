@@ -255,3 +255,35 @@ async def test_staff_scan_tickets_with_telegrams_scanner(served, browser, tmp_pa
     assert seen["result"] == "already_scanned" and "porte Nord" in seen["text"]
     await browser.run(shot, dark, tmp_path / "miniapp-gate-dark-360.png")
     await browser.run(close, dark)
+
+
+def type_code(page, code: str) -> dict:
+    """A person at a desktop types the code into the stand-in's scanner box and presses Enter."""
+    field = page.locator("#stand-in-scanner input[name=code]")
+    field.fill(code)
+    field.press("Enter")
+    verdict = page.locator("#verdict")
+    verdict.wait_for()
+    return {"result": verdict.get_attribute("data-result"), "text": verdict.inner_text(),
+            "popup_open": page.evaluate("window.__telegramScannerOpen()"),
+            "boxes": page.locator("#stand-in-scanner").count()}
+
+
+def cancel_scan(page) -> dict:
+    page.get_by_role("button", name="Cancel").click()
+    return {"popup_open": page.evaluate("window.__telegramScannerOpen()"),
+            "boxes": page.locator("#stand-in-scanner").count()}
+
+
+async def test_on_a_desktop_the_stand_in_scanner_takes_a_typed_code(served, browser):
+    code = await barcode_of(served.store, served.tickets[0])
+    page = await browser.run(browser.open_page, mini_app_url(served.base, signed(served, STAFF)))
+    await browser.run(open_gate, page, "Sud")
+    typed = await browser.run(type_code, page, f"  {code} ")
+    assert typed["result"] == "ok" and "Entrée autorisée" in typed["text"]
+    assert "Pass samedi — Camille Martin" in typed["text"]
+    assert typed["popup_open"] is False and typed["boxes"] == 0
+    await browser.run(scan_next, page)
+    assert await browser.run(cancel_scan, page) == {"popup_open": False, "boxes": 0}
+    assert foreign_requests(page, served.base) == []
+    await browser.run(close, page)

@@ -2,10 +2,12 @@
 
 It starts the project's local Bot API emulator on loopback, a fresh SQLite store with the bundled
 sample orders, and the very same Application and handlers as ``ticketbot run``; then a person
-plays a French buyer, an English buyer and a friend. E-mails are written as ``.eml`` files and
-announced in the terminal, so the friend's claim link can be followed. A ticket the bot sends to
-a holder is shown too: its QR code drawn with text blocks, and its PDF and calendar entry
-written next to the mails. The Mini App is served on loopback too, with a local stand-in for
+plays a French buyer, an English buyer, a friend and a support staff member. E-mails are written
+as ``.eml`` files and announced in the terminal, so the friend's claim link can be followed.
+Pictures and documents the bot sends (a ticket's QR code, PDF and calendar entry, the /stats
+chart, the /export CSV) are saved in the demo's ``files/`` folder and their path printed; a
+ticket the bot hands to a holder is also drawn with text blocks, its PDF and calendar entry
+written to ``tickets/``. The Mini App is served on loopback too, with a local stand-in for
 Telegram's script: the demo prints one URL per user that opens it in a desktop browser, signed
 for that user as Telegram would sign it.
 """
@@ -32,13 +34,14 @@ from bot.application import (
 from bot.mail.transport import EmlDirectoryTransport
 from bot.settings import Settings
 from bot.tools.emulator import BotApiEmulator
-from bot.tools.terminal_chat import run_terminal_chat, stdin_read_line
+from bot.tools.terminal_chat import TerminalInput, run_terminal_chat
 from bot.webapp import MiniAppServices, create_miniapp
 from bot.webapp.init_data import user_init_data
 from bot.webapp.routes import STAND_IN_URL
+from conversations.handlers import TEXT_STEPS
 from conversations.presentation import ticket_files
 from conversations.ticket_show import holder_language
-from storage import ticket_delivery
+from storage import chat_state, ticket_delivery
 from storage.services import create_order_link
 from storage.services.importing.importer import import_file
 
@@ -46,6 +49,11 @@ SAMPLE_ORDERS = Path(storage.__file__).resolve().parent / "sample_orders.json"
 DEMO_USERNAME = "ticketbot_demo_bot"
 # A person may open the printed Mini App links a while after the demo started.
 DEMO_AUTH_MAX_AGE = 24 * 3600
+# How many looks (one per WATCH_INTERVAL while the prompt waits) a picture gets before it is
+# taken for one that shows no ticket (a chart).
+LOOKS_AT_A_PICTURE = 10
+# User 4 of the demo, whose Telegram id is added to the staff ids.
+STAFF_USER_ID = 104
 
 
 class AnnouncingTransport(EmlDirectoryTransport):
@@ -62,9 +70,8 @@ class AnnouncingTransport(EmlDirectoryTransport):
 
 
 class TicketShowcase:
-    """Before each prompt: lets the background worker deliver what is due, then shows every
-    ticket picture the bot sent since as a QR code in the terminal, and writes its PDF and
-    calendar entry to a folder."""
+    """Shows every ticket picture the bot sent as a QR code in the terminal, and writes its PDF
+    and calendar entry to a folder."""
 
     def __init__(self, application, store, users, folder: Path, write) -> None:
         self.application = application
@@ -73,14 +80,11 @@ class TicketShowcase:
         self.folder = folder
         self.write = write
         self.shown: set[tuple[int, int]] = set()
+        self.looks: dict[tuple[int, int], int] = {}
 
-    def before(self, read_line):
-        async def read(prompt: str) -> str | None:
-            await self.show_new_tickets()
-            return await read_line(prompt)
-        return read
-
-    async def show_new_tickets(self) -> None:
+    async def settle(self) -> None:
+        """Before a prompt: let the background worker deliver what is due now, so that what a
+        typed line caused is on screen before the next one is asked for."""
         worker = self.application.bot_data.get("worker")
         if worker is not None:
             await worker.run_once()
@@ -89,14 +93,28 @@ class TicketShowcase:
             if not await ticket_delivery.pending_changes(self.store):
                 break
             await asyncio.sleep(0.05)
+
+    def before(self, read_line):
+        async def read(prompt: str) -> str | None:
+            await self.settle()
+            await self.show_new_tickets()
+            return await read_line(prompt)
+        return read
+
+    async def show_new_tickets(self) -> None:
         for number, user in enumerate(self.users, start=1):
             for message in user.messages:
                 key = (user.id, message.message_id)
                 if key in self.shown or not message.media or message.media["type"] != "photo":
                     continue
-                self.shown.add(key)
                 card = await ticket_delivery.card_of_message(self.store, user.id,
                                                              message.message_id)
+                # A ticket message is recorded just after it is sent: a picture not known as
+                # one yet is looked at again, a few times, before it is taken for another one.
+                self.looks[key] = self.looks.get(key, 0) + 1
+                if card is None and self.looks[key] < LOOKS_AT_A_PICTURE:
+                    continue
+                self.shown.add(key)
                 if card is not None:
                     await self.show(card, number, user.display_name)
 
@@ -116,9 +134,22 @@ class TicketShowcase:
         ]))
 
 
+def waiting_for_text(store):
+    """Whether the bot waits for a typed answer (a price, a name, an address) from a user: the
+    chat is in a step that takes text."""
+    async def waits(user) -> bool:
+        step = await chat_state.get_step(store, user.id)
+        return step is not None and step.step in TEXT_STEPS
+    return waits
+
+
+def sample_orders() -> dict:
+    return json.loads(SAMPLE_ORDERS.read_text(encoding="utf-8"))
+
+
 def first_order_in(language: str) -> str:
-    document = json.loads(SAMPLE_ORDERS.read_text(encoding="utf-8"))
-    return next(o["number"] for o in document["orders"] if o["buyer"].get("language") == language)
+    return next(o["number"] for o in sample_orders()["orders"]
+                if o["buyer"].get("language") == language)
 
 
 async def run_demo(settings: Settings, *, database_url: str | None = None, read_line=None,
@@ -130,6 +161,7 @@ async def run_demo(settings: Settings, *, database_url: str | None = None, read_
         "token": emulator.token, "telegram_api_url": emulator.base_url,
         "bot_username": DEMO_USERNAME, "smtp_url": None, "outbox_dir": str(workdir / "outbox"),
         "database_url": database_url or f"sqlite+aiosqlite:///{workdir / 'demo.db'}",
+        "staff_ids": settings.staff_ids | {STAFF_USER_ID},
     })
     store = await open_configured_store(settings)
     await import_file(store, SAMPLE_ORDERS)
@@ -137,27 +169,29 @@ async def run_demo(settings: Settings, *, database_url: str | None = None, read_
     links = {number: await create_order_link(store, number) for number in (french, english)}
     transport = AnnouncingTransport(workdir / "outbox", write)
     application = build_application(settings, store, rate_limit=False, mail_transport=transport)
+    terminal = TerminalInput()
     try:
         async with application:
             await start_services(application)
             await application.start()
             await application.updater.start_polling(poll_interval=0, timeout=1)
-            users = [
-                emulator.user(101, first_name="Camille", last_name="Martin", language_code="fr"),
-                emulator.user(102, first_name="Oliver", last_name="Byrne", language_code="en"),
-                emulator.user(103, first_name="Alex", last_name="Durand", language_code="fr"),
-            ]
+            users = demo_users(emulator)
             await users[0].start(links[french])
             await users[1].start(links[english])
             runner = await serve_mini_app(store, application, settings)
             base = f"http://127.0.0.1:{runner.addresses[0][1]}"
             showcase = TicketShowcase(application, store, users, workdir / "tickets", write)
             try:
-                await run_terminal_chat(
-                    emulator, users, read_line=showcase.before(read_line or stdin_read_line),
-                    write=write,
-                    intro=intro(french, english, links, workdir) + "\n" + mini_app_intro(
-                        base, emulator.token, users))
+                with terminal.printing_above():
+                    await run_terminal_chat(
+                        emulator, users,
+                        read_line=showcase.before(read_line or terminal.read_line),
+                        write=write, refresh=showcase.show_new_tickets,
+                        waits_for_text=waiting_for_text(store), files=workdir / "files",
+                        staff_ids=settings.staff_ids,
+                        intro="\n".join([intro(french, english, links, workdir),
+                                         staff_intro(), mini_app_intro(base, emulator.token,
+                                                                       users)]))
             finally:
                 await runner.cleanup()
             await application.updater.stop()
@@ -167,6 +201,16 @@ async def run_demo(settings: Settings, *, database_url: str | None = None, read_
         await store.close()
         await emulator.stop()
     return 0
+
+
+def demo_users(emulator: BotApiEmulator) -> list:
+    """The people a person plays: two buyers, a friend, and a support staff member."""
+    return [
+        emulator.user(101, first_name="Camille", last_name="Martin", language_code="fr"),
+        emulator.user(102, first_name="Oliver", last_name="Byrne", language_code="en"),
+        emulator.user(103, first_name="Alex", last_name="Durand", language_code="fr"),
+        emulator.user(STAFF_USER_ID, first_name="Sam", last_name="Taylor", language_code="en"),
+    ]
 
 
 async def serve_mini_app(store, application, settings: Settings) -> web.AppRunner:
@@ -197,19 +241,42 @@ def mini_app_link(base: str, token: str, user) -> str:
 
 def mini_app_intro(base: str, token: str, users) -> str:
     lines = ["The Mini App, in a desktop browser on this machine (links valid for a day):"]
-    lines += [f"  user {n} ({user.first_name}): {mini_app_link(base, token, user)}"
-              for n, user in enumerate(users, start=1)]
+    for number, user in enumerate(users, start=1):
+        link = mini_app_link(base, token, user)
+        if user.id == STAFF_USER_ID:
+            lines.append(f"  staff user {number} ({user.first_name}), for the gate: {link}\n"
+                         "    (Scanning at the gate opens a box where a ticket's barcode is typed "
+                         "or pasted: the 16 digits under its QR code.)")
+        else:
+            lines.append(f"  user {number} ({user.first_name}): {link}")
     return "\n".join(lines)
 
 
 def intro(french: str, english: str, links: dict[str, str], workdir: Path) -> str:
     return "\n".join([
         "Ticketbot demo — the real bot against a local Telegram emulator, offline.",
-        f"Data: {workdir} (SQLite store, e-mails in outbox/).",
+        f"Data: {workdir} (SQLite store, e-mails in outbox/, pictures and documents the bot "
+        "sends in files/, tickets drawn here in tickets/).",
         f"User 1 is Camille, a French buyer who opened order {french}: "
         f"https://t.me/{DEMO_USERNAME}?start={links[french]}",
         f"User 2 is Oliver, an English buyer who opened order {english}.",
-        "User 3 is Alex, a friend: send them a ticket from a buyer, then `:as 3` and type the "
-        "/start … line of the claim link.",
-        "Type text to send it, a number to press that button, :help for more.",
+        "User 3 is Alex, a friend: send them a ticket from a buyer, then `:as 3` and paste the "
+        "claim link (or type its /start … line).",
+        "Type text to send it, a number to press that button, :say TEXT to send a number or a "
+        "text starting with ':' as text, :help for more.",
+    ])
+
+
+def staff_intro() -> str:
+    """User 4's commands, with an order, a ticket and an event of the sample data to try."""
+    document = sample_orders()
+    order = document["orders"][0]
+    ticket = order["tickets"][0]
+    surname = order["buyer"]["name"].split()[-1]
+    return "\n".join([
+        f"User 4 is Sam, support staff (his Telegram id {STAFF_USER_ID} is in the staff ids), "
+        "in English. As him (:as 4), try:",
+        f"  /status {order['number']}   /find {surname}   /history {ticket['ref']}",
+        f"  /stats {ticket['event']}   /export {ticket['event']}"
+        "   (the chart and the CSV are saved in files/)",
     ])

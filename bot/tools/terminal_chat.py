@@ -1,10 +1,14 @@
 """Chat with the bot from a terminal, through the Bot API emulator.
 
 A person types as one of the emulated users: plain text (including ``/commands``) is sent as
-a message, a bare number presses that inline button of the newest message with buttons, and
+a message, a bare number presses that inline button of the newest message with buttons,
+``:say TEXT`` sends any text as it is (a number, a text starting with ``:``), a pasted
+``https://t.me/<bot>?start=…`` link is opened as the ``/start …`` it stands for, and other
 ``:``-commands switch between users.  After every action the new and edited bot messages of
-the current chat are printed; messages that arrive on their own (news from background tasks)
-are printed before the next prompt, and news for the other users is announced.
+the current chat are printed; messages that arrive on their own (news from background tasks,
+edits of voided tickets) are printed as they happen while the prompt waits, and news for the
+other users is announced.  Pictures and documents the bot sends are saved to a folder and
+their path printed.
 
 Only the generic front-end lives here; the demo wires it to the real bot.
 """
@@ -12,27 +16,65 @@ Only the generic front-end lives here; the demo wires it to the real bot.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import re
+import sys
+from collections.abc import Awaitable, Callable, Collection
+from pathlib import Path
+from urllib.parse import parse_qs
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.patch_stdout import patch_stdout
 
 from bot.tools.emulator import BotApiEmulator, Button, ChatMessage, EmulatedUser, Reaction
 
-__all__ = ["HELP", "render_message", "run_terminal_chat", "stdin_read_line"]
+__all__ = ["HELP", "TerminalInput", "render_message", "run_terminal_chat", "start_parameter",
+           "stdin_read_line"]
 
 HELP = """\
 Commands:
-  <text>      send a message (e.g. /start TOKEN)
-  <N>         press button N of the newest message with buttons
-  :users      list the users
-  :as <N>     chat as user N
-  :help       show this help
-  :quit       leave (end of input works too)"""
+  <text>        send a message (e.g. /start TOKEN)
+  <N>           press button N of the newest message with buttons; when the bot waits for a
+                typed answer (a price, a name) and N is no button of it, N is sent as text
+  :say <text>   send <text> as it is, even a number or a text starting with ':' (:say 100)
+  <t.me link>   a pasted https://t.me/<bot>?start=… link is opened as /start …
+  :users        list the users (and who is staff)
+  :as <N>       chat as user N
+  :help         show this help
+  :quit         leave (end of input works too)"""
 
-_Signature = tuple[str, tuple[tuple[tuple[str, str | None, str | None], ...], ...], bool]
+# How often, while the prompt waits, the chats are looked at for messages that came on their own.
+WATCH_INTERVAL = 0.2
+
+_Signature = tuple[str, tuple[tuple[tuple[str, str | None, str | None], ...], ...], bool,
+                   str | None]
+
+# Links a person may paste from a mail or a chat: https://t.me/<bot>?start=…, the same without
+# the scheme or on telegram.me, and Telegram's own tg://resolve?domain=<bot>&start=….
+_WEB_LINK = re.compile(r"^(?:https?://)?(?:t|telegram)\.me/(?P<bot>[A-Za-z0-9_]+)/?(?:\?(?P<query>\S*))?$")
+_APP_LINK = re.compile(r"^tg://resolve\?(?P<query>\S*)$")
+
+
+def start_parameter(line: str, bot_username: str) -> str | None:
+    """The ``/start`` line a pasted link to ``bot_username`` stands for, or None if ``line`` is
+    no such link."""
+    if match := _WEB_LINK.match(line):
+        bot, query = match["bot"], parse_qs(match["query"] or "")
+    elif match := _APP_LINK.match(line):
+        query = parse_qs(match["query"])
+        bot = query.get("domain", [""])[0]
+    else:
+        return None
+    if bot.lower() != bot_username.lower():
+        return None
+    parameter = query.get("start", [""])[0]
+    return f"/start {parameter}" if parameter else "/start"
 
 
 def _signature(message: ChatMessage) -> _Signature:
     buttons = tuple(tuple((b.text, b.callback_data, b.url) for b in row) for row in message.buttons)
-    return message.text, buttons, message.deleted
+    picture = message.media["file_unique_id"] if message.media else None
+    return message.text, buttons, message.deleted, picture
 
 
 def _keyboard_message(user: EmulatedUser) -> ChatMessage | None:
@@ -43,6 +85,10 @@ def _keyboard_message(user: EmulatedUser) -> ChatMessage | None:
     return None
 
 
+def _button_count(message: ChatMessage | None) -> int:
+    return sum(len(row) for row in message.buttons) if message else 0
+
+
 def _button_label(button: Button, number: int | None) -> str:
     mark = f"[{number}]" if number is not None else "[-]"
     suffix = f" ({button.url})" if button.url else ""
@@ -50,12 +96,16 @@ def _button_label(button: Button, number: int | None) -> str:
 
 
 def render_message(
-    message: ChatMessage, *, kind: str = "new", numbered: bool = False, bot_name: str = "bot"
+    message: ChatMessage, *, kind: str = "new", numbered: bool = False, bot_name: str = "bot",
+    saved: Path | None = None,
 ) -> str:
-    """A message as terminal text: a header, the text, then the buttons (numbered or not)."""
+    """A message as terminal text: a header, the text, where its picture or document was saved,
+    then the buttons (numbered or not)."""
     header = {"new": ":", "edited": " (edited):", "deleted": " deleted:"}[kind]
     lines = [bot_name + header]
     lines += [f"  {line}" for line in message.text.splitlines() or [""]]
+    if kind != "deleted" and saved is not None:
+        lines.append(f"  [{message.media['type']} saved: {saved}]")
     if kind != "deleted":
         number = 0
         for row in message.buttons:
@@ -67,23 +117,62 @@ def render_message(
     return "\n".join(lines)
 
 
+class _SavedFiles:
+    """Writes the pictures and documents the bot sent into a folder, once each, under the name
+    the bot gave them (with a number added when two differ)."""
+
+    def __init__(self, emulator: BotApiEmulator, folder: Path | None) -> None:
+        self.emulator = emulator
+        self.folder = folder
+        self._paths: dict[str, Path] = {}
+
+    def save(self, message: ChatMessage) -> Path | None:
+        if self.folder is None or not message.media:
+            return None
+        file_id = message.media["file_id"]
+        if file_id not in self._paths:
+            stored = self.emulator.media.get(file_id)
+            if stored is None:
+                return None
+            self._paths[file_id] = self._write(stored.filename, stored.data)
+        return self._paths[file_id]
+
+    def _write(self, filename: str, data: bytes) -> Path:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = Path(filename).name or "file"
+        path, copy = self.folder / name, 1
+        while path.exists() and path.read_bytes() != data:
+            copy += 1
+            path = self.folder / f"{Path(name).stem}-{copy}{Path(name).suffix}"
+        path.write_bytes(data)
+        return path
+
+
 class _TerminalChat:
     """Keeps track of what each user has already been shown."""
 
-    def __init__(self, bot_name: str, users: list[EmulatedUser], write: Callable[[str], None]):
-        self.bot_name = bot_name
+    def __init__(self, emulator: BotApiEmulator, users: list[EmulatedUser],
+                 write: Callable[[str], None], *, files: Path | None = None,
+                 staff_ids: Collection[int] = ()):
+        self.bot_name = emulator.bot_first_name
+        self.bot_username = emulator.bot_username
         self.users = users
         self.write = write
+        self.staff_ids = staff_ids
+        self.files = _SavedFiles(emulator, files)
         self.current = users[0]
         self._shown: dict[int, dict[int, _Signature]] = {user.id: {} for user in users}
         self._announced = {user.id: 0 for user in users}
+        self._told_how_to_say = False
         # What the chats held before the session is history, not news.
         for user in users:
             self._mark_shown(user)
 
     def _render(self, kind: str, message: ChatMessage, keyboard: ChatMessage | None) -> None:
         numbered = keyboard is not None and message.message_id == keyboard.message_id
-        self.write(render_message(message, kind=kind, numbered=numbered, bot_name=self.bot_name))
+        saved = self.files.save(message) if kind != "deleted" else None
+        self.write(render_message(message, kind=kind, numbered=numbered, bot_name=self.bot_name,
+                                  saved=saved))
 
     def _changes(self, user: EmulatedUser) -> list[tuple[str, ChatMessage]]:
         shown = self._shown[user.id]
@@ -145,8 +234,9 @@ class _TerminalChat:
     def list_users(self) -> None:
         for number, user in enumerate(self.users, start=1):
             handle = f", @{user.username}" if user.username else ""
+            staff = ", support staff" if user.id in self.staff_ids else ""
             marker = "  <- current" if user is self.current else ""
-            self.write(f"  {number}. {user.display_name} (id {user.id}{handle}){marker}")
+            self.write(f"  {number}. {user.display_name} (id {user.id}{handle}{staff}){marker}")
 
     def switch(self, argument: str) -> None:
         if not argument.isdigit() or not 1 <= int(argument) <= len(self.users):
@@ -164,7 +254,8 @@ class _TerminalChat:
             return None
         buttons = [button for row in message.buttons for button in row]
         if not 1 <= number <= len(buttons):
-            self.write(f"(no button {number}; the newest keyboard has {len(buttons)})")
+            self.write(f"(no button {number}; the newest keyboard has {len(buttons)} - "
+                       f"to send {number} as text, type :say {number})")
             return None
         button = buttons[number - 1]
         if button.callback_data is None:
@@ -172,6 +263,24 @@ class _TerminalChat:
             self.write(f"(button {button.text!r} opens {target})")
             return None
         return await user.press(button, message=message)
+
+    async def send_number(self, number: int, waits_for_text: bool) -> Reaction | None:
+        """A bare number: a button press, unless the bot waits for a typed answer and the
+        number is no button of the newest keyboard (a price, say): then it is what was meant."""
+        is_button = 1 <= number <= _button_count(_keyboard_message(self.current))
+        if waits_for_text and not is_button:
+            self.write(f"(sent {number} as text: the bot is waiting for a typed answer)")
+            return await self.current.send(str(number))
+        if waits_for_text and not self._told_how_to_say:
+            # Said once: pressing is what a number does at most prompts (Send, Accept…).
+            self._told_how_to_say = True
+            self.write(f"(pressing button {number}; to send {number} as text, "
+                       f"type :say {number})")
+        return await self.press_number(number)
+
+    async def send_link(self, command: str) -> Reaction:
+        self.write(f"(opening the link: {command})")
+        return await self.current.send(command)
 
     def show_callback_answer(self, reaction: Reaction | None) -> None:
         answer = reaction.callback_answer if reaction else None
@@ -183,6 +292,39 @@ class _TerminalChat:
             self.write(f"  (opens {answer.url})")
 
 
+class _Watcher:
+    """While the prompt waits: looks at the chats every WATCH_INTERVAL and prints what came on
+    its own. Stopped (after finishing the look under way) before the typed line is acted on, so
+    it never prints in the middle of an action's output."""
+
+    def __init__(self, chat: _TerminalChat, refresh: Callable[[], Awaitable[None]] | None):
+        self.chat = chat
+        self.refresh = refresh
+
+    async def look(self) -> None:
+        if self.refresh is not None:
+            await self.refresh()
+        self.chat.show_changes()
+
+    async def read_while_watching(self, read_line: Callable[[str], Awaitable[str | None]],
+                                  prompt: str) -> str | None:
+        stop = asyncio.Event()
+        watching = asyncio.create_task(self._watch(stop))
+        try:
+            return await read_line(prompt)
+        finally:
+            stop.set()
+            await watching
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
+            if stop.is_set():
+                return
+            await self.look()
+
+
 async def run_terminal_chat(
     emulator: BotApiEmulator,
     users: list[EmulatedUser],
@@ -190,22 +332,30 @@ async def run_terminal_chat(
     read_line: Callable[[str], Awaitable[str | None]],
     write: Callable[[str], None],
     intro: str = "",
+    refresh: Callable[[], Awaitable[None]] | None = None,
+    waits_for_text: Callable[[EmulatedUser], Awaitable[bool]] | None = None,
+    files: Path | None = None,
+    staff_ids: Collection[int] = (),
 ) -> None:
     """Let a person chat with the bot as one of `users` until ``:quit`` or end of input.
 
     `read_line(prompt)` returns the next input line or None at end of input; `write` gets
-    complete lines/blocks without a trailing newline (``print`` fits).
+    complete lines/blocks without a trailing newline (``print`` fits). `refresh()` is awaited
+    before each look at the chats (the demo shows tickets then); `waits_for_text(user)` says
+    whether the bot waits for a typed answer from `user`; pictures and documents are saved in
+    `files`; `staff_ids` are marked as staff in ``:users``.
     """
     if not users:
         raise ValueError("run_terminal_chat needs at least one user")
-    chat = _TerminalChat(emulator.bot_first_name, users, write)
+    chat = _TerminalChat(emulator, users, write, files=files, staff_ids=staff_ids)
+    watcher = _Watcher(chat, refresh)
     if intro:
         write(intro)
     write("Type a message, a button number, or :help.")
     chat.show_latest()
     while True:
-        chat.show_changes()
-        line = await read_line(f"{chat.current.display_name}> ")
+        await watcher.look()
+        line = await watcher.read_while_watching(read_line, f"{chat.current.display_name}> ")
         if line is None:
             break
         line = line.strip()
@@ -216,27 +366,69 @@ async def run_terminal_chat(
             command = command.lower()
             if command in ("quit", "q", "exit"):
                 break
-            if command == "help":
-                write(HELP)
-            elif command == "users":
-                chat.list_users()
-            elif command == "as":
-                chat.switch(argument.strip())
-            else:
-                write(f"(unknown command :{command}; try :help)")
-            continue
+            if command != "say":
+                _run_command(chat, command, argument.strip())
+                continue
         try:
-            if line.isdigit():
-                reaction = await chat.press_number(int(line))
-            else:
-                reaction = await chat.current.send(line)
+            reaction = await _act(chat, line, waits_for_text)
         except AssertionError as error:
             # The emulator's assertion messages are meant for tests; show their first line.
             write(f"(!) {str(error).splitlines()[0]}")
             continue
         # The toast pops up at once, before the edits it usually comes with.
         chat.show_callback_answer(reaction)
-        chat.show_changes()
+        await watcher.look()
+
+
+def _run_command(chat: _TerminalChat, command: str, argument: str) -> None:
+    """The ``:``-commands about the terminal itself (``:say`` is an action, ``:quit`` ends)."""
+    if command == "help":
+        chat.write(HELP)
+    elif command == "users":
+        chat.list_users()
+    elif command == "as":
+        chat.switch(argument)
+    else:
+        chat.write(f"(unknown command :{command}; try :help)")
+
+
+async def _act(chat: _TerminalChat, line: str,
+               waits_for_text: Callable[[EmulatedUser], Awaitable[bool]] | None
+               ) -> Reaction | None:
+    """What a typed line does in the chat: say a text, press a button, open a link."""
+    if line.startswith(":"):  # :say TEXT, the one typed command that sends
+        text = line.partition(" ")[2].strip()
+        if not text:
+            chat.write("(usage: :say TEXT - sends TEXT as it is, e.g. :say 100)")
+            return None
+        return await chat.current.send(text)
+    if line.isdigit():
+        waiting = waits_for_text is not None and await waits_for_text(chat.current)
+        return await chat.send_number(int(line), waiting)
+    if (command := start_parameter(line, chat.bot_username)) is not None:
+        return await chat.send_link(command)
+    return await chat.current.send(line)
+
+
+class TerminalInput:
+    """Reads typed lines in a real terminal with prompt_toolkit, so that what is printed while
+    a line is being typed (news, e-mails) appears above the prompt and the half-typed line stays
+    intact; without a terminal (piped input) it falls back to plain ``input()``."""
+
+    def __init__(self) -> None:
+        self._session: PromptSession[str] | None = PromptSession() if sys.stdin.isatty() else None
+
+    async def read_line(self, prompt: str) -> str | None:
+        if self._session is None:
+            return await stdin_read_line(prompt)
+        try:
+            return await self._session.prompt_async(prompt)
+        except (EOFError, KeyboardInterrupt):
+            return None
+
+    def printing_above(self) -> contextlib.AbstractContextManager[object]:
+        """While in effect, ``print`` writes above the prompt instead of through it."""
+        return patch_stdout() if self._session is not None else contextlib.nullcontext()
 
 
 async def stdin_read_line(prompt: str) -> str | None:

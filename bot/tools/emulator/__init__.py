@@ -36,12 +36,12 @@ its modules hold:
 - ``errors.py``: Telegram's error answers;
 - ``records.py``: the snapshots tests read (calls, messages, buttons, reactions) and the state
   of chats and messages;
-- ``users.py``: :class:`EmulatedUser`, the user side of a chat.
+- ``users.py``: :class:`EmulatedUser`, the user side of a chat, and :class:`ChatHost`, what it
+  needs of the server (so the user side does not import the server that creates users).
 """
 
 from bot.tools.emulator.delivery import WEBHOOK_ATTEMPTS
-from bot.tools.emulator.errors import _ApiError, _bad_request, _utf16_len
-from bot.tools.emulator.html import _strip_text, parse_html
+from bot.tools.emulator.html import parse_html
 from bot.tools.emulator.records import (
     ApiCall,
     Button,
@@ -49,9 +49,6 @@ from bot.tools.emulator.records import (
     ChatEvent,
     ChatMessage,
     Reaction,
-    _Chat,
-    _PendingUpdate,
-    _StoredMessage,
 )
 from bot.tools.emulator.server import BotApiEmulator
 from bot.tools.emulator.users import EmulatedUser
@@ -60,9 +57,6 @@ from bot.tools.emulator.validation import (
     MAX_CALLBACK_DATA_BYTES,
     MAX_INLINE_BUTTONS,
     MAX_TEXT_LENGTH,
-    _explicit_entities,
-    _inline_keyboard_param,
-    _parse_reply_markup,
 )
 
 __all__ = [
@@ -81,10 +75,3 @@ __all__ = [
     "Reaction",
     "parse_html",
 ]
-
-# Helpers an extension of the emulator (like media.py) used to import from the single module;
-# still importable from here, though not part of the public names above.
-_EXTENSION_HELPERS = (
-    _ApiError, _Chat, _PendingUpdate, _StoredMessage, _bad_request, _explicit_entities,
-    _inline_keyboard_param, _parse_reply_markup, _strip_text, _utf16_len,
-)  # fmt: skip

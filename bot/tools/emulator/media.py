@@ -21,7 +21,7 @@ import itertools
 import struct
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp.web_request import FileField
 
@@ -33,9 +33,6 @@ from bot.tools.emulator.validation import (
     _inline_keyboard_param,
     _parse_reply_markup,
 )
-
-if TYPE_CHECKING:
-    from bot.tools.emulator.server import BotApiEmulator
 
 MAX_CAPTION_LENGTH = 1024
 REACTING_METHODS = ("sendPhoto", "sendDocument", "editMessageMedia", "editMessageCaption")
@@ -101,20 +98,6 @@ class MediaStore:
         return len(self._files)
 
 
-def install(emulator: BotApiEmulator) -> None:
-    """Add the media methods to an emulator."""
-    emulator.media = MediaStore()
-    methods = {
-        "sendPhoto": lambda params, call: _send(emulator, params, call, "photo"),
-        "sendDocument": lambda params, call: _send(emulator, params, call, "document"),
-        "editMessageMedia": lambda params, call: _edit_media(emulator, params, call),
-        "editMessageCaption": lambda params, call: _edit_caption(emulator, params, call),
-        "getFile": lambda params, call: _get_file(emulator, params, call),
-    }
-    for name, handler in methods.items():
-        emulator._methods[name.lower()] = (name, handler)
-
-
 def media_json(message: _StoredMessage) -> dict[str, Any]:
     """The media part of a message's JSON: ``photo`` or ``document``, and the caption."""
     media = message.media or {}
@@ -141,24 +124,6 @@ def media_json(message: _StoredMessage) -> dict[str, Any]:
 
 
 # --- the methods ---------------------------------------------------------------------------------
-
-
-def _file(emulator: BotApiEmulator, value: Any, uploads: dict[str, Upload],
-          kind: str) -> StoredFile:
-    """The file a parameter names: an upload, an ``attach://`` part, or a known file_id."""
-    if isinstance(value, Upload):
-        return emulator.media.add(value, kind)
-    if isinstance(value, str) and value.startswith("attach://"):
-        upload = uploads.get(value[len("attach://"):])
-        if upload is None:
-            raise _bad_request("can't find attached file")
-        return emulator.media.add(upload, kind)
-    if isinstance(value, str) and value:
-        stored = emulator.media.get(value.removesuffix("-s"))
-        if stored is None:
-            raise _bad_request(_WRONG_FILE)
-        return stored
-    raise _bad_request(f"there is no {kind} in the request")
 
 
 def _media_fields(stored: StoredFile, kind: str) -> dict[str, Any]:
@@ -191,69 +156,99 @@ def _uploads(params: dict[str, Any]) -> dict[str, Upload]:
     return {key: value for key, value in params.items() if isinstance(value, Upload)}
 
 
-def _send(emulator: BotApiEmulator, params: dict[str, Any], call: ApiCall,
-          kind: str) -> dict[str, Any]:
-    chat = emulator._private_chat(params, sending=True)
-    stored = _file(emulator, params.get(kind), _uploads(params), kind)
-    text, entities, html, parse_mode = _caption(params)
-    markup = _parse_reply_markup(params.get("reply_markup"))
-    message = _StoredMessage(
-        message_id=chat.next_message_id, chat_id=chat.id, from_bot=True, date=int(time.time()),
-        text=text, seq=emulator._next_seq(), entities=entities, html=html,
-        parse_mode=parse_mode,
-        inline_keyboard=markup.get("inline_keyboard") if markup else None,
-        media=_media_fields(stored, kind),
-    )
-    chat.next_message_id += 1
-    chat.messages[message.message_id] = message
-    emulator._record(chat, "bot_message", message_id=message.message_id, text=text,
+_NOT_MODIFIED = ("message is not modified: specified new message content and reply markup are "
+                 "exactly the same as a current content and reply markup of the message")
+
+
+class MediaMethods:
+    """The media methods, mixed into the emulator's server as
+    :class:`~bot.tools.emulator.methods.ChatMethods` is; they use its chats through the same
+    ``self`` and keep the uploaded files in ``self.media``."""
+
+    media: MediaStore
+
+    def _media_methods(self) -> dict[str, Any]:
+        """The Bot API methods this mixin answers, by name."""
+        return {
+            "sendPhoto": lambda params, call: self._send_media(params, "photo"),
+            "sendDocument": lambda params, call: self._send_media(params, "document"),
+            "editMessageMedia": self._edit_media,
+            "editMessageCaption": self._edit_caption,
+            "getFile": self._get_file,
+        }
+
+    def _file(self, value: Any, uploads: dict[str, Upload], kind: str) -> StoredFile:
+        """The file a parameter names: an upload, an ``attach://`` part, or a known file_id."""
+        if isinstance(value, Upload):
+            return self.media.add(value, kind)
+        if isinstance(value, str) and value.startswith("attach://"):
+            upload = uploads.get(value[len("attach://"):])
+            if upload is None:
+                raise _bad_request("can't find attached file")
+            return self.media.add(upload, kind)
+        if isinstance(value, str) and value:
+            stored = self.media.get(value.removesuffix("-s"))
+            if stored is None:
+                raise _bad_request(_WRONG_FILE)
+            return stored
+        raise _bad_request(f"there is no {kind} in the request")
+
+    def _send_media(self, params: dict[str, Any], kind: str) -> dict[str, Any]:
+        chat = self._private_chat(params, sending=True)
+        stored = self._file(params.get(kind), _uploads(params), kind)
+        text, entities, html, parse_mode = _caption(params)
+        markup = _parse_reply_markup(params.get("reply_markup"))
+        message = _StoredMessage(
+            message_id=chat.next_message_id, chat_id=chat.id, from_bot=True,
+            date=int(time.time()), text=text, seq=self._next_seq(), entities=entities,
+            html=html, parse_mode=parse_mode,
+            inline_keyboard=markup.get("inline_keyboard") if markup else None,
+            media=_media_fields(stored, kind),
+        )
+        chat.next_message_id += 1
+        chat.messages[message.message_id] = message
+        self._record(chat, "bot_message", message_id=message.message_id, text=text,
                      data={"media": dict(message.media)})
-    return emulator._message_json(message)
+        return self._message_json(message)
 
+    def _edit_media(self, params: dict[str, Any], call: ApiCall) -> dict:
+        message = self._message_to_edit(params)
+        if not message.media:
+            raise _bad_request("there is no media in the message to edit")
+        media = params.get("media")
+        if not isinstance(media, dict) or media.get("type") not in ("photo", "document"):
+            raise _bad_request("can't parse InputMedia: media is not an object")
+        kind = media["type"]
+        stored = self._file(media.get("media"), _uploads(params), kind)
+        text, entities, html, parse_mode = _caption(media)
+        keyboard = _inline_keyboard_param(params.get("reply_markup"))
+        fields = _media_fields(stored, kind)
+        if (fields["file_unique_id"], text, keyboard) == (
+                message.media.get("file_unique_id"), message.text, message.inline_keyboard):
+            raise _bad_request(_NOT_MODIFIED)
+        message.media = fields
+        message.text, message.entities, message.html, message.parse_mode = (
+            text, entities, html, parse_mode)
+        message.inline_keyboard = keyboard  # none given: the keyboard goes, as with texts
+        return self._apply_edit(message, "edit_media")
 
-def _edit_media(emulator: BotApiEmulator, params: dict[str, Any], call: ApiCall) -> dict:
-    message = emulator._message_to_edit(params)
-    if not message.media:
-        raise _bad_request("there is no media in the message to edit")
-    media = params.get("media")
-    if not isinstance(media, dict) or media.get("type") not in ("photo", "document"):
-        raise _bad_request("can't parse InputMedia: media is not an object")
-    kind = media["type"]
-    stored = _file(emulator, media.get("media"), _uploads(params), kind)
-    text, entities, html, parse_mode = _caption(media)
-    keyboard = _inline_keyboard_param(params.get("reply_markup"))
-    fields = _media_fields(stored, kind)
-    if (fields["file_unique_id"], text, keyboard) == (
-            message.media.get("file_unique_id"), message.text, message.inline_keyboard):
-        raise _bad_request("message is not modified: specified new message content and reply "
-                           "markup are exactly the same as a current content and reply markup "
-                           "of the message")
-    message.media = fields
-    message.text, message.entities, message.html, message.parse_mode = (
-        text, entities, html, parse_mode)
-    message.inline_keyboard = keyboard  # none given: the keyboard goes, as with texts
-    return emulator._apply_edit(message, "edit_media")
+    def _edit_caption(self, params: dict[str, Any], call: ApiCall) -> dict:
+        message = self._message_to_edit(params)
+        if not message.media:
+            raise _bad_request("there is no caption in the message to edit")
+        text, entities, html, parse_mode = _caption(params)
+        keyboard = _inline_keyboard_param(params.get("reply_markup"))
+        if (text, entities, keyboard) == (message.text, message.entities,
+                                          message.inline_keyboard):
+            raise _bad_request(_NOT_MODIFIED)
+        message.text, message.entities, message.html, message.parse_mode = (
+            text, entities, html, parse_mode)
+        message.inline_keyboard = keyboard
+        return self._apply_edit(message, "edit_caption")
 
-
-def _edit_caption(emulator: BotApiEmulator, params: dict[str, Any], call: ApiCall) -> dict:
-    message = emulator._message_to_edit(params)
-    if not message.media:
-        raise _bad_request("there is no caption in the message to edit")
-    text, entities, html, parse_mode = _caption(params)
-    keyboard = _inline_keyboard_param(params.get("reply_markup"))
-    if (text, entities, keyboard) == (message.text, message.entities, message.inline_keyboard):
-        raise _bad_request("message is not modified: specified new message content and reply "
-                           "markup are exactly the same as a current content and reply markup "
-                           "of the message")
-    message.text, message.entities, message.html, message.parse_mode = (
-        text, entities, html, parse_mode)
-    message.inline_keyboard = keyboard
-    return emulator._apply_edit(message, "edit_caption")
-
-
-def _get_file(emulator: BotApiEmulator, params: dict[str, Any], call: ApiCall) -> dict:
-    stored = emulator.media.get(str(params.get("file_id") or "").removesuffix("-s"))
-    if stored is None:
-        raise _bad_request(_WRONG_FILE)
-    return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
-            "file_size": len(stored.data), "file_path": f"files/{stored.file_id}"}
+    def _get_file(self, params: dict[str, Any], call: ApiCall) -> dict:
+        stored = self.media.get(str(params.get("file_id") or "").removesuffix("-s"))
+        if stored is None:
+            raise _bad_request(_WRONG_FILE)
+        return {"file_id": stored.file_id, "file_unique_id": stored.file_unique_id,
+                "file_size": len(stored.data), "file_path": f"files/{stored.file_id}"}

@@ -1,6 +1,6 @@
 """The emulator's server: an aiohttp app answering ``POST /bot<token>/<method>``, its state
 (chats, pending updates, calls), its lifecycle and the controls tests use (users, forced
-failures). The methods themselves come from :mod:`bot.tools.emulator.methods`,
+failures). The methods themselves come from the mixins of :mod:`bot.tools.emulator.methods`,
 :mod:`bot.tools.emulator.delivery` and :mod:`bot.tools.emulator.media`.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.tools.emulator import media
 from bot.tools.emulator.delivery import UpdateDelivery
 from bot.tools.emulator.errors import _ApiError, _bad_request, _default_description
+from bot.tools.emulator.media import MediaMethods, MediaStore, media_json, read_upload
 from bot.tools.emulator.methods import ChatMethods
 from bot.tools.emulator.records import (
     ApiCall,
@@ -75,7 +75,7 @@ _BOOL_FIELDS = frozenset(
 )
 
 
-class BotApiEmulator(UpdateDelivery, ChatMethods):
+class BotApiEmulator(UpdateDelivery, ChatMethods, MediaMethods):
     """An aiohttp server that behaves like api.telegram.org for one bot."""
 
     def __init__(
@@ -127,6 +127,7 @@ class BotApiEmulator(UpdateDelivery, ChatMethods):
         self._activity = asyncio.Event()
         self._closing = False
         self._runner: web.AppRunner | None = None
+        self.media = MediaStore()
         self._methods: dict[str, tuple[str, Callable[[dict[str, Any], ApiCall], Any]]] = {
             name.lower(): (name, handler)
             for name, handler in {
@@ -148,9 +149,9 @@ class BotApiEmulator(UpdateDelivery, ChatMethods):
                 "getChatMenuButton": self._get_chat_menu_button,
                 "close": self._true,
                 "logOut": self._true,
+                **self._media_methods(),  # sendPhoto, sendDocument, editMessageMedia …
             }.items()
         }
-        media.install(self)  # sendPhoto, sendDocument, editMessageMedia …
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -300,7 +301,7 @@ class BotApiEmulator(UpdateDelivery, ChatMethods):
             if replied is not None and not replied.deleted:
                 data["reply_to_message"] = self._message_json(replied, nested=False)
         if message.media is not None:
-            data.update(media.media_json(message))
+            data.update(media_json(message))
         else:
             data["text"] = message.text
             if message.entities:
@@ -417,7 +418,7 @@ class BotApiEmulator(UpdateDelivery, ChatMethods):
         elif request.can_read_body:
             form = await request.post()
             # Uploaded files (multipart) are kept for the media methods.
-            raw.update({k: v if isinstance(v, str) else media.read_upload(v)
+            raw.update({k: v if isinstance(v, str) else read_upload(v)
                         for k, v in form.items()})
         params: dict[str, Any] = {}
         for key, value in raw.items():

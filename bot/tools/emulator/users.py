@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 
 from bot.tools.emulator import media
 from bot.tools.emulator.errors import _utf16_len
@@ -25,9 +25,6 @@ from bot.tools.emulator.records import (
 )
 from bot.tools.emulator.validation import MAX_TEXT_LENGTH
 
-if TYPE_CHECKING:
-    from bot.tools.emulator.server import BotApiEmulator
-
 # Methods whose effect in a chat counts as "the bot reacted" when settling a user action.
 _REACTING_METHODS = frozenset(
     {"sendMessage", "editMessageText", "editMessageReplyMarkup", "deleteMessage",
@@ -39,12 +36,29 @@ _REACTING_METHODS = frozenset(
 _BOT_COMMAND_RE = re.compile(r"(?<!\S)/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?(?![A-Za-z0-9_@])")
 
 
+class ChatHost(Protocol):
+    """What a user needs of the emulator's server (:class:`BotApiEmulator` is one): written
+    here so that the user side depends on this contract, not on the server that creates users."""
+
+    bot_id: int
+    settle: float
+    _queries: dict[str, _Query]
+    _query_ids: Iterator[int]
+
+    def _next_seq(self) -> int: ...
+    def _snapshot(self, message: _StoredMessage) -> ChatMessage: ...
+    def _message_json(self, message: _StoredMessage) -> dict[str, Any]: ...
+    def _record(self, chat: _Chat, kind: str, **kwargs: Any) -> None: ...
+    def _enqueue(self, chat: _Chat, kind: str, payload: dict[str, Any]) -> _PendingUpdate: ...
+    async def _wait_activity(self, seconds: float) -> None: ...
+
+
 class EmulatedUser:
     """A Telegram user chatting privately with the bot (the client side of tests)."""
 
     def __init__(
         self,
-        emulator: BotApiEmulator,
+        emulator: ChatHost,
         chat: _Chat,
         user_id: int,
         *,

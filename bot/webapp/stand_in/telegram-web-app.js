@@ -2,9 +2,11 @@
 // serves it, the browser tests route Telegram's URL to it. Like Telegram's script it reads what
 // the client put in the page's fragment (#tgWebAppData=…&tgWebAppThemeParams=…), exposes it as
 // window.Telegram.WebApp and sets the --tg-theme-* CSS variables. Popups, links and the QR
-// scanner are recorded in window.__telegramCalls instead of opening anything. The QR scanner
-// popup is answered by the test: window.__telegramScanQr(text) delivers qrTextReceived as
-// Telegram does (the event, then the popup's callback; a callback returning true closes it).
+// scanner are recorded in window.__telegramCalls instead of opening anything. A desktop has no
+// camera to scan with, so the QR scanner popup is a small box in the page where a person types
+// or pastes the code; a test answers it with window.__telegramScanQr(text). Either way the code
+// is delivered as Telegram does (qrTextReceived, then the popup's callback; a callback
+// returning true closes the popup).
 (function () {
   "use strict";
   var params = new URLSearchParams((window.location.hash || "").replace(/^#/, ""));
@@ -44,31 +46,91 @@
   }
 
   // The QR scanner popup: open until a callback returns true or closeScanQrPopup is called.
-  var scanner = { open: false, callback: null };
+  var scanner = { open: false, callback: null, box: null };
   function showScanQrPopup(params, callback) {
     calls.push({ method: "showScanQrPopup", args: [params || {}] });
     scanner.open = true;
     scanner.callback = callback || null;
+    openScannerBox((params || {}).text || "");
+  }
+  function endScan() {
+    scanner.open = false;
+    scanner.callback = null;
+    closeScannerBox();
+    fire("scanQrPopupClosed", {});
   }
   function closeScanQrPopup() {
     calls.push({ method: "closeScanQrPopup", args: [] });
-    if (!scanner.open) return;
-    scanner.open = false;
-    scanner.callback = null;
-    fire("scanQrPopupClosed", {});
+    if (scanner.open) endScan();
   }
-  // The test's hand on the scanner: false if no popup is open (nothing delivered).
-  window.__telegramScanQr = function (text) {
+  // A code read: false if no popup is open (nothing delivered).
+  function deliverCode(text) {
     if (!scanner.open) return false;
     var callback = scanner.callback;
     fire("qrTextReceived", { data: text });
-    if (callback && callback(text) === true && scanner.open) {
-      scanner.open = false;
-      scanner.callback = null;
-      fire("scanQrPopupClosed", {});
-    }
+    if (callback && callback(text) === true && scanner.open) endScan();
     return true;
-  };
+  }
+  window.__telegramScanQr = deliverCode;  // the test's hand on the scanner
+
+  // The person's hand on it: a modal box with the popup's text, a field and two buttons. Built
+  // with DOM calls and CSSOM styles only, which the page's Content-Security-Policy allows.
+  function openScannerBox(text) {
+    closeScannerBox();
+    var box = document.createElement("dialog");
+    box.id = "stand-in-scanner";
+    box.style.maxWidth = "20rem";
+    box.style.fontFamily = "inherit";
+    var form = document.createElement("form");
+    var title = document.createElement("p");
+    title.textContent = text || "Scan a QR code";
+    var hint = document.createElement("p");
+    hint.textContent = "No camera here: type or paste the code (a ticket's barcode is the " +
+                       "number under its QR code).";
+    hint.style.fontSize = "0.85em";
+    hint.style.opacity = "0.75";
+    var field = document.createElement("input");
+    field.type = "text";
+    field.name = "code";
+    field.autocomplete = "off";
+    field.setAttribute("aria-label", "Code");
+    field.style.width = "100%";
+    field.style.boxSizing = "border-box";
+    var read = document.createElement("button");
+    read.type = "submit";
+    read.textContent = "Scan";
+    var cancel = document.createElement("button");
+    cancel.type = "button";
+    cancel.textContent = "Cancel";
+    var buttons = document.createElement("p");
+    buttons.appendChild(read);
+    buttons.appendChild(document.createTextNode(" "));
+    buttons.appendChild(cancel);
+    [title, hint, field, buttons].forEach(function (part) { form.appendChild(part); });
+    box.appendChild(form);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var code = field.value.trim();
+      if (!code) return;
+      field.value = "";
+      deliverCode(code);
+    });
+    cancel.addEventListener("click", function () { if (scanner.open) endScan(); });
+    box.addEventListener("cancel", function (event) {  // Escape, as closing Telegram's popup
+      event.preventDefault();
+      if (scanner.open) endScan();
+    });
+    document.body.appendChild(box);
+    scanner.box = box;
+    if (box.showModal) box.showModal(); else box.setAttribute("open", "");
+    field.focus();
+  }
+  function closeScannerBox() {
+    if (!scanner.box) return;
+    if (scanner.box.open && scanner.box.close) scanner.box.close();
+    scanner.box.remove();
+    scanner.box = null;
+  }
   window.__telegramScannerOpen = function () { return scanner.open; };
   function record(name) {
     return function () { calls.push({ method: name, args: Array.prototype.slice.call(arguments) }); };
