@@ -54,7 +54,8 @@ def _statements(body: list) -> Iterator[ast.AST]:
 
 def imported_names(name: str, path: Path, tree: ast.Module) -> Iterator[str]:
     """The absolute dotted names a module imports, wherever the import is written;
-    ``from a import b`` gives ``a`` and ``a.b`` (which may be a module or a name in ``a``)."""
+    ``from a import b`` gives ``a.b``: the module ``a.b`` if there is one, else a name in ``a``
+    (the graph resolves it to the longest known module)."""
     own_package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in _statements(tree.body):
         if isinstance(node, ast.Import):
@@ -66,7 +67,6 @@ def imported_names(name: str, path: Path, tree: ast.Module) -> Iterator[str]:
                 for _ in range(node.level - 1):
                     package = package.rpartition(".")[0]
                 base = f"{package}.{base}" if base else package
-            yield base
             yield from (f"{base}.{alias.name}" for alias in node.names)
 
 
