@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import re
+import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs
 
 import aiohttp
+import pytest
 
 from bot.settings import Settings
 from bot.tools.demo import run_demo
 from bot.tools.terminal_chat import start_parameter
+
+
+@pytest.fixture(autouse=True)
+def demo_folder_in_tmp_path(tmp_path, monkeypatch):
+    """Each demo makes its folder with mkdtemp; here it goes below the test's own tmp_path,
+    which pytest cleans up, instead of piling up in the system's temporary folder."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
 
 class Person:
