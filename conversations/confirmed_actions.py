@@ -1,6 +1,7 @@
-"""Ticket actions that ask for nothing but a yes (revoke an invitation, take a ticket back,
-cancel a sale — any action declared with ``Asks.NOTHING`` and a question): the question under
-the ticket's summary, then the declared service and its done notice over the order.
+"""Ticket actions that ask for nothing (any action declared with ``Asks.NOTHING``): with a
+question (revoke an invitation, take a ticket back, cancel a sale), the question under the
+ticket's summary, then on yes the declared service and its done notice over the order; without
+one (resend an invitation), the service runs when its button is pressed.
 
 Nothing is stored between the two presses: the confirming press reloads the ticket and its
 service re-checks that the action is still possible.
@@ -11,6 +12,7 @@ from __future__ import annotations
 from telegram import Update
 
 from conversations import callbacks as cb
+from conversations.action_done import show_done
 from conversations.common import (
     Context,
     Screen,
@@ -20,15 +22,21 @@ from conversations.common import (
     show,
     store_of,
     user_translator,
-    wake_background,
 )
-from conversations.overview import show_order_after_change
-from conversations.presentation.actions import DECLARED, ActionInput, Asks, ticket_words
+from conversations.presentation.actions import (
+    DECLARED,
+    ActionInput,
+    Asks,
+    TicketAction,
+    ticket_words,
+)
 from conversations.ticket_menu import show_ticket_menu, summary_lines
 
 CONFIRMED = {action.code: action for action in DECLARED
              if action.asks == Asks.NOTHING and action.question}
 BY_CONFIRM_CODE = {cb.confirm_code(action): action for action in CONFIRMED.values()}
+RUN_ON_PRESS = {action.code: action for action in DECLARED
+                if action.asks == Asks.NOTHING and not action.question and action.service}
 
 
 async def on_ask(update: Update, context: Context, data: cb.Callback) -> str | None:
@@ -49,14 +57,20 @@ async def on_ask(update: Update, context: Context, data: cb.Callback) -> str | N
 
 async def on_confirm(update: Update, context: Context, data: cb.Callback) -> str | None:
     """Yes: run the action's service, then show the order with what was done."""
-    action = BY_CONFIRM_CODE[data.action]
+    return await _run(update, context, BY_CONFIRM_CODE[data.action], data.id())
+
+
+async def on_press(update: Update, context: Context, data: cb.Callback) -> str | None:
+    """An action asking nothing, not even a yes: run it now."""
+    return await _run(update, context, RUN_ON_PRESS[data.action], data.id())
+
+
+async def _run(update: Update, context: Context, action: TicketAction, ticket_id: int) -> str:
     outcome = await action.service(store_of(context),
-                                   ActionInput(update.effective_user.id, data.id()))
-    t = await show_order_after_change(update, context, data.id(), action.icon, action.done,
-                                      **outcome.params)
-    wake_background(context)  # messages that showed the ticket may go void, news may follow
-    return t.gettext(action.toast)
+                                   ActionInput(update.effective_user.id, ticket_id))
+    return await show_done(update, context, action, ticket_id, outcome)
 
 
 BUTTONS = {**{code: on_ask for code in CONFIRMED},
-           **{code: on_confirm for code in BY_CONFIRM_CODE}}
+           **{code: on_confirm for code in BY_CONFIRM_CODE},
+           **{code: on_press for code in RUN_ON_PRESS}}

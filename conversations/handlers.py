@@ -19,15 +19,12 @@ from telegram.ext import (
 )
 
 from conversations import (
-    assign,
+    asked_actions,
     confirmed_actions,
-    exchange,
     expired_step,
     friend_claim,
-    holder_changes,
     more_actions,
     overview,
-    resale,
     staff,
     start,
     ticket_menu,
@@ -59,24 +56,11 @@ BUTTONS: dict[str, ButtonHandler] = {
     cb.OVERVIEW: overview.on_overview_button,
     cb.TICKET: ticket_menu.on_ticket_button,
     cb.ASSIGN: ticket_menu.on_assign_button,
-    cb.CLAIM_SELF: assign.on_claim_self,
-    cb.CLAIM_SELF_CONFIRM: assign.on_claim_self_confirm,
-    cb.INVITE: assign.on_invite,
-    cb.INVITE_CONFIRM: assign.on_invite_confirm,
-    cb.RESEND: assign.on_resend,
     cb.CLAIM: friend_claim.on_claim_button,
     cb.ACCEPT: friend_claim.on_accept,
     cb.DECLINE: friend_claim.on_decline,
     cb.DECLINE_CONFIRM: friend_claim.on_decline_confirm,
-    cb.SELL: resale.on_sell,
-    cb.SELL_CONFIRM: resale.on_sell_confirm,
-    cb.CHANGE_PRICE: resale.on_change_price,
-    cb.CHANGE_PRICE_CONFIRM: resale.on_change_price_confirm,
-    cb.EXCHANGE: exchange.on_exchange,
-    cb.EXCHANGE_CHOOSE: exchange.on_exchange_choose,
-    cb.EXCHANGE_CONFIRM: exchange.on_exchange_confirm,
-    cb.RENAME: holder_changes.on_rename,
-    cb.RENAME_CONFIRM: holder_changes.on_rename_confirm,
+    **asked_actions.BUTTONS,
     **confirmed_actions.BUTTONS,
     cb.MORE: more_actions.on_more,
     cb.LANGUAGE: more_actions.on_language,
@@ -91,13 +75,8 @@ BUTTONS: dict[str, ButtonHandler] = {
 }
 
 TEXT_STEPS: dict[str, TextHandler] = {
-    assign.STEP_CLAIM_NAME: assign.on_claim_name_typed,
-    assign.STEP_INVITE_EMAIL: assign.on_invite_email_typed,
-    assign.STEP_INVITE_CONFIRM: assign.on_invite_email_typed,
+    **asked_actions.TEXT_STEPS,
     friend_claim.STEP_ACCEPT_NAME: friend_claim.on_accept_name_typed,
-    resale.STEP_PRICE: resale.on_price_typed,
-    resale.STEP_CONFIRM: resale.on_price_typed,
-    holder_changes.STEP_RENAME: holder_changes.on_rename_typed,
 }
 
 FRIEND_ACTIONS = {cb.CLAIM, cb.ACCEPT, cb.DECLINE, cb.DECLINE_CONFIRM}

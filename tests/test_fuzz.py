@@ -241,14 +241,14 @@ async def assert_typed_text_is_refused_calmly(harness, buyer, caplog, text: str,
 @given(name=texts)
 async def test_any_typed_name_gets_a_calm_french_answer(harness, french_buyer, caplog, name):
     await assert_typed_text_is_refused_calmly(harness, french_buyer, caplog, name, ticket=0,
-                                              steps=("claim_name",), button="me")
+                                              steps=("ask_claim",), button="me")
 
 
 @FUZZ
 @given(email=emails)
 async def test_any_typed_address_gets_a_calm_french_answer(harness, french_buyer, caplog, email):
     await assert_typed_text_is_refused_calmly(harness, french_buyer, caplog, email, ticket=1,
-                                              steps=("invite_email", "invite_confirm"), button="fr")
+                                              steps=("ask_invite",), button="fr")
 
 
 @FUZZ
@@ -256,7 +256,7 @@ async def test_any_typed_address_gets_a_calm_french_answer(harness, french_buyer
                        st.floats().map(lambda f: f"{f}".replace(".", ","))))
 async def test_any_typed_price_gets_a_calm_french_answer(harness, french_buyer, caplog, price):
     await assert_typed_text_is_refused_calmly(harness, french_buyer, caplog, price, ticket=2,
-                                              steps=("resale_price", "resale_confirm"), button="sl")
+                                              steps=("ask_sell",), button="sl")
 
 
 @FUZZ

@@ -17,6 +17,7 @@ from typing import Any
 from storage import services
 from storage.db.store import Store
 from storage.errors import N_
+from storage.models import TicketState
 from storage.reads.views import ExchangeOption, TicketDetails
 from storage.services import exchange, resale
 
@@ -71,6 +72,10 @@ class TicketAction:
     icon: str = "✅"  # the chat's mark before the notice
     toast: str = N_("Done!")  # the chat's answer to the confirming press
     offers: tuple[str, ...] = ()
+    # A value offered before anything is typed (the buyer's own name for a claim).
+    suggests: Callable[[TicketDetails], str | None] | None = None
+    # What the user should know before confirming (plain msgids), given the ticket.
+    cautions: Callable[[TicketDetails], tuple[str, ...]] | None = None
 
 
 async def _claim(store: Store, asked: ActionInput) -> Outcome:
@@ -126,6 +131,16 @@ async def _exchange(store: Store, asked: ActionInput) -> Outcome:
     return Outcome({"event": option.event.name})
 
 
+def _own_name(details: TicketDetails) -> str | None:
+    return details.order.buyer_name
+
+
+def _exchange_cautions(details: TicketDetails) -> tuple[str, ...]:
+    cleared = (N_("The name on this ticket will be cleared: you will assign the new ticket "
+                  "again."),) if details.ticket.state == TicketState.COMPLETED else ()
+    return (*cleared, N_("The current ticket and its barcode will no longer be valid."))
+
+
 NAME_DONE = N_("Ticket {ref} is now in the name of {name}.")
 SENT = N_("Ticket {ref} sent to {email}.")
 
@@ -133,9 +148,9 @@ DECLARED = (
     TicketAction("assign", Asks.CHOICE, None, "a", label=N_("👤 Assign the ticket"),
                  prompt=N_("Who will use this ticket?"), offers=("claim", "invite")),
     TicketAction("claim", Asks.NAME, _claim, "me", label=N_("🙋 Claim the ticket for myself"),
-                 prompt=N_("Confirm, or type the name to print on the ticket."),
+                 prompt=N_("Type the name to print on the ticket."),
                  question=N_("The ticket will be put in the name of <b>{name}</b>."),
-                 done=NAME_DONE),
+                 done=NAME_DONE, suggests=_own_name),
     TicketAction("invite", Asks.EMAIL, _invite, "fr", label=N_("📧 Send to a friend"),
                  prompt=N_("Type your friend's e-mail address. They will receive a link to "
                            "claim the ticket in their own name."),
@@ -165,7 +180,8 @@ DECLARED = (
     TicketAction("exchange", Asks.TARGET, _exchange, "ex", label=N_("🔁 Exchange"),
                  prompt=N_("Exchange this ticket for:"),
                  question=N_("Exchange it for {session}?"), yes=N_("🔁 Yes, exchange it"),
-                 done=N_("Ticket {ref} was exchanged for {event}."), icon="🔁"),
+                 done=N_("Ticket {ref} was exchanged for {event}."), icon="🔁",
+                 cautions=_exchange_cautions),
     TicketAction("change_price", Asks.PRICE, _change_price, "cp",
                  label=N_("💶 Change the price"),
                  prompt=N_("Type the price you ask for this ticket."),
@@ -178,6 +194,12 @@ DECLARED = (
                  done=N_("Ticket {ref} is no longer on resale."), icon="↩️"),
 )
 ACTIONS = {action.name: action for action in DECLARED}
+
+
+def is_offered(action: TicketAction, details: TicketDetails) -> bool:
+    """Whether the ticket's menu offers ``action``, itself or through a choice offering it."""
+    offered = details.ticket.actions
+    return action.name in offered or any(action.name in ACTIONS[name].offers for name in offered)
 
 
 def ticket_words(details: TicketDetails) -> dict[str, str]:
