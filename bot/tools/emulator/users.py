@@ -364,7 +364,7 @@ class EmulatedUser:
         """Wait until the bot reacted in this chat and then stayed quiet for `settle` s."""
         emu, chat = self._emu, self._chat
         deadline = time.monotonic() + limit
-        while not self._reacted(update):
+        while not self._reacted(update, query_id):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 state = (
@@ -387,13 +387,24 @@ class EmulatedUser:
         assert update.fetched_seq is not None
         return self._reaction(update.fetched_seq, query_id)
 
-    def _reacted(self, update: _PendingUpdate) -> bool:
+    def _reacted(self, update: _PendingUpdate, query_id: str | None = None) -> bool:
+        """Whether the bot has reacted to ``update``. A press counts as handled once its query
+        is answered (the bot answers each press once, after its work): a call that another
+        task makes in the same chat meanwhile (a ticket photo sent by the background worker)
+        must not end the wait before the press's own edit. A message counts at the first
+        call in its chat, and so does a press whose reaction failed at Telegram."""
         if update.fetched_seq is None:
             return False
         for call in reversed(self._chat.calls):
             if call.seq <= update.fetched_seq:
                 return False
-            if call.method in _REACTING_METHODS and call.status is not None:
+            if call.status is None:
+                continue
+            # A failed call ends the wait too: the bot may give the press up unanswered.
+            if call.method in _REACTING_METHODS and (query_id is None or not call.ok):
+                return True
+            if (call.method == "answerCallbackQuery"
+                    and str(call.params.get("callback_query_id")) == query_id):
                 return True
         return False
 
