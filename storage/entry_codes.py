@@ -76,7 +76,7 @@ class SignedTicket:
     period_seconds: int
 
     def code_at(self, step: int) -> str:
-        otp = one_time_code(_unb64(self.step_key), step)
+        otp = one_time_code(unb64(self.step_key), step)
         return ".".join((PREFIX, self.key_id, self.ticket_ref, self.token, self.signature,
                          str(step), otp))
 
@@ -137,7 +137,7 @@ def parse(text: str) -> RotatingCode | None:
     match = _CODE.fullmatch(text)
     if match is None:
         return None
-    return RotatingCode(match["key"], match["ref"], match["token"], _unb64(match["signature"]),
+    return RotatingCode(match["key"], match["ref"], match["token"], unb64(match["signature"]),
                         int(match["step"]), match["otp"])
 
 
@@ -161,7 +161,7 @@ def b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
+def unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 

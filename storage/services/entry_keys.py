@@ -33,7 +33,7 @@ _BY_ID = (select(_keys.c.event_id, _keys.c.public_key, _keys.c.step_secret,
                  _events.c.entry_period_seconds)
           .join(_events, _events.c.id == _keys.c.event_id)
           .where(_keys.c.key_id == bindparam("key_id")))
-_RETIRE = (update(_keys).where(_keys.c.event_id == bindparam("event_id"),
+_RETIRE = (update(_keys).where(_keys.c.event_id == bindparam("retiring_event"),
                                _keys.c.retired_at.is_(None))
            .values(retired_at=bindparam("now")))
 
@@ -65,7 +65,7 @@ async def rotate_key(store: Store, event_id: str) -> str:
     still verify (scanners keep it); new codes are signed with the new one."""
     now = utcnow()
     async with store.write_connection() as connection:
-        await connection.execute(_RETIRE, {"event_id": event_id, "now": now})
+        await connection.execute(_RETIRE, {"retiring_event": event_id, "now": now})
         return (await live_key(connection, event_id, now)).key_id
 
 
