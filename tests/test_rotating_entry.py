@@ -17,9 +17,18 @@ from storage.models import AuditEntry, Event, GateScan, Ticket
 from storage.services import entry_keys
 from storage.services.importing.importer import ImportRejected, import_document
 from tests.conftest import sample_document
-from tests.test_gate import BUYER, GATE_TOKENS, barcode_of, count_scans, gate  # noqa: F401
+from tests.test_gate import BUYER, GATE_TOKENS, barcode_of, count_scans, open_gate
 
 PERIOD = 300  # long, so that no test crosses a step boundary by accident
+
+
+@pytest.fixture
+async def gate(store):
+    opened = await open_gate(store)
+    try:
+        yield opened
+    finally:
+        await opened.client.close()
 
 
 def rotating_document(orders: int = 1, tickets: int = 3, **entry) -> dict:
@@ -60,7 +69,8 @@ async def test_the_import_stores_the_entry_policy_and_static_is_the_default(stor
     document = rotating_document(reveal_hours_before=3)
     await import_document(store, document)
     async with store.read() as session:
-        saturday, sunday = await session.get(Event, "fest-sat"), await session.get(Event, "fest-sun")
+        saturday = await session.get(Event, "fest-sat")
+        sunday = await session.get(Event, "fest-sun")
     assert (saturday.entry_code, saturday.entry_period_seconds,
             saturday.entry_reveal_hours_before) == ("rotating", PERIOD, 3)
     assert (sunday.entry_code, sunday.entry_period_seconds,
