@@ -20,6 +20,7 @@ from storage import entry_codes
 from storage.db.store import Store, utcnow
 from storage.entry_codes import KeyMaterial, SignedTicket
 from storage.models import Barcode, EntryCode, EntryKey, Event, Ticket
+from storage.ticket_delivery import TicketCard
 
 _keys, _events = EntryKey.__table__, Event.__table__
 _tickets, _barcodes = Ticket.__table__, Barcode.__table__
@@ -114,6 +115,23 @@ async def signed_ticket(store: Store, ticket_id: int) -> SignedTicket | None:
         key = await live_key(connection, row.event_id, now)
     return entry_codes.sign_ticket(key, row.event_id, row.ref, row.barcode,
                                    row.entry_period_seconds)
+
+
+async def rotating_event_ids(store: Store) -> list[str]:
+    """The events whose tickets show a live code (they need the Mini App)."""
+    async with store.read() as session:
+        return list(await session.scalars(
+            select(Event.id).where(Event.entry_code == EntryCode.ROTATING).order_by(Event.id)))
+
+
+async def live_ticket(store: Store, card: TicketCard,
+                      now: dt.datetime | None = None) -> SignedTicket | None:
+    """The live code's makings for a held rotating ticket, or None: a static event's ticket,
+    or before the event's reveal time (``card.reveal_at``), when no code may be shown yet."""
+    now = now or utcnow()
+    if not card.rotating or (card.reveal_at is not None and now < card.reveal_at):
+        return None
+    return await signed_ticket(store, card.ticket_id)
 
 
 _VOIDED_OF_EVENT = (select(_barcodes.c.code)
