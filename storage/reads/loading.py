@@ -58,6 +58,8 @@ def event_view(event: Event) -> EventView:
         exchange_targets=tuple(event.exchange_targets or ()),
         resale_min_price=event.resale_min_price,
         resale_max_price=event.resale_max_price,
+        entry_code=str(event.entry_code or "static"),
+        entry_period_seconds=event.entry_period_seconds or 15,
     )
 
 
