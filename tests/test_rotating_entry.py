@@ -11,14 +11,17 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+from conversations import staff as staff_screens
+from locales import translator
 from storage import entry_codes, services
 from storage.db.store import utcnow
 from storage.models import AuditEntry, Event, GateScan, Ticket
-from storage.services import entry_keys
+from storage.services import entry_keys, staff
 from storage.services.importing.importer import ImportRejected, import_document
 from tests.conftest import sample_document
 from tests.test_gate import BUYER, GATE_TOKENS, barcode_of, count_scans, open_gate
 
+STAFF = 9001
 PERIOD = 300  # long, so that no test crosses a step boundary by accident
 
 
@@ -307,3 +310,31 @@ async def test_an_upload_reusing_a_nonce_for_another_code_is_refused(store, gate
     reused = await upload(gate, [offline_scan(codes[1], "same", at)])
     assert reused.status == 409 and reused.json["error"] == "nonce_reused"
     assert await count_scans(store) == 1
+
+
+async def test_status_and_history_show_a_double_entry_with_both_gates(store, gate):
+    ticket_id = (await rotating_tickets(store))[0]
+    signed = await entry_keys.signed_ticket(store, ticket_id)
+    early = utcnow() - dt.timedelta(minutes=10)
+    late = early + dt.timedelta(minutes=2)
+    for moment, nonce, gate_name, token in ((early, "a", "north-1", GATE_TOKENS[0]),
+                                           (late, "b", "south-3", GATE_TOKENS[1])):
+        step = entry_codes.step_at(moment.timestamp(), PERIOD)
+        await upload(gate, [offline_scan(signed.code_at(step), nonce, moment, gate_name)],
+                     token=token)
+    t = translator("en")
+    status = await staff.order_status(store, STAFF, "DF-100000")
+    text = staff_screens.status_screen(status, t).text
+    assert "Let in twice by devices that were offline: at gates north-1 and south-3." in text
+    history = await staff.ticket_history(store, STAFF, ref="T-DF-100000-1")
+    text = staff_screens.history_screen(history, t).text
+    assert "double entry: also let in at gate north-1" in text
+    assert "scanned offline" in text and "south-3" in text
+
+
+async def test_a_stale_scan_is_in_the_history(store, gate):
+    ticket_id = (await rotating_tickets(store))[0]
+    await gate.scan(await live_code(store, ticket_id, -3))
+    history = await staff.ticket_history(store, STAFF, ref="T-DF-100000-1")
+    text = staff_screens.history_screen(history, translator("en")).text
+    assert "a picture, not the live code, scanned at the gate" in text
