@@ -288,6 +288,8 @@ async def test_an_offline_scan_after_an_online_entry_elsewhere_is_a_conflict(sto
     {"scans": []},
     {"scans": [{"barcode": "1", "gate": "g", "nonce": "n"}]},
     {"scans": [{"barcode": "1", "gate": "g", "nonce": "n", "scanned_at": "yesterday"}]},
+    {"scans": [{"barcode": "1", "gate": "g", "nonce": "n", "scanned_at": 0}]},
+    {"scans": "all of them"},
     {"scans": [{"barcode": "1", "gate": "g", "nonce": "n",
                 "scanned_at": "2027-01-01T10:00:00"}]},
     {"scans": [{"barcode": "1", "gate": "g", "nonce": "n", "scanned_at": "2027-01-01T10:00:00Z",

@@ -546,7 +546,12 @@
     if (!navigator.onLine) { decideOffline(code, nonce); return; }
     api("POST", "gate/scan", { barcode: code, event: choice.event, gate: choice.gate,
                                nonce: nonce }).then(function (answer) {
-      if (answer.status === 0) { decideOffline(code, nonce); return; }
+      // No answer: with a rotating event's kit the page decides; else it offers a retry.
+      var kit = state.gate.kit;
+      if (answer.status === 0 && kit && kit.code === "rotating") {
+        decideOffline(code, nonce);
+        return;
+      }
       checking = false;
       if (tg && tg.closeScanQrPopup) tg.closeScanQrPopup();
       uploadQueue();
