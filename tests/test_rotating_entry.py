@@ -9,13 +9,13 @@ import copy
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from conversations import staff as staff_screens
 from locales import translator
 from storage import entry_codes, services
 from storage.db.store import utcnow
-from storage.models import AuditEntry, Event, GateScan, Ticket
+from storage.models import AuditEntry, EntryKey, Event, GateScan, Ticket
 from storage.services import entry_keys, staff
 from storage.services.importing.importer import ImportRejected, import_document
 from tests.conftest import sample_document
@@ -189,6 +189,21 @@ async def test_a_code_is_checked_with_the_kit_alone_and_a_rotated_key_still_veri
         assert entry_codes.genuine(code, "fest-sat", entry_codes.unb64(key["public_key"]),
                                    entry_codes.unb64(key["step_secret"]))
     assert (await gate.scan(old.code_at(now_step()))).json["result"] == "ok"
+
+
+async def test_a_retired_key_stops_verifying_after_its_grace(store, gate):
+    first, second = await rotating_tickets(store, tickets=2)
+    old = [await entry_keys.signed_ticket(store, ticket) for ticket in (first, second)]
+    await entry_keys.rotate_key(store, "fest-sat")
+    assert (await gate.scan(old[0].code_at(now_step()))).json["result"] == "ok"
+    async with store.write() as session:
+        await session.execute(update(EntryKey).where(EntryKey.key_id == old[0].key_id).values(
+            retired_at=utcnow() - entry_keys.RETIRED_KEY_GRACE - dt.timedelta(minutes=1)))
+    assert (await gate.scan(old[1].code_at(now_step()))).json["result"] == "unknown"
+    kit = (await gate.call("GET", "/api/events/fest-sat/entry")).json
+    assert old[0].key_id not in {key["key_id"] for key in kit["keys"]}
+    renewed = await entry_keys.signed_ticket(store, second)
+    assert (await gate.scan(renewed.code_at(now_step()))).json["result"] == "ok"
 
 
 async def test_the_kit_lists_the_token_of_every_voided_barcode(store, gate):

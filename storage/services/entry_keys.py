@@ -3,8 +3,9 @@ made when first needed, rotated on demand; and the live ticket a holder's page d
 
 A partial unique index lets one key per event be live: two processes making it at once both
 insert with ``ON CONFLICT DO NOTHING`` and read back the one that won. Rotating retires the live
-key (it still verifies codes shown with it, so a scanner keeps every key of its event) and makes
-a new one, in one transaction.
+key and makes a new one, in one transaction. A retired key still verifies codes for
+``RETIRED_KEY_GRACE`` (screens opened before the rotation keep working until they reload), then
+no more: codes computed with a stolen step secret stop getting in.
 """
 
 from __future__ import annotations
@@ -28,12 +29,15 @@ _tickets, _barcodes = Ticket.__table__, Barcode.__table__
 _LIVE = select(_keys.c.key_id, _keys.c.private_key, _keys.c.public_key,
                _keys.c.step_secret).where(_keys.c.event_id == bindparam("event_id"),
                                           _keys.c.retired_at.is_(None))
+RETIRED_KEY_GRACE = dt.timedelta(hours=1)
+_STILL_VERIFIES = (_keys.c.retired_at.is_(None)) | (_keys.c.retired_at > bindparam("since"))
 _ALL = (select(_keys.c.key_id, _keys.c.public_key, _keys.c.step_secret, _keys.c.retired_at)
-        .where(_keys.c.event_id == bindparam("event_id")).order_by(_keys.c.created_at))
+        .where(_keys.c.event_id == bindparam("event_id"), _STILL_VERIFIES)
+        .order_by(_keys.c.created_at))
 _BY_ID = (select(_keys.c.event_id, _keys.c.public_key, _keys.c.step_secret,
                  _events.c.entry_period_seconds)
           .join(_events, _events.c.id == _keys.c.event_id)
-          .where(_keys.c.key_id == bindparam("key_id")))
+          .where(_keys.c.key_id == bindparam("key_id"), _STILL_VERIFIES))
 _RETIRE = (update(_keys).where(_keys.c.event_id == bindparam("retiring_event"),
                                _keys.c.retired_at.is_(None))
            .values(retired_at=bindparam("now")))
@@ -80,9 +84,12 @@ class GateKey:
     retired: bool
 
 
-async def gate_keys(connection: AsyncConnection, event_id: str) -> list[GateKey]:
+async def gate_keys(connection: AsyncConnection, event_id: str,
+                    now: dt.datetime | None = None) -> list[GateKey]:
+    """The keys that verify codes now: the live one, and those retired within the grace."""
+    since = (now or utcnow()) - RETIRED_KEY_GRACE
     return [GateKey(row.key_id, row.public_key, row.step_secret, row.retired_at is not None)
-            for row in await connection.execute(_ALL, {"event_id": event_id})]
+            for row in await connection.execute(_ALL, {"event_id": event_id, "since": since})]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,8 +100,11 @@ class KeyOfCode:
     period_seconds: int
 
 
-async def key_of_code(connection: AsyncConnection, key_id: str) -> KeyOfCode | None:
-    row = (await connection.execute(_BY_ID, {"key_id": key_id})).first()
+async def key_of_code(connection: AsyncConnection, key_id: str,
+                      now: dt.datetime | None = None) -> KeyOfCode | None:
+    """The key a code names, if it still verifies codes at ``now``."""
+    since = (now or utcnow()) - RETIRED_KEY_GRACE
+    row = (await connection.execute(_BY_ID, {"key_id": key_id, "since": since})).first()
     return None if row is None else KeyOfCode(*row)
 
 

@@ -273,7 +273,7 @@ async def _resolve(connection: AsyncConnection, text_read: str, gate: str, devic
         return scan
     unknown = dataclasses.replace(scan, barcode=None, rotating=True)
     code = entry_codes.parse(text_read)
-    key = await entry_keys.key_of_code(connection, code.key_id) if code else None
+    key = await entry_keys.key_of_code(connection, code.key_id, at) if code else None
     if code is None or key is None or not entry_codes.genuine(
             code, key.event_id, key.public_key, key.step_secret):
         return unknown
