@@ -104,10 +104,10 @@ async def codes_of(store, ticket_ids: list[int], at: dt.datetime) -> list[str]:
             for ticket_id in ticket_ids]
 
 
-async def server_verify(store, codes: list[str]) -> None:
+async def server_verify(store, codes: list[str], at: dt.datetime) -> None:
     async with store.read_connection() as connection:
         key = await entry_keys.key_of_code(connection, entry_codes.parse(codes[0]).key_id)
-    now = time.time()
+    now = at.timestamp()  # when the codes were made
     times = []
     for code in codes:
         started = time.perf_counter()
@@ -222,7 +222,7 @@ async def main() -> None:
                     {"every": args.void_every, "n": args.uploads})).scalars())
             at = utcnow() - dt.timedelta(minutes=30)
             codes = await codes_of(store, ids, at)
-            await server_verify(store, codes[:2000])
+            await server_verify(store, codes[:2000], at)
             if not args.no_browser:
                 async with client.get(f"{base}/api/events/{EVENT}/entry") as response:
                     kit = await response.json()
