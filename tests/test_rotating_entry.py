@@ -5,6 +5,7 @@ a holder change, made-up codes, the entry kit scanners sync, and uploads of offl
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 
@@ -355,3 +356,12 @@ async def test_a_stale_scan_is_in_the_history(store, gate):
     history = await staff.ticket_history(store, STAFF, ref="T-DF-100000-1")
     text = staff_screens.history_screen(history, translator("en")).text
     assert "a picture, not the live code, scanned at the gate" in text
+
+
+async def test_racing_first_uses_of_an_event_make_one_live_key(store):
+    tickets = await rotating_tickets(store, tickets=3)
+    signed = await asyncio.gather(*(entry_keys.signed_ticket(store, tickets[n % 3])
+                                    for n in range(12)))
+    assert len({each.key_id for each in signed}) == 1
+    async with store.read() as session:
+        assert await session.scalar(select(func.count()).select_from(EntryKey)) == 1
