@@ -328,6 +328,11 @@ async def test_an_upload_reusing_a_nonce_for_another_code_is_refused(store, gate
     reused = await upload(gate, [offline_scan(codes[1], "same", at)])
     assert reused.status == 409 and reused.json["error"] == "nonce_reused"
     assert await count_scans(store) == 1
+    # Within one upload: the whole upload is refused, nothing of it recorded.
+    mixed = await upload(gate, [offline_scan(codes[1], "fresh", at),
+                                offline_scan(codes[1], "same", at)])
+    assert mixed.status == 409
+    assert await count_scans(store) == 1
 
 
 async def test_status_and_history_show_a_double_entry_with_both_gates(store, gate):

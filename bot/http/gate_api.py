@@ -254,16 +254,16 @@ async def post_scans(request: web.Request) -> web.Response:
         return problem(422, "invalid_body", "The scans were refused.", problems=_problems(error))
     store, device = request.app[SERVICES].store, request[GATE_DEVICE]
     language = accepted_language(request, GATE_LANGUAGE)
-    answers = []
-    for scan in batch.scans:
-        try:
-            answer = await scans.scan_offline(store, scan.barcode, scan.gate, scan.nonce,
-                                              device, scan.scanned_at.astimezone(dt.UTC),
-                                              event_id=batch.event)
-        except scans.NonceReused:
-            return problem(409, "nonce_reused", f"The nonce {scan.nonce!r} was already used "
-                           "by this scanner for another barcode; the scans before it are kept.")
-        answers.append(_scan_json(answer, language))
+    try:
+        decided = await scans.scan_offline_batch(store, [
+            scans.OfflineScan(scan.barcode, scan.gate, scan.nonce,
+                              scan.scanned_at.astimezone(dt.UTC)) for scan in batch.scans],
+            device, event_id=batch.event)
+    except scans.NonceReused as reused:
+        return problem(409, "nonce_reused", f"The nonce {reused.args[0]!r} was already used "
+                       "by this scanner for another barcode; nothing of this upload was "
+                       "recorded.")
+    answers = [_scan_json(answer, language) for answer in decided]
     return web.json_response(
         {"answers": answers, "conflicts": sum(1 for each in answers if each["conflict"])},
         headers={"Content-Language": language})

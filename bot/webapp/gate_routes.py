@@ -42,9 +42,10 @@ from storage.services.gate import (
     MAX_GATE,
     MAX_NONCE,
     NonceReused,
+    OfflineScan,
     ScanAnswer,
     scan_barcode,
-    scan_offline,
+    scan_offline_batch,
 )
 from storage.services.webapp_actions import ACTION_ID
 
@@ -240,14 +241,14 @@ async def post_offline_scans(request: web.Request, user: WebAppUser) -> web.Resp
              if isinstance(items, list) and 0 < len(items) <= MAX_UPLOAD else [None])
     if any(scan is None for scan in scans):
         return json_error(422, "scans_invalid", t.gettext(GATE_REFUSALS["barcode"]), "scans")
-    answers = []
-    for barcode, gate, nonce, at in scans:
-        try:
-            answer = await scan_offline(mini.store, barcode, gate, nonce, f"staff-{user.id}",
-                                        at, event_id=event.id)
-        except NonceReused:
-            return json_error(409, "nonce_reused", t.gettext(GATE_REFUSALS["nonce"]))
-        answers.append(answer_json(answer, event.timezone, t) | {"nonce": nonce})
+    try:
+        decided = await scan_offline_batch(
+            mini.store, [OfflineScan(*scan) for scan in scans], f"staff-{user.id}",
+            event_id=event.id)
+    except NonceReused:
+        return json_error(409, "nonce_reused", t.gettext(GATE_REFUSALS["nonce"]))
+    answers = [answer_json(answer, event.timezone, t) | {"nonce": scan[2]}
+               for answer, scan in zip(decided, scans, strict=True)]
     mini.after_change()
     return web.json_response({"answers": answers})
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy import Row, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from storage import entry_codes
 from storage.db.store import Store, utcnow
@@ -229,30 +229,67 @@ async def _scan_retrying(store: Store, text_read: str, gate: str, nonce: str, de
 
 async def _scan_once(store: Store, text_read: str, gate: str, nonce: str, device: str,
                      event_id: str | None, scanned_at: dt.datetime | None) -> ScanAnswer:
-    now = utcnow()
     async with store.write() as session:
-        connection = await session.connection()
-        scan = await _resolve(connection, text_read, gate, device, scanned_at or now,
-                              offline=scanned_at is not None)
-        prior = (await connection.execute(_PRIOR, {"device": device, "nonce": nonce})).first()
-        if prior is not None:
-            if prior.barcode != scan.recorded_as:
-                raise NonceReused(nonce)
-            return ScanAnswer.from_json(prior.answer)
-        answer, ticket = await _decide(connection, scan, event_id)
-        await connection.execute(_RECORD, {
-            "device": device, "nonce": nonce, "barcode": scan.recorded_as, "gate": gate,
-            "result": answer.result, "ticket_id": ticket[0] if ticket else None, "at": scan.at,
-            "answer": answer.to_json(), "offline": scan.offline,
-            "conflict": answer.conflict and answer.result != ScanResult.OK,
-        })
-        await audit(session, ActorKind.SYSTEM, None, f"gate_{answer.result.value}",
-                    order_id=ticket[1] if ticket else None,
-                    ticket_id=ticket[0] if ticket else None, now=now,
-                    result=answer.result.value, gate=gate, device=device,
-                    **_offline_details(scan, answer),
-                    **({} if ticket else {"barcode": scan.recorded_as}))
-        return answer
+        return await _scan_in(session, text_read, gate, nonce, device, event_id, scanned_at,
+                              utcnow())
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OfflineScan:
+    """One scan of an uploaded batch."""
+
+    barcode: str
+    gate: str
+    nonce: str
+    scanned_at: dt.datetime
+
+
+async def scan_offline_batch(store: Store, scans: list[OfflineScan], gate_device: str, *,
+                             event_id: str | None = None) -> list[ScanAnswer]:
+    """Record a batch of offline scans in one transaction, each decided as ``scan_offline``
+    would (in order, so a later scan sees the earlier ones). A nonce reused for another code
+    refuses the whole batch (``NonceReused``: nothing recorded). If the batch meets a concurrent
+    scan at a unique constraint, it is done again one scan at a time."""
+    try:
+        async with store.write() as session:
+            now = utcnow()
+            return [await _scan_in(session, scan.barcode, scan.gate, scan.nonce, gate_device,
+                                   event_id, scan.scanned_at, now) for scan in scans]
+    except IntegrityError:
+        pass
+    answers = []
+    for scan in scans:
+        answers.append(await scan_offline(store, scan.barcode, scan.gate, scan.nonce,
+                                          gate_device, scan.scanned_at, event_id=event_id))
+    return answers
+
+
+async def _scan_in(session: AsyncSession, text_read: str, gate: str, nonce: str, device: str,
+                   event_id: str | None, scanned_at: dt.datetime | None,
+                   now: dt.datetime) -> ScanAnswer:
+    """One scan, in the caller's transaction."""
+    connection = await session.connection()
+    scan = await _resolve(connection, text_read, gate, device, scanned_at or now,
+                          offline=scanned_at is not None)
+    prior = (await connection.execute(_PRIOR, {"device": device, "nonce": nonce})).first()
+    if prior is not None:
+        if prior.barcode != scan.recorded_as:
+            raise NonceReused(nonce)
+        return ScanAnswer.from_json(prior.answer)
+    answer, ticket = await _decide(connection, scan, event_id)
+    await connection.execute(_RECORD, {
+        "device": device, "nonce": nonce, "barcode": scan.recorded_as, "gate": gate,
+        "result": answer.result, "ticket_id": ticket[0] if ticket else None, "at": scan.at,
+        "answer": answer.to_json(), "offline": scan.offline,
+        "conflict": answer.conflict and answer.result != ScanResult.OK,
+    })
+    await audit(session, ActorKind.SYSTEM, None, f"gate_{answer.result.value}",
+                order_id=ticket[1] if ticket else None,
+                ticket_id=ticket[0] if ticket else None, now=now,
+                result=answer.result.value, gate=gate, device=device,
+                **_offline_details(scan, answer),
+                **({} if ticket else {"barcode": scan.recorded_as}))
+    return answer
 
 
 def _offline_details(scan: _Scan, answer: ScanAnswer) -> dict[str, Any]:
