@@ -59,18 +59,26 @@ async def run_bot(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _rotating_needs_mini_app(settings: Settings) -> str | None:
-    """Why the bot must not start: a rotating event's holders see their code only in the Mini
-    App, so without ``TICKETBOT_WEBAPP_URL`` they could not get in."""
+    """Why the bot must not start, read from the configured store (see ``startup_refusal``)."""
     if settings.webapp_url:
         return None
     from bot.application import open_configured_store
-    from storage.services.entry_keys import rotating_event_ids
 
     store = await open_configured_store(settings)
     try:
-        rotating = await rotating_event_ids(store)
+        return await startup_refusal(settings, store)
     finally:
         await store.close()
+
+
+async def startup_refusal(settings: Settings, store) -> str | None:
+    """A rotating event's holders see their code only in the Mini App, so without
+    ``TICKETBOT_WEBAPP_URL`` they could not get in: the reason not to start, or None."""
+    from storage.services.entry_keys import rotating_event_ids
+
+    if settings.webapp_url:
+        return None
+    rotating = await rotating_event_ids(store)
     if not rotating:
         return None
     return (f"Not starting: {', '.join(rotating)} show rotating entry codes, which holders see "

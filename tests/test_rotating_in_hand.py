@@ -27,6 +27,7 @@ from storage.models import Ticket
 from storage.services import entry_keys
 from storage.services.importing.importer import import_document
 from storage.ticket_delivery import held_card
+from tests.conftest import ON_POSTGRES
 from tests.harness import close_harness, open_harness
 from tests.test_gate import open_gate
 from tests.test_rotating_entry import PERIOD, rotating_document
@@ -199,7 +200,15 @@ async def test_before_the_reveal_time_no_code_is_shown_only_when_it_will_be(stor
 # --- ticketbot run ------------------------------------------------------------------------------
 
 
-async def test_run_refuses_to_start_with_a_rotating_event_and_no_mini_app(store, capsys):
+async def test_run_refuses_to_start_with_a_rotating_event_and_no_mini_app(store):
+    await import_document(store, rotating_document(tickets=1))
+    refusal = await cli.startup_refusal(Settings(token="123:abc"), store)
+    assert "fest-sat" in refusal and "TICKETBOT_WEBAPP_URL" in refusal
+    assert await cli.startup_refusal(Settings(token="123:abc", webapp_url=WEBAPP), store) is None
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="the command reads its store from the URL alone")
+async def test_the_run_command_stops_with_the_reason(store, capsys):
     await import_document(store, rotating_document(tickets=1))
     settings = Settings(token="123:abc", database_url=store.url)
     assert await cli.run_bot(settings, None) == 2
