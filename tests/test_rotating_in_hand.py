@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+from zoneinfo import ZoneInfo
 
 import pypdf
 import pytest
@@ -214,3 +215,23 @@ async def test_the_run_command_stops_with_the_reason(store, capsys):
     assert await cli.run_bot(settings, None) == 2
     error = capsys.readouterr().err
     assert "fest-sat" in error and "TICKETBOT_WEBAPP_URL" in error
+
+
+async def test_on_the_event_day_the_reminder_links_to_the_live_ticket(mini_app_harness, store):
+    harness = mini_app_harness
+    await harness.import_orders(rotating_document(tickets=1))
+    buyer = harness.user(BUYER, "Camille", "Martin", language_code="en")
+    await buyer.start(await harness.order_link("DF-100000"))
+    await claim_for_myself(buyer, name=None)
+    await settle_changes(harness)
+    since = max(m.message_id for m in buyer.messages)
+    morning = dt.datetime(2027, 7, 17, 9, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    harness.application.bot_data["worker"].clock = lambda: morning.astimezone(dt.UTC)
+    await harness.run_background()
+    assert buyer.find("Today is the day: Dreamfest 2027 — Saturday!").message_id > since
+    [again] = [m for m in buyer.messages if m.message_id > since
+               and "entry code is live" in (m.text or "")]
+    assert not again.media
+    async with store.read() as session:
+        ticket_id = await session.scalar(select(Ticket.id))
+    assert again.buttons[0][0].raw["web_app"]["url"] == f"{WEBAPP}/app/?ticket={ticket_id}"
