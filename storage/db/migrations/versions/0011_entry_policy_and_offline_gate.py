@@ -68,6 +68,7 @@ def downgrade() -> None:
         batch_op.drop_column("conflict")
         batch_op.drop_column("offline")
     with op.batch_alter_table("events", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_events_entry_code"), type_="check")
         batch_op.drop_constraint(op.f("ck_events_entry_reveal"), type_="check")
         batch_op.drop_constraint(op.f("ck_events_entry_period"), type_="check")
         batch_op.drop_column("entry_reveal_hours_before")
