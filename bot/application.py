@@ -79,7 +79,8 @@ async def start_services(application: Application) -> None:
                          bot_username=username, sender=settings.mail_from)
     worker = BackgroundWorker(store, application.bot, mails,
                               broadcast_rate=settings.broadcast_rate,
-                              paid_broadcast=settings.paid_broadcast)
+                              paid_broadcast=settings.paid_broadcast,
+                              webapp_url=settings.webapp_url)
     application.bot_data["worker"] = worker
     worker.start()
     # Queues what a previous run left unfinished, before the application takes new updates.

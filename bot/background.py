@@ -82,9 +82,11 @@ class NewsSender:
     of them behind the updates being handled, and news would trail far behind at a rush."""
 
     def __init__(self, store: Store, bot: Bot, *, rate: float = DEFAULT_BROADCAST_RATE,
-                 paid_broadcast: bool = False, batch: int | None = None) -> None:
+                 paid_broadcast: bool = False, batch: int | None = None,
+                 webapp_url: str | None = None) -> None:
         self.store = store
         self.bot = bot
+        self.webapp_url = webapp_url  # the event-day reminder links to the live ticket
         self.budget = Budget(store, rate)
         self.batch = batch or max(NEWS_BATCH, min(MAX_NEWS_BATCH, int(2 * rate)))
         # With allow_paid_broadcast Telegram lets them go faster, for a fee in Stars.
@@ -176,7 +178,8 @@ class NewsSender:
                     if wait > 0:
                         await asyncio.sleep(wait)
                     await send_ticket(self.bot, self.store, news.telegram_id, card,
-                                      news.language, **self._extra)
+                                      news.language, webapp_url=self.webapp_url,
+                                      **self._extra)
         except RetryAfter as error:
             wait = flood_wait(error)
             self._paused_until = max(self._paused_until, time.time() + wait.total_seconds())
@@ -207,13 +210,14 @@ class BackgroundWorker:
 
     def __init__(self, store: Store, bot: Bot, mails: OutboxSender, *,
                  interval: float = 2.0, broadcast_rate: float = DEFAULT_BROADCAST_RATE,
-                 paid_broadcast: bool = False,
+                 paid_broadcast: bool = False, webapp_url: str | None = None,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.store = store
         self.clock = clock  # what time reminders think it is (tests set it)
-        self.news = NewsSender(store, bot, rate=broadcast_rate, paid_broadcast=paid_broadcast)
+        self.news = NewsSender(store, bot, rate=broadcast_rate, paid_broadcast=paid_broadcast,
+                               webapp_url=webapp_url)
         self.tickets = TicketChangeSender(store, bot, budget=self.news.budget,
-                                          paid_broadcast=paid_broadcast)
+                                          paid_broadcast=paid_broadcast, webapp_url=webapp_url)
         self.mails = mails
         self.interval = interval
         self._next_reminders: dt.datetime | None = None

@@ -44,6 +44,10 @@ async def run_bot(settings: Settings, args: argparse.Namespace) -> int:
     if not settings.token:
         print("TICKETBOT_TOKEN is not set.", file=sys.stderr)
         return 2
+    refusal = await _rotating_needs_mini_app(settings)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Ctrl+C or a service manager's SIGTERM: stop taking updates, finish, close cleanly.
@@ -52,6 +56,35 @@ async def run_bot(settings: Settings, args: argparse.Namespace) -> int:
     log.info("bot starting; press Ctrl+C to stop")
     await serve(settings, stop)
     return 0
+
+
+async def _rotating_needs_mini_app(settings: Settings) -> str | None:
+    """Why the bot must not start, read from the configured store (see ``startup_refusal``)."""
+    if settings.webapp_url:
+        return None
+    from bot.application import open_configured_store
+
+    store = await open_configured_store(settings)
+    try:
+        return await startup_refusal(settings, store)
+    finally:
+        await store.close()
+
+
+async def startup_refusal(settings: Settings, store) -> str | None:
+    """A rotating event's holders see their code only in the Mini App, so without
+    ``TICKETBOT_WEBAPP_URL`` they could not get in: the reason not to start, or None."""
+    from storage.services.entry_keys import rotating_event_ids
+
+    if settings.webapp_url:
+        return None
+    rotating = await rotating_event_ids(store)
+    if not rotating:
+        return None
+    return (f"Not starting: {', '.join(rotating)} show rotating entry codes, which holders see "
+            "only in the Mini App, and TICKETBOT_WEBAPP_URL is not set. Set it to the public "
+            "HTTPS address of this bot's HTTP server (e.g. https://tickets.example.org), or "
+            'import those events with "entry": {"code": "static"}.')
 
 
 async def import_orders(settings: Settings, args: argparse.Namespace) -> int:

@@ -35,9 +35,10 @@ class TicketChangeSender:
     a send time of the shared ``budget`` (the news'), and a 429 pauses every process's."""
 
     def __init__(self, store: Store, bot: Bot, *, budget: Budget | None = None,
-                 paid_broadcast: bool = False) -> None:
+                 paid_broadcast: bool = False, webapp_url: str | None = None) -> None:
         self.store = store
         self.bot = bot
+        self.webapp_url = webapp_url  # where a rotating ticket's live code opens
         self.budget = budget
         self._extra = {"allow_paid_broadcast": True} if paid_broadcast else {}
         self.more_due = False  # the last round took a full batch: more may be waiting
@@ -76,7 +77,7 @@ class TicketChangeSender:
                 await self._paced()
                 with notifying():
                     await send_ticket(self.bot, self.store, card.holder_telegram_id, card,
-                                      language, **self._extra)
+                                      language, webapp_url=self.webapp_url, **self._extra)
             except (Forbidden, BadRequest):
                 # The holder blocked the bot or the chat is gone: the e-mail still goes out.
                 log.info("ticket change %s: holder's chat unreachable", work.lease.id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from babel.lists import format_list
 from telegram import Update
 from telegram.ext import Application, CommandHandler
 
@@ -72,6 +73,7 @@ ACTIONS = {
     "gate_already_scanned": N_("scanned again at the gate: already used"),
     "gate_void": N_("void barcode scanned at the gate"),
     "gate_unknown": N_("unknown barcode scanned at the gate"),
+    "gate_stale": N_("a picture, not the live code, scanned at the gate"),
     "staff_viewed": N_("order viewed by staff"),
     "staff_viewed_history": N_("history viewed by staff"),
     "staff_viewed_stats": N_("event figures viewed by staff"),
@@ -179,6 +181,11 @@ def audit_text(line: AuditLine, timezone: str, t: Translator, *, with_ticket: bo
     if "old" in line.details and "new" in line.details:
         shown.append(f"{line.details['old']} → {line.details['new']}")
     shown += [str(line.details[key]) for key in SHOWN_DETAILS if line.details.get(key)]
+    if line.details.get("offline"):
+        shown.append(t.gettext("scanned offline"))
+    if line.details.get("conflict"):
+        shown.append(t.gettext("⚠️ double entry: also let in at gate {gate}").format(
+            gate=line.details.get("other_gate") or "—"))
     what += "".join(" · " + e(value) for value in shown)
     return "• " + t.gettext("{when} — {what} — {who}").format(
         when=e(t.datetime(line.at, timezone)), what=what, who=e(actor_text(line, t))
@@ -196,6 +203,10 @@ def ticket_block(ticket: StaffTicket, timezone: str, t: Translator) -> str:
     if ticket.used_at is not None:
         lines.append("  " + e(_("Used: scanned in at the gate on {date}.").format(
             date=t.datetime(ticket.used_at, timezone))))
+    if ticket.entry_gates:
+        gates = format_list(list(ticket.entry_gates), locale=t.language)
+        lines.append("  " + e(_("⚠️ Let in twice by devices that were offline: at gates "
+                                "{gates}.").format(gates=gates)))
     if ticket.holder_name:
         lines.append("  " + e(_("In the name of: {holder}").format(holder=ticket.holder_name)))
     invited = ticket.invitation.email if ticket.invitation is not None else None

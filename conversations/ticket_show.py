@@ -16,7 +16,15 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from telegram import Bot, InputFile, InputMediaPhoto, Message, Update
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InputFile,
+    InputMediaPhoto,
+    Message,
+    Update,
+    WebAppInfo,
+)
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden
 
@@ -51,6 +59,40 @@ def ticket_caption(card: TicketCard, t: Translator) -> str:
         "",
         e(_("Show this QR code at the entrance.")),
     ])
+
+
+def live_ticket_caption(card: TicketCard, t: Translator) -> str:
+    """A rotating event's ticket in chat: the card, and where its live code is."""
+    _ = t.gettext
+    card = card.in_language(t.language)
+    return "\n".join([
+        "🎟 <b>" + e(card.event_name) + "</b>",
+        "🗓 " + e(t.datetime(card.starts_at, card.timezone)),
+        "📍 " + e(ticket_files.venue_line(card)),
+        e(_("{category} — in the name of {holder}").format(category=card.category,
+                                                           holder=card.holder_name)),
+        e(_("Reference: {ref}").format(ref=card.ref)),
+        "",
+        e(_("Your entry code is live: it changes every few seconds and appears only in the "
+            "Mini App. At the entrance, open the live ticket with the button below; a "
+            "screenshot or a forwarded message does not get in.")),
+    ])
+
+
+def live_ticket_url(webapp_url: str | None, ticket_id: int) -> str | None:
+    """Where the Mini App opens straight on one held ticket's live code."""
+    if not webapp_url:
+        return None
+    return f"{webapp_url.rstrip('/')}/app/?ticket={ticket_id}"
+
+
+def live_ticket_buttons(card: TicketCard, t: Translator, webapp_url: str | None) -> Screen:
+    rows = ticket_buttons(card, t).rows
+    url = live_ticket_url(webapp_url, card.ticket_id)
+    if url is not None:
+        rows.insert(0, [InlineKeyboardButton(t.gettext("🎟 Open the live ticket"),
+                                             web_app=WebAppInfo(url))])
+    return Screen("", rows)
 
 
 def ticket_buttons(card: TicketCard, t: Translator) -> Screen:
@@ -98,11 +140,19 @@ def _file_id_of(message: Message | bool) -> str | None:
 
 
 async def send_ticket(bot: Bot, store: Store, chat_id: int, card: TicketCard,
-                      language: str, **send_options: object) -> Message:
+                      language: str, *, webapp_url: str | None = None,
+                      **send_options: object) -> Message:
     """Send the ticket's QR picture to ``chat_id`` and record the message (with its barcode)
     so it can be voided later. If the barcode was voided while this was under way, the
-    message is voided at once. ``send_options`` go to sendPhoto (paid broadcasts)."""
+    message is voided at once. ``send_options`` go to sendPhoto (paid broadcasts). A rotating
+    event's ticket is a card without a code, with a button to its live code in the Mini App
+    (at ``webapp_url``)."""
     t = translator(language)
+    if card.rotating:
+        message = await bot.send_message(
+            chat_id, live_ticket_caption(card, t), parse_mode=ParseMode.HTML,
+            reply_markup=live_ticket_buttons(card, t, webapp_url).markup, **send_options)
+        return await _recorded(bot, store, message, chat_id, card, language)
 
     async def send(photo):
         return await bot.send_photo(chat_id, photo, caption=ticket_caption(card, t),
@@ -113,6 +163,11 @@ async def send_ticket(bot: Bot, store: Store, chat_id: int, card: TicketCard,
     message = await _with_file(store, f"qr:{card.barcode}",
                                lambda: ticket_files.qr_file(card.barcode), send,
                                filename=f"ticket-{card.barcode}.png")
+    return await _recorded(bot, store, message, chat_id, card, language)
+
+
+async def _recorded(bot: Bot, store: Store, message: Message, chat_id: int, card: TicketCard,
+                    language: str) -> Message:
     late = await ticket_delivery.record_message(
         store, chat_id=chat_id, message_id=message.message_id, ticket_id=card.ticket_id,
         barcode=card.barcode, language=language)
@@ -132,8 +187,15 @@ async def void_message(bot: Bot, store: Store, sent: SentMessage, ref: str) -> N
                                             message_id=sent.message_id)
 
     try:
-        await _with_file(store, VOID_PICTURE_KEY, ticket_files.void_file, edit,
-                         filename="void.png", attach=True)
+        try:
+            await _with_file(store, VOID_PICTURE_KEY, ticket_files.void_file, edit,
+                             filename="void.png", attach=True)
+        except BadRequest as error:
+            if "no media" not in str(error).lower():
+                raise
+            # A rotating event's ticket card is a text: it loses its buttons, says it is void.
+            await bot.edit_message_text(void_caption(ref, t), chat_id=sent.chat_id,
+                                        message_id=sent.message_id, parse_mode=ParseMode.HTML)
     except Forbidden:
         log.info("ticket message %s not voided: the user blocked the bot", sent.row_id)
     except BadRequest as error:
@@ -163,7 +225,8 @@ async def _held(update: Update, context: Context, ticket_id: int) -> tuple[Ticke
 async def on_show_ticket(update: Update, context: Context, data: cb.Callback) -> str | None:
     """Show my ticket again: a new QR message (voided like the others when the code changes)."""
     card, language = await _held(update, context, data.id())
-    await send_ticket(context.bot, store_of(context), update.effective_chat.id, card, language)
+    await send_ticket(context.bot, store_of(context), update.effective_chat.id, card, language,
+                      webapp_url=context.application.bot_data["settings"].webapp_url)
     return None
 
 

@@ -33,6 +33,7 @@ from storage.errors import Refusal
 from storage.leased_queue import TICKET_CHANGES, Lease
 from storage.models import (
     Barcode,
+    EntryCode,
     Event,
     Order,
     OrderAccess,
@@ -73,6 +74,16 @@ class TicketCard:
     venue_name: WordsValue
     venue_city: str
     languages: tuple[str | None, ...]
+    # A rotating event's ticket carries no code: it is live in the Mini App only.
+    rotating: bool = False
+    reveal_hours_before: int | None = None  # rotating: no live code before this
+
+    @property
+    def reveal_at(self) -> dt.datetime | None:
+        """When a rotating ticket's live code first shows (None: always)."""
+        if not self.rotating or self.reveal_hours_before is None:
+            return None
+        return self.starts_at - dt.timedelta(hours=self.reveal_hours_before)
 
     def in_language(self, language: str) -> TicketCard:
         """The card with its event's words in ``language`` (plain, hashable strings)."""
@@ -112,7 +123,7 @@ _CARD = (
            .scalar_subquery(),
            select(_users.c.telegram_language)
            .where(_users.c.telegram_id == Ticket.holder_telegram_id).scalar_subquery(),
-           Order.language)
+           Order.language, Event.entry_code, Event.entry_reveal_hours_before)
     .join(Event, Event.id == Ticket.event_id)
     .join(Order, Order.id == Ticket.order_id)
     .join(Barcode, and_(Barcode.code == Ticket.barcode, Barcode.voided_at.is_(None)))
@@ -123,13 +134,14 @@ _CARD = (
 def _card(row) -> TicketCard:
     (ticket_id, ref, barcode, holder_name, holder_email, holder_telegram_id, category, price,
      currency, order_id, order_number, event_id, event_name, starts_at, timezone, venue_name,
-     venue_city, chosen, app, order_language) = row
+     venue_city, chosen, app, order_language, entry_code, reveal_hours_before) = row
     return TicketCard(
         ticket_id=ticket_id, ref=ref, barcode=barcode, holder_name=holder_name or "",
         holder_email=holder_email, holder_telegram_id=holder_telegram_id, category=category,
         price=price, currency=currency, order_id=order_id, order_number=order_number,
         event_id=event_id, event_name=event_name, starts_at=starts_at, timezone=timezone,
-        venue_name=venue_name, venue_city=venue_city, languages=(chosen, app, order_language))
+        venue_name=venue_name, venue_city=venue_city, languages=(chosen, app, order_language),
+        rotating=entry_code == EntryCode.ROTATING, reveal_hours_before=reveal_hours_before)
 
 
 # --- the hook: written with the change --------------------------------------------------------

@@ -60,6 +60,8 @@ def environment(emulator: BotApiEmulator, tmp_path: Path, port: int) -> dict[str
         "TICKETBOT_HTTP_HOST": "127.0.0.1",
         "TICKETBOT_HTTP_PORT": str(port),
         "TICKETBOT_OUTBOX_DIR": str(tmp_path / "outbox"),
+        # The sample's rotating event shows its codes in the Mini App: run needs its address.
+        "TICKETBOT_WEBAPP_URL": "https://tickets.example.org",
     }
 
 

@@ -197,7 +197,8 @@ async def test_an_unknown_barcode_is_unknown_and_recorded(store, gate):
     answer = await gate.scan("1234567890123456")
     assert answer.json == {"result": "unknown", "barcode": "1234567890123456", "ticket": None,
                            "event": None, "category": None, "holder": None,
-                           "scanned_at": None, "gate": None, "voided_at": None}
+                           "scanned_at": None, "gate": None, "voided_at": None,
+                           "conflict": False, "other_gate": None, "other_scanned_at": None}
     async with store.read() as session:
         entry = await session.scalar(select(AuditEntry).where(
             AuditEntry.action == "gate_unknown"))
@@ -290,7 +291,7 @@ async def test_malformed_requests_get_json_errors_and_change_nothing(store, gate
     for body in ({}, {"barcode": "1", "gate": "g"}, {"barcode": "", "gate": "g", "nonce": "n"},
                  {"barcode": 1, "gate": "g", "nonce": "n"}, [], "scan",
                  {"barcode": "1", "gate": "g", "nonce": "n", "extra": True},
-                 {"barcode": "1" * 65, "gate": "g", "nonce": "n"}):
+                 {"barcode": "1" * 257, "gate": "g", "nonce": "n"}):
         answer = await gate.call("POST", "/api/scan", body=body)
         assert answer.status == 422 and answer.json["error"] == "invalid_body", body
         assert answer.json["problems"]

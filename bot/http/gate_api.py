@@ -1,4 +1,6 @@
-"""The gate's routes of the HTTP API: the barcode change feed scanners poll, and the scan.
+"""The gate's routes of the HTTP API: the barcode change feed scanners poll, the event's entry
+keys and voids (what a scanner needs to decide offline), the scan, and the upload of scans made
+offline.
 
 They open with a gate token (``TICKETBOT_GATE_TOKEN``, one per scanner, comma-separated) and
 nothing else does: the shop's API token does not open them, and a gate token opens no other
@@ -16,10 +18,17 @@ import hashlib
 import hmac
 import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import hdrs, web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from bot.http.kernel import (
     GATE_ROUTE_PREFIX,
@@ -31,8 +40,11 @@ from bot.http.kernel import (
 )
 from bot.http.openapi import Parameter, Reply, Route, error
 from locales import DEFAULT_LANGUAGE, words_in
-from storage import barcode_feed
+from storage import barcode_feed, entry_codes
 from storage.barcode_feed import BadCursor, Cursor, UnknownEvent
+from storage.db.store import utcnow
+from storage.models import EntryCode, Event
+from storage.services import entry_keys
 from storage.services import gate as scans
 
 GATE_DEVICE = web.RequestKey("gate_device", str)
@@ -51,7 +63,8 @@ class ScanRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="ScanRequest")
 
-    barcode: str = Field(min_length=1, max_length=scans.MAX_BARCODE)
+    barcode: str = Field(min_length=1, max_length=scans.MAX_CODE,
+                         description="the barcode, or a rotating event's live code, as read")
     gate: str = Field(min_length=1, max_length=scans.MAX_GATE,
                       description="the gate's name, e.g. `north-2`")
     nonce: str = Field(min_length=1, max_length=scans.MAX_NONCE,
@@ -62,11 +75,13 @@ class ScanRequest(BaseModel):
 
 class ScanResponse(BaseModel):
     """The answer: `ok` (let in), `already_scanned` (with the first entry's time and gate),
-    `void` (an old barcode of a ticket that changed holder or left its order), `unknown`."""
+    `void` (an old barcode of a ticket that changed holder or left its order), `stale` (a
+    rotating ticket's code past its time, or its still barcode: a picture, not the live
+    screen), `unknown`."""
 
     model_config = ConfigDict(title="ScanResponse")
 
-    result: Literal["ok", "already_scanned", "void", "unknown"]
+    result: Literal["ok", "already_scanned", "void", "stale", "unknown"]
     barcode: str
     ticket: str | None = Field(None, description="the ticket's reference")
     event: str | None = None
@@ -75,6 +90,74 @@ class ScanResponse(BaseModel):
     scanned_at: dt.datetime | None = Field(None, description="the first entry (ok, already)")
     gate: str | None = Field(None, description="the gate of the first entry")
     voided_at: dt.datetime | None = None
+    conflict: bool = Field(False, description=(
+        "uploaded offline scans only: another device let this ticket in too"))
+    other_gate: str | None = Field(None, description="the other entry's gate (conflict)")
+    other_scanned_at: dt.datetime | None = Field(None, description="the other entry's time")
+
+
+MAX_OFFLINE_BATCH = 1_000
+
+
+def _text_only(value: Any) -> Any:
+    # A JSON number is no moment here (pydantic would read it as Unix seconds).
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 date and time with its offset")
+    return value
+
+
+class OfflineScan(BaseModel):
+    """A scan a scanner made without network: what it read, where, its nonce, and when."""
+
+    model_config = ConfigDict(extra="forbid", title="OfflineScan")
+
+    barcode: str = Field(min_length=1, max_length=scans.MAX_CODE)
+    gate: str = Field(min_length=1, max_length=scans.MAX_GATE)
+    nonce: str = Field(min_length=1, max_length=scans.MAX_NONCE)
+    scanned_at: Annotated[AwareDatetime, BeforeValidator(_text_only)] = Field(
+        description="when it was scanned: RFC 3339, with its UTC offset")
+
+
+class OfflineScans(BaseModel):
+    """Scans made offline, uploaded once the network is back; sending them again is harmless."""
+
+    model_config = ConfigDict(extra="forbid", title="OfflineScans")
+
+    scans: list[OfflineScan] = Field(min_length=1, max_length=MAX_OFFLINE_BATCH)
+    event: str | None = Field(None, max_length=100)
+
+
+class OfflineAnswers(BaseModel):
+    """Each scan's answer, in the order sent, as it would have been at its `scanned_at`."""
+
+    model_config = ConfigDict(title="OfflineAnswers")
+
+    answers: list[ScanResponse]
+    conflicts: int = Field(description="how many answers are flagged `conflict`")
+
+
+class EntryKeyOut(BaseModel):
+    model_config = ConfigDict(title="EntryKey")
+
+    key_id: str
+    public_key: str = Field(description="Ed25519 public key, raw 32 bytes, base64url")
+    step_secret: str = Field(description="the secret step keys are derived from, base64url")
+    retired: bool
+
+
+class EntryKit(BaseModel):
+    """What a scanner keeps to decide offline: the event's policy, every key (retired ones
+    still verify codes shown with them), and the tokens of every voided barcode."""
+
+    model_config = ConfigDict(title="EntryKit")
+
+    event: str
+    code: Literal["static", "rotating"]
+    period_seconds: int
+    tolerance_steps: int
+    keys: list[EntryKeyOut]
+    voided: list[str] = Field(description="tokens of voided barcodes")
+    server_time: dt.datetime
 
 
 class FeedBarcode(BaseModel):
@@ -163,6 +246,53 @@ async def post_scan(request: web.Request) -> web.Response:
     return web.json_response(_scan_json(answer, language), headers={"Content-Language": language})
 
 
+async def post_scans(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    try:
+        batch = OfflineScans.model_validate(body)
+    except ValidationError as error:
+        return problem(422, "invalid_body", "The scans were refused.", problems=_problems(error))
+    store, device = request.app[SERVICES].store, request[GATE_DEVICE]
+    language = accepted_language(request, GATE_LANGUAGE)
+    try:
+        decided = await scans.scan_offline_batch(store, [
+            scans.OfflineScan(scan.barcode, scan.gate, scan.nonce,
+                              scan.scanned_at.astimezone(dt.UTC)) for scan in batch.scans],
+            device, event_id=batch.event)
+    except scans.NonceReused as reused:
+        return problem(409, "nonce_reused", f"The nonce {reused.args[0]!r} was already used "
+                       "by this scanner for another barcode; nothing of this upload was "
+                       "recorded.")
+    answers = [_scan_json(answer, language) for answer in decided]
+    return web.json_response(
+        {"answers": answers, "conflicts": sum(1 for each in answers if each["conflict"])},
+        headers={"Content-Language": language})
+
+
+async def get_entry_kit(request: web.Request) -> web.Response:
+    event_id = request.match_info["event"]
+    store = request.app[SERVICES].store
+    async with store.read() as session:
+        event = await session.get(Event, event_id)
+    if event is None:
+        return problem(404, "event_not_found", f"There is no event {event_id}.")
+    if event.entry_code == EntryCode.ROTATING:
+        async with store.write_connection() as connection:
+            await entry_keys.live_key(connection, event_id, utcnow())
+    async with store.read_connection() as connection:
+        keys = await entry_keys.gate_keys(connection, event_id)
+        voided = await entry_keys.voided_tokens(connection, event_id)
+    return web.json_response({
+        "event": event_id, "code": str(event.entry_code),
+        "period_seconds": event.entry_period_seconds,
+        "tolerance_steps": entry_codes.TOLERANCE_STEPS,
+        "keys": [{"key_id": key.key_id, "public_key": entry_codes.b64(key.public_key),
+                  "step_secret": entry_codes.b64(key.step_secret), "retired": key.retired}
+                 for key in keys],
+        "voided": voided, "server_time": utcnow().isoformat(),
+    })
+
+
 def _scan_json(answer: scans.ScanAnswer, language: str) -> dict[str, Any]:
     """The answer; a category given per language in ``language``."""
     return {
@@ -173,6 +303,9 @@ def _scan_json(answer: scans.ScanAnswer, language: str) -> dict[str, Any]:
         "scanned_at": answer.scanned_at.isoformat() if answer.scanned_at else None,
         "gate": answer.gate,
         "voided_at": answer.voided_at.isoformat() if answer.voided_at else None,
+        "conflict": answer.conflict, "other_gate": answer.other_gate,
+        "other_scanned_at": (answer.other_scanned_at.isoformat()
+                             if answer.other_scanned_at else None),
     }
 
 
@@ -243,6 +376,35 @@ ROUTES: list[Route] = [
         replies={
             200: Reply("The answer; a scanned ticket is used and changes no more", ScanResponse),
             409: error("The nonce was used before by this scanner for another barcode"),
+        },
+    ),
+    Route(
+        "GET",
+        "/api/events/{event}/entry",
+        "What a scanner keeps to decide offline: the event's keys and every void",
+        handler=_gate_only(get_entry_kit),
+        scheme="gate",
+        name=GATE_ROUTE_PREFIX + "entry",
+        parameters=(
+            Parameter("event", {"type": "string", "minLength": 1, "maxLength": 100},
+                      examples=("harbour-lights-2027",)),
+        ),
+        replies={
+            200: Reply("The entry policy, the keys and the voided tokens", EntryKit),
+            404: error("No such event"),
+        },
+    ),
+    Route(
+        "POST",
+        "/api/scans",
+        "Upload scans made offline: each decided as at its time, once per nonce",
+        handler=_gate_only(post_scans),
+        scheme="gate",
+        name=GATE_ROUTE_PREFIX + "scans",
+        request=OfflineScans,
+        replies={
+            200: Reply("Each scan's answer; double entries flagged `conflict`", OfflineAnswers),
+            409: error("A nonce was used before by this scanner for another barcode"),
         },
     ),
 ]

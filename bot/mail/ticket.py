@@ -39,6 +39,10 @@ def ticket_mail_body(t: Translator, card: TicketCard) -> MailPart:
             (_("Reference"), card.ref),
         )),
         notes=(
+            _("Your entry code is live: it appears in Telegram only, in the bot's My order, "
+              "and changes every few seconds. The attached PDF carries no code; the calendar "
+              "file adds the event to your calendar.")
+            if card.rotating else
             _("Your e-ticket is attached as a PDF: show its QR code at the entrance, printed or "
               "on your phone. The calendar file adds the event to your calendar."),
             _("If the ticket changes hands or its name is corrected, this code stops being "

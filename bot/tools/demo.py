@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from aiohttp import web
+from sqlalchemy import select
 
 import storage
 from bot.application import (
@@ -42,7 +43,8 @@ from conversations.handlers import TEXT_STEPS
 from conversations.presentation import ticket_files
 from conversations.ticket_show import holder_language
 from storage import chat_state, ticket_delivery
-from storage.services import create_order_link
+from storage.models import Ticket
+from storage.services import claim_for_myself, create_order_link, open_link
 from storage.services.importing.importer import import_file
 
 SAMPLE_ORDERS = Path(storage.__file__).resolve().parent / "sample_orders.json"
@@ -52,6 +54,7 @@ DEMO_AUTH_MAX_AGE = 24 * 3600
 # How many looks (one per WATCH_INTERVAL while the prompt waits) a picture gets before it is
 # taken for one that shows no ticket (a chart).
 LOOKS_AT_A_PICTURE = 10
+ROTATING_EVENT = "harbour-lights-2027"  # the sample's event with rotating codes
 # User 4 of the demo, whose Telegram id is added to the staff ids.
 STAFF_USER_ID = 104
 
@@ -105,7 +108,7 @@ class TicketShowcase:
         for number, user in enumerate(self.users, start=1):
             for message in user.messages:
                 key = (user.id, message.message_id)
-                if key in self.shown or not message.media or message.media["type"] != "photo":
+                if key in self.shown or not (_is_picture(message) or _opens_live(message)):
                     continue
                 card = await ticket_delivery.card_of_message(self.store, user.id,
                                                              message.message_id)
@@ -119,6 +122,13 @@ class TicketShowcase:
                     await self.show(card, number, user.display_name)
 
     async def show(self, card, number: int, name: str) -> None:
+        if card.rotating:
+            self.write(
+                f"\n🎫 Ticket {card.ref} in the chat of {name} (user {number}), in the name "
+                f"of {card.holder_name}: its event has rotating codes, so the chat, the PDF "
+                "and the e-mail carry none. Its live code is drawn in the Mini App and redrawn "
+                f"every period: open user {number}'s Mini App link, then the ticket.")
+            return
         language = holder_language(card)
         self.folder.mkdir(parents=True, exist_ok=True)
         pdf = self.folder / ticket_files.pdf_name(card)
@@ -132,6 +142,28 @@ class TicketShowcase:
             f"PDF: {pdf}",
             f"Calendar: {ics}",
         ]))
+
+
+def _is_picture(message) -> bool:
+    return bool(message.media) and message.media["type"] == "photo"
+
+
+def _opens_live(message) -> bool:
+    """A rotating ticket's card: a text with a button into the Mini App."""
+    return not message.media and any(button.raw.get("web_app") for row in message.buttons
+                                     for button in row)
+
+
+async def hand_over_a_rotating_ticket(store, user) -> None:
+    """Oliver also holds a ticket of the sample's rotating event (Harbour Lights), so that the
+    demo shows a live code."""
+    order = next(o for o in sample_orders()["orders"]
+                 if o["tickets"][0]["event"] == ROTATING_EVENT)
+    await open_link(store, user.id, await create_order_link(store, order["number"]))
+    async with store.read() as session:
+        ticket_id = await session.scalar(select(Ticket.id).where(
+            Ticket.ref == order["tickets"][0]["ref"]))
+    await claim_for_myself(store, user.id, ticket_id, f"{user.first_name} {user.last_name}")
 
 
 def waiting_for_text(store):
@@ -180,6 +212,13 @@ async def run_demo(settings: Settings, *, database_url: str | None = None, read_
             await users[1].start(links[english])
             runner = await serve_mini_app(store, application, settings)
             base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            # A rotating event's ticket card opens the live code in the Mini App: the local
+            # one. The emulator, like Telegram, takes Mini App buttons with https addresses
+            # only, so the card names it with https; the terminal prints the working link.
+            live_url = base.replace("http://", "https://", 1)
+            application.bot_data["worker"].news.webapp_url = live_url
+            application.bot_data["worker"].tickets.webapp_url = live_url
+            await hand_over_a_rotating_ticket(store, users[1])
             showcase = TicketShowcase(application, store, users, workdir / "tickets", write)
             try:
                 with terminal.printing_above():
@@ -259,7 +298,9 @@ def intro(french: str, english: str, links: dict[str, str], workdir: Path) -> st
         "sends in files/, tickets drawn here in tickets/).",
         f"User 1 is Camille, a French buyer who opened order {french}: "
         f"https://t.me/{DEMO_USERNAME}?start={links[french]}",
-        f"User 2 is Oliver, an English buyer who opened order {english}.",
+        f"User 2 is Oliver, an English buyer who opened order {english}; he also holds a "
+        "Harbour Lights ticket, an event with rotating codes: its live code is only in the "
+        "Mini App (his link below), redrawn every 15 seconds.",
         "User 3 is Alex, a friend: send them a ticket from a buyer, then `:as 3` and paste the "
         "claim link (or type its /start … line).",
         "Type text to send it, a number to press that button, :say TEXT to send a number or a "

@@ -11,6 +11,8 @@ changes is read afresh on the next visit, never from a cache.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from aiohttp import web
 
 from bot.webapp.calls import SERVICES, MiniAppServices, authenticated, parse_id, user_translator
@@ -18,8 +20,11 @@ from bot.webapp.init_data import WebAppUser
 from bot.webapp.screens import refusal_json
 from conversations.presentation import ticket_files
 from locales import Translator
+from storage.db.store import utcnow
+from storage.entry_codes import SignedTicket
 from storage.errors import N_, Refusal
 from storage.reads.mini_app import HeldTicketView, held_ticket
+from storage.services import entry_keys
 
 PRIVATE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 HELD_STRINGS = {
@@ -44,7 +49,29 @@ async def _refused(request: web.Request, user: WebAppUser, refusal: Refusal) -> 
     return web.json_response(refusal_json(refusal, t), status=404)
 
 
-def held_json(held: HeldTicketView, t: Translator) -> dict:
+def live_json(card, live: SignedTicket | None, t: Translator, now: dt.datetime) -> dict:
+    """A rotating ticket's part: what the page needs to draw the live code, or when it will
+    appear. Never the barcode: the page derives each step's code from the step key."""
+    if live is None:
+        return {"live": None, "hint": t.gettext(
+            "Your live entry code appears here from {date}.").format(
+                date=t.datetime(card.reveal_at, card.timezone))}
+    return {
+        "live": {"key_id": live.key_id, "ref": live.ticket_ref, "token": live.token,
+                 "signature": live.signature, "step_key": live.step_key,
+                 "period_seconds": live.period_seconds,
+                 "server_time_ms": int(now.timestamp() * 1000)},
+        "hint": t.ngettext(
+            "Show this live code at the entrance. It changes every {seconds} second; a "
+            "screenshot does not get in.",
+            "Show this live code at the entrance. It changes every {seconds} seconds; a "
+            "screenshot does not get in.", live.period_seconds).format(
+                seconds=live.period_seconds),
+    }
+
+
+def held_json(held: HeldTicketView, t: Translator, live: SignedTicket | None = None,
+              now: dt.datetime | None = None) -> dict:
     _ = t.gettext
     card = held.card.in_language(t.language)
     used = None
@@ -68,6 +95,9 @@ def held_json(held: HeldTicketView, t: Translator) -> dict:
         "qr_alt": _(HELD_STRINGS["qr_alt"]).format(ref=card.ref),
         "pdf_label": _(HELD_STRINGS["pdf"]), "ics_label": _(HELD_STRINGS["ics"]),
         "pdf_name": ticket_files.pdf_name(card), "ics_name": ticket_files.ics_name(card),
+        "rotating": card.rotating,
+        **(live_json(card, live, t, now or utcnow()) | {"barcode": None}
+           if card.rotating else {}),
     }
 
 
@@ -91,13 +121,21 @@ def _attachment(body: bytes, name: str, **kinds: str) -> web.Response:
         **PRIVATE, "Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@_for_held_ticket
-async def get_held(held: HeldTicketView, t: Translator) -> web.Response:
-    return web.json_response(held_json(held, t), headers={"Cache-Control": "no-store"})
+@authenticated
+async def get_held(request: web.Request, user: WebAppUser) -> web.Response:
+    try:
+        held, t = await _held(request, user)
+    except Refusal as refusal:
+        return await _refused(request, user, refusal)
+    now = utcnow()
+    live = await entry_keys.live_ticket(request.app[SERVICES].store, held.card, now)
+    return web.json_response(held_json(held, t, live, now), headers={"Cache-Control": "no-store"})
 
 
 @_for_held_ticket
 async def get_qr(held: HeldTicketView, t: Translator) -> web.Response:
+    if held.card.rotating:  # no still picture of a rotating ticket: only its live code
+        return web.json_response(refusal_json(Refusal("ticket_not_held"), t), status=404)
     return web.Response(body=await ticket_files.qr_file(held.card.barcode),
                         content_type="image/png", headers=PRIVATE)
 

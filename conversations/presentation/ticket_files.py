@@ -106,7 +106,9 @@ def _draw_ticket(pdf: canvas.Canvas, card: TicketCard, t: Translator) -> None:
     left, top = 20 * mm, height - 25 * mm
     pdf.setFont(FONT, 11)
     pdf.setFillGray(0.35)
-    pdf.drawString(left, top, _("E-ticket — present this page or its QR code at the entrance"))
+    pdf.drawString(left, top, _("E-ticket — show its live code in Telegram at the entrance")
+                   if card.rotating else
+                   _("E-ticket — present this page or its QR code at the entrance"))
     pdf.setFillGray(0)
     pdf.setFont(FONT_BOLD, 20)
     pdf.drawString(left, top - 12 * mm, card.event_name[:60])
@@ -128,6 +130,9 @@ def _draw_ticket(pdf: canvas.Canvas, card: TicketCard, t: Translator) -> None:
         pdf.setFont(FONT_BOLD, 13)
         pdf.drawString(left + 42 * mm, y, str(value)[:70])
         y -= 9 * mm
+    if card.rotating:
+        _draw_live_code_notice(pdf, card, t, y)
+        return
     side = 80 * mm
     qr_x, qr_y = (width - side) / 2, y - side - 6 * mm
     pdf.drawImage(ImageReader(io.BytesIO(qr_png(card.barcode))), qr_x, qr_y, side, side)
@@ -138,6 +143,23 @@ def _draw_ticket(pdf: canvas.Canvas, card: TicketCard, t: Translator) -> None:
     pdf.drawCentredString(width / 2, qr_y - 14 * mm, _(
         "This ticket is personal. Any earlier copy with another code is no longer valid."))
     pdf.setFillGray(0)
+
+
+def _draw_live_code_notice(pdf: canvas.Canvas, card: TicketCard, t: Translator,
+                           y: float) -> None:
+    """A rotating event's ticket: no code on paper, only where the live one appears."""
+    _ = t.gettext
+    width = A4[0]
+    lines = (
+        _("No code is printed on this ticket: the entry code is live."),
+        _("It appears in Telegram: open the bot, then My order and this ticket."),
+        _("It changes every few seconds; a printout or a screenshot does not get in."),
+    )
+    pdf.setFont(FONT_BOLD, 13)
+    for line in lines:
+        y -= 10 * mm
+        pdf.drawCentredString(width / 2, y, line)
+        pdf.setFont(FONT, 11)
 
 
 @functools.lru_cache(maxsize=256)

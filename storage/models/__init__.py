@@ -37,15 +37,31 @@ from storage.models.chats import (
     UpdateInbox,
     WebAppAction,
 )
-from storage.models.gate import BarcodeFeedEntry, BarcodeFeedHead, GateScan, ScanResult
+from storage.models.gate import (
+    BarcodeFeedEntry,
+    BarcodeFeedHead,
+    EntryKey,
+    GateScan,
+    ScanResult,
+)
 from storage.models.journal import ActorKind, AuditEntry, Setting
 from storage.models.mails import OutboxMail
-from storage.models.orders import GONE_STATES, Barcode, Event, Order, Ticket, TicketState
+from storage.models.orders import (
+    DEFAULT_PERIOD_SECONDS,
+    GONE_STATES,
+    Barcode,
+    EntryCode,
+    Event,
+    Order,
+    Ticket,
+    TicketState,
+)
 from storage.models.reminders import ReminderOptOut, SentReminder
 from storage.models.resale import ListingState, ResaleListing
 from storage.models.tickets import TelegramFile, TicketChange, TicketMessage
 
 __all__ = [
+    "DEFAULT_PERIOD_SECONDS",
     "GONE_STATES",
     "NAMING_CONVENTION",
     "ActorKind",
@@ -58,6 +74,8 @@ __all__ = [
     "ChatNotification",
     "ChatState",
     "ClaimGrant",
+    "EntryCode",
+    "EntryKey",
     "Event",
     "GateScan",
     "Invitation",

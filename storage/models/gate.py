@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     UniqueConstraint,
     text,
@@ -29,6 +30,32 @@ class ScanResult(enum.StrEnum):
     ALREADY_SCANNED = "already_scanned"
     VOID = "void"
     UNKNOWN = "unknown"
+    # A code of a rotating ticket that is not live: an older time step, or its still barcode.
+    STALE = "stale"
+
+
+class EntryKey(Base):
+    """A signing key of an event's entry codes (storage/entry_codes.py): the Ed25519 key that
+    signs each rotating ticket's token, and the secret its time-step codes are derived from.
+    Scanners get the public half and the step secret (``GET /api/events/{event}/entry``); a
+    retired key still verifies codes already shown but signs nothing new."""
+
+    __tablename__ = "entry_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
+    private_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    step_secret: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    retired_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+    __table_args__ = (
+        # One key signs an event's new codes: two processes creating it at once, one wins.
+        Index("uq_entry_keys_live", "event_id", unique=True,
+              sqlite_where=text("retired_at IS NULL"),
+              postgresql_where=text("retired_at IS NULL")),
+    )
 
 
 class BarcodeFeedHead(Base):
@@ -74,6 +101,10 @@ class GateScan(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     answer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Made by a scanner without network and uploaded later (``at`` is when it was made).
+    offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Let in offline although another device had let the ticket in: a double entry.
+    conflict: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
         UniqueConstraint("device", "nonce", name="uq_gate_scans_device_nonce"),

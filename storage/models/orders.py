@@ -42,6 +42,17 @@ class TicketState(enum.StrEnum):
 GONE_STATES = (TicketState.SOLD, TicketState.EXCHANGED)
 
 
+class EntryCode(enum.StrEnum):
+    """What a holder shows at the gate: a still QR of the barcode, or a live code that changes
+    every ``entry_period_seconds`` (storage/entry_codes.py)."""
+
+    STATIC = "static"
+    ROTATING = "rotating"
+
+
+DEFAULT_PERIOD_SECONDS = 15
+
+
 class Event(Base):
     __tablename__ = "events"
 
@@ -65,9 +76,18 @@ class Event(Base):
     exchange_capacity: Mapped[int | None] = mapped_column(Integer)
     # The import's ``reminders`` block (storage/services/reminders.py); None: the defaults.
     reminders: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The entry policy (the import's ``entry`` block): static or rotating codes, how long a
+    # rotating code lives, and how many hours before the start it may first be shown.
+    entry_code: Mapped[EntryCode] = mapped_column(enum_column(EntryCode, "entry_code"),
+                                                  default=EntryCode.STATIC)
+    entry_period_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_PERIOD_SECONDS)
+    entry_reveal_hours_before: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         CheckConstraint("exchange_capacity IS NULL OR exchange_capacity >= 0", name="capacity"),
+        CheckConstraint("entry_period_seconds BETWEEN 5 AND 300", name="entry_period"),
+        CheckConstraint("entry_reveal_hours_before IS NULL OR entry_reveal_hours_before "
+                        "BETWEEN 0 AND 720", name="entry_reveal"),
     )
 
 

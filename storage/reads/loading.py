@@ -58,6 +58,8 @@ def event_view(event: Event) -> EventView:
         exchange_targets=tuple(event.exchange_targets or ()),
         resale_min_price=event.resale_min_price,
         resale_max_price=event.resale_max_price,
+        entry_code=str(event.entry_code or "static"),
+        entry_period_seconds=event.entry_period_seconds or 15,
     )
 
 
@@ -182,7 +184,7 @@ _TICKET_COLUMNS = ("id", "ref", "event_id", "category", "price", "state", "holde
 _EVENT_COLUMNS = ("id", "name", "starts_at", "timezone", "venue_name", "venue_city", "currency",
                   "faq_url", "personalisation_enabled", "personalisation_deadline",
                   "resale_enabled", "exchange_enabled", "resale_deadline", "exchange_targets",
-                  "resale_min_price", "resale_max_price")
+                  "resale_min_price", "resale_max_price", "entry_code", "entry_period_seconds")
 _INVITATION_COLUMNS = ("id", "email", "created_at", "expires_at")
 _LISTING_COLUMNS = ("id", "price", "currency")
 _PARTS = (  # (label prefix, table, columns)

@@ -15,7 +15,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.models import ActorKind, AuditEntry, Order, Ticket, TicketState, WordsValue
+from storage.models import (
+    ActorKind,
+    AuditEntry,
+    GateScan,
+    Order,
+    Ticket,
+    TicketState,
+    WordsValue,
+)
 from storage.reads import loading as reading
 
 RECENT_CHANGES = 10
@@ -62,6 +70,8 @@ class StaffTicket:
     invitation: PendingInvitation | None
     listing: LiveListing | None
     used_at: dt.datetime | None = None  # scanned in at the gate
+    # Let in more than once (offline devices): every gate that let it in, first entry first.
+    entry_gates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -115,8 +125,25 @@ def audit_line(entry: AuditEntry, ref: str | None) -> AuditLine:
     )
 
 
+async def _double_entries(session: AsyncSession, ticket_ids: list[int]) -> dict[int, list[str]]:
+    """The gates that let each of these tickets in, for the tickets let in more than once."""
+    rows = await session.execute(
+        select(GateScan.ticket_id, GateScan.gate, GateScan.conflict)
+        .where(GateScan.ticket_id.in_(ticket_ids),
+               (GateScan.result == "ok") | GateScan.conflict)
+        .order_by(GateScan.ticket_id, GateScan.conflict, GateScan.at))
+    gates: dict[int, list[str]] = {}
+    conflicted = set()
+    for ticket_id, gate, conflict in rows:
+        gates.setdefault(ticket_id, []).append(gate)
+        if conflict:
+            conflicted.add(ticket_id)
+    return {ticket_id: gates[ticket_id] for ticket_id in conflicted}
+
+
 async def load_status(session: AsyncSession, order: Order) -> OrderStatus:
     rows = await reading.ticket_rows(session, order.id, with_gone=True)
+    doubles = await _double_entries(session, [ticket.id for ticket, *_ in rows])
     tickets = tuple(
         StaffTicket(
             id=ticket.id,
@@ -128,6 +155,7 @@ async def load_status(session: AsyncSession, order: Order) -> OrderStatus:
             holder_email=ticket.holder_email,
             holder_telegram_id=ticket.holder_telegram_id,
             used_at=ticket.used_at,
+            entry_gates=tuple(doubles.get(ticket.id, ())),
             invitation=(
                 PendingInvitation(
                     invitation.email,

@@ -36,6 +36,9 @@ class EventView:
     # shows a ticket also knows what it may be sold for without reading it again.
     resale_min_price: Decimal | None = None
     resale_max_price: Decimal | None = None
+    # The entry policy: "static" or "rotating" codes, and a rotating code's period.
+    entry_code: str = "static"
+    entry_period_seconds: int = 15
 
 
 @dataclass(frozen=True)

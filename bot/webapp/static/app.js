@@ -104,6 +104,7 @@
       if (back) tg.BackButton.show(); else tg.BackButton.hide();
     }
     app.textContent = "";
+    stopLive();
     state.blobs.forEach(function (url) { URL.revokeObjectURL(url); });
     state.blobs = [];
     window.scrollTo(0, 0);
@@ -297,9 +298,6 @@
   function showHeld(back) {
     var held = state.held;
     frame(held.title, back);
-    var qr = el("img", { id: "ticket-qr", class: "qr", alt: held.qr_alt, width: 280,
-                         height: 280 });
-    qr.addEventListener("load", function () { qr.setAttribute("data-loaded", "true"); });
     var card = el("section", { class: "card ticket" + (held.used ? " used" : ""),
                                "data-ref": held.ref }, [
       el("h2", { text: held.event }),
@@ -310,8 +308,16 @@
     if (held.used) {
       card.appendChild(el("p", { class: "used-note", role: "status", text: held.used }));
     }
-    card.appendChild(el("div", { class: "qr-box" }, [qr]));
-    card.appendChild(el("p", { class: "barcode", text: held.barcode }));
+    var qr = null;
+    if (held.rotating) {
+      if (held.live && !held.used) card.appendChild(liveCodeBox(held));
+    } else {
+      qr = el("img", { id: "ticket-qr", class: "qr", alt: held.qr_alt, width: 280,
+                       height: 280 });
+      qr.addEventListener("load", function () { qr.setAttribute("data-loaded", "true"); });
+      card.appendChild(el("div", { class: "qr-box" }, [qr]));
+      card.appendChild(el("p", { class: "barcode", text: held.barcode }));
+    }
     if (!held.used) card.appendChild(el("p", { class: "hint", text: held.hint }));
     app.appendChild(card);
     var base = "held/" + held.id + "/";
@@ -321,8 +327,110 @@
       button(held.ics_label, function () { download(base + "ticket.ics", held.ics_name); },
              { class: "secondary", "data-file": "ics" })
     ]));
-    fetchFile(base + "qr.png").then(function (url) { qr.src = url; },
-                                    function (error) { notice(error.message); });
+    if (qr) {
+      fetchFile(base + "qr.png").then(function (url) { qr.src = url; },
+                                      function (error) { notice(error.message); });
+    }
+  }
+
+  // --- the live code of a rotating ticket ----------------------------------------------------
+
+  // The code of each time step is derived here from the ticket's step key (HMAC-SHA256, as
+  // storage/entry_codes.py does): it is drawn anew each period, on the server's clock, and
+  // works without network once the page is open. The sweeping bar and the ticking clock show
+  // staff a live screen, which a screenshot is not.
+  var live = { timer: null, step: null };
+
+  function stopLive() {
+    if (live.timer) window.clearInterval(live.timer);
+    live.timer = null;
+    live.step = null;
+  }
+
+  function liveCodeBox(held) {
+    var info = held.live;
+    var offset = info.server_time_ms - Date.now();
+    var canvas = el("canvas", { id: "live-qr", class: "qr", width: 296, height: 296,
+                                role: "img", "aria-label": held.qr_alt });
+    var clock = el("p", { class: "live-clock", "aria-hidden": "true" });
+    var progress = el("div", { class: "live-progress" });
+    var box = el("div", { class: "qr-box live", id: "live-code" }, [
+      el("div", { class: "live-sweep", "aria-hidden": "true" }), canvas
+    ]);
+    var stepKey = fromB64(info.step_key);
+    function tick() {
+      var now = Date.now() + offset;
+      var period = info.period_seconds * 1000;
+      clock.textContent = new Date(now).toLocaleTimeString(document.documentElement.lang,
+                                                            { hour12: false });
+      progress.style.width = (100 - (now % period) / period * 100).toFixed(1) + "%";
+      var step = Math.floor(now / period);
+      if (step === live.step) return;
+      live.step = step;
+      oneTimeCode(stepKey, step).then(function (otp) {
+        if (live.step !== step) return;
+        var code = ["TB1", info.key_id, info.ref, info.token, info.signature, step, otp]
+          .join(".");
+        drawQr(canvas, code);
+        box.setAttribute("data-code", code);
+        box.setAttribute("data-step", String(step));
+      });
+    }
+    stopLive();
+    tick();
+    live.timer = window.setInterval(tick, 250);
+    return el("div", { class: "live-wrap" }, [box, el("div", { class: "live-bar" }, [progress]),
+                                              clock]);
+  }
+
+  function drawQr(canvas, text) {
+    var code = window.qrcode(0, "M");
+    code.addData(text, "Byte");
+    code.make();
+    var count = code.getModuleCount(), border = 4;
+    var cell = Math.max(2, Math.floor(canvas.width / (count + 2 * border)));
+    var size = cell * (count + 2 * border);
+    var context = canvas.getContext("2d");
+    context.fillStyle = "#ffffff";
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    var origin = Math.floor((canvas.width - size) / 2) + border * cell;
+    context.fillStyle = "#000000";
+    for (var row = 0; row < count; row++) {
+      for (var col = 0; col < count; col++) {
+        if (code.isDark(row, col)) {
+          context.fillRect(origin + col * cell, origin + row * cell, cell, cell);
+        }
+      }
+    }
+  }
+
+  function fromB64(text) {
+    var plain = text.replace(/-/g, "+").replace(/_/g, "/");
+    while (plain.length % 4) plain += "=";
+    var binary = window.atob(plain);
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    return bytes;
+  }
+
+  function utf8(text) { return new TextEncoder().encode(text); }
+
+  function hmac(key, data) {
+    return window.crypto.subtle.importKey("raw", key, { name: "HMAC", hash: "SHA-256" }, false,
+                                          ["sign"])
+      .then(function (k) { return window.crypto.subtle.sign("HMAC", k, data); })
+      .then(function (digest) { return new Uint8Array(digest); });
+  }
+
+  // RFC 4226's truncation over the 8-byte big-endian time step, 8 digits.
+  function oneTimeCode(key, step) {
+    var counter = new Uint8Array(8), value = step;
+    for (var i = 7; i >= 0; i--) { counter[i] = value % 256; value = Math.floor(value / 256); }
+    return hmac(key, counter).then(function (d) {
+      var o = d[d.length - 1] & 15;
+      var n = ((d[o] & 0x7f) << 24) | (d[o + 1] << 16) | (d[o + 2] << 8) | d[o + 3];
+      return ("0000000" + (n % 100000000)).slice(-8);
+    });
   }
 
   // --- the staff's gate -----------------------------------------------------------------------
@@ -339,6 +447,7 @@
       state.gate = answer.data;
       state.gate.choice = savedGateChoice();
       showGateSetup();
+      uploadQueue();
     });
   }
 
@@ -375,6 +484,7 @@
       gate.choice = { event: select.value, gate: name };
       try { window.localStorage.setItem("ticketbot-gate", JSON.stringify(gate.choice)); }
       catch (e) { /* a private window keeps no choice: asked again next time */ }
+      syncKit();
       showVerdict(null);
       scan();
     });
@@ -391,6 +501,15 @@
   function showVerdict(verdict) {
     frame(g("title"), showGateSetup);
     app.appendChild(el("p", { class: "hint", text: gateWhere() }));
+    app.appendChild(offlineStatus());
+    (state.gate.uploaded || []).forEach(function (answer) {
+      var box = el("section", { class: "verdict conflict " + answer.result,
+                                "data-conflict": answer.barcode }, [
+        el("p", { class: "headline", text: answer.headline })
+      ]);
+      answer.lines.forEach(function (line) { box.appendChild(el("p", { text: line })); });
+      app.appendChild(box);
+    });
     if (verdict) {
       var box = el("section", { id: "verdict", class: "verdict " + verdict.result,
                                 role: "alert", "data-result": verdict.result }, [
@@ -424,10 +543,18 @@
     var choice = state.gate.choice;
     frame(g("title"), showGateSetup);
     app.appendChild(el("p", { class: "hint", role: "status", text: g("scanning") }));
+    if (!navigator.onLine) { decideOffline(code, nonce); return; }
     api("POST", "gate/scan", { barcode: code, event: choice.event, gate: choice.gate,
                                nonce: nonce }).then(function (answer) {
+      // No answer: with a rotating event's kit the page decides; else it offers a retry.
+      var kit = state.gate.kit;
+      if (answer.status === 0 && kit && kit.code === "rotating") {
+        decideOffline(code, nonce);
+        return;
+      }
       checking = false;
       if (tg && tg.closeScanQrPopup) tg.closeScanQrPopup();
+      uploadQueue();
       if (!answer.ok) {
         showVerdict({ result: "error", headline: answer.data.message || s("error_generic"),
                       lines: [], retry: answer.status === 0 || answer.status >= 500 ?
@@ -439,6 +566,134 @@
       showVerdict(answer.data);
     });
   }
+
+  // --- the gate without network -------------------------------------------------------------
+
+  // While online the page keeps the event's entry kit (public keys, step secrets, the tokens
+  // of void barcodes). Offline it checks a live code with it as the server would, remembers
+  // which tickets it let in, and queues every scan; back online it uploads the queue (the
+  // server decides each as at its time, once per nonce) and shows any double entry.
+  var QUEUE = "ticketbot-offline-queue";
+
+  function stored(key, fallback) {
+    try { return JSON.parse(window.localStorage.getItem(key) || "null") || fallback; }
+    catch (e) { return fallback; }
+  }
+  function keep(key, value) {
+    try { window.localStorage.setItem(key, JSON.stringify(value)); }
+    catch (e) { /* a private window keeps nothing: the page still decides while open */ }
+  }
+
+  function syncKit() {
+    var event = state.gate.choice.event;
+    state.gate.kit = stored("ticketbot-kit-" + event, null);
+    return api("GET", "gate/entry?event=" + encodeURIComponent(event)).then(function (answer) {
+      if (!answer.ok || event !== state.gate.choice.event) return;
+      state.gate.kit = answer.data;
+      keep("ticketbot-kit-" + event, answer.data);
+    });
+  }
+  window.setInterval(function () {
+    if (state.gate && state.gate.choice && navigator.onLine) syncKit();
+  }, 60000);
+
+  function offlineStatus() {
+    var waiting = stored(QUEUE, []).length;
+    var box = el("p", { id: "offline-status", class: "offline-status", role: "status" });
+    if (navigator.onLine && !waiting) { box.hidden = true; return box; }
+    var form = new Intl.PluralRules(document.documentElement.lang).select(waiting);
+    box.textContent = g(form === "one" ? "offline_one" : "offline_other")
+      .replace("{count}", String(waiting));
+    box.setAttribute("data-waiting", String(waiting));
+    return box;
+  }
+
+  function decideOffline(code, nonce) {
+    var choice = state.gate.choice;
+    var queue = stored(QUEUE, []);
+    queue.push({ event: choice.event, barcode: code, gate: choice.gate, nonce: nonce,
+                 scanned_at: new Date().toISOString() });
+    keep(QUEUE, queue);
+    verifyOffline(state.gate.kit, code).then(function (result) {
+      checking = false;
+      if (tg && tg.closeScanQrPopup) tg.closeScanQrPopup();
+      var line = result === null ? g("offline_unchecked") : g("offline_checked");
+      result = result || "unknown";
+      var haptic = { ok: "success", already_scanned: "warning" }[result] || "error";
+      if (tg && tg.HapticFeedback) tg.HapticFeedback.notificationOccurred(haptic);
+      showVerdict({ result: result, headline: g(result), lines: [line], offline: true });
+    });
+  }
+
+  // The verdict on a code with the kit alone: ok, already_scanned, void, stale, unknown; null
+  // when it cannot be checked here (no kit, or a static event's barcode).
+  function verifyOffline(kit, code) {
+    var parts = code.split(".");
+    if (!kit || kit.code !== "rotating") return Promise.resolve(null);
+    if (parts[0] !== "TB1" || parts.length < 7) return Promise.resolve("unknown");
+    var n = parts.length;
+    var keyId = parts[1], ref = parts.slice(2, n - 4).join("."), token = parts[n - 4];
+    var signature = parts[n - 3], step = Number(parts[n - 2]), otp = parts[n - 1];
+    var key = kit.keys.filter(function (k) { return k.key_id === keyId; })[0];
+    if (!key || !/^\d{1,12}$/.test(parts[n - 2])) return Promise.resolve("unknown");
+    var signed = utf8("TB1|" + kit.event + "|" + ref + "|" + token);
+    return window.crypto.subtle.importKey("raw", fromB64(key.public_key), { name: "Ed25519" },
+                                          false, ["verify"])
+      .then(function (publicKey) {
+        return window.crypto.subtle.verify({ name: "Ed25519" }, publicKey, fromB64(signature),
+                                           signed);
+      })
+      .then(function (genuine) {
+        if (!genuine) return false;
+        return hmac(fromB64(key.step_secret), utf8(token)).then(function (stepKey) {
+          return oneTimeCode(stepKey, step);
+        }).then(function (expected) { return expected === otp; });
+      })
+      .then(function (genuine) {
+        if (!genuine) return "unknown";
+        var now = Math.floor(Date.now() / 1000 / kit.period_seconds);
+        if (Math.abs(step - now) > kit.tolerance_steps) return "stale";
+        if (kit.voided.indexOf(token) >= 0) return "void";
+        var seen = stored("ticketbot-seen-" + kit.event, {});
+        if (seen[token]) return "already_scanned";
+        seen[token] = true;
+        keep("ticketbot-seen-" + kit.event, seen);
+        return "ok";
+      }, function () { return "unknown"; });
+  }
+
+  var uploading = false;
+  function uploadQueue() {
+    var queue = stored(QUEUE, []);
+    if (uploading || !queue.length || !navigator.onLine) return Promise.resolve();
+    var event = queue[0].event;
+    var batch = queue.filter(function (scan) { return scan.event === event; }).slice(0, 1000);
+    uploading = true;
+    return api("POST", "gate/scans", { event: event, scans: batch.map(function (scan) {
+      return { barcode: scan.barcode, gate: scan.gate, nonce: scan.nonce,
+               scanned_at: scan.scanned_at };
+    }) }).then(function (answer) {
+      uploading = false;
+      if (answer.status === 0) return;
+      var sent = {};
+      batch.forEach(function (scan) { sent[scan.nonce] = true; });
+      keep(QUEUE, stored(QUEUE, []).filter(function (scan) { return !sent[scan.nonce]; }));
+      if (answer.ok) {
+        var conflicts = answer.data.answers.filter(function (a) { return a.conflict; });
+        state.gate.uploaded = conflicts;
+        notice(g("uploaded"));
+      }
+      var status = document.getElementById("offline-status");
+      if (status) status.replaceWith(offlineStatus());
+      if (state.gate.uploaded && state.gate.uploaded.length && !checking) showVerdict(null);
+      return uploadQueue();
+    });
+  }
+  window.addEventListener("online", function () { if (state.gate) uploadQueue(); });
+  window.addEventListener("offline", function () {
+    var status = document.getElementById("offline-status");
+    if (status && state.gate) status.replaceWith(offlineStatus());
+  });
 
   // --- actions ------------------------------------------------------------------------------
 

@@ -377,6 +377,17 @@ class RemindersIn(_Entry):
         return self
 
 
+class EntryIn(_Entry):
+    """How holders get in (docs/gate.md): ``static`` codes are a still QR of the barcode;
+    ``rotating`` codes are live in the Mini App and change every ``period_seconds``, shown from
+    ``reveal_hours_before`` the start on (None: at any time)."""
+
+    code: Literal["static", "rotating"] = "static"
+    period_seconds: Annotated[int, Field(ge=5, le=300), BeforeValidator(_whole)] = 15
+    reveal_hours_before: Annotated[int, Field(ge=0, le=720),
+                                   BeforeValidator(_whole)] | None = None
+
+
 class EventIn(_Entry):
     id: EventId
     name: Words200
@@ -390,6 +401,7 @@ class EventIn(_Entry):
     exchange: ExchangeIn = ExchangeIn(enabled=False)
     capacity: Capacity | None = None
     reminders: RemindersIn | None = None
+    entry: EntryIn = EntryIn()
 
     @model_validator(mode="after")
     def _not_its_own_target(self) -> EventIn:
@@ -417,6 +429,9 @@ class EventIn(_Entry):
             "exchange_targets": list(self.exchange.targets),
             "exchange_capacity": self.capacity,
             "reminders": self.reminders.model_dump(mode="json") if self.reminders else None,
+            "entry_code": self.entry.code,
+            "entry_period_seconds": self.entry.period_seconds,
+            "entry_reveal_hours_before": self.entry.reveal_hours_before,
         }
 
 
