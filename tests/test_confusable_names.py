@@ -154,7 +154,7 @@ async def test_migration_0013_recomputes_keys_for_look_alike_capitals(tmp_path):
 
     if ON_POSTGRES:
         url = TEST_DATABASE_URL
-        kwargs = await ensure_postgres_schema(url, suffix="migrations13", fresh=True)
+        kwargs = await ensure_postgres_schema(url, suffix="migrations", fresh=True)
     else:
         url, kwargs = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}", {}
     config = _alembic_config(url, kwargs)

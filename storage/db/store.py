@@ -3,6 +3,11 @@
 A unit of work is one transaction; it commits only when its block ends without an error. Writes
 on SQLite start with ``BEGIN IMMEDIATE`` so two writers queue on the database lock instead of
 failing when one upgrades a read lock (SQLite has no ``SELECT … FOR UPDATE``).
+
+What is erased stays erased on SQLite (docs/privacy.md): every connection turns
+``secure_delete`` on, so a deleted or overwritten row's bytes are zeroed in the file rather than
+left in a free page; the file is created readable by its owner only (0600), and SQLite gives its
+``-wal`` and ``-shm`` files the database file's permissions.
 """
 
 from __future__ import annotations
@@ -96,6 +101,7 @@ def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # One trip per statement; a commit or rollback with no transaction open makes none,
         # as the pool's rollback of every connection it takes back, even after a commit.
         kwargs.setdefault("module", sqlite_driver.dbapi())
+        private_sqlite_file(url)
         if make_url(url).database not in (None, "", ":memory:"):  # a file: a queue pool
             kwargs.setdefault("pool_size", POOL["sqlite"][0])
             kwargs.setdefault("max_overflow", POOL["sqlite"][1])
@@ -126,11 +132,40 @@ def _configure_postgresql(engine: AsyncEngine) -> None:
             raise exc.DisconnectionError("the database closed this pooled connection")
 
 
+SQLITE_FILE_MODE = 0o600
+
+
+def private_sqlite_file(url: str | URL) -> None:
+    """Create the SQLite database file of ``url`` readable and writable by its owner only, or
+    take those rights back from a file made before (and from its ``-wal``, ``-shm``). SQLite
+    would create it 0644 (less the umask), and gives its -wal and -shm the file's own mode."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    if parsed.database.startswith("file:"):
+        return  # a URI filename: SQLite opens what it names, we leave it alone
+    path = Path(parsed.database)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, SQLITE_FILE_MODE))  # an empty file: a database
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))):
+        with contextlib.suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(SQLITE_FILE_MODE)
+
+
+def secure_delete(dbapi_connection: Any) -> None:
+    """On every SQLite connection, migrations' included: a deleted row's bytes are overwritten
+    with zeros, not left in a free page of the file (docs/privacy.md)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.close()
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let us issue BEGIN ourselves: the driver's implicit BEGIN is always DEFERRED.
         dbapi_connection.isolation_level = None
+        secure_delete(dbapi_connection)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
