@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
 async def run_bot(settings: Settings, args: argparse.Namespace) -> int:
     from bot.http.server import serve
 
+    if not settings.secret:
+        # Whoever reads the database (a backup, a copy) could then forge every buyer's link.
+        log.warning("TICKETBOT_SECRET is not set: the link secret is kept in the database, "
+                    "next to the links it protects; set TICKETBOT_SECRET (docs/privacy.md)")
     if not settings.token:
         print("TICKETBOT_TOKEN is not set.", file=sys.stderr)
         return 2

@@ -42,6 +42,9 @@ class TicketState(enum.StrEnum):
 GONE_STATES = (TicketState.SOLD, TicketState.EXCHANGED)
 
 
+DEFAULT_RETENTION_DAYS = 30
+
+
 class Event(Base):
     __tablename__ = "events"
 
@@ -65,9 +68,15 @@ class Event(Base):
     exchange_capacity: Mapped[int | None] = mapped_column(Integer)
     # The import's ``reminders`` block (storage/services/reminders.py); None: the defaults.
     reminders: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # How many days after the event its orders' and tickets' personal data are removed
+    # (storage/services/privacy.py, docs/privacy.md), and when that was done.
+    retention_days: Mapped[int] = mapped_column(Integer, default=DEFAULT_RETENTION_DAYS,
+                                                server_default=str(DEFAULT_RETENTION_DAYS))
+    shredded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (
         CheckConstraint("exchange_capacity IS NULL OR exchange_capacity >= 0", name="capacity"),
+        CheckConstraint("retention_days >= 0", name="retention_days"),
     )
 
 

@@ -1,9 +1,13 @@
-"""privacy: name keys that catch look-alike capitals
+"""privacy: retention per event, erased history entries, name keys that catch look-alike capitals
 
 Revision ID: 0013
 Revises: 0010
 Create Date: 2026-12-07 10:00:00
 
+- ``events.retention_days`` (default 30) and ``events.shredded_at``: that long after the
+  event, its orders' and tickets' personal data are removed, once (storage/services/privacy.py).
+- ``audit_entries.erased_at``: set when the person an entry was about was forgotten and its
+  texts blanked.
 - ``tickets.name_key`` now folds case before and after the look-alike letters
   (``storage.keys.name_key``), so "Мartin" with a Cyrillic М and "Ꭺlex" with a Cherokee Ꭺ are
   "Martin" and "Alex". Existing keys are recomputed as 0008 did: two tickets of an event whose
@@ -17,6 +21,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+import storage.models
 from storage.keys import name_key
 
 revision: str = "0013"
@@ -29,13 +34,27 @@ log = logging.getLogger("alembic.runtime.migration")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("events") as batch_op:
+        batch_op.add_column(sa.Column("retention_days", sa.Integer(), nullable=False,
+                                      server_default="30"))
+        batch_op.add_column(sa.Column("shredded_at", storage.models.UtcDateTime(timezone=True),
+                                      nullable=True))
+        batch_op.create_check_constraint("retention_days", "retention_days >= 0")
+    with op.batch_alter_table("audit_entries") as batch_op:
+        batch_op.add_column(sa.Column("erased_at", storage.models.UtcDateTime(timezone=True),
+                                      nullable=True))
     _recompute_name_keys(op.get_bind())
 
 
 def downgrade() -> None:
-    # The keys made by the new rule stay: the old rule's keys cannot be told from the names
-    # without the old code, and the new keys are as unique as the old ones.
-    pass
+    # The name keys made by the new rule stay: they are as unique as the old ones, and the old
+    # rule's keys are not worth a copy of the old code here.
+    with op.batch_alter_table("audit_entries") as batch_op:
+        batch_op.drop_column("erased_at")
+    with op.batch_alter_table("events") as batch_op:
+        batch_op.drop_constraint("ck_events_retention_days", type_="check")
+        batch_op.drop_column("shredded_at")
+        batch_op.drop_column("retention_days")
 
 
 def _recompute_name_keys(connection) -> None:
