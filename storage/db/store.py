@@ -270,6 +270,16 @@ class Store:
                 self._secret = await load_or_create_secret(session, self._configured_secret)
         return self._secret
 
+    async def truncate_wal(self) -> None:
+        """SQLite: copy the write-ahead log into the file and empty it, so that what an erasure
+        overwrote does not linger in the log's old frames (with ``secure_delete``, the file
+        keeps none either). Waits for readers of older snapshots (the busy timeout). PostgreSQL
+        keeps dead row versions until VACUUM reclaims them: nothing to do here."""
+        if not self.is_sqlite:
+            return
+        async with self.engine.execution_options(sqlite_no_begin=True).connect() as connection:
+            await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
     async def close(self) -> None:
         await self.engine.dispose()
 
