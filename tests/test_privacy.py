@@ -108,7 +108,7 @@ async def test_privacy_says_what_is_kept_and_whom_to_ask_in_the_users_language(h
 async def test_the_command_menu_offers_the_privacy_commands_in_each_language(harness):
     bot = harness.application.bot
     for language, word in (("en", "Erase your data"), ("fr", "Effacer vos données"),
-                           ("nl", "Uw gegevens wissen")):
+                           ("nl", "Je gegevens wissen")):
         menu = {c.command: c.description for c in await bot.get_my_commands(
             language_code=language)}
         assert set(menu) == {command for command, _ in COMMANDS}
