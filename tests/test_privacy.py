@@ -6,6 +6,7 @@ events not yet due alone."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -16,8 +17,10 @@ from sqlalchemy import Text as TextType
 
 from conversations.menu import COMMANDS
 from storage import services
+from storage.keys import name_key
 from storage.models import AuditEntry, Base, Event, Ticket, TicketState
 from storage.services import privacy
+from storage.services.importing.importer import import_document
 from tests.conftest import ON_POSTGRES, sample_document
 from tests.harness import close_harness, open_harness
 
@@ -208,35 +211,44 @@ async def set_event_days(store, event_id: str, starts: dt.datetime, days: int) -
             starts_at=starts, retention_days=days))
 
 
-async def retention_case(harness) -> dict[str, list[int]]:
-    """Saturday's event is over and its retention too; Sunday's is still kept."""
+async def retention_case(store) -> dict[str, list[int]]:
+    """Saturday's event is over and its retention too; Sunday's is still kept. On a store with
+    no bot running: its worker would shred on its own (see the worker's test)."""
     document = two_buyers_document()
     document["orders"][1]["tickets"] = [
         {**ticket, "event": "fest-sun"} for ticket in document["orders"][1]["tickets"]]
-    await harness.import_orders(document)
-    ids = {"mine": await ticket_ids(harness.store, "DF-100000"),
-           "theirs": await ticket_ids(harness.store, "DF-100001")}
+    await import_document(store, document)
+    ids = {"mine": await ticket_ids(store, "DF-100000"),
+           "theirs": await ticket_ids(store, "DF-100001")}
+    async with store.write() as session:  # her ticket in her name, as a claim leaves it
+        await session.execute(update(Ticket).where(Ticket.id == ids["mine"][0]).values(
+            state=TicketState.COMPLETED, holder_name=NAME, name_key=name_key(NAME),
+            holder_email=EMAIL, email_key=EMAIL))
     now = dt.datetime.now(dt.UTC)
-    await set_event_days(harness.store, "fest-sat", now - dt.timedelta(days=40), 30)
-    await set_event_days(harness.store, "fest-sun", now - dt.timedelta(days=10), 30)
+    await set_event_days(store, "fest-sat", now - dt.timedelta(days=40), 30)
+    await set_event_days(store, "fest-sun", now - dt.timedelta(days=10), 30)
     return ids
 
 
-async def test_retention_shreds_a_due_event_once_and_leaves_the_others(harness):
-    await retention_case(harness)
+class Killed(Exception):
+    """The process dying in the middle of a shred."""
+
+
+async def test_retention_shreds_a_due_event_once_and_leaves_the_others(store):
+    await retention_case(store)
     if not ON_POSTGRES:
-        assert EMAIL.encode() in sqlite_bytes(harness.store)
-    assert await privacy.shred_due_events(harness.store) == ["fest-sat"]
-    assert await privacy.shred_due_events(harness.store) == []
-    await harness.store.truncate_wal()
+        assert EMAIL.encode() in sqlite_bytes(store)
+    assert await privacy.shred_due_events(store) == ["fest-sat"]
+    assert await privacy.shred_due_events(store) == []
+    await store.truncate_wal()
     for needle in (NAME, EMAIL):
-        assert await text_columns_holding(harness.store, needle) == [], needle
+        assert await text_columns_holding(store, needle) == [], needle
     if not ON_POSTGRES:
-        on_disk = sqlite_bytes(harness.store)
+        on_disk = sqlite_bytes(store)
         assert NAME.encode() not in on_disk and EMAIL.encode() not in on_disk
         assert OTHER_NAME.encode() in on_disk
-    assert await text_columns_holding(harness.store, OTHER_EMAIL)
-    async with harness.store.read() as session:
+    assert await text_columns_holding(store, OTHER_EMAIL)
+    async with store.read() as session:
         audits = await session.scalar(select(func.count()).select_from(AuditEntry).where(
             AuditEntry.action == "event_shredded"))
         saturday = await session.get(Event, "fest-sat")
@@ -244,8 +256,8 @@ async def test_retention_shreds_a_due_event_once_and_leaves_the_others(harness):
     assert audits == 1 and saturday.shredded_at is not None and sunday.shredded_at is None
 
 
-async def test_retention_resumes_after_a_crash_and_finishes_once(harness, monkeypatch):
-    await retention_case(harness)
+async def test_retention_resumes_after_a_crash_and_finishes_once(store, monkeypatch):
+    ids = await retention_case(store)
     monkeypatch.setattr(privacy, "SHRED_CHUNK", 1)
     real = privacy._shred_tickets
     calls = 0
@@ -254,28 +266,44 @@ async def test_retention_resumes_after_a_crash_and_finishes_once(harness, monkey
         nonlocal calls
         calls += 1
         if calls == 2:
-            raise SystemExit("killed")  # the process dies in the middle of the shred
+            raise Killed
         return await real(session, ids, now)
 
     monkeypatch.setattr(privacy, "_shred_tickets", crashing)
-    with pytest.raises(SystemExit):
-        await privacy.shred_due_events(harness.store)
-    async with harness.store.read() as session:
+    with pytest.raises(Killed):
+        await privacy.shred_due_events(store)
+    async with store.read() as session:
         assert (await session.get(Event, "fest-sat")).shredded_at is None
+        # Half done: the first chunk (her ticket) is blank, her order still names her.
+        first = await session.get(Ticket, ids["mine"][0])
+    assert first.holder_name == privacy.ERASED
+    assert await text_columns_holding(store, EMAIL) == ["orders.buyer_email", "orders.search_key"]
     monkeypatch.setattr(privacy, "_shred_tickets", real)
-    assert await privacy.shred_due_events(harness.store) == ["fest-sat"]
-    assert await text_columns_holding(harness.store, EMAIL) == []
-    async with harness.store.read() as session:
+    assert await privacy.shred_due_events(store) == ["fest-sat"]
+    assert await text_columns_holding(store, EMAIL) == []
+    async with store.read() as session:
         assert await session.scalar(select(func.count()).select_from(AuditEntry).where(
             AuditEntry.action == "event_shredded")) == 1
 
 
-async def test_the_worker_shreds_due_events_on_its_own(harness):
-    await retention_case(harness)
-    worker = harness.application.bot_data["worker"]
-    worker._next_retention = None
-    assert await worker.retention_due() == ["fest-sat"]
-    assert await worker.retention_due() == []  # not before RETENTION_EVERY again
+async def test_the_worker_shreds_due_events_on_its_own(store):
+    await retention_case(store)
+    harness = await open_harness(store)  # its worker looks at once, then every 10 minutes
+    try:
+        async with asyncio.timeout(10):
+            while True:
+                async with store.read() as session:
+                    saturday = await session.get(Event, "fest-sat")
+                    sunday = await session.get(Event, "fest-sun")
+                if saturday.shredded_at is not None:
+                    break
+                await asyncio.sleep(0.05)
+        assert sunday.shredded_at is None
+        assert await text_columns_holding(store, EMAIL) == []
+        worker = harness.application.bot_data["worker"]
+        assert await worker.retention_due() == []  # not before RETENTION_EVERY again
+    finally:
+        await close_harness(harness)
 
 
 @pytest.mark.skipif(ON_POSTGRES, reason="a command line cannot name a test schema")

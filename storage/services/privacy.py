@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from locales import LANGUAGES
@@ -61,11 +61,20 @@ from storage.services.barcodes import reissue_barcode
 from storage.services.journal import audit
 from storage.services.ticket_changes import change_ticket
 
+_TICKETS, _ORDERS = Ticket.__table__, Order.__table__
+_INVITATIONS, _AUDIT, _SCANS = Invitation.__table__, AuditEntry.__table__, GateScan.__table__
+_BLANK_TICKET = (
+    update(_TICKETS).where(_TICKETS.c.id == bindparam("ticket"))
+    .values(holder_name=bindparam("holder"), name_key=bindparam("key"), holder_email=None,
+            email_key=None, holder_telegram_id=None, search_key=bindparam("search"),
+            version=_TICKETS.c.version + 1)
+)
 ERASED = "—"  # a name, once erased
 ERASED_DOMAIN = "erased.invalid"  # an e-mail, once erased: reserved, never delivered (RFC 2606)
 # Sent e-mails and chat news are kept this long, then deleted (their parameters hold names).
 KEEP_SENT_MESSAGES = dt.timedelta(days=7)
-SHRED_CHUNK = 1000  # tickets per transaction when an event is shredded
+SHRED_CHUNK = 500  # tickets (or orders) per transaction when an event is shredded; 999 SQL
+# parameters at most on older SQLite builds
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,64 +322,94 @@ async def _drop_chat(session: AsyncSession, telegram_id: int) -> int:
 # --- the blanking steps, shared by forgetting and shredding -------------------------------------
 
 
-async def _blank_tickets(session: AsyncSession, ticket_ids: Sequence[int]) -> int:
+async def _blank_tickets(session: AsyncSession, ticket_ids: Sequence[int], *,
+                         feed: bool = True) -> int:
     """Holder names and e-mails blanked, Telegram ids dropped: the ticket, its state and its
-    scan stay. A name required by the ticket's state becomes ``ERASED``."""
+    scan stay. A name required by the ticket's state becomes ``ERASED``. ``feed`` False: the
+    caller blanks the gate's feed itself (a whole event's at once)."""
     if not ticket_ids:
         return 0
-    tickets = list(await session.scalars(select(Ticket).where(
-        Ticket.id.in_(ticket_ids),
-        or_(Ticket.holder_name.is_not(None), Ticket.holder_email.is_not(None),
-            Ticket.holder_telegram_id.is_not(None), Ticket.search_key != Ticket.ref))))
-    for ticket in tickets:
-        named = ticket.holder_name is not None
-        await session.execute(update(Ticket).where(Ticket.id == ticket.id).values(
-            holder_name=ERASED if named else None,
-            name_key=erased_name_key(ticket.id) if ticket.name_key is not None else None,
-            holder_email=None, email_key=None, holder_telegram_id=None,
-            search_key=search.search_key(ticket.ref), version=Ticket.version + 1))
-    await _blank_feed(session, ticket_ids)
-    for scan in await session.scalars(select(GateScan).where(GateScan.ticket_id.in_(ticket_ids))):
-        scan.answer = blanked(scan.answer)
-    return len(tickets)
+    connection = await session.connection()
+    rows = (await connection.execute(
+        select(_TICKETS.c.id, _TICKETS.c.ref, _TICKETS.c.holder_name, _TICKETS.c.name_key)
+        .where(_TICKETS.c.id.in_(ticket_ids),
+               or_(_TICKETS.c.holder_email.is_not(None),
+                   _TICKETS.c.holder_telegram_id.is_not(None),
+                   and_(_TICKETS.c.holder_name.is_not(None),
+                        _TICKETS.c.holder_name != ERASED))))).all()
+    if rows:
+        # One statement, many rows: an ORM update per row would also walk the session's
+        # identity map each time (quadratic in a chunk).
+        await connection.execute(_BLANK_TICKET, [{
+            "ticket": ticket_id,
+            "holder": ERASED if holder is not None else None,
+            "key": erased_name_key(ticket_id) if key is not None else None,
+            "search": search.search_key(ref),
+        } for ticket_id, ref, holder, key in rows])
+    if feed:
+        await _blank_feed(session, ticket_ids)
+    scans = (await connection.execute(select(_SCANS.c.id, _SCANS.c.answer).where(
+        _SCANS.c.ticket_id.in_(ticket_ids)))).all()
+    if scans:
+        await connection.execute(
+            update(_SCANS).where(_SCANS.c.id == bindparam("scan")).values(
+                answer=bindparam("answer")),
+            [{"scan": scan_id, "answer": blanked(answer)} for scan_id, answer in scans])
+    return len(rows)
 
 
 async def _blank_feed(session: AsyncSession, ticket_ids: Sequence[int]) -> None:
     """The gate's feed of barcodes carries the holder's name, voided barcodes' too."""
     await session.execute(update(BarcodeFeedEntry).where(
         BarcodeFeedEntry.ticket_id.in_(ticket_ids), BarcodeFeedEntry.holder_name.is_not(None),
-        BarcodeFeedEntry.holder_name != ERASED).values(holder_name=ERASED))
+        BarcodeFeedEntry.holder_name != ERASED).values(holder_name=ERASED)
+        .execution_options(synchronize_session=False))
 
 
 async def _blank_orders(session: AsyncSession, order_ids: Sequence[int]) -> int:
     """The buyer's name and e-mail blanked; the number, language and tickets stay."""
-    orders = list(await session.scalars(select(Order).where(
-        Order.id.in_(order_ids), Order.buyer_name != ERASED)))
-    for order in orders:
-        await session.execute(update(Order).where(Order.id == order.id).values(
-            buyer_name=ERASED, buyer_email=erased_email(order.id),
-            search_key=search.search_key(order.number)))
-    return len(orders)
+    connection = await session.connection()
+    blanked_count = 0
+    for start in range(0, len(order_ids), 500):
+        rows = (await connection.execute(select(_ORDERS.c.id, _ORDERS.c.number).where(
+            _ORDERS.c.id.in_(order_ids[start:start + 500]),
+            _ORDERS.c.buyer_name != ERASED))).all()
+        if rows:
+            await connection.execute(
+                update(_ORDERS).where(_ORDERS.c.id == bindparam("order")).values(
+                    buyer_name=ERASED, buyer_email=bindparam("email"),
+                    search_key=bindparam("search")),
+                [{"order": order_id, "email": erased_email(order_id),
+                  "search": search.search_key(number)} for order_id, number in rows])
+        blanked_count += len(rows)
+    return blanked_count
 
 
 async def _blank_invitations(session: AsyncSession, which: Any) -> int:
-    invitations = list(await session.scalars(select(Invitation).where(
-        which, Invitation.email.not_like(f"%@{ERASED_DOMAIN}"))))
-    for invitation in invitations:
-        await session.execute(update(Invitation).where(Invitation.id == invitation.id).values(
-            email=erased_email(invitation.id), inviter_name=ERASED, claimed_by_telegram_id=None,
-            invited_by_telegram_id=None))
-        await session.execute(delete(ClaimGrant).where(
-            ClaimGrant.invitation_id == invitation.id))
-    return len(invitations)
+    connection = await session.connection()
+    ids = list((await connection.execute(select(Invitation.id).where(
+        which, Invitation.email.not_like(f"%@{ERASED_DOMAIN}")))).scalars())
+    if ids:
+        await connection.execute(
+            update(_INVITATIONS).where(_INVITATIONS.c.id == bindparam("invitation")).values(
+                email=bindparam("email"), inviter_name=ERASED, claimed_by_telegram_id=None,
+                invited_by_telegram_id=None),
+            [{"invitation": invitation_id, "email": erased_email(invitation_id)}
+             for invitation_id in ids])
+        await connection.execute(delete(ClaimGrant.__table__).where(
+            ClaimGrant.__table__.c.invitation_id.in_(ids)))
+    return len(ids)
 
 
 async def _blank_history(session: AsyncSession, which: Any, now: dt.datetime) -> int:
-    entries = list(await session.scalars(select(AuditEntry).where(
-        which, AuditEntry.erased_at.is_(None))))
-    for entry in entries:
-        await session.execute(update(AuditEntry).where(AuditEntry.id == entry.id).values(
-            details=blanked(entry.details), actor_telegram_id=None, erased_at=now))
+    connection = await session.connection()
+    entries = (await connection.execute(select(_AUDIT.c.id, _AUDIT.c.details).where(
+        which, _AUDIT.c.erased_at.is_(None)))).all()
+    if entries:
+        await connection.execute(
+            update(_AUDIT).where(_AUDIT.c.id == bindparam("entry")).values(
+                details=bindparam("details"), actor_telegram_id=None, erased_at=now),
+            [{"entry": entry_id, "details": blanked(details)} for entry_id, details in entries])
     return len(entries)
 
 
@@ -462,15 +501,20 @@ async def shred_event(store: Store, event_id: str, *, actor: str = "retention") 
                 break
             total += await _shred_tickets(session, ids, utcnow())
             after = ids[-1]
+    async with store.read() as session:
+        order_ids = list(await session.scalars(_orders_only_of(event_id)))
+    for start in range(0, len(order_ids), SHRED_CHUNK):
+        async with store.write(idempotent=True) as session:
+            total += await _shred_orders(session, order_ids[start:start + SHRED_CHUNK], utcnow())
     now = utcnow()
     async with store.write(idempotent=True) as session:
-        order_ids = list(await session.scalars(_orders_only_of(event_id)))
-        orders = await _blank_orders(session, order_ids)
-        history = await _blank_history(session, AuditEntry.order_id.in_(order_ids), now)
-        await session.execute(delete(OrderAccess).where(OrderAccess.order_id.in_(order_ids)))
-        total += Erasure(orders=orders, history_entries=history)
+        await session.execute(update(BarcodeFeedEntry).where(
+            BarcodeFeedEntry.event_id == event_id, BarcodeFeedEntry.holder_name.is_not(None),
+            BarcodeFeedEntry.holder_name != ERASED).values(holder_name=ERASED)
+            .execution_options(synchronize_session=False))
         won = await session.execute(update(Event).where(
-            Event.id == event_id, Event.shredded_at.is_(None)).values(shredded_at=now))
+            Event.id == event_id, Event.shredded_at.is_(None)).values(shredded_at=now)
+            .execution_options(synchronize_session=False))
         if won.rowcount != 1:
             return None
         await audit(session, ActorKind.SYSTEM, None, "event_shredded", now=now, event=event_id,
@@ -478,12 +522,20 @@ async def shred_event(store: Store, event_id: str, *, actor: str = "retention") 
     return total
 
 
+async def _shred_orders(session: AsyncSession, order_ids: Sequence[int],
+                        now: dt.datetime) -> Erasure:
+    orders = await _blank_orders(session, order_ids)
+    history = await _blank_history(session, AuditEntry.order_id.in_(order_ids), now)
+    await session.execute(delete(OrderAccess).where(OrderAccess.order_id.in_(order_ids)))
+    return Erasure(orders=orders, history_entries=history)
+
+
 async def _shred_tickets(session: AsyncSession, ids: Sequence[int], now: dt.datetime) -> Erasure:
     emails = set(await session.scalars(select(Ticket.holder_email).where(
         Ticket.id.in_(ids), Ticket.holder_email.is_not(None))))
     emails |= set(await session.scalars(select(Invitation.email).where(
         Invitation.ticket_id.in_(ids))))
-    tickets = await _blank_tickets(session, ids)
+    tickets = await _blank_tickets(session, ids, feed=False)
     invitations = await _blank_invitations(session, Invitation.ticket_id.in_(ids))
     history = await _blank_history(session, AuditEntry.ticket_id.in_(ids), now)
     messages = await _drop_messages(session, emails, ids)
