@@ -231,6 +231,11 @@ async def _forget(session: AsyncSession, telegram_id: int, now: dt.datetime) -> 
     names = {ticket.holder_name for ticket in held if ticket.holder_name}
     names |= set(await session.scalars(select(Order.buyer_name).where(Order.id.in_(order_ids))))
     messages = await _drop_messages_naming(session, names | emails)
+    # The history first: the entries the erasure writes below name nobody and stay readable.
+    history = await _blank_history(session, or_(
+        AuditEntry.actor_telegram_id == telegram_id,
+        AuditEntry.ticket_id.in_([ticket.id for ticket in held]),
+        AuditEntry.order_id.in_(order_ids)), now)
     returned = blanked_tickets = 0
     for ticket in held:
         if await _returnable(session, ticket, now):
@@ -238,10 +243,6 @@ async def _forget(session: AsyncSession, telegram_id: int, now: dt.datetime) -> 
             returned += 1
         else:
             blanked_tickets += await _blank_tickets(session, [ticket.id])
-    history = await _blank_history(session, or_(
-        AuditEntry.actor_telegram_id == telegram_id,
-        AuditEntry.ticket_id.in_([ticket.id for ticket in held]),
-        AuditEntry.order_id.in_(order_ids)), now)
     orders = await _blank_orders(session, order_ids)
     invitations = await _blank_invitations(session, or_(
         Invitation.claimed_by_telegram_id == telegram_id, Invitation.email.in_(emails)))
