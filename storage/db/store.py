@@ -145,7 +145,10 @@ def private_sqlite_file(url: str | URL) -> None:
     if parsed.database.startswith("file:"):
         return  # a URI filename: SQLite opens what it names, we leave it alone
     path = Path(parsed.database)
-    os.close(os.open(path, os.O_CREAT | os.O_RDWR, SQLITE_FILE_MODE))  # an empty file: a database
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, SQLITE_FILE_MODE))  # empty: a database
+    except OSError:
+        return  # no such folder, no right to it: SQLite's own open will say so, when it is used
     for file in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))):
         with contextlib.suppress(FileNotFoundError):
             if file.stat().st_mode & 0o077:
