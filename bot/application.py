@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationBuilder
 
 from bot.aiohttp_request import AiohttpRequest
@@ -15,7 +16,10 @@ from bot.metrics import Metrics, TimedUpdateProcessor
 from bot.settings import Settings
 from bot.telegram_retry import ChatFloodControl
 from conversations.handlers import register
+from conversations.menu import set_command_menu
 from storage.db.store import Store, open_store
+
+log = logging.getLogger(__name__)
 
 
 async def open_configured_store(settings: Settings) -> Store:
@@ -83,6 +87,10 @@ async def start_services(application: Application) -> None:
                               webapp_url=settings.webapp_url)
     application.bot_data["worker"] = worker
     worker.start()
+    try:
+        await set_command_menu(application.bot)
+    except TelegramError as error:  # the menu is a convenience: the bot serves without it
+        log.warning("command menu not set: %s", type(error).__name__)
     # Queues what a previous run left unfinished, before the application takes new updates.
     keeper = InboxKeeper(application.bot_data["delivery"])
     application.bot_data["inbox_keeper"] = keeper

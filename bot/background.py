@@ -42,7 +42,7 @@ from storage.db.store import Store, utcnow
 from storage.errors import Refusal
 from storage.leased_queue import NEWS, Lease
 from storage.models import ChatNotification, Order, TelegramUser
-from storage.services import reminders
+from storage.services import privacy, reminders
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ NEWS_BATCH = 50  # news claimed at a time, at least; two seconds' worth at highe
 MAX_NEWS_BATCH = 500
 DEFAULT_BROADCAST_RATE = 25.0
 REMINDER_EVERY = dt.timedelta(minutes=1)  # how often the worker looks for due reminders
+# How often the worker removes what is kept no longer (storage/services/privacy.py).
+RETENTION_EVERY = dt.timedelta(minutes=10)
 
 
 class _Delivery(enum.Enum):
@@ -221,6 +223,7 @@ class BackgroundWorker:
         self.mails = mails
         self.interval = interval
         self._next_reminders: dt.datetime | None = None
+        self._next_retention: dt.datetime | None = None
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -240,6 +243,7 @@ class BackgroundWorker:
         await self.news.send_due()
         if await self.tickets.send_due():
             self.mails.wake()  # "your ticket" e-mails were queued
+        await self.retention_due()
 
     async def reminders_due(self) -> int:
         """Queue the reminders due now, at most once a minute of the worker's clock (each
@@ -249,6 +253,22 @@ class BackgroundWorker:
             return 0
         self._next_reminders = now + REMINDER_EVERY
         return await reminders.queue_due_reminders(self.store, now)
+
+    async def retention_due(self) -> list[str]:
+        """Every ``RETENTION_EVERY`` of the worker's clock: drop old sent messages, shred the
+        events whose retention is over (once each, resumable: privacy.shred_event). Returns
+        the events shredded."""
+        now = self.clock()
+        if self._next_retention is not None and now < self._next_retention:
+            return []
+        self._next_retention = now + RETENTION_EVERY
+        forgotten = await privacy.forget_old_messages(self.store, now)
+        shredded = await privacy.shred_due_events(self.store, now)
+        if shredded or forgotten:
+            await self.store.truncate_wal()
+        for event_id in shredded:
+            log.info("personal data of event %s removed (retention over)", event_id)
+        return shredded
 
     async def _news_loop(self) -> None:
         while not self._stop.is_set():

@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     sold = commands.add_parser("resale-sold", help="complete a resale the market reports sold")
     sold.add_argument("listing_id", type=int)
     sold.add_argument("--price", help="the price it sold for (default: the listed price)")
+    shredding = commands.add_parser(
+        "shred", help="remove an event's personal data now (as its retention would)")
+    shredding.add_argument("event_id")
+    shredding.add_argument("--dry-run", action="store_true",
+                           help="only say what would be removed")
     demo = commands.add_parser("demo", help="chat with the bot in the terminal, offline")
     demo.add_argument("--database", help="database URL (default: a fresh SQLite file)")
     args = parser.parse_args(argv)
@@ -41,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
 async def run_bot(settings: Settings, args: argparse.Namespace) -> int:
     from bot.http.server import serve
 
+    if not settings.secret:
+        # Whoever reads the database (a backup, a copy) could then forge every buyer's link.
+        log.warning("TICKETBOT_SECRET is not set: the link secret is kept in the database, "
+                    "next to the links it protects; set TICKETBOT_SECRET (docs/privacy.md)")
     if not settings.token:
         print("TICKETBOT_TOKEN is not set.", file=sys.stderr)
         return 2
@@ -167,6 +176,39 @@ async def complete_resale(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def shred_event(settings: Settings, args: argparse.Namespace) -> int:
+    """``ticketbot shred EVENT [--dry-run]``: say what the event's shred removes, and do it
+    unless it is a dry run (docs/privacy.md)."""
+    from bot.application import open_configured_store
+    from storage.services import privacy
+
+    store = await open_configured_store(settings)
+    try:
+        plan = await privacy.shred_plan(store, args.event_id)
+        if plan is None:
+            print(f"No event {args.event_id}.", file=sys.stderr)
+            return 1
+        print(f"{plan.event_id}: {plan.named_tickets} named tickets, {plan.orders} orders and "
+              f"{plan.invitations} invitations hold personal data; retention ends "
+              f"{plan.due_at:%Y-%m-%d %H:%M} UTC"
+              + (f", shredded {plan.shredded_at:%Y-%m-%d %H:%M} UTC." if plan.shredded_at
+                 else "."))
+        if args.dry_run:
+            print("Dry run: nothing removed.")
+            return 0
+        erasure = await privacy.shred_event(store, args.event_id, actor="command")
+        await store.truncate_wal()
+    finally:
+        await store.close()
+    if erasure is None:
+        print(f"{args.event_id} was shredded already; its data removed again where any was left.")
+        return 0
+    print(f"{args.event_id}: removed the personal data of {erasure.tickets_blanked} tickets, "
+          f"{erasure.orders} orders, {erasure.invitations} invitations, "
+          f"{erasure.history_entries} history entries and {erasure.messages} messages.")
+    return 0
+
+
 async def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     from bot.tools.demo import run_demo as demo
 
@@ -178,6 +220,7 @@ COMMANDS = {
     "import": import_orders,
     "link": print_link,
     "resale-sold": complete_resale,
+    "shred": shred_event,
     "demo": run_demo,
 }
 

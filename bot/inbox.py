@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -38,6 +39,7 @@ from telegram.ext import Application, ApplicationHandlerStop, BaseUpdateProcesso
 
 from bot.telegram_retry import is_temporary_telegram_error
 from bot.update_processor import DEFAULT_MAX_RUNNING, ChatOrderedProcessor
+from storage import tokens
 from storage.applying import AlreadyApplied, Applying, applying
 from storage.applying import current as applying_now
 from storage.db.store import Store
@@ -56,6 +58,35 @@ SWEEP_INTERVAL = 1.0
 # one of its chat, most likely) is tried again after these pauses, before the sweeps take over.
 CLAIM_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
 PRUNE_INTERVAL = dt.timedelta(minutes=10)
+
+
+# "/start PARAMETER" as Telegram sends a deep link (the bot's name may follow the command).
+_START_WITH_PARAMETER = re.compile(r"^(/start(?:@\w+)?\s+)(\S+)(.*)$", re.DOTALL)
+
+
+def without_link_token(payload: dict[str, Any], secret: bytes) -> dict[str, Any] | None:
+    """The update's JSON with its ``/start`` parameter replaced by its marker
+    (``storage.tokens.start_marker``), or None if it has none: a buyer's link never expires,
+    so it must not sit in the inbox in clear. The same update always gets the same marker."""
+    message = payload.get("message")
+    if not isinstance(message, dict) or not isinstance(message.get("text"), str):
+        return None
+    found = _START_WITH_PARAMETER.match(message["text"])
+    if found is None:
+        return None
+    text = found.group(1) + tokens.start_marker(secret, found.group(2)) + found.group(3)
+    return {**payload, "message": {**message, "text": text}}
+
+
+def _entry_without_token(update: Update, payload: dict[str, Any] | None,
+                         secret: bytes) -> tuple[Incoming, Update]:
+    """The inbox entry of an update, and the update to handle: itself, or as stored if its
+    ``/start`` parameter was replaced by a marker."""
+    marked = without_link_token(payload or update.to_dict(), secret)
+    if marked is None:
+        return incoming(update, payload), update
+    update = Update.de_json(marked, update.get_bot())
+    return incoming(update, marked), update
 
 
 def incoming(update: Update, payload: dict[str, Any] | None = None) -> Incoming:
@@ -132,13 +163,20 @@ class Delivery:
         return list(self._queued)
 
     async def record(self, updates: Sequence[Update],
-                     payloads: dict[int, dict[str, Any]] | None = None) -> None:
+                     payloads: dict[int, dict[str, Any]] | None = None) -> list[Update]:
         """Store updates before Telegram is told they arrived; ``payloads`` are their JSON as
-        received, by update id."""
+        received, by update id. Returns the updates to handle: an update with a ``/start``
+        parameter is handled as stored, with its marker (``without_link_token``)."""
         payloads = payloads or {}
-        await self.inbox.record([incoming(update, payloads.get(update.update_id))
-                                 for update in updates])
+        secret = await self.inbox.store.secret()
+        entries, handed = [], []
+        for update in updates:
+            entry, update = _entry_without_token(update, payloads.get(update.update_id), secret)
+            entries.append(entry)
+            handed.append(update)
+        await self.inbox.record(entries)
         self.note_queued([update.update_id for update in updates])
+        return handed
 
     async def handle(self, update: Update, coroutine: Awaitable[Any],
                      run: Callable[[object, Awaitable[Any]], Awaitable[None]]) -> None:
@@ -211,7 +249,8 @@ class Delivery:
             if not stored:
                 # Queued by a path that did not store it first (or stored long ago; storing
                 # again changes nothing): it is at least handled the same way from here on.
-                await self.inbox.record([incoming(update)])
+                secret = await self.inbox.store.secret()
+                await self.inbox.record([_entry_without_token(update, None, secret)[0]])
             claim = await self.inbox.claim(update.update_id)
             if claim is not None and claim.attempt > self.max_attempts:
                 log.warning("update %s dropped after %d attempts", update.update_id,
@@ -294,7 +333,7 @@ class DurableBot(ExtBot):
         received = dict(self._received)
         self._received.clear()
         try:
-            await self._delivery.record(updates, received)
+            updates = tuple(await self._delivery.record(updates, received))
         except SQLAlchemyError as error:
             # Not stored, so not confirmed: returning nothing keeps the offset where it is and
             # Telegram sends the same batch again.
@@ -325,7 +364,7 @@ async def receive_update(application: Application, update: Update,
     Answer Telegram 200 only after this returned; if it raises, answer an error so that
     Telegram delivers the update again."""
     delivery: Delivery = application.bot_data[DELIVERY]
-    await delivery.record([update], {update.update_id: payload} if payload else None)
+    (update,) = await delivery.record([update], {update.update_id: payload} if payload else None)
     await application.update_queue.put(update)
 
 

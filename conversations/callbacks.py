@@ -68,6 +68,7 @@ TICKET_PDF = "pdf"  # pdf:<ticket_id>, the ticket as a PDF
 TICKET_ICS = "ics"  # ics:<ticket_id>, the calendar entry
 ORDER_PDF = "pdo"  # pdo:<order_id>, the PDF of my own tickets of an order
 REMINDERS = "rmd"  # rmd:<order_id>:<1 on, 0 off>, reminders turned on or off
+FORGET_CONFIRM = "fg"  # fg, /forgetme confirmed: forget whoever pressed it
 
 TICKET_ACTION_CODES = frozenset(
     code for action in DECLARED
@@ -75,7 +76,7 @@ TICKET_ACTION_CODES = frozenset(
 ACTIONS = frozenset({
     HOME, OVERVIEW, TICKET, CLAIM, ACCEPT, DECLINE, DECLINE_CONFIRM, MORE, LANGUAGE, SUPPORT,
     STAFF_STATUS, STAFF_HISTORY, TICKET_SHOW, TICKET_PDF, TICKET_ICS, ORDER_PDF, REMINDERS,
-    *TICKET_ACTION_CODES,
+    FORGET_CONFIRM, *TICKET_ACTION_CODES,
 })
 _PATTERN = re.compile(r"^([a-z]{1,4})((?::\d{1,12}){0,3})$")
 

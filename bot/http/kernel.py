@@ -161,6 +161,27 @@ _REQUIRED = object()
 async def json_body(request: web.Request, *, empty: Any = _REQUIRED) -> Any:
     """The request's JSON body (``empty`` if there is none and it is optional); raises
     ``BodyRefused``."""
+    raw = await json_text(request, empty=b"" if empty is not _REQUIRED else _REQUIRED)
+    if not raw.strip():
+        return empty
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as error:
+        where = f"{error.msg} at line {error.lineno}, column {error.colno}"
+        raise BodyRefused(
+            problem(400, "malformed_json", f"The body is not valid JSON: {where}.")
+        ) from None
+    except UnicodeDecodeError:
+        raise BodyRefused(problem(400, "malformed_json", "The body is not UTF-8 text.")) from None
+    except (RecursionError, ValueError):  # nested past the parser's stack; a 5,000-digit number
+        raise BodyRefused(problem(400, "malformed_json", "The body is not valid JSON: it "
+                                  "nests too deeply or holds a number too large.")) from None
+
+
+async def json_text(request: web.Request, *, empty: Any = _REQUIRED) -> bytes:
+    """The request's body as bytes declared JSON, not yet parsed (for a body parsed as a
+    stream); ``empty`` if there is none and it is optional. Raises ``BodyRefused`` for a body
+    too large, not declared JSON, or empty."""
     limit = request.app[BODY_LIMIT]
     if request.content_length is not None and request.content_length > limit:
         raise BodyRefused(_too_large(limit))
@@ -183,15 +204,7 @@ async def json_body(request: web.Request, *, empty: Any = _REQUIRED) -> Any:
         raise BodyRefused(
             problem(400, "malformed_json", "The body is empty; a JSON document is expected.")
         )
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as error:
-        where = f"{error.msg} at line {error.lineno}, column {error.colno}"
-        raise BodyRefused(
-            problem(400, "malformed_json", f"The body is not valid JSON: {where}.")
-        ) from None
-    except UnicodeDecodeError:
-        raise BodyRefused(problem(400, "malformed_json", "The body is not UTF-8 text.")) from None
+    return raw
 
 
 def _too_large(limit: int) -> web.Response:

@@ -12,6 +12,7 @@ metrics and the OpenAPI document. What they share (token, bodies, errors) is in
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -32,11 +33,13 @@ from bot.http.api_models import (
     Ticket,
 )
 from bot.http.kernel import (
+    BODY_LIMIT,
     DOCUMENT,
     SERVICES,
     accepted_language,
     answer,
     json_body,
+    json_text,
     parse_body,
     problem,
     refusal_message,
@@ -71,40 +74,16 @@ def _matches_schema(model: type[BaseModel], body: Any) -> bool:
 
 
 async def post_orders(request: web.Request) -> web.Response:
-    """Import one document; 201 if it created anything, 200 if it was all known already."""
+    """Import one document; 201 if it created anything, 200 if it was all known already.
+    The body is read by the same stream as ``ticketbot import`` reads a file, so both refuse
+    the same documents with the same words (storage/services/importing/stream.py)."""
     api = request.app[SERVICES]
-    document = await json_body(request)
-    if not isinstance(document, dict):
-        return problem(
-            422,
-            "invalid_document",
-            "The document was refused; nothing was imported.",
-            problems=[
-                'the document must be a JSON object with "events" and '
-                f'"orders", not a {type(document).__name__}'
-            ],
-        )
+    raw = await json_text(request)
     try:
-        report = await import_document(api.store, document, actor="http_api")
+        report = await import_document(api.store, raw, actor="http_api",
+                                       max_bytes=request.app[BODY_LIMIT])
     except ImportRejected as rejected:
-        problems = list(rejected.problems)
-        if rejected.omitted:
-            problems.append(f"… and {rejected.omitted} more problems")
-        # 422 when the published schema refuses the document; 409 when only the rules between
-        # its entries, or with the store, do (they are more than a schema can say).
-        if await asyncio.to_thread(_matches_schema, ImportDocument, document):
-            return problem(
-                409,
-                "conflicting_document",
-                "The document conflicts with itself or with the store; nothing was imported.",
-                problems=problems,
-            )
-        return problem(
-            422,
-            "invalid_document",
-            "The document was refused; nothing was imported.",
-            problems=problems,
-        )
+        return await _refused_document(raw, rejected)
     links = await services.create_order_links(api.store, report.order_numbers)
     username = api.bot_username()
     created = report.events_created + report.orders_created + report.tickets_created
@@ -145,6 +124,30 @@ def order_answer(report: OrderReport, language: str) -> Order:
             )
             for ticket in report.tickets
         ],
+    )
+
+
+async def _refused_document(raw: bytes, rejected: ImportRejected) -> web.Response:
+    """400 when the body is not JSON; 422 when the published schema refuses the document; 409
+    when only the rules between its entries, or with the store, do (more than a schema says)."""
+    problems = list(rejected.problems)
+    if rejected.omitted:
+        problems.append(f"… and {rejected.omitted} more problems")
+    if rejected.not_json:
+        return problem(400, "malformed_json", "The body is not valid JSON.",
+                       problems=problems[-1:])
+    if await asyncio.to_thread(_matches_schema, ImportDocument, json.loads(raw)):
+        return problem(
+            409,
+            "conflicting_document",
+            "The document conflicts with itself or with the store; nothing was imported.",
+            problems=problems,
+        )
+    return problem(
+        422,
+        "invalid_document",
+        "The document was refused; nothing was imported.",
+        problems=problems,
     )
 
 

@@ -3,6 +3,11 @@
 A unit of work is one transaction; it commits only when its block ends without an error. Writes
 on SQLite start with ``BEGIN IMMEDIATE`` so two writers queue on the database lock instead of
 failing when one upgrades a read lock (SQLite has no ``SELECT … FOR UPDATE``).
+
+What is erased stays erased on SQLite (docs/privacy.md): every connection turns
+``secure_delete`` on, so a deleted or overwritten row's bytes are zeroed in the file rather than
+left in a free page; the file is created readable by its owner only (0600), and SQLite gives its
+``-wal`` and ``-shm`` files the database file's permissions.
 """
 
 from __future__ import annotations
@@ -96,6 +101,7 @@ def _make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         # One trip per statement; a commit or rollback with no transaction open makes none,
         # as the pool's rollback of every connection it takes back, even after a commit.
         kwargs.setdefault("module", sqlite_driver.dbapi())
+        private_sqlite_file(url)
         if make_url(url).database not in (None, "", ":memory:"):  # a file: a queue pool
             kwargs.setdefault("pool_size", POOL["sqlite"][0])
             kwargs.setdefault("max_overflow", POOL["sqlite"][1])
@@ -126,11 +132,43 @@ def _configure_postgresql(engine: AsyncEngine) -> None:
             raise exc.DisconnectionError("the database closed this pooled connection")
 
 
+SQLITE_FILE_MODE = 0o600
+
+
+def private_sqlite_file(url: str | URL) -> None:
+    """Create the SQLite database file of ``url`` readable and writable by its owner only, or
+    take those rights back from a file made before (and from its ``-wal``, ``-shm``). SQLite
+    would create it 0644 (less the umask), and gives its -wal and -shm the file's own mode."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return
+    if parsed.database.startswith("file:"):
+        return  # a URI filename: SQLite opens what it names, we leave it alone
+    path = Path(parsed.database)
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_RDWR, SQLITE_FILE_MODE))  # empty: a database
+    except OSError:
+        return  # no such folder, no right to it: SQLite's own open will say so, when it is used
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm"))):
+        with contextlib.suppress(FileNotFoundError):
+            if file.stat().st_mode & 0o077:
+                file.chmod(SQLITE_FILE_MODE)
+
+
+def secure_delete(dbapi_connection: Any) -> None:
+    """On every SQLite connection, migrations' included: a deleted row's bytes are overwritten
+    with zeros, not left in a free page of the file (docs/privacy.md)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA secure_delete=ON")
+    cursor.close()
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let us issue BEGIN ourselves: the driver's implicit BEGIN is always DEFERRED.
         dbapi_connection.isolation_level = None
+        secure_delete(dbapi_connection)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -234,6 +272,16 @@ class Store:
             async with self.write(idempotent=True) as session:
                 self._secret = await load_or_create_secret(session, self._configured_secret)
         return self._secret
+
+    async def truncate_wal(self) -> None:
+        """SQLite: copy the write-ahead log into the file and empty it, so that what an erasure
+        overwrote does not linger in the log's old frames (with ``secure_delete``, the file
+        keeps none either). Waits for readers of older snapshots (the busy timeout). PostgreSQL
+        keeps dead row versions until VACUUM reclaims them: nothing to do here."""
+        if not self.is_sqlite:
+            return
+        async with self.engine.execution_options(sqlite_no_begin=True).connect() as connection:
+            await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -32,6 +32,8 @@ class AuditEntry(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Set when the person it was about was forgotten: its texts are blanked (docs/privacy.md).
+    erased_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (
         Index("ix_audit_entries_order_id", "order_id", "id"),

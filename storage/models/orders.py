@@ -52,6 +52,8 @@ class EntryCode(enum.StrEnum):
 
 DEFAULT_PERIOD_SECONDS = 15
 
+DEFAULT_RETENTION_DAYS = 30
+
 
 class Event(Base):
     __tablename__ = "events"
@@ -83,11 +85,18 @@ class Event(Base):
     entry_period_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_PERIOD_SECONDS)
     entry_reveal_hours_before: Mapped[int | None] = mapped_column(Integer)
 
+    # How many days after the event its orders' and tickets' personal data are removed
+    # (storage/services/privacy.py, docs/privacy.md), and when that was done.
+    retention_days: Mapped[int] = mapped_column(Integer, default=DEFAULT_RETENTION_DAYS,
+                                                server_default=str(DEFAULT_RETENTION_DAYS))
+    shredded_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
     __table_args__ = (
         CheckConstraint("exchange_capacity IS NULL OR exchange_capacity >= 0", name="capacity"),
         CheckConstraint("entry_period_seconds BETWEEN 5 AND 300", name="entry_period"),
         CheckConstraint("entry_reveal_hours_before IS NULL OR entry_reveal_hours_before "
                         "BETWEEN 0 AND 720", name="entry_reveal"),
+        CheckConstraint("retention_days >= 0", name="retention_days"),
     )
 
 

@@ -106,9 +106,8 @@ async def open_link(store: Store, telegram_id: int, parameter: str, *,
             # is the user and the step above.
             if user.blocked_until is not None and user.blocked_until > now:
                 raise Refusal("too_many_attempts")
-            link = None
-            if tokens.looks_like_token(parameter):
-                link = await session.get(LinkToken, tokens.hash_token(secret, parameter))
+            key = tokens.link_key(secret, parameter)
+            link = await session.get(LinkToken, key) if key is not None else None
             if link is not None:
                 opened = await _open_valid_link(session, telegram_id, link, now)
                 return dataclasses.replace(opened, viewer_language=user.chosen_language)

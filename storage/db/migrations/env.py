@@ -3,7 +3,7 @@
 import asyncio
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import event, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.models import Base
@@ -33,11 +33,15 @@ def _run(connection) -> None:
 
 
 async def _run_online() -> None:
-    from storage.db.store import engine_arguments
+    from storage.db.store import engine_arguments, private_sqlite_file, secure_delete
 
     url, kwargs, _ = engine_arguments(_database_url(),
                                       dict(config.attributes.get("engine_kwargs", {})))
+    private_sqlite_file(url)
     engine = create_async_engine(url, poolclass=pool.NullPool, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect",
+                     lambda dbapi_connection, _record: secure_delete(dbapi_connection))
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

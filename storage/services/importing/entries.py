@@ -35,6 +35,7 @@ from pydantic_core import PydanticCustomError
 from locales import DEFAULT_LANGUAGE, LANGUAGES
 from storage.errors import Refusal
 from storage.keys import clean_email
+from storage.models.orders import DEFAULT_RETENTION_DAYS
 from storage.services.importing.stream import Entry
 from storage.services.importing.stream import shown as _shown
 
@@ -197,6 +198,8 @@ def _whole(value: Any) -> Any:
 
 # The bounds before the validator: after it, pydantic writes them as "ge"/"le" in the schema.
 Capacity = Annotated[int, Field(ge=0, le=MAX_INTEGER), BeforeValidator(_whole)]
+# Ten years at most: personal data kept longer than that is no retention period.
+RetentionDays = Annotated[int, Field(ge=0, le=3650), BeforeValidator(_whole)]
 
 Text100 = _text(100)
 Text200 = _text(200)
@@ -402,6 +405,8 @@ class EventIn(_Entry):
     capacity: Capacity | None = None
     reminders: RemindersIn | None = None
     entry: EntryIn = EntryIn()
+    # Days after the event until its personal data are removed (docs/privacy.md).
+    retention_days: RetentionDays = DEFAULT_RETENTION_DAYS
 
     @model_validator(mode="after")
     def _not_its_own_target(self) -> EventIn:
@@ -432,6 +437,7 @@ class EventIn(_Entry):
             "entry_code": self.entry.code,
             "entry_period_seconds": self.entry.period_seconds,
             "entry_reveal_hours_before": self.entry.reveal_hours_before,
+            "retention_days": self.retention_days,
         }
 
 

@@ -30,10 +30,9 @@ way, its staging in memory.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,7 +47,13 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from storage.db.store import Store
 from storage.services.importing.entries import EventIn, OrderIn, described
 from storage.services.importing.staging import Staging
-from storage.services.importing.stream import Entry, MalformedJson, entries_of, file_entries
+from storage.services.importing.stream import (
+    Entry,
+    MalformedJson,
+    bytes_entries,
+    entries_of,
+    file_entries,
+)
 from storage.services.importing.writing import (
     StagedDocument,
     Written,
@@ -65,9 +70,11 @@ logger = logging.getLogger(__name__)
 
 
 class ImportRejected(Exception):
-    """A document refused as a whole; nothing of it was written."""
+    """A document refused as a whole; nothing of it was written. ``not_json``: its text is not
+    JSON (or not I-JSON), said by its last problem; the problems before it were found first."""
 
-    def __init__(self, problems: list[str], omitted: int = 0) -> None:
+    def __init__(self, problems: list[str], omitted: int = 0, *, not_json: bool = False) -> None:
+        self.not_json = not_json
         self.problems = problems[:MAX_PROBLEMS]
         self.omitted = len(problems) - len(self.problems) + omitted
         super().__init__(str(self))
@@ -122,8 +129,12 @@ class Problems:
     def __bool__(self) -> bool:
         return self.count > 0
 
-    def rejected(self) -> ImportRejected:
-        return ImportRejected(self.shown, omitted=self.count - len(self.shown))
+    def rejected(self, *, last: str | None = None) -> ImportRejected:
+        """The refusal; ``last``: why the text is not JSON, always shown, after the others."""
+        if last is None:
+            return ImportRejected(self.shown, omitted=self.count - len(self.shown))
+        shown = self.shown[:MAX_PROBLEMS - 1]
+        return ImportRejected([*shown, last], omitted=self.count - len(shown), not_json=True)
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -142,26 +153,17 @@ def _validated(model: type[_M], entry: Entry, problems: Problems) -> _M | None:
 # --- phase 1: reading, validating, staging (a worker thread) -----------------------------------
 
 
-def _parse(document: dict[str, Any] | bytes | str, max_bytes: int) -> Any:
-    """A document given in memory, parsed (json.loads: exact line and column of an error)."""
+def _in_memory(document: dict[str, Any] | bytes | str, max_bytes: int,
+               problem: Callable[[str], None]) -> Iterator[Entry]:
+    """The entries of a document given in memory: a dict as it is, a text read by the same
+    stream as a file (``stream.bytes_entries``), after checking its size."""
     if isinstance(document, dict):
-        return document
-    size = len(document.encode()) if isinstance(document, str) else len(document)
-    if size > max_bytes:
-        raise ImportRejected([f"the document has {size:,} bytes, more than the limit of "
+        return entries_of(document, problem)
+    text = document.encode("utf-8", "surrogatepass") if isinstance(document, str) else document
+    if len(text) > max_bytes:
+        raise ImportRejected([f"the document has {len(text):,} bytes, more than the limit of "
                               f"{max_bytes:,}"])
-    try:
-        return json.loads(document)
-    except json.JSONDecodeError as error:
-        raise ImportRejected(
-            [f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"]
-        ) from None
-    except UnicodeDecodeError:
-        raise ImportRejected(["not valid JSON: the text is not UTF-8"]) from None
-    except RecursionError:
-        raise ImportRejected(["not valid JSON: nested too deeply"]) from None
-    except ValueError:  # an integer of more digits than Python converts (4,300)
-        raise ImportRejected(["not valid JSON: a number has too many digits"]) from None
+    return bytes_entries(text, problem)
 
 
 def _stage_entries(entries: Iterable[Entry], document: StagedDocument) -> None:
@@ -221,12 +223,11 @@ def _read_and_stage(source: Path | dict[str, Any] | bytes | str, max_bytes: int,
 
             entries = file_entries(source, problems.add, on_read)
         else:
-            entries = entries_of(_parse(source, max_bytes), problems.add)
+            entries = _in_memory(source, max_bytes, problems.add)
         try:
             _stage_entries(entries, document)
         except MalformedJson as error:
-            problems.add(str(error))
-            raise problems.rejected() from None
+            raise problems.rejected(last=str(error)) from None
         staging.seal()
         _duplicates(document)
     except OSError as error:
