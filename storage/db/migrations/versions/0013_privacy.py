@@ -1,7 +1,7 @@
 """privacy: retention per event, erased history entries, name keys that catch look-alike capitals
 
 Revision ID: 0013
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-07 10:00:00
 
 - ``events.retention_days`` (default 30) and ``events.shredded_at``: that long after the
@@ -25,7 +25,7 @@ import storage.models
 from storage.keys import name_key
 
 revision: str = "0013"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
