@@ -37,6 +37,7 @@ from conversations.presentation.actions import (
     Asks,
     TicketAction,
     is_offered,
+    offered_name,
     ticket_words,
 )
 from conversations.presentation.sayings import exchange_option_label
@@ -156,11 +157,6 @@ def asked_screen(action: TicketAction, details: TicketDetails, value: Any,
     return Screen("\n".join(lines), rows)
 
 
-async def _offered(action: TicketAction, store: Store, details: TicketDetails) -> str | None:
-    """The value the action offers before anything is typed, if it may be used."""
-    return action.suggests(details) if action.suggests is not None else None
-
-
 async def on_ask(update: Update, context: Context, data: cb.Callback) -> str | None:
     """The action's press: its prompt, or the question about the value it offers."""
     action = TYPED[data.action]
@@ -169,7 +165,7 @@ async def on_ask(update: Update, context: Context, data: cb.Callback) -> str | N
         await show_ticket_menu(update, context, data.id())
         return None
     store = store_of(context)
-    value = await _offered(action, store, details)
+    value = await offered_name(action, store, details)
     await chat_state.set_step(store, update.effective_chat.id, step_of(action),
                               ticket_id=details.ticket.id,
                               payload={"given": value} if value is not None else None)

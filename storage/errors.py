@@ -23,9 +23,10 @@ MESSAGES: dict[str, str] = {
     "not_assignable": N_("This ticket cannot be assigned in its current state."),
     "personalisation_off": N_("This event does not offer personalised tickets."),
     "personalisation_closed": N_("Personalisation closed on {deadline}."),
+    # What clean_name checks, no more: a single name ("Camille") is a name.
     "name_invalid": N_(
-        "Please type a first and last name: letters, spaces, apostrophes and hyphens, "
-        "at most {max} characters."
+        "Please type the name to print on the ticket: letters, spaces, apostrophes, hyphens "
+        "and dots, starting with a letter, from 2 to {max} characters."
     ),
     "name_taken": N_(
         "Another ticket for this event is already in the name of {name}. "

@@ -30,7 +30,13 @@ from bot.webapp.calls import (
     user_translator,
 )
 from bot.webapp.init_data import WebAppUser
-from conversations.presentation.actions import ACTIONS, ActionInput, Asks, TicketAction
+from conversations.presentation.actions import (
+    ACTIONS,
+    ActionInput,
+    Asks,
+    TicketAction,
+    offered_names,
+)
 from locales import LANGUAGES, Translator, translator
 from storage import services
 from storage.errors import N_, Refusal
@@ -107,12 +113,13 @@ async def get_ticket(request: web.Request, user: WebAppUser) -> web.Response:
                   if {"sell", "change_price"} & set(actions) else None)
         options = (await exchange.exchange_options(mini.store, user.id, ticket_id)
                    if "exchange" in actions else None)
+        offered = await offered_names(mini.store, details)
     except Refusal as refusal:
         t = await user_translator(mini.store, user)
         return web.json_response(screens.refusal_json(refusal, t), status=404)
     t = await user_translator(mini.store, user, details.order.language,
                           details.order.viewer_language or "")
-    body = screens.ticket_json(details, t, bounds=bounds, options=options)
+    body = screens.ticket_json(details, t, bounds=bounds, options=options, offered=offered)
     # The buyer's own ticket, in their hands: it can be shown (QR, PDF, calendar).
     body["held"] = (details.ticket.state == TicketState.COMPLETED
                     and details.ticket.holder_telegram_id == user.id)

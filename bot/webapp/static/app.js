@@ -452,7 +452,7 @@
     if (action.asks === "nothing" && !action.question) return send(action.action, {}, null);
     var fields = {
       nothing: [],
-      name: [nameField(ticket.holder_name || ticket.buyer_name || "")],
+      name: [nameField(action.offered || ticket.holder_name || "")],  // a free name only
       email: [emailField()],
       price: [priceField(ticket.price || "")]
     }[action.asks];

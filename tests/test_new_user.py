@@ -1,0 +1,171 @@
+"""What a new user tripped over (issue 23), each with the exact input that showed it: the
+shop's rules (one address, one name per event), what people type, and what the bot says. The
+real Application against the emulator, the real store, real SMTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import select
+
+from bot.webapp.screens import ticket_json
+from conversations.presentation.actions import offered_names
+from locales import translator
+from storage import services
+from storage.errors import Refusal
+from storage.models import Ticket, TicketState
+from tests.test_buyer_flow import (
+    BUYER,
+    FRIEND,
+    LINK,
+    open_order,
+    press_send,
+    send_to_friend,
+    tickets_by_state,
+)
+
+OWN_ADDRESS = "camille0@example.org"  # the sample order's buyer
+
+
+async def claim_for_myself(buyer, ref: str, name: str | None = None):
+    await buyer.press(ref)
+    await buyer.press("Assign the ticket")
+    shown = await buyer.press("Claim the ticket for myself")
+    if name is not None:
+        shown = await buyer.send(name)
+    return shown
+
+
+async def addresses(store) -> dict[str, str | None]:
+    """Each ticket's holder address, by reference."""
+    async with store.read() as session:
+        return dict((await session.execute(select(Ticket.ref, Ticket.holder_email))).all())
+
+
+def buttons(user) -> str:
+    """The labels of the buttons under the user's newest message, one string to search."""
+    return " | ".join(user.last.button_texts())
+
+
+async def ticket_ids(store) -> dict[str, int]:
+    async with store.read() as session:
+        return dict((await session.execute(select(Ticket.ref, Ticket.id))).all())
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+async def test_her_address_is_used_once_her_ticket_is_in_her_name(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await claim_for_myself(buyer, "T-DF-100000-1")
+    await buyer.press("Confirm")
+    refused = await send_to_friend(buyer, "T-DF-100000-2", OWN_ADDRESS)
+    assert f"The address {OWN_ADDRESS} is already used" in refused.text
+    assert "Send" not in buttons(buyer)
+    # The store itself refuses, not only the chat's early question.
+    ids = await ticket_ids(harness.store)
+    with pytest.raises(Refusal) as refusal:
+        await services.invite_friend(harness.store, BUYER, ids["T-DF-100000-2"],
+                                     OWN_ADDRESS.upper())
+    assert refusal.value.code == "email_taken"
+    assert await tickets_by_state(harness.store) == {"to_assign": 2, "completed": 1}
+
+
+async def test_her_own_ticket_carries_no_address_once_it_was_sent_a_ticket(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await send_to_friend(buyer, "T-DF-100000-1", OWN_ADDRESS)
+    await press_send(buyer)
+    await claim_for_myself(buyer, "T-DF-100000-2")
+    done = await buyer.press("Confirm")
+    assert "Completed (1)" in done.text
+    assert await addresses(harness.store) == {"T-DF-100000-1": OWN_ADDRESS,
+                                              "T-DF-100000-2": None, "T-DF-100000-3": None}
+
+
+async def test_her_own_claim_and_a_ticket_sent_to_her_at_once_use_her_address_once(harness):
+    await open_order(harness, language="en", user_language="en")
+    ids = await ticket_ids(harness.store)
+    outcomes = await asyncio.gather(
+        services.claim_for_myself(harness.store, BUYER, ids["T-DF-100000-1"], "Camille Martin"),
+        services.invite_friend(harness.store, BUYER, ids["T-DF-100000-2"], OWN_ADDRESS),
+        return_exceptions=True)
+    assert [o for o in outcomes if isinstance(o, Exception) and not isinstance(o, Refusal)] == []
+    keys = [a for a in (await addresses(harness.store)).values() if a is not None]
+    assert keys == [OWN_ADDRESS]
+
+
+async def test_her_own_name_is_not_offered_for_her_second_ticket(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    first = await claim_for_myself(buyer, "T-DF-100000-1")
+    assert "Camille Martin" in first.text and "Confirm" in buttons(buyer)
+    await buyer.press("Confirm")
+    second = await claim_for_myself(buyer, "T-DF-100000-2")
+    assert "Camille Martin" not in second.text.split("Status:")[1]
+    assert "Type the name to print on the ticket." in second.text
+    assert "Confirm" not in buttons(buyer)
+    typed = await buyer.send("Léa Martin")
+    assert "Léa Martin" in typed.text and "Confirm" in buttons(buyer)
+
+
+async def test_a_friend_who_holds_a_ticket_is_asked_for_another_name(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    friend = harness.user(FRIEND, "Alex", "Durand", language_code="en")
+    await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
+    _, first_token = await press_send(buyer)
+    await friend.start(first_token)
+    mark = buyer.mark()
+    await friend.press("Accept the ticket")
+    await buyer.wait_for_message(lambda m: "Alex Durand" in m.text, since=mark)  # the news
+    await buyer.press("Open my order")
+    await send_to_friend(buyer, "T-DF-100000-2", "alex.durand@example.org")
+    _, second_token = await press_send(buyer)
+    claim = await friend.start(second_token)
+    assert "Alex Durand" not in claim.text
+    assert "Type the name to print on the ticket." in claim.text
+    assert friend.last.button_texts() == ["✖ Decline"]
+    typed = await friend.send("Sam Durand")
+    assert "Sam Durand" in typed.text
+    accepted = await friend.press("Accept the ticket")
+    assert "Sam Durand" in accepted.text
+
+
+async def test_the_mini_app_offers_the_buyers_name_only_while_free(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    ids = await ticket_ids(harness.store)
+    details = await services.ticket_details(harness.store, BUYER, ids["T-DF-100000-2"])
+    page = ticket_json(details, translator("en"), bounds=None, options=None,
+                       offered=await offered_names(harness.store, details))
+    claim = next(a for a in page["actions"][0]["offers"] if a["action"] == "claim")
+    assert claim["offered"] == "Camille Martin"
+    await claim_for_myself(buyer, "T-DF-100000-1")
+    await buyer.press("Confirm")
+    details = await services.ticket_details(harness.store, BUYER, ids["T-DF-100000-2"])
+    assert await offered_names(harness.store, details) == {}
+
+
+# --- what people type ------------------------------------------------------------------------
+
+
+async def test_a_single_name_is_a_name_and_the_refusal_says_what_is_asked(harness):
+    buyer, _ = await open_order(harness)  # French
+    await buyer.press("T-DF-100000-1")
+    await buyer.press_data(f"me:{(await ticket_ids(harness.store))['T-DF-100000-1']}")
+    accepted = await buyer.send("Camille")
+    assert "<b>Camille</b>" in buyer.last.html
+    assert accepted.text.count("Camille") >= 1
+    refused = await buyer.send("1 Camille")
+    assert "commençant par une lettre" in refused.text
+    assert "prénom et un nom" not in refused.text
+    done = await buyer.press("Confirmer")
+    assert "Camille" in done.text
+    async with harness.store.read() as session:
+        ticket = await session.scalar(select(Ticket).where(Ticket.ref == "T-DF-100000-1"))
+    assert (ticket.state, ticket.holder_name) == (TicketState.COMPLETED, "Camille")
+
+
+async def test_link_to_forward_still_follows_the_overview(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
+    sent, token = await press_send(buyer)
+    assert LINK.search(buyer.find(token).text)
