@@ -104,7 +104,7 @@ def bounds_text(bounds: PriceBounds, t: Translator) -> str:
 def parse_price(text: str, bounds: PriceBounds, t: Translator) -> Decimal:
     """The typed price, read in the user's locale and checked against the bounds."""
     try:
-        price = t.parse_decimal(text)
+        price = t.parse_money(text, bounds.currency)
     except ValueError:
         raise Refusal("price_invalid", min=bounds.minimum, max=bounds.maximum,
                       currency=bounds.currency) from None

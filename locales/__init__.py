@@ -9,6 +9,7 @@ its catalog plus one line in ``LANGUAGE_NAMES`` (docs/languages.md).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 from collections.abc import Mapping
@@ -132,6 +133,31 @@ class Translator:
             elif isinstance(value, Mapping):
                 values[key] = self.words(value)  # an event's name given per language
         return self.gettext(template).format(**{k: escape(v) for k, v in values.items()})
+
+    def parse_money(self, text: str, currency: str) -> Decimal:
+        """An amount of ``currency`` typed as the bot writes it, in this locale: the number
+        ('50', '50,00' in French), with the currency's sign or code before or after it, with or
+        without a space of any kind ('50 €', '50€', '€50', 'EUR 50'); ValueError if not."""
+        number = "".join(text.split())  # any space: ' ', U+00A0, U+202F (what Babel prints)
+        for mark in self._currency_marks(currency):
+            if number[:len(mark)].casefold() == mark.casefold():
+                number = number[len(mark):]
+                break
+            if number[-len(mark):].casefold() == mark.casefold():
+                number = number[:-len(mark)]
+                break
+        return self.parse_decimal(number)
+
+    def _currency_marks(self, currency: str) -> list[str]:
+        """How an amount of ``currency`` may be marked: its code, its sign in this locale and
+        in the default one ('€', '$US', '$'), its narrow sign; longest first."""
+        marks = {currency.upper()}
+        for locale in (self.locale, Locale.parse(DEFAULT_LANGUAGE)):
+            marks.add(numbers.get_currency_symbol(currency, locale=locale))
+            marks.add(locale.currency_symbols.get(currency, currency))
+        with contextlib.suppress(AttributeError, KeyError):
+            marks.add(numbers.get_currency_narrow_symbol(currency, locale=self.locale))
+        return sorted((mark for mark in marks if mark), key=len, reverse=True)
 
     def parse_decimal(self, text: str) -> Decimal:
         """A number typed by the user in their locale ('45,50' in French); ValueError if not."""

@@ -212,6 +212,17 @@ async def test_resale_price_is_read_in_the_users_locale_and_bounded(client):
     assert "45,50" in resale["tickets"][0]["line"]
 
 
+@pytest.mark.parametrize("typed", ["45,50\u202f€", "45,50 €", "EUR 45,50", "€45,50"])
+async def test_a_price_typed_with_its_currency_sign_is_understood(client, typed):
+    ticket = first_ticket(await order_of(client))
+    listed = await client.post(f"/app/api/tickets/{ticket}/sell", headers=auth(),
+                               json={"action_id": action_id(7), "price": typed})
+    assert listed.status == 200, await listed.json()
+    order = (await listed.json())["order"]
+    resale = next(s for s in order["sections"] if s["state"] == "on_resale")
+    assert "45,50" in resale["tickets"][0]["line"]
+
+
 async def test_an_action_without_an_action_id_is_refused(client):
     ticket = first_ticket(await order_of(client))
     answer = await client.post(f"/app/api/tickets/{ticket}/take_back", headers=auth(), json={})

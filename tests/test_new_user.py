@@ -18,7 +18,6 @@ from storage.models import Ticket, TicketState
 from tests.test_buyer_flow import (
     BUYER,
     FRIEND,
-    LINK,
     open_order,
     press_send,
     send_to_friend,
@@ -164,8 +163,39 @@ async def test_a_single_name_is_a_name_and_the_refusal_says_what_is_asked(harnes
     assert (ticket.state, ticket.holder_name) == (TicketState.COMPLETED, "Camille")
 
 
-async def test_link_to_forward_still_follows_the_overview(harness):
-    buyer, _ = await open_order(harness, language="en", user_language="en")
-    await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
-    sent, token = await press_send(buyer)
-    assert LINK.search(buyer.find(token).text)
+# The prices a French reader types after reading "par exemple 89,00 €" (U+00A0 before the sign,
+# as Babel prints it; U+202F as other French texts print it).
+FRENCH_PRICES = ["50 €", "50€", "50,00\u00a0€", "50,00\u202f€", "50,00 €", "EUR 50", "€50",
+                 "eur 50", "€ 50"]
+
+
+async def start_selling_in(harness, language: str, label: str):
+    buyer, _ = await open_order(harness, language=language, user_language=language)
+    await buyer.press("T-DF-100000-1")
+    await buyer.press(label)
+    return buyer
+
+
+@pytest.mark.parametrize("typed", FRENCH_PRICES)
+async def test_a_french_price_typed_as_the_bot_writes_it_is_understood(harness, typed):
+    buyer = await start_selling_in(harness, "fr", "Vendre ce billet")
+    asked = await buyer.send(typed)
+    assert "50,00\u00a0€" in asked.text, asked.text
+    listed = await buyer.press("Confirmer")
+    assert "En revente (1)" in listed.text
+
+
+@pytest.mark.parametrize("typed", ["€50", "€50.00", "50 €", "EUR 50", "50 EUR"])
+async def test_an_english_price_typed_as_the_bot_writes_it_is_understood(harness, typed):
+    buyer = await start_selling_in(harness, "en", "Sell this ticket")
+    asked = await buyer.send(typed)
+    assert "€50.00" in asked.text, asked.text
+
+
+@pytest.mark.parametrize("typed", ["5€0", "€€50", "50 USD", "$50", "50,00 €"])
+async def test_a_price_with_a_misplaced_or_foreign_sign_is_refused(harness, typed):
+    buyer = await start_selling_in(harness, "en", "Sell this ticket")
+    refused = await buyer.send(typed)
+    assert "Please type a price between €10.00 and €89.00" in refused.text, typed
+    assert "Confirm" not in buttons(buyer)
+

@@ -140,12 +140,12 @@ class Done:
 
 async def _price(mini: MiniAppServices, user: WebAppUser, ticket_id: int, body: dict,
                  t: Translator) -> Decimal:
-    """The price as typed, read in the user's locale ("45,50" in French); the services check
-    it against the event's bounds."""
+    """The price as typed, read in the user's locale ("45,50" or "45,50 €" in French); the
+    services check it against the event's bounds."""
+    bounds = await resale.resale_bounds(mini.store, user.id, ticket_id)
     try:
-        return t.parse_decimal(str(body.get("price") or ""))
+        return t.parse_money(str(body.get("price") or ""), bounds.currency)
     except ValueError:
-        bounds = await resale.resale_bounds(mini.store, user.id, ticket_id)
         raise Refusal("price_invalid", min=bounds.minimum, max=bounds.maximum,
                       currency=bounds.currency) from None
 
