@@ -12,6 +12,7 @@ the options again.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -211,8 +212,13 @@ BY_CHOOSE_CODE = {cb.choose_code(action): action for action in TARGETED.values()
 TARGET_CONFIRMED = {cb.confirm_code(action): action for action in TARGETED.values()}
 
 
+BUTTON_TEXT_MAX = 60  # longer button texts are cut by Telegram's apps on a phone
+
+
 def _target_button(option: ExchangeOption, t: Translator) -> str:
-    return exchange_option_label(option, t)[:60]
+    """A target's button: its label, shortened at a word if it is long (never inside a word);
+    the message above lists every label in full."""
+    return textwrap.shorten(exchange_option_label(option, t), BUTTON_TEXT_MAX, placeholder=" …")
 
 
 async def on_targets(update: Update, context: Context, data: cb.Callback) -> str | None:

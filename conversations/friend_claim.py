@@ -55,7 +55,7 @@ def claim_screen(claim: ClaimView, name: str | None, t: Translator) -> Screen:
     else:
         lines.append(e(_("Type the name to print on the ticket.")))
     lines.append(e(_("This link is valid until {date}.").format(
-        date=t.datetime(claim.expires_at, event.timezone))))
+        date=t.datetime_in_zone(claim.expires_at, event.timezone))))
     rows.append([button(_("✖ Decline"), cb.encode(cb.DECLINE, claim.invitation_id))])
     return Screen("\n".join(lines), rows)
 

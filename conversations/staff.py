@@ -249,7 +249,8 @@ def status_screen(status: OrderStatus, t: Translator, page: int = 0) -> Screen:
         audit_text(line, status.timezone, t, with_ticket=True) for line in status.recent_changes
     ]
     if changes:
-        changes[0] = f"<b>{e(_('Recent changes'))}</b>\n{changes[0]}"
+        heading = _("Recent changes")  # marked outside the f-string, or Babel misses it
+        changes[0] = f"<b>{e(heading)}</b>\n{changes[0]}"
     # Changes are short lines; keeping them in one block keeps the section on one page.
     blocks.append("\n".join(changes) if changes else e(_("No changes recorded yet.")))
     return paged_screen(header, blocks, page, cb.STAFF_STATUS, status.id, t)

@@ -95,6 +95,11 @@ class Translator:
         """Words given per language, in this language (see ``words_in``)."""
         return words_in(words, self.language)
 
+    def language_name(self, code: str) -> str:
+        """A language's name as this language writes it inside a sentence ("français" in
+        French, "French" in English), from Babel's locale data."""
+        return self.locale.languages.get(code) or LANGUAGE_NAMES.get(code, code)
+
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return self._translations.ngettext(singular, plural, n)
 
@@ -104,6 +109,14 @@ class Translator:
         day = dates.format_date(local, format=self._day_format(), locale=self.locale)
         time = dates.format_time(local, format="short", locale=self.locale)
         return self.gettext("{day}, {time}").format(day=day, time=time)
+
+    def datetime_in_zone(self, value: dt.datetime, timezone: str) -> str:
+        """A moment with its time zone named, for one read far from the event (a link's
+        expiry): 'Mon, Dec 21, 2026, 8:37 AM (Central European Time)'."""
+        zone = dates.get_timezone_name(ZoneInfo(timezone), "long", locale=self.locale,
+                                       zone_variant="generic")
+        return self.gettext("{datetime} ({timezone})").format(
+            datetime=self.datetime(value, timezone), timezone=zone)
 
     def date(self, value: dt.datetime, timezone: str) -> str:
         local = value.astimezone(ZoneInfo(timezone))

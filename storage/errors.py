@@ -45,6 +45,10 @@ MESSAGES: dict[str, str] = {
     "link_expired": N_("This link has expired. Ask the sender to send the ticket again."),
     "link_used": N_("This link has already been used to claim the ticket."),
     "link_revoked": N_("This link has been withdrawn by the sender."),
+    "link_declined": N_(
+        "The person this ticket was sent to declined it, so this link no longer works. If you "
+        "want the ticket after all, ask {sender} to send it again."
+    ),
     "too_many_attempts": N_("Too many invalid links. Please wait a few minutes and try again."),
     "name_change_closed": N_("Names can no longer be changed for this event."),
     "not_completed": N_("Only a ticket in someone's name can be renamed or taken back."),

@@ -136,7 +136,7 @@ async def test_start_shows_the_only_order_in_the_users_language(client):
     assert event["when"] == "sam. 17 juil. 2027, 14:00"
     assert event["venue"] == "Parc des Expositions, Nantes"
     assert body["order"]["sections"][0]["title"] == "À attribuer (3)"
-    assert body["strings"]["claim_self"].endswith("Réclamer le billet pour moi-même")
+    assert body["strings"]["claim_self"].endswith("Mettre le billet à mon nom")
 
 
 async def test_another_users_order_and_ticket_are_refused(client):

@@ -15,6 +15,7 @@ from locales import translator
 from storage import services
 from storage.errors import Refusal
 from storage.models import Ticket, TicketState
+from tests.conftest import sample_document
 from tests.test_buyer_flow import (
     BUYER,
     FRIEND,
@@ -199,3 +200,82 @@ async def test_a_price_with_a_misplaced_or_foreign_sign_is_refused(harness, type
     assert "Please type a price between €10.00 and €89.00" in refused.text, typed
     assert "Confirm" not in buttons(buyer)
 
+
+
+# --- what the bot says -----------------------------------------------------------------------
+
+
+async def test_reopening_a_declined_link_says_who_declined(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
+    _, token = await press_send(buyer)
+    friend = harness.user(FRIEND, "Alex", "Durand", language_code="fr")
+    await friend.start(token)
+    await friend.press("Refuser")
+    await friend.press("Oui, refuser")
+    again = await friend.start(token)
+    assert "La personne à qui ce billet a été envoyé l’a refusé" in again.text
+    assert "demandez à Camille Martin" in again.text
+    assert "retiré par l’expéditeur" not in again.text
+
+
+async def test_a_withdrawn_link_still_says_the_sender_withdrew_it(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
+    _, token = await press_send(buyer)
+    await buyer.press("T-DF-100000-1")
+    await buyer.press("Revoke the invitation")
+    await buyer.press("Yes, revoke it")
+    friend = harness.user(FRIEND, "Alex", "Durand", language_code="fr")
+    assert "retiré par l’expéditeur" in (await friend.start(token)).text
+
+
+@pytest.mark.parametrize(("language", "zone"), [("fr", "(heure d’Europe centrale)"),
+                                                ("en", "(Central European Time)"),
+                                                ("nl", "(Midden-Europese tijd)")])
+async def test_a_claim_links_expiry_names_its_time_zone(harness, language, zone):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await send_to_friend(buyer, "T-DF-100000-1", "alex@example.org")
+    _, token = await press_send(buyer)
+    claim = await harness.user(FRIEND, "Alex", "Durand", language_code=language).start(token)
+    [until] = [line for line in claim.text.splitlines() if zone in line]
+    assert until.endswith(f"{zone}."), claim.text  # "This link is valid until … (zone)."
+    mail = await harness.next_mail()
+    assert "(Central European Time)" in mail.get_body(("plain",)).get_content()
+
+
+async def test_the_language_is_named_as_the_sentence_writes_it(harness):
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    await buyer.press("More actions")
+    switched = await buyer.press("Français")
+    assert "Je vous parlerai désormais en français." in switched.text
+    await buyer.press("Plus d’actions")
+    assert "Langue : français" in buyer.last.text
+
+
+async def test_the_french_overview_heads_completed_tickets_with_the_shops_word(harness):
+    buyer, _ = await open_order(harness)  # French
+    await buyer.press("T-DF-100000-1")
+    await buyer.press("Attribuer le billet")
+    await buyer.press("Mettre le billet à mon nom")
+    done = await buyer.press("Confirmer")
+    assert "Statut « Complété » (1)" in done.text
+    assert "Réclamer le billet pour moi-même" not in str(buyer.history)
+
+
+async def test_exchange_buttons_are_never_cut_inside_a_word(harness):
+    document = sample_document(language="en")
+    document["events"][1]["name"] = "Dreamfest 2027 — Sunday afternoon session with guests"
+    await harness.import_orders(document)
+    buyer = harness.user(BUYER, "Camille", "Martin", language_code="en")
+    await buyer.start(await harness.order_link("DF-100000"))
+    await buyer.press("T-DF-100000-1")
+    options = await buyer.press("Exchange")
+    full = "Dreamfest 2027 — Sunday afternoon session with guests — Sun, Jul 18, 2027, 2:00\u202fPM"
+    assert f"• {full} (5 places left)" in options.text  # the message says it all
+    [label] = [text for text in buyer.last.button_texts() if "Dreamfest" in text]
+    assert len(label) <= 60 and label.endswith(" …")
+    shown_words = label.removesuffix(" …").split(" ")
+    assert full.split(" ")[:len(shown_words)] == shown_words  # whole words only
+    confirm = await buyer.press(label)
+    assert "Sunday afternoon session with guests" in confirm.text

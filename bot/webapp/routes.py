@@ -240,7 +240,7 @@ async def post_language(request: web.Request, user: WebAppUser) -> web.Response:
     return web.json_response({
         "language": language,
         "notice": t.gettext("I will speak {language} with you from now on.").format(
-            language=screens.LANGUAGE_NAMES[language]),
+            language=t.language_name(language)),
     })
 
 

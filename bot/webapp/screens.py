@@ -159,7 +159,7 @@ def order_json(order: OrderView, t: Translator, *, support_contact: str | None) 
         "hint": _("Choose a ticket to manage it."),
         "more": {
             "title": _("More actions — order {number}").format(number=order.number),
-            "language": _("Language: {language}").format(language=LANGUAGE_NAMES[t.language]),
+            "language": _("Language: {language}").format(language=t.language_name(t.language)),
             "languages": [{"code": code, "name": LANGUAGE_NAMES[code],
                            "current": code == t.language} for code in LANGUAGES],
             "faqs": [{"label": _("❓ FAQ: {event}").format(event=t.words(event.name)),
