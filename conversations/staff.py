@@ -21,6 +21,7 @@ from conversations.common import (
     button,
     command_argument,
     e,
+    is_staff,
     refusal_text,
     say,
     show,
@@ -82,12 +83,6 @@ ACTIONS = {
 SHOWN_DETAILS = ("holder", "email", "price", "gate")
 
 StaffHandler = Callable[[Update, Context], Awaitable[None]]
-
-
-def is_staff(update: Update, context: Context) -> bool:
-    settings = context.application.bot_data.get("settings")
-    user = update.effective_user
-    return settings is not None and user is not None and user.id in settings.staff_ids
 
 
 def staff_command(handler: StaffHandler) -> StaffHandler:
@@ -412,7 +407,9 @@ async def on_resend(update: Update, context: Context) -> None:
 
 COMMANDS = {"status": on_status, "find": on_find, "history": on_history, "resend": on_resend,
             "stats": event_reports.on_stats, "export": event_reports.on_export}
-BUTTONS = {cb.STAFF_STATUS: on_status_page, cb.STAFF_HISTORY: on_history_page}
+BUTTONS = {cb.STAFF_STATUS: on_status_page, cb.STAFF_HISTORY: on_history_page,
+           cb.STAFF_STATS_EVENT: event_reports.on_stats_button,
+           cb.STAFF_EXPORT_EVENT: event_reports.on_export_button}
 
 
 def register(application: Application) -> None:

@@ -71,6 +71,24 @@ class ExportRow:
     used_at: dt.datetime | None
 
 
+@dataclass(frozen=True)
+class EventChoice:
+    """An event as staff choose it for a report: its id and its name."""
+
+    event_id: str
+    name: WordsValue
+
+
+async def event_choices(store: Store) -> list[EventChoice]:
+    """Every event, soonest first (then by id: the same order on every read), so that a
+    report command without an argument can offer them; its buttons name an event by its place
+    in this list, read again on the press."""
+    async with store.read() as session:
+        rows = await session.execute(select(Event.id, Event.name)
+                                     .order_by(Event.starts_at, Event.id))
+        return [EventChoice(event_id, name) for event_id, name in rows]
+
+
 async def _event(session, event_id: str) -> Event:
     event = await session.get(Event, event_id)
     if event is None:
