@@ -16,7 +16,7 @@ from storage.reads import event_report
 
 BOM = "\ufeff"  # spreadsheet programs read the file as UTF-8 only with it
 COLUMNS = (N_("Reference"), N_("Order"), N_("Category"), N_("State"), N_("Holder"),
-           N_("Invitation e-mail"), N_("Barcode"), N_("Scanned at"))
+           N_("Invitation e-mail"), N_("Barcode"), N_("Scanned at"), N_("Price"))
 
 
 async def ticket_csv(store: Store, event_id: str, language: str, *,
@@ -34,7 +34,8 @@ async def ticket_csv(store: Store, event_id: str, language: str, *,
             scanned = t.datetime(row.used_at, timezone) if row.used_at is not None else ""
             writer.writerow([row.ref, row.order_number, words_in(row.category, language),
                              state_word(row.state, t), row.holder_name or "",
-                             row.invitation_email or "", row.barcode, scanned])
+                             row.invitation_email or "", row.barcode, scanned,
+                             f"{row.price:.2f}"])  # as the HTTP API writes it: 79.00
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

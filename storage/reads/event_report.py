@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import Date, and_, case, cast, func, select
 
@@ -69,6 +70,7 @@ class ExportRow:
     invitation_email: str | None
     barcode: str
     used_at: dt.datetime | None
+    price: Decimal
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ async def _page(store: Store, event_id: str, after: int, size: int) -> list:
     async with store.read() as session:
         return (await session.execute(
             select(Ticket.id, Ticket.ref, Order.number, Ticket.category, _shown_state(),
-                   Ticket.holder_name, Invitation.email, Ticket.barcode, Ticket.used_at)
+                   Ticket.holder_name, Invitation.email, Ticket.barcode, Ticket.used_at,
+                   Ticket.price)
             .join(Order, Order.id == Ticket.order_id)
             .outerjoin(Invitation, pending)
             .where(Ticket.event_id == event_id, Ticket.id > after)
