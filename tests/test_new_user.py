@@ -43,6 +43,15 @@ async def addresses(store) -> dict[str, str | None]:
         return dict((await session.execute(select(Ticket.ref, Ticket.holder_email))).all())
 
 
+async def confirm_claim(buyer):
+    """Press "Confirm" on a claim, and wait for the ticket the bot then sends in a message of
+    its own (so that the next press is not taken by that message's arrival)."""
+    mark = buyer.mark()
+    done = await buyer.press("Confirm")
+    await buyer.wait_for_message(lambda m: m.media is not None, since=mark)
+    return done
+
+
 def buttons(user) -> str:
     """The labels of the buttons under the user's newest message, one string to search."""
     return " | ".join(user.last.button_texts())
@@ -59,7 +68,7 @@ async def ticket_ids(store) -> dict[str, int]:
 async def test_her_address_is_used_once_her_ticket_is_in_her_name(harness):
     buyer, _ = await open_order(harness, language="en", user_language="en")
     await claim_for_myself(buyer, "T-DF-100000-1")
-    await buyer.press("Confirm")
+    await confirm_claim(buyer)
     refused = await send_to_friend(buyer, "T-DF-100000-2", OWN_ADDRESS)
     assert f"The address {OWN_ADDRESS} is already used" in refused.text
     assert "Send" not in buttons(buyer)
@@ -99,7 +108,7 @@ async def test_her_own_name_is_not_offered_for_her_second_ticket(harness):
     buyer, _ = await open_order(harness, language="en", user_language="en")
     first = await claim_for_myself(buyer, "T-DF-100000-1")
     assert "Camille Martin" in first.text and "Confirm" in buttons(buyer)
-    await buyer.press("Confirm")
+    await confirm_claim(buyer)
     second = await claim_for_myself(buyer, "T-DF-100000-2")
     assert "Camille Martin" not in second.text.split("Status:")[1]
     assert "Type the name to print on the ticket." in second.text
