@@ -87,6 +87,7 @@ class Translator:
         self.language = language
         self.locale = Locale.parse(language)
         self._translations = Translations.load(str(CATALOG_DIR), [language], DOMAIN)
+        self._marks: dict[str, list[str]] = {}
 
     def gettext(self, message: str) -> str:
         return self._translations.gettext(message)
@@ -163,7 +164,13 @@ class Translator:
 
     def _currency_marks(self, currency: str) -> list[str]:
         """How an amount of ``currency`` may be marked: its code, its sign in this locale and
-        in the default one ('€', '$US', '$'), its narrow sign; longest first."""
+        in the default one ('€', '$US', '$'), its narrow sign; longest first. Worked out once
+        per currency (translators are cached per language)."""
+        if currency not in self._marks:
+            self._marks[currency] = self._find_currency_marks(currency)
+        return self._marks[currency]
+
+    def _find_currency_marks(self, currency: str) -> list[str]:
         marks = {currency.upper()}
         for locale in (self.locale, Locale.parse(DEFAULT_LANGUAGE)):
             marks.add(numbers.get_currency_symbol(currency, locale=locale))
