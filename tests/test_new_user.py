@@ -104,6 +104,17 @@ async def test_her_own_claim_and_a_ticket_sent_to_her_at_once_use_her_address_on
     assert keys == [OWN_ADDRESS]
 
 
+async def test_two_of_her_claims_at_once_both_succeed_and_use_her_address_once(harness):
+    await open_order(harness, language="en", user_language="en")
+    ids = await ticket_ids(harness.store)
+    await asyncio.gather(*(
+        services.claim_for_myself(harness.store, BUYER, ids[ref], name)
+        for ref, name in (("T-DF-100000-1", "Camille Martin"), ("T-DF-100000-2", "Léa Martin"))))
+    assert await tickets_by_state(harness.store) == {"to_assign": 1, "completed": 2}
+    keys = [a for a in (await addresses(harness.store)).values() if a is not None]
+    assert keys == [OWN_ADDRESS]
+
+
 async def test_her_own_name_is_not_offered_for_her_second_ticket(harness):
     buyer, _ = await open_order(harness, language="en", user_language="en")
     first = await claim_for_myself(buyer, "T-DF-100000-1")
