@@ -12,6 +12,7 @@ the options again.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,6 +38,7 @@ from conversations.presentation.actions import (
     Asks,
     TicketAction,
     is_offered,
+    offered_name,
     ticket_words,
 )
 from conversations.presentation.sayings import exchange_option_label
@@ -103,7 +105,7 @@ def bounds_text(bounds: PriceBounds, t: Translator) -> str:
 def parse_price(text: str, bounds: PriceBounds, t: Translator) -> Decimal:
     """The typed price, read in the user's locale and checked against the bounds."""
     try:
-        price = t.parse_decimal(text)
+        price = t.parse_money(text, bounds.currency)
     except ValueError:
         raise Refusal("price_invalid", min=bounds.minimum, max=bounds.maximum,
                       currency=bounds.currency) from None
@@ -156,11 +158,6 @@ def asked_screen(action: TicketAction, details: TicketDetails, value: Any,
     return Screen("\n".join(lines), rows)
 
 
-async def _offered(action: TicketAction, store: Store, details: TicketDetails) -> str | None:
-    """The value the action offers before anything is typed, if it may be used."""
-    return action.suggests(details) if action.suggests is not None else None
-
-
 async def on_ask(update: Update, context: Context, data: cb.Callback) -> str | None:
     """The action's press: its prompt, or the question about the value it offers."""
     action = TYPED[data.action]
@@ -169,7 +166,7 @@ async def on_ask(update: Update, context: Context, data: cb.Callback) -> str | N
         await show_ticket_menu(update, context, data.id())
         return None
     store = store_of(context)
-    value = await _offered(action, store, details)
+    value = await offered_name(action, store, details)
     await chat_state.set_step(store, update.effective_chat.id, step_of(action),
                               ticket_id=details.ticket.id,
                               payload={"given": value} if value is not None else None)
@@ -215,8 +212,13 @@ BY_CHOOSE_CODE = {cb.choose_code(action): action for action in TARGETED.values()
 TARGET_CONFIRMED = {cb.confirm_code(action): action for action in TARGETED.values()}
 
 
+BUTTON_TEXT_MAX = 60  # longer button texts are cut by Telegram's apps on a phone
+
+
 def _target_button(option: ExchangeOption, t: Translator) -> str:
-    return exchange_option_label(option, t)[:60]
+    """A target's button: its label, shortened at a word if it is long (never inside a word);
+    the message above lists every label in full."""
+    return textwrap.shorten(exchange_option_label(option, t), BUTTON_TEXT_MAX, placeholder=" …")
 
 
 async def on_targets(update: Update, context: Context, data: cb.Callback) -> str | None:

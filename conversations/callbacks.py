@@ -63,6 +63,10 @@ DECLINE = "cd"
 DECLINE_CONFIRM = "cdy"
 STAFF_STATUS = "ss"  # ss:<order_id>:<page>, an order's status for support staff
 STAFF_HISTORY = "sh"  # sh:<ticket_id>:<page>, a ticket's audit history for support staff
+# sst:<index> / sxe:<index>: /stats or /export of an event, by its place among the events
+# (storage.reads.event_report.event_choices; event ids are text, callback ids numbers).
+STAFF_STATS_EVENT = "sst"
+STAFF_EXPORT_EVENT = "sxe"
 TICKET_SHOW = "qr"  # qr:<ticket_id>, the holder's ticket (QR picture) again
 TICKET_PDF = "pdf"  # pdf:<ticket_id>, the ticket as a PDF
 TICKET_ICS = "ics"  # ics:<ticket_id>, the calendar entry
@@ -75,8 +79,9 @@ TICKET_ACTION_CODES = frozenset(
     for code in (action.code, confirm_code(action), choose_code(action)) if code)
 ACTIONS = frozenset({
     HOME, OVERVIEW, TICKET, CLAIM, ACCEPT, DECLINE, DECLINE_CONFIRM, MORE, LANGUAGE, SUPPORT,
-    STAFF_STATUS, STAFF_HISTORY, TICKET_SHOW, TICKET_PDF, TICKET_ICS, ORDER_PDF, REMINDERS,
-    FORGET_CONFIRM, *TICKET_ACTION_CODES,
+    STAFF_STATUS, STAFF_HISTORY, STAFF_STATS_EVENT, STAFF_EXPORT_EVENT, TICKET_SHOW,
+    TICKET_PDF, TICKET_ICS, ORDER_PDF, REMINDERS, FORGET_CONFIRM,
+    *TICKET_ACTION_CODES,
 })
 _PATTERN = re.compile(r"^([a-z]{1,4})((?::\d{1,12}){0,3})$")
 

@@ -40,6 +40,13 @@ class Screen:
         return InlineKeyboardMarkup(self.rows) if self.rows else None
 
 
+def is_staff(update: Update, context: Context) -> bool:
+    """Whether the update's user is on the support staff (the settings' ``staff_ids``)."""
+    settings = context.application.bot_data.get("settings")
+    user = update.effective_user
+    return settings is not None and user is not None and user.id in settings.staff_ids
+
+
 def store_of(context: Context) -> Store:
     return context.application.bot_data["store"]
 

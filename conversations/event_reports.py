@@ -1,6 +1,7 @@
 """Staff's pictures of an event: ``/stats EVENT`` (a chart of its tickets by state and of its
 personalisations per day, the figures in the caption) and ``/export EVENT`` (every ticket as a
 CSV document), both in the staff member's language, both audited (storage/reads/event_report.py).
+Without an argument, each offers the events as buttons.
 
 The chart is drawn with matplotlib's Agg backend on a ``Figure`` of its own (pyplot's global
 state is not thread-safe) in a worker thread, so the event loop keeps serving replies meanwhile.
@@ -16,15 +17,26 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 from telegram import InputFile, Update
 
-from conversations.common import Context, command_argument, e, store_of, user_translator
+from conversations import callbacks as cb
+from conversations.common import (
+    Context,
+    Screen,
+    button,
+    e,
+    is_staff,
+    show,
+    store_of,
+    user_translator,
+)
 from conversations.presentation import ticket_export
 from conversations.presentation.words import state_word
 from locales import Translator
-from storage.errors import N_
+from storage.errors import N_, Refusal
 from storage.reads import event_report
 from storage.reads.event_report import REPORT_STATES, EventFigures
 
 COLOURS = ("#9aa5b1", "#f0a202", "#2b8a3e", "#1971c2", "#5f3dc4")
+MAX_EVENT_BUTTONS = 90  # Telegram takes 100 buttons per keyboard
 
 
 def stats_caption(figures: EventFigures, t: Translator) -> str:
@@ -43,8 +55,9 @@ def stats_caption(figures: EventFigures, t: Translator) -> str:
     return "\n".join(lines)
 
 
-def stats_chart(figures: EventFigures, t: Translator) -> bytes:
-    """The chart as PNG bytes (CPU work: call it in a thread)."""
+def stats_figure(figures: EventFigures, t: Translator) -> Figure:
+    """The chart: tickets by state, and personalisations per day (or, with none yet, a panel
+    saying so without axes)."""
     _ = t.gettext
     figure = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
@@ -55,28 +68,74 @@ def stats_chart(figures: EventFigures, t: Translator) -> bytes:
     states.bar_label(bars, labels=[t.number(value) for value in values])
     states.set_title(_("Tickets by state"))
     states.tick_params(axis="x", labelrotation=20)
+    counts = FuncFormatter(lambda value, _position: t.number(int(value)))
+    states.yaxis.set_major_formatter(counts)
     if figures.per_day:
         dates = [day for day, _count in figures.per_day]
         days.bar(dates, [count for _day, count in figures.per_day], color="#2b8a3e")
         days.tick_params(axis="x", labelrotation=30)
+        days.yaxis.set_major_formatter(counts)
     else:
+        # Nothing to draw: axes would only show meaningless ticks (0 0 0, 0.0 … 1.0).
+        days.set_axis_off()
         days.text(0.5, 0.5, _("No personalisation yet"), ha="center", va="center",
                   transform=days.transAxes)
     days.set_title(_("Personalisations per day"))
-    counts = FuncFormatter(lambda value, _position: t.number(int(value)))
-    for axes in (states, days):
-        axes.yaxis.set_major_formatter(counts)
     figure.suptitle(t.words(figures.name))
+    return figure
+
+
+def stats_chart(figures: EventFigures, t: Translator) -> bytes:
+    """The chart as PNG bytes (CPU work: call it in a thread)."""
+    figure = stats_figure(figures, t)
     output = io.BytesIO()
     figure.savefig(output, format="png")
     return output.getvalue()
 
 
+async def event_argument(update: Update, context: Context, usage: str,
+                         choose: str) -> str | None:
+    """The command's event, or None after offering every event as a button (``choose``: the
+    buttons' callback prefix), or with no event at all, after showing the ``usage``."""
+    text = " ".join(context.args or [])
+    if text:
+        return text
+    choices = await event_report.event_choices(store_of(context))
+    t = await user_translator(update, context)
+    if not choices:
+        await show(update, Screen(e(t.gettext(usage))))
+        return None
+    rows = [[button(t.words(choice.name), cb.encode(choose, index))]
+            for index, choice in enumerate(choices[:MAX_EVENT_BUTTONS])]
+    await show(update, Screen(e(t.gettext("Which event?")) + "\n" + e(t.gettext(usage)), rows))
+    return None
+
+
+async def chosen_event(update: Update, context: Context, index: int) -> str:
+    """The event a report button names, re-read now; pressed by someone not (or no longer)
+    on the staff, or naming no event any more, it reads as not found."""
+    if not is_staff(update, context):
+        raise Refusal("not_found")
+    choices = await event_report.event_choices(store_of(context))
+    if not 0 <= index < len(choices):
+        raise Refusal("not_found")
+    return choices[index].event_id
+
+
 async def on_stats(update: Update, context: Context) -> None:
     """``/stats EVENT``: the chart, with the figures in its caption."""
-    event_id = await command_argument(update, context, N_("Usage: /stats EVENT"))
-    if event_id is None:
-        return
+    event_id = await event_argument(update, context, N_("Usage: /stats EVENT"),
+                                    cb.STAFF_STATS_EVENT)
+    if event_id is not None:
+        await send_stats(update, context, event_id)
+
+
+async def on_stats_button(update: Update, context: Context, data: cb.Callback) -> str | None:
+    await send_stats(update, context, await chosen_event(update, context, data.id()))
+    return None
+
+
+async def send_stats(update: Update, context: Context, event_id: str) -> None:
     figures = await event_report.event_figures(store_of(context), update.effective_user.id,
                                                event_id)
     t = await user_translator(update, context)
@@ -88,9 +147,18 @@ async def on_stats(update: Update, context: Context) -> None:
 
 async def on_export(update: Update, context: Context) -> None:
     """``/export EVENT``: every ticket of the event as a CSV document (UTF-8 with BOM)."""
-    event_id = await command_argument(update, context, N_("Usage: /export EVENT"))
-    if event_id is None:
-        return
+    event_id = await event_argument(update, context, N_("Usage: /export EVENT"),
+                                    cb.STAFF_EXPORT_EVENT)
+    if event_id is not None:
+        await send_export(update, context, event_id)
+
+
+async def on_export_button(update: Update, context: Context, data: cb.Callback) -> str | None:
+    await send_export(update, context, await chosen_event(update, context, data.id()))
+    return None
+
+
+async def send_export(update: Update, context: Context, event_id: str) -> None:
     store = store_of(context)
     await event_report.audit_export(store, update.effective_user.id, event_id)
     t = await user_translator(update, context)

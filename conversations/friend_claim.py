@@ -32,7 +32,9 @@ def telegram_name(update: Update) -> str:
     return " ".join(part for part in (user.first_name, user.last_name) if part)
 
 
-def claim_screen(claim: ClaimView, name: str, t: Translator) -> Screen:
+def claim_screen(claim: ClaimView, name: str | None, t: Translator) -> Screen:
+    """The ticket a friend was sent: with ``name``, the name it will carry and the button to
+    accept it; without, the request to type one."""
     _ = t.gettext
     event = claim.event
     lines = [
@@ -44,31 +46,38 @@ def claim_screen(claim: ClaimView, name: str, t: Translator) -> Screen:
                                            city=e(event.venue_city)),
         "🎫 " + e(t.words(claim.category)),
         "",
-        _("The ticket will be put in the name of <b>{name}</b>.").format(name=e(name)),
-        e(_("Accept it, or first type the name to print on the ticket.")),
-        e(_("This link is valid until {date}.").format(
-            date=t.datetime(claim.expires_at, event.timezone))),
     ]
-    rows = [[button(_("✅ Accept the ticket"), cb.encode(cb.ACCEPT, claim.invitation_id))],
-            [button(_("✖ Decline"), cb.encode(cb.DECLINE, claim.invitation_id))]]
+    rows = []
+    if name:
+        lines += [_("The ticket will be put in the name of <b>{name}</b>.").format(name=e(name)),
+                  e(_("Accept it, or first type the name to print on the ticket."))]
+        rows.append([button(_("✅ Accept the ticket"), cb.encode(cb.ACCEPT, claim.invitation_id))])
+    else:
+        lines.append(e(_("Type the name to print on the ticket.")))
+    lines.append(e(_("This link is valid until {date}.").format(
+        date=t.datetime_in_zone(claim.expires_at, event.timezone))))
+    rows.append([button(_("✖ Decline"), cb.encode(cb.DECLINE, claim.invitation_id))])
     return Screen("\n".join(lines), rows)
 
 
-async def show_claim(update: Update, context: Context, claim: ClaimView) -> None:
-    """The claim screen, proposing the friend's Telegram name until they type another."""
-    name = telegram_name(update)
+async def offered_name(update: Update, context: Context, claim: ClaimView) -> str | None:
+    """The friend's Telegram name, if it can be printed and no ticket of the event carries it
+    yet (a friend who holds one already must type another); else None: a name is asked for."""
     try:
-        name = clean_name(name)
+        name = clean_name(telegram_name(update))
     except Refusal:
-        name = ""
+        return None
+    free = await availability.is_name_free(store_of(context), claim.event.id, name)
+    return name if free else None
+
+
+async def show_claim(update: Update, context: Context, claim: ClaimView) -> None:
+    """The claim screen, proposing the friend's Telegram name (when free) until they type one."""
+    name = await offered_name(update, context, claim)
     await chat_state.set_step(store_of(context), update.effective_chat.id, STEP_ACCEPT_NAME,
-                              invitation_id=claim.invitation_id, payload={"name": name})
+                              invitation_id=claim.invitation_id,
+                              payload={"name": name} if name else None)
     t = await user_translator(update, context)
-    if not name:
-        text = claim_screen(claim, "…", t)
-        text.text += "\n" + e(t.gettext("Please type your first and last name."))
-        await show(update, text)
-        return
     await show(update, claim_screen(claim, name, t))
 
 

@@ -27,7 +27,7 @@ from storage.services import reminders
 def more_screen(order: OrderView, t: Translator, *, reminders_on: bool = True) -> Screen:
     _ = t.gettext
     lines = ["<b>" + e(_("More actions — order {number}").format(number=order.number)) + "</b>",
-             e(_("Language: {language}").format(language=LANGUAGE_NAMES[t.language])),
+             e(_("Language: {language}").format(language=t.language_name(t.language))),
              e(_("Reminders: on") if reminders_on else _("Reminders: off"))]
     rows = [[button(("✓ " if code == t.language else "") + LANGUAGE_NAMES[code],
                     cb.encode(cb.LANGUAGE, order.id, index))
@@ -77,7 +77,7 @@ async def on_language(update: Update, context: Context, data: cb.Callback) -> st
     context.chosen_language = language
     t = await user_translator(update, context)
     notice = e(t.gettext("I will speak {language} with you from now on.").format(
-        language=LANGUAGE_NAMES[language]))
+        language=t.language_name(language)))
     await show_overview(update, context, data.id(), notice=notice)
     return None
 

@@ -56,7 +56,8 @@ def reminder_screen(kind: str, params: dict[str, Any], t: Translator) -> Screen:
                                      deadline=deadline))
         return Screen(text, [[order_button]])
     if kind == "reminder_invitation":
-        expires = t.datetime(dt.datetime.fromisoformat(params["expires"]), params["timezone"])
+        expires = t.datetime_in_zone(dt.datetime.fromisoformat(params["expires"]),
+                                     params["timezone"])
         text = _("{email} has not claimed ticket {ref} for {event} yet. The invitation link "
                  "expires on {expires}.")
         text = "⏳ " + e(text.format(email=params["email"], ref=params["ticket_ref"],

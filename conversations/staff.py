@@ -22,6 +22,7 @@ from conversations.common import (
     button,
     command_argument,
     e,
+    is_staff,
     refusal_text,
     say,
     show,
@@ -84,12 +85,6 @@ ACTIONS = {
 SHOWN_DETAILS = ("holder", "email", "price", "gate")
 
 StaffHandler = Callable[[Update, Context], Awaitable[None]]
-
-
-def is_staff(update: Update, context: Context) -> bool:
-    settings = context.application.bot_data.get("settings")
-    user = update.effective_user
-    return settings is not None and user is not None and user.id in settings.staff_ids
 
 
 def staff_command(handler: StaffHandler) -> StaffHandler:
@@ -260,7 +255,8 @@ def status_screen(status: OrderStatus, t: Translator, page: int = 0) -> Screen:
         audit_text(line, status.timezone, t, with_ticket=True) for line in status.recent_changes
     ]
     if changes:
-        changes[0] = f"<b>{e(_('Recent changes'))}</b>\n{changes[0]}"
+        heading = _("Recent changes")  # marked outside the f-string, or Babel misses it
+        changes[0] = f"<b>{e(heading)}</b>\n{changes[0]}"
     # Changes are short lines; keeping them in one block keeps the section on one page.
     blocks.append("\n".join(changes) if changes else e(_("No changes recorded yet.")))
     return paged_screen(header, blocks, page, cb.STAFF_STATUS, status.id, t)
@@ -422,7 +418,9 @@ async def on_resend(update: Update, context: Context) -> None:
 
 COMMANDS = {"status": on_status, "find": on_find, "history": on_history, "resend": on_resend,
             "stats": event_reports.on_stats, "export": event_reports.on_export}
-BUTTONS = {cb.STAFF_STATUS: on_status_page, cb.STAFF_HISTORY: on_history_page}
+BUTTONS = {cb.STAFF_STATUS: on_status_page, cb.STAFF_HISTORY: on_history_page,
+           cb.STAFF_STATS_EVENT: event_reports.on_stats_button,
+           cb.STAFF_EXPORT_EVENT: event_reports.on_export_button}
 
 
 def register(application: Application) -> None:

@@ -14,6 +14,7 @@ from conversations.common import (
     Screen,
     button,
     e,
+    is_staff,
     load_ticket,
     say,
     show,
@@ -105,6 +106,16 @@ async def on_help(update: Update, context: Context) -> None:
         "• /start shows your orders and the tickets in your name.\n"
         "• /cancel stops what you were typing."
     )
+    if is_staff(update, context):
+        text += "\n\n" + t.gettext(
+            "Support staff commands:\n"
+            "• /status ORDER_NUMBER shows an order, its tickets and their recent changes.\n"
+            "• /find TEXT finds orders and tickets by number, reference, name or e-mail.\n"
+            "• /history TICKET_REF shows everything that happened to a ticket.\n"
+            "• /resend ORDER_NUMBER sends an order's pending invitations again.\n"
+            "• /stats shows an event's figures as a chart.\n"
+            "• /export sends an event's tickets as a CSV file."
+        )
     await say(update, e(text))
 
 

@@ -9,6 +9,7 @@ its catalog plus one line in ``LANGUAGE_NAMES`` (docs/languages.md).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 from collections.abc import Mapping
@@ -86,6 +87,7 @@ class Translator:
         self.language = language
         self.locale = Locale.parse(language)
         self._translations = Translations.load(str(CATALOG_DIR), [language], DOMAIN)
+        self._marks: dict[str, list[str]] = {}
 
     def gettext(self, message: str) -> str:
         return self._translations.gettext(message)
@@ -93,6 +95,11 @@ class Translator:
     def words(self, words: str | Mapping[str, str]) -> str:
         """Words given per language, in this language (see ``words_in``)."""
         return words_in(words, self.language)
+
+    def language_name(self, code: str) -> str:
+        """A language's name as this language writes it inside a sentence ("français" in
+        French, "French" in English), from Babel's locale data."""
+        return self.locale.languages.get(code) or LANGUAGE_NAMES.get(code, code)
 
     def ngettext(self, singular: str, plural: str, n: int) -> str:
         return self._translations.ngettext(singular, plural, n)
@@ -103,6 +110,14 @@ class Translator:
         day = dates.format_date(local, format=self._day_format(), locale=self.locale)
         time = dates.format_time(local, format="short", locale=self.locale)
         return self.gettext("{day}, {time}").format(day=day, time=time)
+
+    def datetime_in_zone(self, value: dt.datetime, timezone: str) -> str:
+        """A moment with its time zone named, for one read far from the event (a link's
+        expiry): 'Mon, Dec 21, 2026, 8:37 AM (Central European Time)'."""
+        zone = dates.get_timezone_name(ZoneInfo(timezone), "long", locale=self.locale,
+                                       zone_variant="generic")
+        return self.gettext("{datetime} ({timezone})").format(
+            datetime=self.datetime(value, timezone), timezone=zone)
 
     def date(self, value: dt.datetime, timezone: str) -> str:
         local = value.astimezone(ZoneInfo(timezone))
@@ -132,6 +147,37 @@ class Translator:
             elif isinstance(value, Mapping):
                 values[key] = self.words(value)  # an event's name given per language
         return self.gettext(template).format(**{k: escape(v) for k, v in values.items()})
+
+    def parse_money(self, text: str, currency: str) -> Decimal:
+        """An amount of ``currency`` typed as the bot writes it, in this locale: the number
+        ('50', '50,00' in French), with the currency's sign or code before or after it, with or
+        without a space of any kind ('50 €', '50€', '€50', 'EUR 50'); ValueError if not."""
+        number = "".join(text.split())  # any space: ' ', U+00A0, U+202F (what Babel prints)
+        for mark in self._currency_marks(currency):
+            if number[:len(mark)].casefold() == mark.casefold():
+                number = number[len(mark):]
+                break
+            if number[-len(mark):].casefold() == mark.casefold():
+                number = number[:-len(mark)]
+                break
+        return self.parse_decimal(number)
+
+    def _currency_marks(self, currency: str) -> list[str]:
+        """How an amount of ``currency`` may be marked: its code, its sign in this locale and
+        in the default one ('€', '$US', '$'), its narrow sign; longest first. Worked out once
+        per currency (translators are cached per language)."""
+        if currency not in self._marks:
+            self._marks[currency] = self._find_currency_marks(currency)
+        return self._marks[currency]
+
+    def _find_currency_marks(self, currency: str) -> list[str]:
+        marks = {currency.upper()}
+        for locale in (self.locale, Locale.parse(DEFAULT_LANGUAGE)):
+            marks.add(numbers.get_currency_symbol(currency, locale=locale))
+            marks.add(locale.currency_symbols.get(currency, currency))
+        with contextlib.suppress(AttributeError, KeyError):
+            marks.add(numbers.get_currency_narrow_symbol(currency, locale=self.locale))
+        return sorted((mark for mark in marks if mark), key=len, reverse=True)
 
     def parse_decimal(self, text: str) -> Decimal:
         """A number typed by the user in their locale ('45,50' in French); ValueError if not."""

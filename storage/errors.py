@@ -23,9 +23,10 @@ MESSAGES: dict[str, str] = {
     "not_assignable": N_("This ticket cannot be assigned in its current state."),
     "personalisation_off": N_("This event does not offer personalised tickets."),
     "personalisation_closed": N_("Personalisation closed on {deadline}."),
+    # What clean_name checks, no more: a single name ("Camille") is a name.
     "name_invalid": N_(
-        "Please type a first and last name: letters, spaces, apostrophes and hyphens, "
-        "at most {max} characters."
+        "Please type the name to print on the ticket: letters, spaces, apostrophes, hyphens "
+        "and dots, starting with a letter, from 2 to {max} characters."
     ),
     "name_taken": N_(
         "Another ticket for this event is already in the name of {name}. "
@@ -44,6 +45,10 @@ MESSAGES: dict[str, str] = {
     "link_expired": N_("This link has expired. Ask the sender to send the ticket again."),
     "link_used": N_("This link has already been used to claim the ticket."),
     "link_revoked": N_("This link has been withdrawn by the sender."),
+    "link_declined": N_(
+        "The person this ticket was sent to declined it, so this link no longer works. If you "
+        "want the ticket after all, ask {sender} to send it again."
+    ),
     "too_many_attempts": N_("Too many invalid links. Please wait a few minutes and try again."),
     "name_change_closed": N_("Names can no longer be changed for this event."),
     "not_completed": N_("Only a ticket in someone's name can be renamed or taken back."),

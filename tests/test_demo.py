@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import tempfile
 from pathlib import Path
@@ -12,8 +13,10 @@ import aiohttp
 import pytest
 
 from bot.settings import Settings
-from bot.tools.demo import run_demo
+from bot.tools.demo import SAMPLE_ORDERS, demo_users, first_order_in, run_demo, sample_orders
+from bot.tools.emulator import BotApiEmulator
 from bot.tools.terminal_chat import start_parameter
+from locales import LANGUAGES
 
 
 @pytest.fixture(autouse=True)
@@ -78,7 +81,7 @@ async def test_demo_prints_a_mini_app_link_per_user_that_opens_their_order(tmp_p
     async def read_line(prompt: str) -> str | None:
         links = re.findall(r"user (\d) \((\w+)\): (http://127\.0\.0\.1:\d+/app/#\S+)",
                            "\n".join(output))
-        assert [(n, name) for n, name, _ in links] == [("1", "Camille"), ("2", "Oliver"),
+        assert [(n, name) for n, name, _ in links] == [("1", "Camille"), ("2", "Sean"),
                                                        ("3", "Alex")]
         page, fragment = links[0][2].split("#", 1)
         init_data = parse_qs(fragment)["tgWebAppData"][0]
@@ -250,3 +253,39 @@ async def test_user_4_is_staff_and_the_banner_says_what_to_try(tmp_path, monkeyp
         asyncio.to_thread(chart.read_bytes), asyncio.to_thread(csv.read_text, "utf-8-sig"))
     assert chart_bytes.startswith(b"\x89PNG")
     assert "T-100234-1" in csv_text
+
+
+def test_the_demo_buyers_are_the_buyers_of_the_orders_they_open():
+    """User 2 opens the first English order: they are its buyer (not an "Oliver" offered
+    Sean O'Connor's name for his ticket)."""
+    users = demo_users(BotApiEmulator(bot_username="ticketbot_demo_bot"))
+    for user, language in zip(users[:2], ("fr", "en"), strict=True):
+        order = next(o for o in sample_orders()["orders"]
+                     if o["number"] == first_order_in(language))
+        assert f"{user.first_name} {user.last_name}" == order["buyer"]["name"]
+        assert user.language_code == order["buyer"]["language"] == language
+    assert (users[1].first_name, users[1].last_name) == ("Sean", "O'Connor")
+
+
+def test_the_sample_events_and_categories_are_written_in_every_language():
+    document = sample_orders()
+    for event in document["events"]:
+        assert set(event["name"]) == set(LANGUAGES), event["id"]
+    for order in document["orders"]:
+        for ticket in order["tickets"]:
+            assert set(ticket["category"]) == set(LANGUAGES), ticket["ref"]
+
+
+@pytest.mark.parametrize(("language", "number", "event", "category"), [
+    ("en", "DF-100236", "Dreamfest 2027 — Saturday", "Saturday VIP pass"),
+    ("fr", "DF-100236", "Dreamfest 2027 — samedi", "Pass samedi VIP"),
+    ("nl", "DF-100234", "Dreamfest 2027 — zaterdag", "Zaterdagpas"),
+])
+async def test_a_reader_sees_the_sample_order_in_their_own_language(harness, language, number,
+                                                                    event, category):
+    await harness.import_orders(json.loads(SAMPLE_ORDERS.read_text(encoding="utf-8")))
+    reader = harness.user(1001, "Sean", "O'Connor", language_code=language)
+    shown = (await reader.start(await harness.order_link(number))).text
+    assert event in shown and category in shown
+    assert ("Saturday" in shown) == (language == "en")
+    assert ("Pass samedi" in shown) == (language == "fr")

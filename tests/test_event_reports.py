@@ -96,7 +96,7 @@ async def test_export_is_a_csv_document_that_round_trips_accents(harness):
     assert data.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows[0] == ["Référence", "Commande", "Catégorie", "État", "Titulaire",
-                       "E-mail d’invitation", "Code-barres", "Scanné le"]
+                       "E-mail d’invitation", "Code-barres", "Scanné le", "Prix"]
     by_ref = {row[0]: row for row in rows[1:]}
     assert len(by_ref) == 4
     assert by_ref["T-DF-100000-1"][3:5] == ["complété", "Zoé Lefèvre"]

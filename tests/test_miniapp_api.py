@@ -136,7 +136,7 @@ async def test_start_shows_the_only_order_in_the_users_language(client):
     assert event["when"] == "sam. 17 juil. 2027, 14:00"
     assert event["venue"] == "Parc des Expositions, Nantes"
     assert body["order"]["sections"][0]["title"] == "À attribuer (3)"
-    assert body["strings"]["claim_self"].endswith("Réclamer le billet pour moi-même")
+    assert body["strings"]["claim_self"].endswith("Mettre le billet à mon nom")
 
 
 async def test_another_users_order_and_ticket_are_refused(client):
@@ -207,6 +207,17 @@ async def test_resale_price_is_read_in_the_users_locale_and_bounded(client):
     listed = await client.post(f"/app/api/tickets/{ticket}/sell", headers=auth(),
                                json={"action_id": action_id(6), "price": "45,50"})
     assert listed.status == 200
+    order = (await listed.json())["order"]
+    resale = next(s for s in order["sections"] if s["state"] == "on_resale")
+    assert "45,50" in resale["tickets"][0]["line"]
+
+
+@pytest.mark.parametrize("typed", ["45,50\u202f€", "45,50 €", "EUR 45,50", "€45,50"])
+async def test_a_price_typed_with_its_currency_sign_is_understood(client, typed):
+    ticket = first_ticket(await order_of(client))
+    listed = await client.post(f"/app/api/tickets/{ticket}/sell", headers=auth(),
+                               json={"action_id": action_id(7), "price": typed})
+    assert listed.status == 200, await listed.json()
     order = (await listed.json())["order"]
     resale = next(s for s in order["sections"] if s["state"] == "on_resale")
     assert "45,50" in resale["tickets"][0]["line"]

@@ -69,7 +69,7 @@ def notice(page) -> str:
 def claim_first_ticket(page) -> str:
     page.get_by_role("button", name=re.compile("T-DF-100000-1")).click()
     page.get_by_role("button", name=re.compile("Attribuer le billet")).click()
-    page.get_by_role("button", name=re.compile("Réclamer le billet pour moi-même")).click()
+    page.get_by_role("button", name=re.compile("Mettre le billet à mon nom")).click()
     name = page.get_by_label("Nom sur le billet")
     assert name.input_value() == "Camille Martin"
     page.get_by_role("button", name=re.compile("Confirmer")).click()

@@ -191,7 +191,7 @@ async def test_pdf_and_calendar_buttons_send_documents_that_hold_the_ticket(harn
     since = newest_id(buyer)
     await buyer.press("T-DF-100000-1")
     await buyer.press("Attribuer le billet")
-    await buyer.press("Réclamer le billet pour moi-même")
+    await buyer.press("Mettre le billet à mon nom")
     await buyer.send("Zoé Lefèvre-Çà")
     await buyer.press("Confirmer")
     picture = await next_picture(harness, buyer, since=since)

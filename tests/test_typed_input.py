@@ -112,7 +112,7 @@ async def test_text_after_an_expired_step_in_french(harness):
     buyer, _ = await open_order(harness)
     await buyer.press("T-DF-100000-1")
     await buyer.press("Attribuer le billet")
-    await buyer.press("Réclamer le billet pour moi-même")
+    await buyer.press("Mettre le billet à mon nom")
     await expire_steps(harness.store)
     late = await buyer.send("Alex Durand")
     assert "Cette étape a expiré" in late.text and "Billet T-DF-100000-1" in late.text

@@ -23,6 +23,8 @@ from bot.http.kernel import (
 )
 from bot.http.openapi import Parameter, Reply, Route, openapi_document
 
+FAVICON_PATH = "/favicon.ico"
+
 
 def api_routes() -> list[Route]:
     """Every route of the API: the shop's (``ROUTES``) and the gate's."""
@@ -64,6 +66,8 @@ def create_api(
     routes = [*(api_routes() if routes is None else routes),
               *([webhook_route(*webhook)] if webhook is not None else [])]
     open_paths = OPEN_PATHS | {route.path for route in routes if not route.secured}
+    if miniapp is not None:
+        open_paths |= {FAVICON_PATH}
     app = web.Application(client_max_size=max_body, middlewares=middlewares(open_paths))
     app[SERVICES] = api
     app[BODY_LIMIT] = max_body
@@ -75,7 +79,12 @@ def create_api(
             query = f"?{request.query_string}" if request.query_string else ""
             raise web.HTTPPermanentRedirect(MINIAPP_PREFIX + query)
 
+        async def to_favicon(request: web.Request) -> web.Response:
+            raise web.HTTPPermanentRedirect(MINIAPP_PREFIX + "static/favicon.ico")
+
         # Before the sub-application, which would otherwise answer its bare prefix with 404.
         app.router.add_get(MINIAPP_PREFIX.rstrip("/"), to_miniapp)
+        # Browsers ask the site's root for its icon, whatever page they show: the Mini App's.
+        app.router.add_get(FAVICON_PATH, to_favicon)
         app.add_subapp(MINIAPP_PREFIX, miniapp)
     return app

@@ -1,5 +1,5 @@
 """What outgoing e-mails say: an outbox row becomes a ready-to-send ``EmailMessage``, rendered
-by the module of its kind (invitation, ticket, reminders).
+by the module of its kind (invitation, ticket, reminders, a ticket no longer valid).
 
 The store keeps only what to say (``kind`` and ``params``); the text is rendered at send time.
 A mail is written in the recipient's language with the same text in the other language below a
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.mail.invitation import render_invitation_mail
 from bot.mail.reminder import render_reminder_mail
 from bot.mail.ticket import render_ticket_mail
+from bot.mail.ticket_void import render_void_mail
 from storage.models import OutboxMail
 
 
@@ -33,6 +34,8 @@ async def render_outbox_mail(
     if mail.kind.startswith("reminder_"):
         return await render_reminder_mail(session, mail, secret=secret,
                                           bot_username=bot_username, sender=sender)
+    if mail.kind == "ticket_void":
+        return await render_void_mail(session, mail, sender=sender)
     if mail.kind == "invitation":
         return await render_invitation_mail(session, mail, secret=secret,
                                             bot_username=bot_username, sender=sender)

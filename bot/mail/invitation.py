@@ -93,7 +93,7 @@ def invitation_part(t: Translator, facts: InvitationFacts) -> MailPart:
                       lead=_("Open this link to claim the ticket in your own name in Telegram:")),
         notes=(
             _("The link works once and expires on {expires}.").format(
-                expires=t.datetime(facts.expires_at, facts.event_timezone)),
+                expires=t.datetime_in_zone(facts.expires_at, facts.event_timezone)),
             _("If you do not want the ticket, open the link and decline it, so that "
               "{inviter} can give it to someone else.").format(inviter=facts.inviter_name),
         ),

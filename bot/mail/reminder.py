@@ -30,7 +30,7 @@ async def render_reminder_mail(session: AsyncSession, mail: OutboxMail, *, secre
             intro = t.gettext("A reminder: {inviter} sent you a ticket for {event}, and the "
                               "link to claim it expires on {expires}.").format(
                 inviter=facts.inviter_name, event=t.words(facts.event_name),
-                expires=t.datetime(facts.expires_at, facts.event_timezone))
+                expires=t.datetime_in_zone(facts.expires_at, facts.event_timezone))
             return dataclasses.replace(base, intro=(t.gettext("Hello,"), intro))
 
         subject = translator(main).gettext("Reminder: your ticket for {event} is waiting").format(

@@ -155,8 +155,8 @@ def _opens_live(message) -> bool:
 
 
 async def hand_over_a_rotating_ticket(store, user) -> None:
-    """Oliver also holds a ticket of the sample's rotating event (Harbour Lights), so that the
-    demo shows a live code."""
+    """The English buyer also holds a ticket of the sample's rotating event (Harbour Lights),
+    so that the demo shows a live code."""
     order = next(o for o in sample_orders()["orders"]
                  if o["tickets"][0]["event"] == ROTATING_EVENT)
     await open_link(store, user.id, await create_order_link(store, order["number"]))
@@ -242,11 +242,21 @@ async def run_demo(settings: Settings, *, database_url: str | None = None, read_
     return 0
 
 
+def buyer_of(number: str) -> tuple[str, str, str]:
+    """The first name, last name and language of the sample order's buyer: the person who
+    plays that order's buyer is that buyer (Telegram offers their name for their ticket)."""
+    order = next(o for o in sample_orders()["orders"] if o["number"] == number)
+    first, _space, last = order["buyer"]["name"].partition(" ")
+    return first, last, order["buyer"]["language"]
+
+
 def demo_users(emulator: BotApiEmulator) -> list:
-    """The people a person plays: two buyers, a friend, and a support staff member."""
+    """The people a person plays: the buyers of the first French and the first English order,
+    a friend, and a support staff member."""
+    buyers = [buyer_of(first_order_in(language)) for language in ("fr", "en")]
     return [
-        emulator.user(101, first_name="Camille", last_name="Martin", language_code="fr"),
-        emulator.user(102, first_name="Oliver", last_name="Byrne", language_code="en"),
+        *(emulator.user(user_id, first_name=first, last_name=last, language_code=language)
+          for user_id, (first, last, language) in zip((101, 102), buyers, strict=True)),
         emulator.user(103, first_name="Alex", last_name="Durand", language_code="fr"),
         emulator.user(STAFF_USER_ID, first_name="Sam", last_name="Taylor", language_code="en"),
     ]
@@ -296,11 +306,11 @@ def intro(french: str, english: str, links: dict[str, str], workdir: Path) -> st
         "Ticketbot demo — the real bot against a local Telegram emulator, offline.",
         f"Data: {workdir} (SQLite store, e-mails in outbox/, pictures and documents the bot "
         "sends in files/, tickets drawn here in tickets/).",
-        f"User 1 is Camille, a French buyer who opened order {french}: "
+        f"User 1 is {buyer_of(french)[0]}, a French buyer who opened order {french}: "
         f"https://t.me/{DEMO_USERNAME}?start={links[french]}",
-        f"User 2 is Oliver, an English buyer who opened order {english}; he also holds a "
-        "Harbour Lights ticket, an event with rotating codes: its live code is only in the "
-        "Mini App (his link below), redrawn every 15 seconds.",
+        f"User 2 is {buyer_of(english)[0]}, an English buyer who opened order {english}; he "
+        "also holds a Harbour Lights ticket, an event with rotating codes: its live code is "
+        "only in the Mini App (his link below), redrawn every 15 seconds.",
         "User 3 is Alex, a friend: send them a ticket from a buyer, then `:as 3` and paste the "
         "claim link (or type its /start … line).",
         "Type text to send it, a number to press that button, :say TEXT to send a number or a "

@@ -30,7 +30,13 @@ from bot.webapp.calls import (
     user_translator,
 )
 from bot.webapp.init_data import WebAppUser
-from conversations.presentation.actions import ACTIONS, ActionInput, Asks, TicketAction
+from conversations.presentation.actions import (
+    ACTIONS,
+    ActionInput,
+    Asks,
+    TicketAction,
+    offered_names,
+)
 from locales import LANGUAGES, Translator, translator
 from storage import services
 from storage.errors import N_, Refusal
@@ -107,12 +113,13 @@ async def get_ticket(request: web.Request, user: WebAppUser) -> web.Response:
                   if {"sell", "change_price"} & set(actions) else None)
         options = (await exchange.exchange_options(mini.store, user.id, ticket_id)
                    if "exchange" in actions else None)
+        offered = await offered_names(mini.store, details)
     except Refusal as refusal:
         t = await user_translator(mini.store, user)
         return web.json_response(screens.refusal_json(refusal, t), status=404)
     t = await user_translator(mini.store, user, details.order.language,
                           details.order.viewer_language or "")
-    body = screens.ticket_json(details, t, bounds=bounds, options=options)
+    body = screens.ticket_json(details, t, bounds=bounds, options=options, offered=offered)
     # The buyer's own ticket, in their hands: it can be shown (QR, PDF, calendar).
     body["held"] = (details.ticket.state == TicketState.COMPLETED
                     and details.ticket.holder_telegram_id == user.id)
@@ -133,12 +140,12 @@ class Done:
 
 async def _price(mini: MiniAppServices, user: WebAppUser, ticket_id: int, body: dict,
                  t: Translator) -> Decimal:
-    """The price as typed, read in the user's locale ("45,50" in French); the services check
-    it against the event's bounds."""
+    """The price as typed, read in the user's locale ("45,50" or "45,50 €" in French); the
+    services check it against the event's bounds."""
+    bounds = await resale.resale_bounds(mini.store, user.id, ticket_id)
     try:
-        return t.parse_decimal(str(body.get("price") or ""))
+        return t.parse_money(str(body.get("price") or ""), bounds.currency)
     except ValueError:
-        bounds = await resale.resale_bounds(mini.store, user.id, ticket_id)
         raise Refusal("price_invalid", min=bounds.minimum, max=bounds.maximum,
                       currency=bounds.currency) from None
 
@@ -233,7 +240,7 @@ async def post_language(request: web.Request, user: WebAppUser) -> web.Response:
     return web.json_response({
         "language": language,
         "notice": t.gettext("I will speak {language} with you from now on.").format(
-            language=screens.LANGUAGE_NAMES[language]),
+            language=t.language_name(language)),
     })
 
 

@@ -159,7 +159,7 @@ def order_json(order: OrderView, t: Translator, *, support_contact: str | None) 
         "hint": _("Choose a ticket to manage it."),
         "more": {
             "title": _("More actions — order {number}").format(number=order.number),
-            "language": _("Language: {language}").format(language=LANGUAGE_NAMES[t.language]),
+            "language": _("Language: {language}").format(language=t.language_name(t.language)),
             "languages": [{"code": code, "name": LANGUAGE_NAMES[code],
                            "current": code == t.language} for code in LANGUAGES],
             "faqs": [{"label": _("❓ FAQ: {event}").format(event=t.words(event.name)),
@@ -176,25 +176,30 @@ def summary_lines(details: TicketDetails, t: Translator) -> list[str]:
     return [summary.what, summary.when, summary.venue, *summary.facts]
 
 
-def action_json(action: TicketAction, details: TicketDetails, t: Translator) -> dict[str, Any]:
+def action_json(action: TicketAction, details: TicketDetails, t: Translator,
+                offered: dict[str, str] | None = None) -> dict[str, Any]:
     """An action as the page offers it: its button, what it asks for and how, the question
-    asked before it runs (about the ticket itself: filled in now), the confirm button; and
-    for a choice, the actions it offers."""
+    asked before it runs (about the ticket itself: filled in now), the confirm button, the
+    name it offers (``offered``: by action, only a name free for the event); and for a choice,
+    the actions it offers."""
+    offered = offered or {}
     _ = t.gettext
     question = (_(action.question).format(**ticket_words(details))
                 if action.question and action.asks == Asks.NOTHING else None)
     body: dict[str, Any] = {
         "action": action.name, "label": _(action.label) if action.label else None,
         "asks": action.asks.value, "prompt": _(action.prompt) if action.prompt else None,
-        "question": question, "yes": _(action.yes),
+        "question": question, "yes": _(action.yes), "offered": offered.get(action.name),
     }
     if action.offers:
-        body["offers"] = [action_json(ACTIONS[name], details, t) for name in action.offers]
+        body["offers"] = [action_json(ACTIONS[name], details, t, offered)
+                          for name in action.offers]
     return body
 
 
 def ticket_json(details: TicketDetails, t: Translator, *, bounds: PriceBounds | None,
-                options: list[ExchangeOption] | None) -> dict[str, Any]:
+                options: list[ExchangeOption] | None,
+                offered: dict[str, str] | None = None) -> dict[str, Any]:
     _ = t.gettext
     ticket, event = details.ticket, details.event
     body: dict[str, Any] = {
@@ -203,7 +208,8 @@ def ticket_json(details: TicketDetails, t: Translator, *, bounds: PriceBounds | 
         "title": _("Ticket {ref}").format(ref=ticket.ref),
         "summary": summary_lines(details, t),
         "notes": menu_notes(details, t),
-        "actions": [action_json(ACTIONS[action], details, t) for action in ticket.actions],
+        "actions": [action_json(ACTIONS[action], details, t, offered)
+                    for action in ticket.actions],
         "faq_url": event.faq_url if not event.resale_enabled else None,
         "buyer_name": details.order.buyer_name,
         "holder_name": ticket.holder_name,

@@ -16,8 +16,10 @@ from typing import Any
 
 from storage import services
 from storage.db.store import Store
-from storage.errors import N_
+from storage.errors import N_, Refusal
+from storage.keys import clean_name
 from storage.models import TicketState
+from storage.reads import availability
 from storage.reads.views import ExchangeOption, TicketDetails
 from storage.services import exchange, resale
 
@@ -72,7 +74,7 @@ class TicketAction:
     icon: str = "✅"  # the chat's mark before the notice
     toast: str = N_("Done!")  # the chat's answer to the confirming press
     offers: tuple[str, ...] = ()
-    # A value offered before anything is typed (the buyer's own name for a claim).
+    # A name offered before anything is typed (the buyer's own for a claim): see offered_name.
     suggests: Callable[[TicketDetails], str | None] | None = None
     # What the user should know before confirming (plain msgids), given the ticket.
     cautions: Callable[[TicketDetails], tuple[str, ...]] | None = None
@@ -200,6 +202,32 @@ def is_offered(action: TicketAction, details: TicketDetails) -> bool:
     """Whether the ticket's menu offers ``action``, itself or through a choice offering it."""
     offered = details.ticket.actions
     return action.name in offered or any(action.name in ACTIONS[name].offers for name in offered)
+
+
+async def offered_name(action: TicketAction, store: Store, details: TicketDetails) -> str | None:
+    """The name ``action`` offers on this ticket before anything is typed, if it can be used: a
+    clean name no other ticket of the event carries (the buyer's own name is taken once her
+    first ticket is in it). None: the name is asked for."""
+    if action.suggests is None:
+        return None
+    try:
+        name = clean_name(action.suggests(details) or "")
+    except Refusal:
+        return None
+    free = await availability.is_name_free(store, details.event.id, name,
+                                           ticket_id=details.ticket.id)
+    return name if free else None
+
+
+async def offered_names(store: Store, details: TicketDetails) -> dict[str, str]:
+    """The names the ticket's actions offer now (``offered_name``), by action."""
+    names = {}
+    for action in DECLARED:
+        if action.suggests is not None and is_offered(action, details):
+            name = await offered_name(action, store, details)
+            if name is not None:
+                names[action.name] = name
+    return names
 
 
 def ticket_words(details: TicketDetails) -> dict[str, str]:

@@ -34,7 +34,7 @@ def ticket_summary(details: TicketDetails, t: Translator) -> TicketSummary:
     if ticket.state == TicketState.PENDING and ticket.invitation is not None:
         facts.append(_("Sent to {email}, link valid until {date}").format(
             email=ticket.invitation.email,
-            date=t.datetime(ticket.invitation.expires_at, event.timezone)))
+            date=t.datetime_in_zone(ticket.invitation.expires_at, event.timezone)))
     if ticket.listing is not None:
         facts.append(_("On resale at {price}").format(
             price=t.money(ticket.listing.price, ticket.listing.currency)))

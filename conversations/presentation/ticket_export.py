@@ -21,7 +21,7 @@ from storage.reads import event_report
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"  # spreadsheet programs read the file as UTF-8 only with it
 COLUMNS = (N_("Reference"), N_("Order"), N_("Category"), N_("State"), N_("Holder"),
-           N_("Invitation e-mail"), N_("Barcode"), N_("Scanned at"))
+           N_("Invitation e-mail"), N_("Barcode"), N_("Scanned at"), N_("Price"))
 
 
 async def ticket_csv(store: Store, event_id: str, language: str, *,
@@ -40,7 +40,8 @@ async def ticket_csv(store: Store, event_id: str, language: str, *,
             writer.writerow([spreadsheet_safe(cell) for cell in (
                 row.ref, row.order_number, words_in(row.category, language),
                 state_word(row.state, t), row.holder_name or "", row.invitation_email or "",
-                row.barcode, scanned)])
+                row.barcode, scanned,
+                f"{row.price:.2f}")])  # the price as the HTTP API writes it: 79.00
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

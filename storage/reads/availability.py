@@ -27,12 +27,19 @@ _EMAIL_HOLDER = (select(_tickets.c.id)
                  .limit(1))
 
 
+async def is_name_free(store: Store, event_id: str, name: str, *,
+                       ticket_id: int | None = None) -> bool:
+    """Whether no other ticket of the event than ``ticket_id`` carries ``name`` (already clean):
+    asked before a name is offered, so that only a name that can be used is."""
+    holder = await _holder(store, _NAME_HOLDER, event_id, name_key(name))
+    return holder is None or holder == ticket_id
+
+
 async def refuse_taken_name(store: Store, event_id: str, name: str, *,
                             ticket_id: int | None = None) -> None:
     """Refuse ``name`` (already clean) if another ticket of the event carries it;
     ``ticket_id``: the ticket being renamed, whose own name does not count."""
-    holder = await _holder(store, _NAME_HOLDER, event_id, name_key(name))
-    if holder is not None and holder != ticket_id:
+    if not await is_name_free(store, event_id, name, ticket_id=ticket_id):
         raise Refusal("name_taken", name=name)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from decimal import Decimal
 
 from sqlalchemy import Date, and_, case, cast, func, select
 
@@ -69,6 +70,25 @@ class ExportRow:
     invitation_email: str | None
     barcode: str
     used_at: dt.datetime | None
+    price: Decimal
+
+
+@dataclass(frozen=True)
+class EventChoice:
+    """An event as staff choose it for a report: its id and its name."""
+
+    event_id: str
+    name: WordsValue
+
+
+async def event_choices(store: Store) -> list[EventChoice]:
+    """Every event, soonest first (then by id: the same order on every read), so that a
+    report command without an argument can offer them; its buttons name an event by its place
+    in this list, read again on the press."""
+    async with store.read() as session:
+        rows = await session.execute(select(Event.id, Event.name)
+                                     .order_by(Event.starts_at, Event.id))
+        return [EventChoice(event_id, name) for event_id, name in rows]
 
 
 async def _event(session, event_id: str) -> Event:
@@ -116,7 +136,8 @@ async def _page(store: Store, event_id: str, after: int, size: int) -> list:
     async with store.read() as session:
         return (await session.execute(
             select(Ticket.id, Ticket.ref, Order.number, Ticket.category, _shown_state(),
-                   Ticket.holder_name, Invitation.email, Ticket.barcode, Ticket.used_at)
+                   Ticket.holder_name, Invitation.email, Ticket.barcode, Ticket.used_at,
+                   Ticket.price)
             .join(Order, Order.id == Ticket.order_id)
             .outerjoin(Invitation, pending)
             .where(Ticket.event_id == event_id, Ticket.id > after)

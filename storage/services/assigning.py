@@ -3,7 +3,8 @@ send the invitation again, withdraw it."""
 
 from __future__ import annotations
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import tokens
 from storage.db.store import Store, utcnow
@@ -15,6 +16,7 @@ from storage.models import (
     InvitationState,
     LinkKind,
     LinkToken,
+    Ticket,
     TicketState,
 )
 from storage.reads.views import InviteResult
@@ -37,6 +39,10 @@ from storage.services.ticket_changes import (
 # Built once, with bound parameters (journal.py says why).
 _INSERT_INVITATION = insert(Invitation.__table__).returning(Invitation.id)
 _INSERT_LINK = insert(LinkToken.__table__)
+_ADDRESS_HOLDER = (select(Ticket.__table__.c.id)
+                   .where(Ticket.__table__.c.event_id == bindparam("event"),
+                          Ticket.__table__.c.email_key == bindparam("key"))
+                   .limit(1))
 
 
 async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name: str, *,
@@ -44,6 +50,19 @@ async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name:
     """Put the ticket in the buyer's name (as typed or confirmed); returns the clean name.
     ``chat_id``: the chat whose input step this completes, ended in the same transaction."""
     holder = clean_name(name)
+    try:
+        await _claim(store, telegram_id, ticket_id, holder, chat_id, with_address=True)
+    except Refusal as refusal:
+        if refusal.code != "email_taken":
+            raise
+        # Another ticket took her address between our read and our write (two of her claims
+        # at once): the refused attempt committed nothing; this ticket is hers without it.
+        await _claim(store, telegram_id, ticket_id, holder, chat_id, with_address=False)
+    return holder
+
+
+async def _claim(store: Store, telegram_id: int, ticket_id: int, holder: str,
+                 chat_id: int | None, *, with_address: bool) -> None:
     now = utcnow()
     async with store.write() as session:
         await _end_step(session, chat_id)
@@ -51,16 +70,31 @@ async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name:
         _require_personalisation(event, now)
         if ticket.state != TicketState.TO_ASSIGN:
             raise Refusal("not_assignable")
+        address = (await _own_address(session, event.id, order.buyer_email) if with_address
+                   else None)
         barcode = await reissue_barcode(session, ticket, now)
         await change_ticket(
             session, ticket, TicketState.TO_ASSIGN, now, state=TicketState.COMPLETED,
-            # The e-mail rule is about addresses tickets are sent to; a self-claim sends nothing.
-            holder_name=holder, name_key=name_key(holder), holder_email=order.buyer_email,
+            holder_name=holder, name_key=name_key(holder), holder_email=address,
+            email_key=email_key(address) if address else None,
             holder_telegram_id=telegram_id, barcode=barcode,
         )
         await audit(session, ActorKind.BUYER, telegram_id, "claimed_for_self", order_id=order.id,
                     ticket_id=ticket.id, now=now, holder=holder)
-    return holder
+
+
+async def _own_address(session: AsyncSession, event_id: str, buyer_email: str) -> str | None:
+    """The address a ticket the buyer claims for herself carries: hers, unless another ticket
+    of the event carries it already (one address per event). Her first own ticket takes it, and
+    the unique ``(event_id, email_key)`` then refuses sending another ticket to it; a second one
+    she keeps in Telegram carries no address. Should another ticket take her address between
+    this read and the write, the constraint refuses this write (``email_taken``), and
+    ``claim_for_myself`` claims the ticket again without the address."""
+    if not buyer_email:
+        return None
+    taken = await session.scalar(_ADDRESS_HOLDER, {"event": event_id,
+                                                   "key": email_key(buyer_email)})
+    return None if taken is not None else buyer_email
 
 
 async def invite_friend(store: Store, telegram_id: int, ticket_id: int, email: str, *,

@@ -125,7 +125,7 @@ async def _open_valid_link(
     session: AsyncSession, telegram_id: int, link: LinkToken, now: dt.datetime
 ) -> LinkOpened:
     if link.revoked_at is not None:
-        raise Refusal("link_revoked")
+        raise await _revoked_refusal(session, link)
     if link.kind == LinkKind.ORDER:
         # Recorded the first time only: opening the order again changes nothing.
         if await insert_ignore(session, OrderAccess, {"telegram_id": telegram_id,
@@ -144,6 +144,20 @@ async def _open_valid_link(
     return LinkOpened(claim=await _claim_view(session, link.invitation_id, now))
 
 
+async def _revoked_refusal(session: AsyncSession, link: LinkToken) -> Refusal:
+    """Why a void link no longer works, saying who did what: a claim link goes void when its
+    sender withdraws the invitation, but also when its recipient declines the ticket or the
+    invitation expires."""
+    if link.invitation_id is not None:
+        row = await reading.invitation_with_ticket(session, link.invitation_id)
+        state = row[0].state if row is not None else None
+        if state == InvitationState.DECLINED:
+            return Refusal("link_declined", sender=row[0].inviter_name)
+        if state == InvitationState.EXPIRED:
+            return Refusal("link_expired")
+    return Refusal("link_revoked")
+
+
 async def _claim_view(session: AsyncSession, invitation_id: int, now: dt.datetime) -> ClaimView:
     row = await reading.invitation_with_ticket(session, invitation_id)
     if row is None:
@@ -155,6 +169,8 @@ async def _claim_view(session: AsyncSession, invitation_id: int, now: dt.datetim
         invitation.state == InvitationState.PENDING and invitation.expires_at <= now
     ):
         raise Refusal("link_expired")
+    if invitation.state == InvitationState.DECLINED:
+        raise Refusal("link_declined", sender=invitation.inviter_name)
     if invitation.state != InvitationState.PENDING:
         raise Refusal("link_revoked")
     return ClaimView(

@@ -94,9 +94,12 @@
 
   // --- frame: title, back, notice ------------------------------------------------------------
 
+  // A frame without a title (the page opened outside Telegram, before any words came from
+  // the server) shows no heading rather than a placeholder.
   function frame(title, back) {
-    titleEl.textContent = title;
-    document.title = title;
+    titleEl.textContent = title || "";
+    titleEl.hidden = !title;
+    if (title) document.title = title;
     state.back = back;
     backEl.hidden = !back;
     backEl.textContent = s("back");
@@ -131,7 +134,7 @@
   function clearNotice() { notice(null); }
 
   function failure(message) {
-    frame(s("title"), null);
+    frame(state.strings.title, null);
     app.appendChild(el("p", { class: "error", role: "alert", text: message }));
   }
 
@@ -139,8 +142,11 @@
 
   function showHome() {
     var home = state.home;
-    frame(s("title"), null);
-    if (home.orders.length) {
+    // "My order" heads the page of someone with an order; a friend holding tickets sent to
+    // them has none: their page is headed by what it shows.
+    var ordersShown = home.orders.length > 0;
+    frame(ordersShown ? s("title") : s("held_title"), null);
+    if (ordersShown) {
       app.appendChild(el("h2", { text: s("orders_title") }));
       home.orders.forEach(function (order) {
         app.appendChild(el("p", { class: "hint", text: order.text }));
@@ -148,7 +154,7 @@
       });
     }
     if (home.held.length) {
-      app.appendChild(el("h2", { text: s("held_title") }));
+      if (ordersShown) app.appendChild(el("h2", { text: s("held_title") }));
       var list = el("ul", { class: "plain" });
       home.held.forEach(function (held) {
         list.appendChild(el("li", { class: "card", "data-ref": held.ref }, [
@@ -253,8 +259,9 @@
     });
   }
 
+  // The ticket's summary under its frame, which already names it ("Ticket T-…").
   function summary(ticket) {
-    var box = el("section", { class: "card" }, [el("h2", { text: ticket.title })]);
+    var box = el("section", { class: "card", "aria-label": ticket.title });
     ticket.summary.forEach(function (line) { box.appendChild(el("p", { text: line })); });
     return box;
   }
@@ -707,7 +714,7 @@
     if (action.asks === "nothing" && !action.question) return send(action.action, {}, null);
     var fields = {
       nothing: [],
-      name: [nameField(ticket.holder_name || ticket.buyer_name || "")],
+      name: [nameField(action.offered || ticket.holder_name || "")],  // a free name only
       email: [emailField()],
       price: [priceField(ticket.price || "")]
     }[action.asks];
