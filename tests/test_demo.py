@@ -66,9 +66,9 @@ async def test_demo_lets_a_buyer_send_a_ticket_and_a_friend_claim_it(tmp_path, m
                                       for n in (3, 4)))
     assert pdf.startswith(b"%PDF")
     assert b"BEGIN:VCALENDAR" in ics
-    # Oliver's Harbour Lights ticket has rotating codes: the terminal says where its code is.
-    assert ("🎫 Ticket HL-5012-1 in the chat of Oliver Byrne (user 2), in the name of Oliver "
-            "Byrne: its event has rotating codes") in transcript
+    # Sean's Harbour Lights ticket has rotating codes: the terminal says where its code is.
+    assert ("🎫 Ticket HL-5012-1 in the chat of Sean O'Connor (user 2), in the name of Sean "
+            "O'Connor: its event has rotating codes") in transcript
 
 
 async def test_demo_prints_a_mini_app_link_per_user_that_opens_their_order(tmp_path, monkeypatch):
