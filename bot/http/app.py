@@ -21,7 +21,7 @@ from bot.http.kernel import (
     Handler,
     middlewares,
 )
-from bot.http.openapi import Parameter, Reply, Route, openapi_document
+from bot.http.openapi import MAX_BODY_TEXT, Parameter, Reply, Route, openapi_document
 
 
 def api_routes() -> list[Route]:
@@ -43,8 +43,11 @@ def webhook_route(path: str, handler: Handler) -> Route:
         request_schema={"type": "object"},
         replies={
             200: Reply("The update is queued"),
-            400: Reply("The body is not a JSON object"),
+            400: Reply("The body is not a Telegram update: not JSON, not an object, or "
+                       "nested too deep"),
             403: Reply("Missing or wrong secret token"),
+            413: Reply(f"The body is larger than the limit ({MAX_BODY_TEXT})"),
+            422: Reply("The body holds a number no field takes or a string that is not text"),
         },
     )
 

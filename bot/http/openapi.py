@@ -34,6 +34,8 @@ class Reply:
     model: type[BaseModel] | None = None
     # A body that is not JSON of a model: {media type: JSON schema}.
     content: dict[str, dict[str, Any]] | None = None
+    # OpenAPI links: {name: link object}, e.g. from an order to the sale of its listing.
+    links: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,8 @@ class Route:
     scheme: str = "bearer"
     # aiohttp's name of the route (the middleware tells the gate's routes by it).
     name: str | None = None
+    # The operationId, for links to this operation.
+    operation_id: str | None = None
 
     @property
     def openapi_path(self) -> str:
@@ -140,11 +144,15 @@ def _operation(route: Route, refs: dict[tuple[type, str], Any]) -> dict[str, Any
             answer["content"] = {
                 media: {"schema": schema} for media, schema in reply.content.items()
             }
+        if reply.links:
+            answer["links"] = reply.links
         responses[str(status)] = answer
     operation: dict[str, Any] = {
         "summary": route.summary,
         "security": [{route.scheme: []}] if route.secured else [],
     }
+    if route.operation_id:
+        operation["operationId"] = route.operation_id
     if route.request is not None and route.request.__doc__:
         operation["description"] = " ".join(route.request.__doc__.split())
     if route.parameters:
