@@ -46,6 +46,7 @@ from storage.models import (
     TicketState,
 )
 from storage.services import audit
+from storage.webhook_outbox import announce_scan
 
 MAX_BARCODE = 64
 MAX_GATE = 100
@@ -188,6 +189,9 @@ async def _scan_once(store: Store, barcode: str, gate: str, nonce: str, device: 
                     ticket_id=ticket[0] if ticket else None, now=now,
                     result=answer.result.value, gate=gate, device=device,
                     **({} if ticket else {"barcode": barcode}))
+        if answer.result == ScanResult.OK and ticket is not None:
+            await announce_scan(session, ticket_ref=answer.ticket_ref, order_id=ticket[1],
+                                event_id=answer.event_id, barcode=barcode, gate=gate, now=now)
         return answer
 
 
