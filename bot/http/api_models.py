@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from storage.models import TicketState
+from storage.models import DeliveryState, TicketState
 from storage.services.importing.entries import EventIn, Money, OrderIn
 
 # An amount as the store keeps it (Numeric(12, 2)), written as a string.
@@ -162,6 +162,30 @@ class Sale(_Answer):
     price: Amount
     currency: str
     status: Literal["sold"]
+
+
+class WebhookDelivery(_Answer):
+    """A webhook message's delivery to one endpoint, and how it stands."""
+
+    id: int = Field(ge=1, description="the delivery's id (`POST …/{id}/retry`)")
+    webhook_id: str = Field(description="the message's `webhook-id`, the same on every try")
+    type: str = Field(description="the message's type, e.g. `listing.created`")
+    endpoint: str
+    order: str = Field(description="the order the message is about")
+    status: DeliveryState = Field(description=(
+        "`pending` (on its way or waiting for its next try), `delivered` (2xx), `failed` (every "
+        "try of the retry schedule failed), `stopped` (the endpoint answered 410 Gone)"))
+    attempts: Count
+    last_status: int | None = Field(description="the endpoint's last HTTP status, if any")
+    last_error: str | None
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime | None = Field(description="while pending")
+    finished_at: dt.datetime | None
+
+
+class WebhookDeliveryPage(_Answer):
+    deliveries: list[WebhookDelivery]
+    next: int | None = Field(description="pass as `after` for the next page; null at the end")
 
 
 class HealthChecks(_Answer):

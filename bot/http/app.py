@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from bot.http import gate_api, shop_api
+from bot.http import gate_api, shop_api, webhook_api
 from bot.http.kernel import (
     BODY_LIMIT,
     DOCUMENT,
@@ -25,8 +25,8 @@ from bot.http.openapi import MAX_BODY_TEXT, Parameter, Reply, Route, openapi_doc
 
 
 def api_routes() -> list[Route]:
-    """Every route of the API: the shop's (``ROUTES``) and the gate's."""
-    return [*shop_api.ROUTES, *gate_api.ROUTES]
+    """Every route of the API: the shop's, its webhooks' and the gate's."""
+    return [*shop_api.ROUTES, *webhook_api.ROUTES, *gate_api.ROUTES]
 
 
 def webhook_route(path: str, handler: Handler) -> Route:

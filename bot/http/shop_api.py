@@ -58,8 +58,8 @@ from storage.services.importing.entries import ENTRY_RULE
 from storage.services.importing.importer import ImportRejected, import_document
 from storage.services.resale import complete_sale
 
-_MAX_ID = 2**31 - 1
-_NUMBER = re.compile(r"[0-9]{1,10}")
+MAX_ID = 2**31 - 1
+NUMBER = re.compile(r"[0-9]{1,10}")
 # How refusals of a sale map to HTTP: what does not exist; anything else the store refuses
 # (the listing changed, the price is outside the event's bounds) is a conflict.
 _SALE_STATUS = {"listing_not_found": 404}
@@ -177,7 +177,7 @@ async def post_sale(request: web.Request) -> web.Response:
     api = request.app[SERVICES]
     listing_id = int(request.match_info["listing"])
     report = parse_body(SaleReport, await json_body(request, empty={}))
-    if not 1 <= listing_id <= _MAX_ID:
+    if not 1 <= listing_id <= MAX_ID:
         return problem(404, "listing_not_found", refusal_message(Refusal("listing_not_found")))
     try:
         sale = await complete_sale(api.store, listing_id, price=report.price)
@@ -206,9 +206,9 @@ async def get_event_listings(request: web.Request) -> web.Response:
     """An event's live listings, a page at a time (``after``: the last page's ``next``)."""
     event_id = request.match_info["event"]
     after, limit = request.query.get("after", "0"), request.query.get("limit")
-    if not (_NUMBER.fullmatch(after) and int(after) <= _MAX_ID):
-        return problem(400, "invalid_parameter", f"after must be a whole number up to {_MAX_ID}.")
-    if limit is not None and not (_NUMBER.fullmatch(limit)
+    if not (NUMBER.fullmatch(after) and int(after) <= MAX_ID):
+        return problem(400, "invalid_parameter", f"after must be a whole number up to {MAX_ID}.")
+    if limit is not None and not (NUMBER.fullmatch(limit)
                                   and 1 <= int(limit) <= listings.MAX_PAGE):
         return problem(400, "invalid_parameter",
                        f"limit must be a whole number from 1 to {listings.MAX_PAGE}.")
@@ -279,7 +279,7 @@ _ORDER_NUMBER = Parameter(
     examples=("DF-100234",),
 )
 _LISTING = Parameter(
-    "listing", {"type": "integer", "minimum": 1, "maximum": _MAX_ID}, examples=(1,)
+    "listing", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, examples=(1,)
 )
 
 _EVENT = Parameter(
@@ -350,7 +350,7 @@ ROUTES: list[Route] = [
         operation_id="listListings",
         parameters=(
             _EVENT,
-            Parameter("after", {"type": "integer", "minimum": 0, "maximum": _MAX_ID,
+            Parameter("after", {"type": "integer", "minimum": 0, "maximum": MAX_ID,
                                 "default": 0}, where="query", required=False,
                       description="the `next` of the previous page"),
             Parameter("limit", {"type": "integer", "minimum": 1,
