@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -354,3 +357,39 @@ def test_every_message_type_is_documented_with_its_model():
         "invitation.revoked"}
     schema = document["components"]["schemas"]["ListingCreated"]
     assert schema["properties"]["type"]["const"] == "listing.created"
+
+
+def documented_receiver() -> str:
+    """The receiver docs/webhooks.md shows, as written there."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "webhooks.md").read_text()
+    return re.search(r"## A receiver.*?```python\n(.*?)```", text, re.DOTALL).group(1)
+
+
+async def test_the_receiver_of_the_docs_verifies_and_keeps_each_message_once(
+        store, monkeypatch, capsys):
+    monkeypatch.setenv("TICKETBOT_SHOP_WEBHOOK_SECRET", SECRET)
+    namespace: dict = {}
+    exec(documented_receiver(), namespace)
+    app = web.Application()
+    app.router.add_post("/hooks/ticketbot", namespace["receive"])
+    runner, port = web.AppRunner(app), free_port()
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/hooks/ticketbot"
+    await import_document(store, sample_document(orders=1, tickets=1))
+    store.webhook_endpoints = (url,)
+    await queue_listings(store, orders=1, per_order=2)
+    forger = WebhookSender(store, (url,), "whsec_" + base64.b64encode(b"x" * 32).decode(),
+                           schedule=(dt.timedelta(0),))
+    sender = WebhookSender(store, (url,), SECRET)
+    try:
+        await forger.send_due()  # signed with another secret: refused, tried again at once
+        assert capsys.readouterr().out == ""
+        while await webhook_outbox.waiting(store):
+            await sender.send_due()
+    finally:
+        await forger.close()
+        await sender.close()
+        await runner.cleanup()
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in printed] == ["listing.updated", "listing.updated"]
