@@ -89,8 +89,11 @@ async def list_tickets(database_url: str, webhook_url: str) -> list[int]:
 async def gone_receiver(port: int) -> web.AppRunner:
     """A shop endpoint that answers every webhook 410 Gone: its deliveries end up stopped,
     so that the operators' retry route has real deliveries to retry (200), not only 409s."""
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=410)
+
     app = web.Application()
-    app.router.add_post("/hooks", lambda request: web.Response(status=410))
+    app.router.add_post("/hooks", gone)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
