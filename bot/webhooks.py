@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections import defaultdict
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
@@ -32,7 +31,6 @@ from standardwebhooks.webhooks import Webhook
 from bot.metrics import Metrics
 from storage import webhook_outbox as outbox
 from storage.db.store import Store, utcnow
-from storage.leased_queue import WEBHOOKS
 from storage.models import DeliveryState
 
 log = logging.getLogger(__name__)
@@ -98,47 +96,41 @@ class WebhookSender:
             self._client = None
 
     async def send_due(self) -> int:
-        """One round: claim due deliveries, send them side by side, record each outcome.
-        Returns how many were claimed."""
+        """One round: claim due deliveries, send them side by side, record the outcomes in
+        one transaction. Returns how many were claimed."""
         due = await outbox.claim_due(self.store, limit=self.batch, lease=self.lease)
         if not due:
             return 0
         stopped = await outbox.stopped_endpoints(self.store)
         outcomes = await asyncio.gather(*(self._attempt(delivery, stopped) for delivery in due))
-        delivered: dict[int, list[int]] = defaultdict(list)
-        for delivery, status in zip(due, outcomes, strict=True):
-            if status is not None and 200 <= status < 300:
-                delivered[status].append(delivery.lease.id)
-        for status, ids in delivered.items():
-            await WEBHOOKS.finish(self.store, ids, state=DeliveryState.DELIVERED,
-                                  last_status=status, last_error=None)
-            self._count(DeliveryState.DELIVERED.value, len(ids))
+        recorded = [outcome for outcome in outcomes if outcome is not None]
+        await outbox.record_round(self.store, recorded)
+        for outcome in recorded:
+            self._count("retrying" if outcome.state is DeliveryState.PENDING
+                        else outcome.state.value)
         return len(due)
 
     async def _attempt(self, delivery: outbox.DueDelivery, stopped: frozenset[str],
-                       ) -> int | None:
-        """Send one delivery and record a failure; returns the status of a 2xx answer (the
-        caller marks those delivered together), else None."""
+                       ) -> outbox.Outcome | None:
+        """Send one delivery; its outcome, or None once a 410 stopped its endpoint (and it
+        with it)."""
+        lease = delivery.lease
         if delivery.endpoint not in self.endpoints or delivery.endpoint in stopped:
-            await outbox.finish(self.store, delivery.lease, DeliveryState.STOPPED, status=None,
-                                error="endpoint stopped or no longer configured")
-            self._count(DeliveryState.STOPPED.value)
-            return None
+            return outbox.Outcome(lease, DeliveryState.STOPPED,
+                                  error="endpoint stopped or no longer configured")
         try:
             status = await self._post(delivery)
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
-            await self._failed(delivery, None, describe(error))
-            return None
+            return self._failed(delivery, None, describe(error))
         if 200 <= status < 300:
-            return status
+            return outbox.Outcome(lease, DeliveryState.DELIVERED, status)
         if status == 410:
             count = await outbox.stop_endpoint(self.store, delivery.endpoint, status=status)
             self._count(DeliveryState.STOPPED.value, count)
             log.warning("webhook endpoint %s answered 410 Gone: stopped, with its %d waiting "
                         "deliveries", host_of(delivery.endpoint), count)
             return None
-        await self._failed(delivery, status, f"HTTP {status}")
-        return None
+        return self._failed(delivery, status, f"HTTP {status}")
 
     async def _post(self, delivery: outbox.DueDelivery) -> int:
         if self._client is None:
@@ -156,22 +148,19 @@ class WebhookSender:
             await answer.read()  # so that the connection can be reused
             return answer.status
 
-    async def _failed(self, delivery: outbox.DueDelivery, status: int | None,
-                      error: str) -> None:
+    def _failed(self, delivery: outbox.DueDelivery, status: int | None,
+                error: str) -> outbox.Outcome:
+        """Tried again on the schedule, or given up after its last try."""
         attempts = delivery.lease.attempts
         where = host_of(delivery.endpoint)
         if attempts > len(self.schedule):
-            await outbox.finish(self.store, delivery.lease, DeliveryState.FAILED,
-                                status=status, error=error)
-            self._count(DeliveryState.FAILED.value)
             log.warning("webhook %s to %s failed %d times (%s): given up", delivery.webhook_id,
                         where, attempts, error)
-            return
+            return outbox.Outcome(delivery.lease, DeliveryState.FAILED, status, error)
         delay = self.schedule[attempts - 1]
-        await outbox.retry_later(self.store, delivery.lease, delay, status=status, error=error)
-        self._count("retrying")
         log.info("webhook %s to %s not delivered (%s), try %d; next in %d s",
                  delivery.webhook_id, where, error, attempts, delay.total_seconds())
+        return outbox.Outcome(delivery.lease, DeliveryState.PENDING, status, error, delay)
 
     def _count(self, state: str, count: int = 1) -> None:
         if self.metrics is not None and count:

@@ -121,6 +121,16 @@ class LeasedQueue:
             values[self.finished.key] = now
         return await self._while_leased(store, lease, values)
 
+    async def retry_later_in(self, session: AsyncSession, lease: Lease, delay: dt.timedelta,
+                             **values: Any) -> bool:
+        """``retry_later`` inside the caller's transaction (a round's retries written
+        together)."""
+        now = utcnow()
+        values["next_attempt_at"] = now + delay
+        if self.max_attempts is not None and lease.attempts >= self.max_attempts:
+            values[self.finished.key] = now
+        return await self._while_leased_in(session, lease, values)
+
     async def put_back(self, store: Store, lease: Lease, delay: dt.timedelta) -> bool:
         """Not attempted after all (the worker was told to wait): due again after ``delay``,
         and the claim does not count as an attempt."""
@@ -128,13 +138,17 @@ class LeasedQueue:
             "next_attempt_at": utcnow() + delay, "attempts": self.model.attempts - 1})
 
     async def _while_leased(self, store: Store, lease: Lease, values: dict[str, Any]) -> bool:
-        model = self.model
         async with store.write() as session:
-            result = await session.execute(
-                update(model)
-                .where(model.id == lease.id, self.finished.is_(None),
-                       model.next_attempt_at == lease.until)
-                .values(values).execution_options(synchronize_session=False))
+            return await self._while_leased_in(session, lease, values)
+
+    async def _while_leased_in(self, session: AsyncSession, lease: Lease,
+                               values: dict[str, Any]) -> bool:
+        model = self.model
+        result = await session.execute(
+            update(model)
+            .where(model.id == lease.id, self.finished.is_(None),
+                   model.next_attempt_at == lease.until)
+            .values(values).execution_options(synchronize_session=False))
         return result.rowcount == 1
 
     async def unfinished(self, store: Store) -> int:

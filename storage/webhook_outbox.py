@@ -167,17 +167,34 @@ async def claim_due(store: Store, *, limit: int, lease: dt.timedelta) -> list[Du
             for row_id, endpoint, webhook_id, type_name, body in rows]
 
 
-async def finish(store: Store, lease: Lease, state: DeliveryState, *, status: int | None,
-                 error: str | None = None) -> None:
-    """The delivery is over: delivered, failed for good, or stopped."""
-    await WEBHOOKS.finish(store, [lease.id], state=state, last_status=status,
-                          last_error=error)
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one try: the delivery's new state (``PENDING``: tried again after
+    ``retry_in``), the endpoint's status if it answered, and the error."""
+
+    lease: Lease
+    state: DeliveryState
+    status: int | None = None
+    error: str | None = None
+    retry_in: dt.timedelta | None = None
 
 
-async def retry_later(store: Store, lease: Lease, delay: dt.timedelta, *, status: int | None,
-                      error: str | None) -> bool:
-    return await WEBHOOKS.retry_later(store, lease, delay, last_status=status,
-                                      last_error=error)
+async def record_round(store: Store, outcomes: Sequence[Outcome]) -> None:
+    """A round's outcomes in one transaction (one write per round, not one per delivery:
+    a dead endpoint fails a whole batch at once). A retry changes its delivery only while
+    the lease holds."""
+    if not outcomes:
+        return
+    now = utcnow()
+    async with store.write(idempotent=True) as session:
+        for outcome in outcomes:
+            values = {"state": outcome.state, "last_status": outcome.status,
+                      "last_error": outcome.error}
+            if outcome.state is DeliveryState.PENDING:
+                await WEBHOOKS.retry_later_in(session, outcome.lease, outcome.retry_in,
+                                              **values)
+            else:
+                await WEBHOOKS.finish_in(session, [outcome.lease.id], now=now, **values)
 
 
 async def stop_endpoint(store: Store, endpoint: str, *, status: int) -> int:
