@@ -36,7 +36,11 @@ from storage.db.upsert import upsert
 from storage.leased_queue import WEBHOOKS, Lease
 from storage.models import (
     DeliveryState,
+    Invitation,
+    InvitationState,
+    ListingState,
     Order,
+    ResaleListing,
     StoppedWebhookEndpoint,
     Ticket,
     WebhookDelivery,
@@ -128,12 +132,30 @@ async def announce_exchange(session: AsyncSession, ticket: Ticket, replacement: 
             new_event=replacement.event_id, barcode=replacement.barcode), now)
 
 
-async def announce_scan(session: AsyncSession, *, ticket_ref: str, order_id: int,
-                        event_id: str, barcode: str, gate: str, now: dt.datetime) -> None:
-    if webhooks_on(session):
-        await queue_webhook(session, "ticket.scanned", order_id, TicketScannedData(
-            ticket=ticket_ref, order=await order_number(session, order_id), event=event_id,
-            barcode=barcode, gate=gate, scanned_at=now), now)
+async def announce_scan(session: AsyncSession, *, ticket_id: int, ticket_ref: str,
+                        order_id: int, event_id: str, barcode: str, gate: str,
+                        now: dt.datetime) -> None:
+    """The ticket was let in; first, what letting it in settled at ``now``: its listing taken
+    off the market, its invitation withdrawn (``storage/services/gate.py``)."""
+    if not webhooks_on(session):
+        return
+    number = await order_number(session, order_id)
+    listing = await session.scalar(select(ResaleListing).where(
+        ResaleListing.ticket_id == ticket_id, ResaleListing.state == ListingState.CANCELLED,
+        ResaleListing.finished_at == now))
+    if listing is not None:
+        await queue_webhook(session, "listing.cancelled", order_id, ListingData(
+            id=listing.id, ticket=ticket_ref, order=number, event=event_id,
+            price=str(listing.price), currency=listing.currency), now)
+    withdrawn = await session.scalars(select(Invitation.id).where(
+        Invitation.ticket_id == ticket_id, Invitation.state == InvitationState.REVOKED,
+        Invitation.finished_at == now))
+    for invitation_id in withdrawn.all():
+        await queue_webhook(session, "invitation.revoked", order_id, InvitationData(
+            invitation=invitation_id, ticket=ticket_ref, order=number, event=event_id), now)
+    await queue_webhook(session, "ticket.scanned", order_id, TicketScannedData(
+        ticket=ticket_ref, order=number, event=event_id, barcode=barcode, gate=gate,
+        scanned_at=now), now)
 
 
 # --- the sender's side ------------------------------------------------------------------------

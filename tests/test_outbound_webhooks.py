@@ -30,10 +30,10 @@ from bot.metrics import Metrics
 from bot.webhooks import WebhookSender
 from storage import services, webhook_outbox
 from storage.db.store import Store
-from storage.models import DeliveryState, Order, Ticket, WebhookDelivery
-from storage.services import resale
+from storage.models import DeliveryState, Order, Ticket, WebhookDelivery, WebhookMessage
+from storage.services import exchange, gate, resale
 from storage.services.importing.importer import import_document
-from storage.webhook_messages import ListingData
+from storage.webhook_messages import MESSAGES, ListingData
 from tests.conftest import sample_document
 from tests.harness import free_port
 from tests.test_http_api import open_api
@@ -393,3 +393,89 @@ async def test_the_receiver_of_the_docs_verifies_and_keeps_each_message_once(
         await runner.cleanup()
     printed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in printed] == ["listing.updated", "listing.updated"]
+
+
+# --- what each service writes -------------------------------------------------------------------
+
+
+FRIEND = 2002
+
+
+async def messages_written(store: Store) -> list[dict]:
+    async with store.read() as session:
+        rows = (await session.execute(select(WebhookMessage.type, WebhookMessage.body)
+                                      .order_by(WebhookMessage.id))).all()
+    return [MESSAGES[type_name].model_validate_json(body).model_dump(mode="json")
+            for type_name, body in rows]
+
+
+async def test_every_change_writes_its_message_in_its_own_transaction(store):
+    """Each service writes its message beside its change; every body matches its model."""
+    store.webhook_endpoints = ("http://127.0.0.1:9/hooks",)
+    await import_document(store, sample_document(tickets=8))
+    await services.open_link(store, BUYER, await services.create_order_link(store, "DF-100000"))
+    ticket = {n: await ticket_id(store, f"T-DF-100000-{n}") for n in range(1, 9)}
+    listing = await resale.list_for_resale(store, BUYER, ticket[1], Decimal("60.00"))
+    await resale.change_price(store, BUYER, ticket[1], Decimal("50.00"))
+    await resale.cancel_sale(store, BUYER, ticket[1])
+    listing = await resale.list_for_resale(store, BUYER, ticket[1], Decimal("40.00"))
+    await resale.complete_sale(store, listing)
+    await services.claim_for_myself(store, BUYER, ticket[2], "Camille Martin")
+    await services.rename_holder(store, BUYER, ticket[2], "Camille Durand")
+    await services.take_back(store, BUYER, ticket[2])
+    invite = await services.invite_friend(store, BUYER, ticket[3], "alex@example.org")
+    await services.resend_invitation(store, BUYER, ticket[3])
+    await services.open_link(store, FRIEND, invite.claim_token)
+    await services.accept_invitation(store, FRIEND, invite.invitation_id, "Alex Durand")
+    invite = await services.invite_friend(store, BUYER, ticket[4], "sam@example.org")
+    await services.open_link(store, FRIEND, invite.claim_token)
+    await services.decline_invitation(store, FRIEND, invite.invitation_id)
+    await services.invite_friend(store, BUYER, ticket[5], "kim@example.org")
+    await services.revoke_invitation(store, BUYER, ticket[5])
+    await services.invite_friend(store, BUYER, ticket[6], "lou@example.org")
+    await services.expire_invitations(store, now=services.utcnow() + dt.timedelta(days=30))
+    await exchange.exchange_ticket(store, BUYER, ticket[7], "fest-sun")
+    await resale.list_for_resale(store, BUYER, ticket[8], Decimal("60.00"))
+    await services.invite_friend(store, BUYER, ticket[5], "kim@example.org")
+    for n in (8, 5):  # let in while on resale, while invited: that settles them first
+        async with store.read() as session:
+            code = await session.scalar(select(Ticket.barcode).where(Ticket.id == ticket[n]))
+        await gate.scan_barcode(store, code, "north-2", f"nonce-{n}", "gate-test")
+    written = await messages_written(store)
+    assert [m["type"] for m in written] == [
+        "listing.created", "listing.updated", "listing.cancelled", "listing.created",
+        "listing.sold",
+        "ticket.assigned", "ticket.assigned", "ticket.assigned",
+        "invitation.sent", "invitation.sent", "invitation.claimed", "ticket.assigned",
+        "invitation.sent", "invitation.declined",
+        "invitation.sent", "invitation.revoked",
+        "invitation.sent", "invitation.expired",
+        "ticket.exchanged",
+        "listing.created", "invitation.sent",
+        "listing.cancelled", "ticket.scanned",
+        "invitation.revoked", "ticket.scanned",
+    ]
+    sold = written[4]["data"]
+    assert sold == {"id": listing, "ticket": "T-DF-100000-1", "order": "DF-100000",
+                    "event": "fest-sat", "price": "40.00", "currency": "EUR"}
+    taken_back = written[7]["data"]
+    assert taken_back["holder"] is None and taken_back["ticket"] == "T-DF-100000-2"
+    claimed = written[11]["data"]
+    assert claimed["holder"] == "Alex Durand" and claimed["voided_barcode"] != claimed["barcode"]
+    exchanged = written[18]["data"]
+    assert (exchanged["ticket"], exchanged["event"], exchanged["new_event"]) == (
+        "T-DF-100000-7", "fest-sat", "fest-sun")
+    assert written[-1]["data"]["gate"] == "north-2"
+    async with store.read() as session:  # one delivery per message and endpoint
+        deliveries = (await session.scalars(select(WebhookDelivery.endpoint))).all()
+    assert deliveries == [store.webhook_endpoints[0]] * len(written)
+
+
+async def test_a_refused_change_writes_no_message(store):
+    store.webhook_endpoints = ("http://127.0.0.1:9/hooks",)
+    await import_document(store, sample_document(tickets=1))
+    await services.open_link(store, BUYER, await services.create_order_link(store, "DF-100000"))
+    with pytest.raises(services.Refusal):
+        await resale.list_for_resale(store, BUYER, await ticket_id(store, "T-DF-100000-1"),
+                                     Decimal("500.00"))  # above the face value
+    assert await messages_written(store) == []

@@ -190,7 +190,8 @@ async def _scan_once(store: Store, barcode: str, gate: str, nonce: str, device: 
                     result=answer.result.value, gate=gate, device=device,
                     **({} if ticket else {"barcode": barcode}))
         if answer.result == ScanResult.OK and ticket is not None:
-            await announce_scan(session, ticket_ref=answer.ticket_ref, order_id=ticket[1],
+            await announce_scan(session, ticket_id=ticket[0], ticket_ref=answer.ticket_ref,
+                                order_id=ticket[1],
                                 event_id=answer.event_id, barcode=barcode, gate=gate, now=now)
         return answer
 
