@@ -34,7 +34,7 @@ from bench.mail_speed import free_port as shop_webhooks_port
 from bench.mail_speed import measure_mails
 from bench.process import REPO, BotProcess, cpu_seconds_of, machine_busy_seconds
 from bench.processes import processes_run
-from bench.store import CACHE, documents, prepare
+from bench.store import CACHE, documents, prepare, settle_postgres
 from bot.tools.emulator import BotApiEmulator
 from storage.db.store import Store
 
@@ -124,6 +124,8 @@ async def throughput_run(bot: str, options: argparse.Namespace, *, database: str
                 await shop_webhooks.queue_messages(store, endpoint, webhooks)
             finally:
                 await store.close()
+            if prepared.url.startswith("postgresql"):
+                await settle_postgres(prepared.url)
             args += ["--shop-webhook-url", endpoint,
                      "--shop-webhook-secret", shop_webhooks.SECRET]
     else:
@@ -412,7 +414,8 @@ def summaries(results: dict[str, Any]) -> list[str]:
     rate = results.get("webhook_rate")
     if rate:
         lines.append(f"SUMMARY webhooks: {rate['messages']:,} messages delivered in "
-                     f"{rate['elapsed_s']:.1f} s, {rate['per_s']:.0f}/s (SQLite, one sender, "
+                     f"{rate['elapsed_s']:.1f} s, {rate['per_s']:.0f}/s, sender CPU "
+                     f"{rate['cpu_ms_per_message']:.2f} ms per message (SQLite, one sender, "
                      f"a receiver verifying each)")
     for calm, busy in results.get("webhooks", []):
         p99 = ratio(busy["latency_ms"]["p99"], calm["latency_ms"]["p99"])

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -202,21 +203,24 @@ class Outcome:
 
 
 async def record_round(store: Store, outcomes: Sequence[Outcome]) -> None:
-    """A round's outcomes in one transaction (one write per round, not one per delivery:
-    a dead endpoint fails a whole batch at once). A retry changes its delivery only while
-    the lease holds."""
+    """A round's outcomes in one transaction, one statement per kind of outcome (not one
+    write per delivery: a dead endpoint fails a whole batch at once). A retry changes its
+    delivery only while the lease holds."""
     if not outcomes:
         return
+    alike: dict[tuple[Any, ...], list[Lease]] = defaultdict(list)
+    for outcome in outcomes:
+        alike[(outcome.state, outcome.status, outcome.error, outcome.retry_in,
+               outcome.lease.until)].append(outcome.lease)
     now = utcnow()
     async with store.write(idempotent=True) as session:
-        for outcome in outcomes:
-            values = {"state": outcome.state, "last_status": outcome.status,
-                      "last_error": outcome.error}
-            if outcome.state is DeliveryState.PENDING:
-                await WEBHOOKS.retry_later_in(session, outcome.lease, outcome.retry_in,
-                                              **values)
+        for (state, status, error, retry_in, _until), leases in alike.items():
+            values = {"state": state, "last_status": status, "last_error": error}
+            if state is DeliveryState.PENDING:
+                await WEBHOOKS.retry_all_later_in(session, leases, retry_in, **values)
             else:
-                await WEBHOOKS.finish_in(session, [outcome.lease.id], now=now, **values)
+                await WEBHOOKS.finish_in(session, [lease.id for lease in leases], now=now,
+                                         **values)
 
 
 async def stop_endpoint(store: Store, endpoint: str, *, status: int) -> int:
