@@ -27,13 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from bench import backlog as news_backlog
+from bench import webhooks as shop_webhooks
 from bench import workload
 from bench.import_speed import measure_import
+from bench.mail_speed import free_port as shop_webhooks_port
 from bench.mail_speed import measure_mails
 from bench.process import REPO, BotProcess, cpu_seconds_of, machine_busy_seconds
 from bench.processes import processes_run
-from bench.store import CACHE, prepare
+from bench.store import CACHE, documents, prepare, settle_postgres
 from bot.tools.emulator import BotApiEmulator
+from storage.db.store import Store
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POSTGRES_URL = "postgresql+asyncpg://postgres@127.0.0.1/test"
@@ -42,7 +45,7 @@ DEFAULT_ORDERS = 334  # with three tickets each: about 1,000 tickets
 LARGE_ORDERS = 333_334  # about 1,000,000 tickets
 WARM_UP_USERS = 10
 MEMORY_CONCURRENCY = 200
-PARTS = ("throughput", "backlog", "processes", "memory", "import", "mails")
+PARTS = ("throughput", "backlog", "webhooks", "processes", "memory", "import", "mails")
 
 # The targets of issue #13 (shipped defaults against PTB's defaults), and their floors.
 THROUGHPUT_TARGET = {"sqlite": 0.8, "postgres": 0.8}  # ours / baseline, at least
@@ -50,6 +53,9 @@ THROUGHPUT_FLOOR = 0.6
 P99_TARGET = 1.5  # ours / baseline, at most
 P99_CEILING = 2.0
 BACKLOG_NEWS = 5_000
+WEBHOOKS_WAITING = 10_000
+WEBHOOK_MESSAGES = 5_000  # delivered for the delivery rate
+WEBHOOKS_P99_TARGET = 1.2  # replies' p99 with a dead endpoint and its backlog / without
 BACKLOG_P99_TARGET = 1.2  # replies' p99 with the backlog / without, at most
 BACKLOG_RATE_TOLERANCE = 0.10  # news per second within ±10 % of the configured rate
 SCALE_TARGET = 1.2  # large store / small store, at most (p99), at least 1/1.2 (throughput)
@@ -78,13 +84,16 @@ def _own_cpu() -> float:
 async def throughput_run(bot: str, options: argparse.Namespace, *, database: str | None = None,
                          orders: int = 0, concurrency: int = 1, transport: str = "httpx",
                          workdir: Path, stamp: str, backlog: int = 0,
-                         claims_only: bool = False) -> dict[str, Any]:
+                         claims_only: bool = False, webhooks: int = 0) -> dict[str, Any]:
     """One bot under the buyers' workload; its rates, latencies, CPU time and memory. With
-    ``backlog``, that many notifications are queued for other chats before the buyers come."""
+    ``backlog``, that many notifications are queued for other chats before the buyers come;
+    with ``webhooks``, that many webhook deliveries wait for a dead endpoint the bot sends to."""
     label = (f"{bot}-{database}-{orders}" if database
              else f"{bot}-c{concurrency}-{transport}")
     label += "-claims" if claims_only else ""
     label += f"-backlog{backlog}" if backlog else ""
+    label += f"-webhooks{webhooks}" if webhooks else ""
+    dead = None
     emulator = BotApiEmulator(bot_username=BOT_USERNAME)
     await emulator.start()
     driver = workload.Driver(emulator, timeout=options.step_timeout)
@@ -107,6 +116,18 @@ async def throughput_run(bot: str, options: argparse.Namespace, *, database: str
             backlog_chats = news_backlog.backlog_chats(emulator)
             say(f"[{label}] queueing {backlog:,} notifications for {len(backlog_chats)} chats")
             await news_backlog.queue_backlog(prepared.url, backlog_chats, backlog)
+        if webhooks:
+            dead, endpoint = await shop_webhooks.dead_endpoint()
+            say(f"[{label}] queueing {webhooks:,} webhook deliveries for a dead endpoint")
+            store = Store(prepared.url, secret="bench-secret")
+            try:
+                await shop_webhooks.queue_messages(store, endpoint, webhooks)
+            finally:
+                await store.close()
+            if prepared.url.startswith("postgresql"):
+                await settle_postgres(prepared.url)
+            args += ["--shop-webhook-url", endpoint,
+                     "--shop-webhook-secret", shop_webhooks.SECRET]
     else:
         args = ["--concurrency", str(concurrency), "--transport", transport,
                 "--stats", str(stats_file)]
@@ -146,6 +167,8 @@ async def throughput_run(bot: str, options: argparse.Namespace, *, database: str
         stats = await process.stop(stats_file, timeout=600 if profile else 60)
         driver.detach()
         await emulator.stop()
+        if dead is not None:
+            dead.close()
         if prepared is not None:
             await prepared.drop()
     elapsed = ended - started
@@ -179,6 +202,7 @@ async def throughput_run(bot: str, options: argparse.Namespace, *, database: str
         "preload_s": prepared.preload_seconds if prepared else None,
         "claims_only": claims_only,
         "backlog": backlog,
+        "webhooks_waiting": webhooks,
         **(news or {}),
     }
     if "queries" in stats:
@@ -387,6 +411,21 @@ def summaries(results: dict[str, Any]) -> list[str]:
                        f"without <= {BACKLOG_P99_TARGET}x {verdict(p99 <= BACKLOG_P99_TARGET)}")
         targets.append(f"TARGET backlog {busy['database']}: news {rate:.1f}/s within "
                        f"{low:.1f}-{high:.1f} {verdict(low <= rate <= high)}")
+    rate = results.get("webhook_rate")
+    if rate:
+        lines.append(f"SUMMARY webhooks: {rate['messages']:,} messages delivered in "
+                     f"{rate['elapsed_s']:.1f} s, {rate['per_s']:.0f}/s, sender CPU "
+                     f"{rate['cpu_ms_per_message']:.2f} ms per message (SQLite, one sender, "
+                     f"a receiver verifying each)")
+    for calm, busy in results.get("webhooks", []):
+        p99 = ratio(busy["latency_ms"]["p99"], calm["latency_ms"]["p99"])
+        lines.append(f"SUMMARY webhooks {busy['database']}: replies p99 "
+                     f"{busy['latency_ms']['p99']:.0f} ms with a dead endpoint and "
+                     f"{busy['webhooks_waiting']:,} deliveries waiting, "
+                     f"{calm['latency_ms']['p99']:.0f} ms without webhooks; "
+                     f"{busy['updates_per_s']:.0f} vs {calm['updates_per_s']:.0f} upd/s")
+        targets.append(f"TARGET webhooks {busy['database']}: replies p99 {p99:.2f}x the run "
+                       f"without <= {WEBHOOKS_P99_TARGET}x {verdict(p99 <= WEBHOOKS_P99_TARGET)}")
     scaling = results.get("processes")
     if scaling and len(scaling) == 2:
         one, two = scaling
@@ -484,6 +523,21 @@ async def run(options: argparse.Namespace) -> int:
                     for backlog in (0, options.backlog)]
                 pairs.append((calm, busy))
                 problems += calm["error_count"] + busy["error_count"]
+        if "webhooks" in options.parts:
+            say(f"[webhooks] {options.webhook_messages:,} messages to a receiver that verifies "
+                "each")
+            results["webhook_rate"] = await shop_webhooks.delivery_rate(
+                f"sqlite+aiosqlite:///{workdir / 'webhooks.db'}",
+                next(documents(1_000, chunk=1_000, prefix="WH")),
+                messages=options.webhook_messages, port=shop_webhooks_port())
+            pairs = results["webhooks"] = []
+            for database in options.database:
+                calm, busy = [await throughput_run(
+                    "ticketbot", options, database=database, orders=DEFAULT_ORDERS,
+                    workdir=workdir, stamp=stamp, claims_only=True, webhooks=waiting)
+                    for waiting in (0, options.webhooks)]
+                pairs.append((calm, busy))
+                problems += calm["error_count"] + busy["error_count"]
         if "processes" in options.parts:
             results["processes"] = []
             for count in (1, 2):
@@ -549,6 +603,11 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mails", type=int, default=500)
     parser.add_argument("--backlog", type=int, default=BACKLOG_NEWS,
                         help="notifications queued for the backlog part (5,000)")
+    parser.add_argument("--webhooks", type=int, default=WEBHOOKS_WAITING,
+                        help="webhook deliveries waiting for a dead endpoint in the webhooks "
+                             "part (10,000)")
+    parser.add_argument("--webhook-messages", type=int, default=WEBHOOK_MESSAGES,
+                        help="messages delivered for the webhooks' delivery rate (5,000)")
     parser.add_argument("--repeat", type=int, default=None,
                         help="run each throughput measurement N times, interleaved, and keep "
                              "the medians (1; 3 with --all)")
@@ -586,6 +645,7 @@ def parse_options(argv: list[str] | None = None) -> argparse.Namespace:
         options.parts = list(PARTS)
         options.memory_chats, options.import_orders, options.mails = 200, 1_000, 20
         options.backlog = 200
+        options.webhooks, options.webhook_messages = 200, 200
         options.count_queries = True
     if any(d not in ("sqlite", "postgres") for d, _ in options.stores):
         parser.error("--database takes sqlite, postgres or both")

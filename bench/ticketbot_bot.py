@@ -68,7 +68,8 @@ async def run(args: argparse.Namespace) -> None:
     settings = Settings(
         token=args.token, telegram_api_url=args.api_url, bot_username=args.bot_username,
         database_url=args.database_url, secret=args.secret, outbox_dir=str(args.outbox),
-        smtp_url=args.smtp_url, **webhook,
+        smtp_url=args.smtp_url, shop_webhook_url=args.shop_webhook_url or (),
+        shop_webhook_secret=args.shop_webhook_secret, **webhook,
     )
     store = await open_configured_store(settings)
     counter = QueryCounter(store.engine) if args.count_queries else None
@@ -96,6 +97,8 @@ def main() -> None:
                         help="where invitation e-mails are written as .eml files")
     parser.add_argument("--smtp-url", help="send e-mails over SMTP instead")
     parser.add_argument("--count-queries", action="store_true")
+    parser.add_argument("--shop-webhook-url", help="send the shop's webhooks there")
+    parser.add_argument("--shop-webhook-secret")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -15,6 +15,7 @@ from bot.mail.transport import MailTransport, make_transport
 from bot.metrics import Metrics, TimedUpdateProcessor
 from bot.settings import Settings
 from bot.telegram_retry import ChatFloodControl
+from bot.webhooks import WebhookSender
 from conversations.handlers import register
 from conversations.menu import set_command_menu
 from storage.db.store import Store, open_store
@@ -24,10 +25,12 @@ log = logging.getLogger(__name__)
 
 async def open_configured_store(settings: Settings) -> Store:
     """Migrate the configured database and open the store on it."""
-    return await open_store(settings.database_url, secret=settings.secret,
-                            claim_link_ttl=settings.claim_link_ttl,
-                            pool_size=settings.database_pool_size,
-                            max_overflow=settings.database_max_overflow)
+    store = await open_store(settings.database_url, secret=settings.secret,
+                             claim_link_ttl=settings.claim_link_ttl,
+                             pool_size=settings.database_pool_size,
+                             max_overflow=settings.database_max_overflow)
+    store.webhook_endpoints = settings.shop_webhook_url
+    return store
 
 
 def build_application(settings: Settings, store: Store, *, rate_limit: bool = True,
@@ -81,10 +84,14 @@ async def start_services(application: Application) -> None:
     application.bot_data["bot_username"] = username
     mails = OutboxSender(store, application.bot_data["mail_transport"],
                          bot_username=username, sender=settings.mail_from)
+    store.webhook_endpoints = settings.shop_webhook_url
+    webhooks = (WebhookSender(store, settings.shop_webhook_url, settings.shop_webhook_secret,
+                              metrics=application.bot_data["metrics"])
+                if settings.shop_webhook_url and settings.shop_webhook_secret else None)
     worker = BackgroundWorker(store, application.bot, mails,
                               broadcast_rate=settings.broadcast_rate,
                               paid_broadcast=settings.paid_broadcast,
-                              webapp_url=settings.webapp_url)
+                              webapp_url=settings.webapp_url, webhooks=webhooks)
     application.bot_data["worker"] = worker
     worker.start()
     try:

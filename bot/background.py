@@ -1,4 +1,5 @@
-"""The background worker: sends queued chat news and e-mails, and expires overdue invitations.
+"""The background worker: sends queued chat news, e-mails and the shop's webhooks
+(``bot/webhooks.py``), and expires overdue invitations.
 
 News rows are taken from their leased queue (``storage/leased_queue.py``: several bot processes
 never send the same news at the same time). A news item is marked sent after Telegram accepted
@@ -32,6 +33,7 @@ from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
 from bot.mail.sender import OutboxSender
 from bot.telegram_retry import flood_wait, notifying
 from bot.ticket_sender import TicketChangeSender
+from bot.webhooks import WebhookSender
 from conversations.common import NO_PREVIEW
 from conversations.news import news_screen
 from conversations.ticket_show import send_ticket
@@ -213,7 +215,8 @@ class BackgroundWorker:
     def __init__(self, store: Store, bot: Bot, mails: OutboxSender, *,
                  interval: float = 2.0, broadcast_rate: float = DEFAULT_BROADCAST_RATE,
                  paid_broadcast: bool = False, webapp_url: str | None = None,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 clock: Callable[[], dt.datetime] = utcnow,
+                 webhooks: WebhookSender | None = None) -> None:
         self.store = store
         self.clock = clock  # what time reminders think it is (tests set it)
         self.news = NewsSender(store, bot, rate=broadcast_rate, paid_broadcast=paid_broadcast,
@@ -221,6 +224,7 @@ class BackgroundWorker:
         self.tickets = TicketChangeSender(store, bot, budget=self.news.budget,
                                           paid_broadcast=paid_broadcast, webapp_url=webapp_url)
         self.mails = mails
+        self.webhooks = webhooks  # the shop's webhooks, on a task of their own
         self.interval = interval
         self._next_reminders: dt.datetime | None = None
         self._next_retention: dt.datetime | None = None
@@ -231,6 +235,8 @@ class BackgroundWorker:
     def wake(self) -> None:
         self._wake.set()
         self.mails.wake()
+        if self.webhooks is not None:
+            self.webhooks.wake()
 
     async def run_once(self) -> None:
         await self._news_round()
@@ -289,11 +295,18 @@ class BackgroundWorker:
             asyncio.create_task(self.mails.run(self._stop, interval=self.interval),
                                 name="ticketbot-mails"),
         ]
+        if self.webhooks is not None:
+            self._tasks.append(asyncio.create_task(self.webhooks.run(self._stop),
+                                                   name="ticketbot-webhooks"))
 
     async def stop(self) -> None:
         self._stop.set()
         self._wake.set()
         self.mails.wake()
+        if self.webhooks is not None:
+            self.webhooks.wake()
         await asyncio.gather(*self._tasks)
         self._tasks = []
         await self.mails.transport.close()
+        if self.webhooks is not None:
+            await self.webhooks.close()

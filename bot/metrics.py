@@ -51,6 +51,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "ticketbot_webhook_deliveries",
+            "Webhook delivery outcomes in this process: delivered, retrying (a try failed), "
+            "failed (the retry schedule ran out), stopped (410 Gone)",
+            ["state"],
+            registry=self.registry,
+        )
         self.emails = Gauge(
             "ticketbot_emails", "E-mails of the outbox, by state", ["state"], registry=self.registry
         )

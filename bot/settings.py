@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import re
 from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
@@ -11,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from storage.db.store import DEFAULT_DATABASE_URL
 
 TELEGRAM_API_URL = "https://api.telegram.org/bot"
+_WEBHOOK_URL = re.compile(r"https?://[^\s/?#]+(/[^\s]*)?")
 FREE_BROADCAST_RATE = 30.0  # Telegram's bulk limit without paid broadcasts, per second
 
 
@@ -55,12 +59,41 @@ class Settings(BaseSettings):
     # 1,000 with paid broadcasts (allow_paid_broadcast, charged in Stars).
     broadcast_rate: float = Field(default=25.0, gt=0, le=1000)
     paid_broadcast: bool = False
+    # Where changes are sent as signed webhooks (Standard Webhooks; docs/webhooks.md): one or
+    # more http(s) URLs, comma-separated, and the secret they are signed with (whsec_ and the
+    # base64 of 24 to 64 random bytes). Unset: nothing is sent, nothing is queued.
+    shop_webhook_url: Annotated[tuple[str, ...], NoDecode] = ()
+    shop_webhook_secret: str | None = Field(default=None, repr=False)
 
     @field_validator("staff_ids", mode="before")
     @classmethod
     def _parse_ids(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+        return value
+
+    @field_validator("shop_webhook_url", mode="before")
+    @classmethod
+    def _parse_urls(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = tuple(part.strip() for part in value.split(",") if part.strip())
+        for url in value or ():
+            if not _WEBHOOK_URL.fullmatch(url):
+                raise ValueError(f"not an http(s) URL: {url[:40]!r}")
+        return value
+
+    @field_validator("shop_webhook_secret")
+    @classmethod
+    def _check_secret(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            key = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        except binascii.Error:
+            key = b""
+        if not value.startswith("whsec_") or not 24 <= len(key) <= 64:
+            raise ValueError("TICKETBOT_SHOP_WEBHOOK_SECRET must be whsec_ and the base64 of "
+                             "24 to 64 random bytes")
         return value
 
     @field_validator("gate_token", mode="before")
@@ -75,6 +108,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"TICKETBOT_BROADCAST_RATE above {FREE_BROADCAST_RATE:.0f} messages per second "
                 "needs TICKETBOT_PAID_BROADCAST=true (Telegram's paid broadcasts)")
+        return self
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> Settings:
+        if self.shop_webhook_url and not self.shop_webhook_secret:
+            raise ValueError("TICKETBOT_SHOP_WEBHOOK_URL needs TICKETBOT_SHOP_WEBHOOK_SECRET")
         return self
 
     @property

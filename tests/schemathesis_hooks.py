@@ -16,6 +16,7 @@ REAL = {
     "number": os.environ.get("CONTRACT_ORDER_NUMBERS", "").split(","),
     "listing": [int(n) for n in os.environ.get("CONTRACT_LISTINGS", "").split(",") if n],
     "event": os.environ.get("CONTRACT_EVENTS", "").split(","),
+    "delivery": [int(n) for n in os.environ.get("CONTRACT_DELIVERIES", "").split(",") if n],
 }
 
 

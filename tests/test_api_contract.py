@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from aiohttp import web
 from sqlalchemy import select
 
 from bot.tools.emulator import BotApiEmulator
@@ -72,9 +73,11 @@ async def ticketbot(env: dict[str, str], *args: str, **kwargs) -> asyncio.subpro
     )
 
 
-async def list_tickets(database_url: str) -> list[int]:
-    """The buyer of the sample's largest order lists some of its tickets for resale."""
+async def list_tickets(database_url: str, webhook_url: str) -> list[int]:
+    """The buyer of the sample's largest order lists some of its tickets for resale (each
+    listing queues a webhook delivery to ``webhook_url``)."""
     store = Store(database_url, secret=SECRET)
+    store.webhook_endpoints = (webhook_url,)
     try:
         token = await services.create_order_link(store, ORDERS[-1])
         await services.open_link(store, BUYER, token)
@@ -83,6 +86,20 @@ async def list_tickets(database_url: str) -> list[int]:
         return [await resale.list_for_resale(store, BUYER, i, Decimal("60.00")) for i in ids]
     finally:
         await store.close()
+
+
+async def gone_receiver(port: int) -> web.AppRunner:
+    """A shop endpoint that answers every webhook 410 Gone: its deliveries end up stopped,
+    so that the operators' retry route has real deliveries to retry (200), not only 409s."""
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=410)
+
+    app = web.Application()
+    app.router.add_post("/hooks", gone)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
 
 
 def text_of(path: Path) -> str:
@@ -120,14 +137,18 @@ async def test_schemathesis_finds_no_failure_against_the_running_server(tmp_path
     await emulator.start()
     emulator.user(BUYER)  # so that the news of each sale reaches a chat
     port = free_port()
-    env = {**environment(emulator, tmp_path, port), "CONTRACT_CWD": str(tmp_path)}
+    hooks = f"http://127.0.0.1:{free_port()}/hooks"
+    receiver = await gone_receiver(int(hooks.split(":")[2].split("/")[0]))
+    env = {**environment(emulator, tmp_path, port), "CONTRACT_CWD": str(tmp_path),
+           "TICKETBOT_SHOP_WEBHOOK_URL": hooks,
+           "TICKETBOT_SHOP_WEBHOOK_SECRET": "whsec_" + "A" * 44}
     log = tmp_path / "ticketbot.log"
     server = None
     try:
         imported = await ticketbot(env, "import", str(SAMPLE), stderr=asyncio.subprocess.PIPE)
         _, errors = await imported.communicate()
         assert imported.returncode == 0, errors.decode()
-        listings = await list_tickets(env["TICKETBOT_DATABASE_URL"])
+        listings = await list_tickets(env["TICKETBOT_DATABASE_URL"], hooks)
         with log.open("wb") as output:
             server = await ticketbot(env, "run", stdout=output, stderr=output)
         base = f"http://127.0.0.1:{port}"
@@ -155,6 +176,8 @@ async def test_schemathesis_finds_no_failure_against_the_running_server(tmp_path
                 "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
                 "CONTRACT_ORDER_NUMBERS": ",".join(ORDERS),
                 "CONTRACT_LISTINGS": ",".join(map(str, listings)),
+                # One delivery per listing, numbered from 1.
+                "CONTRACT_DELIVERIES": ",".join(str(n) for n in range(1, len(listings) + 1)),
                 "CONTRACT_EVENTS": ",".join(EVENTS),
                 "PYTHONPATH": str(ROOT),
             },
@@ -173,6 +196,7 @@ async def test_schemathesis_finds_no_failure_against_the_running_server(tmp_path
         if server is not None:
             await stop(server)
         await emulator.stop()
+        await receiver.cleanup()
     served = log.read_text()
     assert "Traceback" not in served, served
     # The fuzzer reached real orders and completed real sales, not only 404s.
@@ -182,6 +206,9 @@ async def test_schemathesis_finds_no_failure_against_the_running_server(tmp_path
     assert answered[("POST", "/api/resale/{listing}/sold", 200)] >= 1, answered
     assert answered[("POST", "/api/resale/{listing}/sold", 409)] >= 10, answered
     assert answered[("POST", "/api/orders", 201)] >= 1, answered
+    assert answered[("GET", "/api/events/{event}/listings", 200)] >= 5, answered
+    assert answered[("GET", "/api/webhook-deliveries", 200)] >= 5, answered
+    assert answered[("POST", "/api/webhook-deliveries/{delivery}/retry", 200)] >= 1, answered
 
 
 def answers(har: Path) -> Counter[tuple[str, str, int]]:
@@ -191,5 +218,8 @@ def answers(har: Path) -> Counter[tuple[str, str, int]]:
         path = urlsplit(entry["request"]["url"]).path
         path = re.sub(r"^/api/orders/.+", "/api/orders/{number}", path)
         path = re.sub(r"^/api/resale/[^/]+/sold$", "/api/resale/{listing}/sold", path)
+        path = re.sub(r"^/api/events/[^/]+/listings$", "/api/events/{event}/listings", path)
+        path = re.sub(r"^/api/webhook-deliveries/[^/]+/retry$",
+                      "/api/webhook-deliveries/{delivery}/retry", path)
         counted[(entry["request"]["method"], path, entry["response"]["status"])] += 1
     return counted

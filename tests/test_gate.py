@@ -281,11 +281,15 @@ async def test_a_withdrawn_gate_token_no_longer_opens_the_gate(store):
 async def test_malformed_requests_get_json_errors_and_change_nothing(store, gate):
     await imported(store)
     for query, error in (("?since=abc", "bad_cursor"), ("?since=-1", "bad_cursor"),
-                         ("?since=s5.9", "bad_cursor"), ("?since=", "bad_cursor"),
+                         ("?since=", "bad_cursor"),
                          ("?limit=0", "bad_limit"), ("?limit=10001", "bad_limit"),
                          ("?limit=ten", "bad_limit"), ("?limit=1.5", "bad_limit")):
         answer = await gate.call("GET", f"/api/events/fest-sat/barcodes{query}", check=False)
         assert (answer.status, answer.json["error"]) == (400, error), query
+    # Shaped like a cursor, valid by the schema, never handed out: the documented 409.
+    for since in ("s5.9", "s5.5832"):
+        answer = await gate.call("GET", f"/api/events/fest-sat/barcodes?since={since}")
+        assert (answer.status, answer.json["error"]) == (409, "bad_cursor"), since
     missing = await gate.call("GET", "/api/events/no-such-event/barcodes")
     assert missing.status == 404 and missing.json["error"] == "event_not_found"
     for body in ({}, {"barcode": "1", "gate": "g"}, {"barcode": "", "gate": "g", "nonce": "n"},

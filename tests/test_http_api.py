@@ -10,6 +10,7 @@ import json
 import re
 import threading
 from decimal import Decimal
+from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -82,10 +83,12 @@ def conform(
     request_is_valid: bool,
 ) -> None:
     """Fail unless the response (and, for a valid request, the request) matches the document."""
+    path, _, query = path.partition("?")
     request = MockRequest(
         "http://127.0.0.1",
         method,
         path,
+        args=dict(parse_qsl(query)),
         headers=headers,
         data=body,
         content_type=headers.get("Content-Type", "application/json"),
@@ -447,6 +450,7 @@ async def test_an_order_is_reported_with_holders_and_current_barcodes(api):
         "state": "completed",
         "barcode": barcode,
         "holder": {"name": "Camille Martin", "email": "camille0@example.org"},
+        "listing": None,
     }
     assert (invited["state"], invited["holder"]) == ("pending", None)
     assert free["state"] == "to_assign" and re.fullmatch(r"\d{16}", free["barcode"])
@@ -475,6 +479,44 @@ async def listed_ticket(api: Api, price: str = "60.00") -> int:
     return await resale.list_for_resale(
         api.store, BUYER, await ticket_id(api.store, "T-DF-100000-1"), Decimal(price)
     )
+
+
+async def test_a_ticket_on_resale_shows_its_listing_in_the_order(api):
+    listing = await listed_ticket(api, "55.50")
+    order = (await api.call("GET", "/api/orders/DF-100000")).json
+    on_resale, *others = order["tickets"]
+    assert on_resale["state"] == "on_resale"
+    assert {key: on_resale["listing"][key] for key in ("id", "price", "currency")} == {
+        "id": listing, "price": "55.50", "currency": "EUR"}
+    assert all(ticket["listing"] is None for ticket in others)
+    # The id the order gives is the one a sale is reported with.
+    sold = await api.call("POST", f"/api/resale/{on_resale['listing']['id']}/sold")
+    assert sold.status == 200
+    order = (await api.call("GET", "/api/orders/DF-100000")).json
+    assert order["tickets"][0]["listing"] is None and order["tickets"][0]["state"] == "sold"
+
+
+async def test_an_events_live_listings_are_paged_by_id(api):
+    await listed_ticket(api, "50.00")
+    ids = [await resale.list_for_resale(api.store, BUYER, await ticket_id(api.store, ref),
+                                        Decimal("40.00"))
+           for ref in ("T-DF-100000-2", "T-DF-100000-3")]
+    await resale.cancel_sale(api.store, BUYER, await ticket_id(api.store, "T-DF-100000-2"))
+    first = (await api.call("GET", "/api/events/fest-sat/listings?limit=1")).json
+    assert first["next"] == first["listings"][0]["id"] and len(first["listings"]) == 1
+    assert first["listings"][0] | {"listed_at": None} == {
+        "id": first["next"], "ticket": "T-DF-100000-1", "order": "DF-100000",
+        "event": "fest-sat", "price": "50.00", "currency": "EUR", "listed_at": None}
+    rest = (await api.call("GET", f"/api/events/fest-sat/listings?after={first['next']}")).json
+    assert [live["id"] for live in rest["listings"]] == [ids[1]] and rest["next"] is None
+
+
+async def test_listings_of_an_unknown_event_or_with_a_bad_page_are_refused(api):
+    missing = await api.call("GET", "/api/events/no-such/listings")
+    assert missing.status == 404 and missing.json["error"] == "event_not_found"
+    for query in ("?after=-1", "?after=x", "?limit=0", "?limit=501", "?after=99999999999"):
+        answer = await api.call("GET", f"/api/events/fest-sat/listings{query}", valid=False)
+        assert answer.status == 400 and answer.json["error"] == "invalid_parameter", query
 
 
 async def test_a_reported_sale_completes_the_listing(api):

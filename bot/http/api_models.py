@@ -8,11 +8,12 @@ The import document's entries are the importer's own models
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from storage.models import TicketState
+from storage.models import DeliveryState, TicketState
 from storage.services.importing.entries import EventIn, Money, OrderIn
 
 # An amount as the store keeps it (Numeric(12, 2)), written as a string.
@@ -102,6 +103,37 @@ class Holder(_Answer):
     email: str | None
 
 
+class Listing(_Answer):
+    """A ticket's live resale listing: its id is what `POST /api/resale/{listing}/sold`
+    takes."""
+
+    id: int = Field(ge=1)
+    price: Amount
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    listed_at: dt.datetime
+
+
+class ListedTicket(_Answer):
+    """A live listing of an event, as the resale market shows it."""
+
+    id: int = Field(ge=1, description="the listing's id")
+    ticket: str = Field(description="the ticket's reference")
+    order: str = Field(description="the order's number")
+    event: str
+    price: Amount
+    currency: str = Field(pattern="^[A-Z]{3}$")
+    listed_at: dt.datetime
+
+
+class ListingPage(_Answer):
+    """A page of an event's live listings, oldest first. Ask for the next page with
+    `after=<next>` while `next` is not null."""
+
+    event: str
+    listings: list[ListedTicket]
+    next: int | None = Field(description="pass as `after` for the next page; null at the end")
+
+
 class Ticket(_Answer):
     ref: str
     event: str
@@ -114,6 +146,8 @@ class Ticket(_Answer):
     barcode: str | None = Field(
         description="the valid barcode; null once the ticket left the order"
     )
+    listing: Listing | None = Field(
+        description="the live resale listing while the ticket is on resale, else null")
 
 
 class Order(_Answer):
@@ -128,6 +162,30 @@ class Sale(_Answer):
     price: Amount
     currency: str
     status: Literal["sold"]
+
+
+class WebhookDelivery(_Answer):
+    """A webhook message's delivery to one endpoint, and how it stands."""
+
+    id: int = Field(ge=1, description="the delivery's id (`POST …/{id}/retry`)")
+    webhook_id: str = Field(description="the message's `webhook-id`, the same on every try")
+    type: str = Field(description="the message's type, e.g. `listing.created`")
+    endpoint: str
+    order: str = Field(description="the order the message is about")
+    status: DeliveryState = Field(description=(
+        "`pending` (on its way or waiting for its next try), `delivered` (2xx), `failed` (every "
+        "try of the retry schedule failed), `stopped` (the endpoint answered 410 Gone)"))
+    attempts: Count
+    last_status: int | None = Field(description="the endpoint's last HTTP status, if any")
+    last_error: str | None
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime | None = Field(description="while pending")
+    finished_at: dt.datetime | None
+
+
+class WebhookDeliveryPage(_Answer):
+    deliveries: list[WebhookDelivery]
+    next: int | None = Field(description="pass as `after` for the next page; null at the end")
 
 
 class HealthChecks(_Answer):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from bot.http import gate_api, shop_api
+from bot.http import gate_api, shop_api, webhook_api
 from bot.http.kernel import (
     BODY_LIMIT,
     DOCUMENT,
@@ -21,14 +21,14 @@ from bot.http.kernel import (
     Handler,
     middlewares,
 )
-from bot.http.openapi import Parameter, Reply, Route, openapi_document
+from bot.http.openapi import MAX_BODY_TEXT, Parameter, Reply, Route, openapi_document
 
 FAVICON_PATH = "/favicon.ico"
 
 
 def api_routes() -> list[Route]:
-    """Every route of the API: the shop's (``ROUTES``) and the gate's."""
-    return [*shop_api.ROUTES, *gate_api.ROUTES]
+    """Every route of the API: the shop's, its webhooks' and the gate's."""
+    return [*shop_api.ROUTES, *webhook_api.ROUTES, *gate_api.ROUTES]
 
 
 def webhook_route(path: str, handler: Handler) -> Route:
@@ -45,8 +45,11 @@ def webhook_route(path: str, handler: Handler) -> Route:
         request_schema={"type": "object"},
         replies={
             200: Reply("The update is queued"),
-            400: Reply("The body is not a JSON object"),
+            400: Reply("The body is not a Telegram update: not JSON, not an object, or "
+                       "nested too deep"),
             403: Reply("Missing or wrong secret token"),
+            413: Reply(f"The body is larger than the limit ({MAX_BODY_TEXT})"),
+            422: Reply("The body holds a number no field takes or a string that is not text"),
         },
     )
 

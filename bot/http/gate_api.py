@@ -49,6 +49,7 @@ from storage.services import gate as scans
 
 GATE_DEVICE = web.RequestKey("gate_device", str)
 _LIMIT = re.compile(r"\d{1,6}")
+_CURSOR_SHAPE = re.compile(r"(s\d{1,18}\.)?\d{1,18}")
 # The language of categories given per language, unless the scanner asks for another
 # (Accept-Language): gate devices are set up once, in the organiser's language.
 GATE_LANGUAGE = DEFAULT_LANGUAGE
@@ -315,7 +316,9 @@ async def get_barcodes(request: web.Request) -> web.Response:
     try:
         cursor = Cursor.parse(since) if since is not None else None
     except BadCursor:
-        return problem(400, "bad_cursor",
+        # Shaped like a cursor but never handed out (a snapshot position past its head): the
+        # documented 409, as for a cursor of another store; anything else is no cursor at all.
+        return problem(409 if _CURSOR_SHAPE.fullmatch(since) else 400, "bad_cursor",
                        "The cursor is not one this feed handed out; start without `since`.")
     if limit is not None and not (_LIMIT.fullmatch(limit)
                                   and 1 <= int(limit) <= barcode_feed.MAX_PAGE):
@@ -349,7 +352,7 @@ ROUTES: list[Route] = [
         parameters=(
             Parameter("event", {"type": "string", "minLength": 1, "maxLength": 100},
                       examples=("dreamfest-2027-sat",)),
-            Parameter("since", {"type": "string", "pattern": r"^(s\d{1,18}\.)?\d{1,18}$"},
+            Parameter("since", {"type": "string", "pattern": f"^{_CURSOR_SHAPE.pattern}$"},
                       where="query", required=False,
                       description="the `cursor` of the previous page; without it, a snapshot "
                                   "of the valid barcodes, paged, then the changes after it"),
@@ -361,8 +364,10 @@ ROUTES: list[Route] = [
         replies={
             200: Reply("A page of the feed: every barcode issued or voided after the cursor, "
                        "in the order they were committed, each exactly once", BarcodeFeed),
-            400: error("A cursor this feed did not hand out, or a limit out of range"),
+            400: error("`since` is not shaped like a cursor, or `limit` is out of range"),
             404: error("No such event"),
+            409: error("`since` is shaped like a cursor but this feed never handed it out "
+                       "(`bad_cursor`): start again without `since`"),
         },
     ),
     Route(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -165,17 +166,9 @@ async def json_body(request: web.Request, *, empty: Any = _REQUIRED) -> Any:
     if not raw.strip():
         return empty
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError as error:
-        where = f"{error.msg} at line {error.lineno}, column {error.colno}"
-        raise BodyRefused(
-            problem(400, "malformed_json", f"The body is not valid JSON: {where}.")
-        ) from None
-    except UnicodeDecodeError:
-        raise BodyRefused(problem(400, "malformed_json", "The body is not UTF-8 text.")) from None
-    except (RecursionError, ValueError):  # nested past the parser's stack; a 5,000-digit number
-        raise BodyRefused(problem(400, "malformed_json", "The body is not valid JSON: it "
-                                  "nests too deeply or holds a number too large.")) from None
+        return read_json(raw)
+    except JsonRefused as refused:
+        raise BodyRefused(refused.response()) from None
 
 
 async def json_text(request: web.Request, *, empty: Any = _REQUIRED) -> bytes:
@@ -205,6 +198,103 @@ async def json_text(request: web.Request, *, empty: Any = _REQUIRED) -> bytes:
             problem(400, "malformed_json", "The body is empty; a JSON document is expected.")
         )
     return raw
+
+
+MAX_DEPTH = 32  # arrays and objects within one another; our deepest schema needs 6
+MAX_INTEGER = 2**63 - 1  # no field of ours holds more (the store's widest column is BIGINT)
+
+
+class _NumberRefused(ValueError):
+    """A number literal no field can hold (raised from inside ``json.loads``)."""
+
+
+def _integer(literal: str) -> int:
+    # Checked on the text: int() of thousands of digits is slow, and refused past 4,300.
+    if len(literal.lstrip("-")) > 19 or abs(int(literal)) > MAX_INTEGER:
+        raise _NumberRefused("an integer beyond ±2⁶³−1")
+    return int(literal)
+
+
+def _float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        raise _NumberRefused("a number beyond a double's range")
+    return value
+
+
+def _not_json(constant: str) -> None:
+    # Python reads NaN and Infinity, which JSON (RFC 8259) does not have.
+    raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)
+
+
+class JsonRefused(ValueError):
+    """A body ``read_json`` will not hand on: its status (400 or 422), a stable code, an
+    English message and the problems found."""
+
+    def __init__(self, status: int, error: str, message: str,
+                 problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.error, self.message, self.problems = status, error, message, problems
+
+    def response(self) -> web.Response:
+        return problem(self.status, self.error, self.message, problems=self.problems)
+
+
+def _refused(problem_found: str) -> JsonRefused:
+    return JsonRefused(422, "invalid_body", "The body was refused.", [problem_found])
+
+
+def _too_deep() -> JsonRefused:
+    return JsonRefused(400, "too_deep",
+                       f"The body nests arrays and objects more than {MAX_DEPTH} deep.")
+
+
+def _lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _check_tree(document: Any) -> None:
+    """Refuse a parsed document nested deeper than ``MAX_DEPTH`` (400), or holding a string
+    that is not Unicode text (a lone surrogate such as "\\ud800", 422: I-JSON, RFC 7493).
+    Walked without recursion."""
+    pending: list[tuple[Any, tuple[Any, ...]]] = [(document, ())]
+    while pending:
+        value, path = pending.pop()
+        if isinstance(value, str):
+            if _lone_surrogate(value):
+                where = ".".join(map(str, path)) or "the body"
+                raise _refused(f"{where}: not Unicode text (a lone surrogate)")
+        elif isinstance(value, dict | list):
+            if len(path) >= MAX_DEPTH:
+                raise _too_deep()
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            pending.extend((item, (*path, key)) for key, item in items)
+
+
+def read_json(raw: bytes) -> Any:
+    """A JSON document from ``raw``, or ``JsonRefused`` for anything we would not serve whole:
+    not JSON or not UTF-8 (400), nested deeper than ``MAX_DEPTH`` (400), a number no field can
+    hold or a string that is not text (422). Every face (the API, the gate, the Mini App,
+    Telegram's webhook) reads its bodies here, so no input reaches a parser's recursion limit
+    nor answers 500."""
+    try:
+        document = json.loads(raw, parse_int=_integer, parse_float=_float,
+                              parse_constant=_not_json)
+    except _NumberRefused as refused:
+        raise _refused(f"the body holds {refused}") from None
+    except json.JSONDecodeError as error:
+        where = f"{error.msg} at line {error.lineno}, column {error.colno}"
+        raise JsonRefused(400, "malformed_json", f"The body is not valid JSON: {where}.") from None
+    except UnicodeDecodeError:
+        raise JsonRefused(400, "malformed_json", "The body is not UTF-8 text.") from None
+    except RecursionError:  # nested far deeper than MAX_DEPTH
+        raise _too_deep() from None
+    _check_tree(document)
+    return document
 
 
 def _too_large(limit: int) -> web.Response:

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from bot.http.api_models import Error
+from storage.webhook_messages import MESSAGES
 
 REF = "#/components/schemas/{model}"
 MAX_BODY_TEXT = "5 MB"
@@ -34,6 +35,8 @@ class Reply:
     model: type[BaseModel] | None = None
     # A body that is not JSON of a model: {media type: JSON schema}.
     content: dict[str, dict[str, Any]] | None = None
+    # OpenAPI links: {name: link object}, e.g. from an order to the sale of its listing.
+    links: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,8 @@ class Route:
     scheme: str = "bearer"
     # aiohttp's name of the route (the middleware tells the gate's routes by it).
     name: str | None = None
+    # The operationId, for links to this operation.
+    operation_id: str | None = None
 
     @property
     def openapi_path(self) -> str:
@@ -110,9 +115,12 @@ def _standard_replies(route: Route) -> dict[int, Reply]:
     return replies
 
 
-def _schemas(routes: Iterable[Route]) -> tuple[dict[tuple[type, str], Any], dict[str, Any]]:
-    """The JSON schema of every model the routes use, references under components/schemas."""
+def _schemas(routes: Iterable[Route], messages: Iterable[type[BaseModel]] = (),
+             ) -> tuple[dict[tuple[type, str], Any], dict[str, Any]]:
+    """The JSON schema of every model the routes and webhooks use, references under
+    components/schemas."""
     wanted: list[tuple[type[BaseModel], str]] = [(Error, "serialization")]
+    wanted += [(message, "serialization") for message in messages]
     for route in routes:
         if route.request is not None:
             wanted.append((route.request, "validation"))
@@ -140,11 +148,15 @@ def _operation(route: Route, refs: dict[tuple[type, str], Any]) -> dict[str, Any
             answer["content"] = {
                 media: {"schema": schema} for media, schema in reply.content.items()
             }
+        if reply.links:
+            answer["links"] = reply.links
         responses[str(status)] = answer
     operation: dict[str, Any] = {
         "summary": route.summary,
         "security": [{route.scheme: []}] if route.secured else [],
     }
+    if route.operation_id:
+        operation["operationId"] = route.operation_id
     if route.request is not None and route.request.__doc__:
         operation["description"] = " ".join(route.request.__doc__.split())
     if route.parameters:
@@ -187,15 +199,53 @@ INFO = {
         "Routes under `/api/` (except this document) need "
         "`Authorization: Bearer <TICKETBOT_API_TOKEN>`. A body that does not match its schema "
         "is refused with 422; a valid request the store refuses (it conflicts with what the "
-        "store holds or with another entry of the same document) with 409."
+        "store holds or with another entry of the same document) with 409. What changes is "
+        "also POSTed to the shop's endpoints as signed webhooks (see `webhooks`)."
     ),
 }
 
 
-def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
-    """The OpenAPI document of these routes."""
+_WEBHOOK_HEADERS = [
+    {"name": "webhook-id", "in": "header", "required": True, "schema": {"type": "string"},
+     "description": "the message's id: the same on every retry (drop what you have seen)"},
+    {"name": "webhook-timestamp", "in": "header", "required": True,
+     "schema": {"type": "string", "pattern": "^[0-9]+$"},
+     "description": "when this attempt was signed, in seconds since 1970 (UTC)"},
+    {"name": "webhook-signature", "in": "header", "required": True,
+     "schema": {"type": "string"},
+     "description": "`v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` with the secret "
+                    "(TICKETBOT_SHOP_WEBHOOK_SECRET); see docs/webhooks.md"},
+]
+
+
+def _webhooks(messages: dict[str, type[BaseModel]],
+              refs: dict[tuple[type, str], Any]) -> dict[str, Any]:
+    """OpenAPI 3.1's ``webhooks``: each message type the bot POSTs to the shop's endpoints."""
+    return {
+        type_name: {"post": {
+            "summary": type_name,
+            "description": message.model_json_schema().get("description", ""),
+            "parameters": _WEBHOOK_HEADERS,
+            "requestBody": {"required": True,
+                            "content": _content(refs[(message, "serialization")])},
+            "responses": {
+                "2XX": {"description": "Received: the message is not sent again"},
+                "410": {"description": "Gone: nothing more is sent to this endpoint"},
+                "default": {"description": "Anything else: sent again on the retry schedule "
+                                           "(5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h)"},
+            },
+        }}
+        for type_name, message in messages.items()
+    }
+
+
+def openapi_document(routes: Iterable[Route],
+                     webhooks: dict[str, type[BaseModel]] | None = None) -> dict[str, Any]:
+    """The OpenAPI document of these routes, and of the webhooks (by default every message
+    type of ``storage/webhook_messages.py``)."""
     routes = list(routes)
-    refs, definitions = _schemas(routes)
+    webhooks = MESSAGES if webhooks is None else webhooks
+    refs, definitions = _schemas(routes, webhooks.values())
     paths: dict[str, dict[str, Any]] = {}
     for route in routes:
         paths.setdefault(route.openapi_path, {})[route.method.lower()] = _operation(route, refs)
@@ -203,6 +253,7 @@ def openapi_document(routes: Iterable[Route]) -> dict[str, Any]:
         {
             "openapi": "3.1.0",
             "info": INFO,
+            "webhooks": _webhooks(webhooks, refs),
             "components": {
                 "securitySchemes": {
                     scheme: SECURITY_SCHEMES[scheme]

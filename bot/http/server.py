@@ -29,7 +29,7 @@ from bot.application import (
     stop_services,
 )
 from bot.http.app import create_api
-from bot.http.kernel import ApiServices, Handler
+from bot.http.kernel import ApiServices, Handler, JsonRefused, read_json
 from bot.http.request_log import request_error_log
 from bot.inbox import receive_update
 from bot.settings import Settings
@@ -82,9 +82,9 @@ def webhook_handler(secret: str, sink: UpdateSink) -> Handler:
                 {"error": "forbidden", "message": "Wrong secret token."}, status=403
             )
         try:
-            payload = await request.json()
-        except ValueError:
-            payload = None
+            payload = read_json(await request.read())
+        except JsonRefused as refused:
+            return refused.response()
         if not isinstance(payload, dict) or not isinstance(payload.get("update_id"), int):
             return web.json_response(
                 {"error": "malformed_update", "message": "The body is not a Telegram update."},

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -26,6 +27,9 @@ from bot.http.api_models import (
     ImportCounts,
     ImportDocument,
     ImportResult,
+    ListedTicket,
+    Listing,
+    ListingPage,
     Order,
     OrderLink,
     Sale,
@@ -50,14 +54,15 @@ from conversations.presentation import ticket_export
 from locales import DEFAULT_LANGUAGE, LANGUAGES, words_in
 from storage import services
 from storage.errors import Refusal
-from storage.reads import event_report
+from storage.reads import event_report, listings
 from storage.reads.health import database_reachable
 from storage.reads.order_report import OrderReport, order_report
 from storage.services.importing.entries import ENTRY_RULE
 from storage.services.importing.importer import ImportRejected, import_document
 from storage.services.resale import complete_sale
 
-_MAX_ID = 2**31 - 1
+MAX_ID = 2**31 - 1
+NUMBER = re.compile(r"[0-9]{1,10}")
 # How refusals of a sale map to HTTP: what does not exist; anything else the store refuses
 # (the listing changed, the price is outside the event's bounds) is a conflict.
 _SALE_STATUS = {"listing_not_found": 404}
@@ -121,6 +126,13 @@ def order_answer(report: OrderReport, language: str) -> Order:
                     else None
                 ),
                 barcode=ticket.barcode,
+                listing=(
+                    Listing(id=ticket.listing.id, price=str(ticket.listing.price),
+                            currency=ticket.listing.currency,
+                            listed_at=ticket.listing.listed_at)
+                    if ticket.listing is not None
+                    else None
+                ),
             )
             for ticket in report.tickets
         ],
@@ -168,7 +180,7 @@ async def post_sale(request: web.Request) -> web.Response:
     api = request.app[SERVICES]
     listing_id = int(request.match_info["listing"])
     report = parse_body(SaleReport, await json_body(request, empty={}))
-    if not 1 <= listing_id <= _MAX_ID:
+    if not 1 <= listing_id <= MAX_ID:
         return problem(404, "listing_not_found", refusal_message(Refusal("listing_not_found")))
     try:
         sale = await complete_sale(api.store, listing_id, price=report.price)
@@ -191,6 +203,29 @@ async def post_sale(request: web.Request) -> web.Response:
             status="sold",
         )
     )
+
+
+async def get_event_listings(request: web.Request) -> web.Response:
+    """An event's live listings, a page at a time (``after``: the last page's ``next``)."""
+    event_id = request.match_info["event"]
+    after, limit = request.query.get("after", "0"), request.query.get("limit")
+    if not (NUMBER.fullmatch(after) and int(after) <= MAX_ID):
+        return problem(400, "invalid_parameter", f"after must be a whole number up to {MAX_ID}.")
+    if limit is not None and not (NUMBER.fullmatch(limit)
+                                  and 1 <= int(limit) <= listings.MAX_PAGE):
+        return problem(400, "invalid_parameter",
+                       f"limit must be a whole number from 1 to {listings.MAX_PAGE}.")
+    size = int(limit) if limit is not None else listings.DEFAULT_PAGE
+    try:
+        page = await listings.live_listings(request.app[SERVICES].store, event_id,
+                                            after=int(after), limit=size)
+    except Refusal:
+        return problem(404, "event_not_found", f"There is no event {event_id}.")
+    return answer(ListingPage(event=event_id, next=page.next_after, listings=[
+        ListedTicket(id=live.id, ticket=live.ticket_ref, order=live.order_number,
+                     event=live.event_id, price=str(live.price), currency=live.currency,
+                     listed_at=live.listed_at)
+        for live in page.listings]))
 
 
 async def get_event_tickets_csv(request: web.Request) -> web.StreamResponse:
@@ -247,7 +282,7 @@ _ORDER_NUMBER = Parameter(
     examples=("DF-100234",),
 )
 _LISTING = Parameter(
-    "listing", {"type": "integer", "minimum": 1, "maximum": _MAX_ID}, examples=(1,)
+    "listing", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, examples=(1,)
 )
 
 _EVENT = Parameter(
@@ -280,13 +315,24 @@ ROUTES: list[Route] = [
         "An order with each ticket's state, holder and current barcode",
         handler=get_order,
         parameters=(_ORDER_NUMBER,),
-        replies={200: Reply("The order", Order), 404: error("No such order")},
+        operation_id="getOrder",
+        replies={
+            200: Reply("The order", Order, links={
+                "CompleteSaleOfFirstTicket": {
+                    "operationId": "completeSale",
+                    "parameters": {"listing": "$response.body#/tickets/0/listing/id"},
+                    "description": "the first ticket's live listing, if it is on resale",
+                },
+            }),
+            404: error("No such order"),
+        },
     ),
     Route(
         "POST",
         r"/api/resale/{listing:[0-9]+}/sold",
         "The resale market sold a listing: complete the sale",
         handler=post_sale,
+        operation_id="completeSale",
         request=SaleReport,
         body_optional=True,
         parameters=(_LISTING,),
@@ -297,6 +343,38 @@ ROUTES: list[Route] = [
                 "The listing is no longer live (sold or cancelled), or the price is outside "
                 "the event's resale bounds or has more decimals than its currency"
             ),
+        },
+    ),
+    Route(
+        "GET",
+        "/api/events/{event}/listings",
+        "An event's live resale listings, a page at a time (keyset: `after` the last id)",
+        handler=get_event_listings,
+        operation_id="listListings",
+        parameters=(
+            _EVENT,
+            Parameter("after", {"type": "integer", "minimum": 0, "maximum": MAX_ID,
+                                "default": 0}, where="query", required=False,
+                      description="the `next` of the previous page"),
+            Parameter("limit", {"type": "integer", "minimum": 1,
+                                "maximum": listings.MAX_PAGE,
+                                "default": listings.DEFAULT_PAGE},
+                      where="query", required=False),
+        ),
+        replies={
+            200: Reply("A page of live listings", ListingPage, links={
+                "CompleteSaleOfFirstListing": {
+                    "operationId": "completeSale",
+                    "parameters": {"listing": "$response.body#/listings/0/id"},
+                },
+                "NextPage": {
+                    "operationId": "listListings",
+                    "parameters": {"event": "$request.path.event",
+                                   "after": "$response.body#/next"},
+                },
+            }),
+            400: error("`after` or `limit` is not a whole number in range"),
+            404: error("No such event"),
         },
     ),
     Route(

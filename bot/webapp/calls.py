@@ -11,6 +11,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from bot.http.kernel import JsonRefused, read_json
 from bot.webapp import screens
 from bot.webapp.init_data import (
     InitDataRefused,
@@ -21,12 +22,14 @@ from bot.webapp.init_data import (
 from locales import Translator, translator, user_language
 from storage import services
 from storage.db.store import Store
+from storage.errors import N_
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 16 * 1024
 TELEGRAM_SCRIPT = "https://telegram.org/js/telegram-web-app.js"
 _MAX_ID = 2**31 - 1
+UNREADABLE = N_("This request could not be read. Please open the page from the bot again.")
 
 
 @dataclass
@@ -69,7 +72,12 @@ def authenticated(handler: Handler) -> Callable[[web.Request], Awaitable[web.Res
             log.info("Mini App call refused: %s", refused)
             t = translator(claimed_language(init_data))
             return json_error(401, "unauthorized", t.gettext(screens.PAGE_STRINGS["error_auth"]))
-        return await handler(request, user)
+        try:
+            return await handler(request, user)
+        except BodyUnreadable as unreadable:
+            t = await user_translator(mini.store, user)
+            return json_error(unreadable.refused.status, unreadable.refused.error,
+                              t.gettext(UNREADABLE))
 
     return checked
 
@@ -90,12 +98,26 @@ def parse_id(value: Any) -> int | None:
     return None
 
 
+class BodyUnreadable(Exception):
+    """A body no page of ours sends (not JSON, nested too deep, a number no field holds):
+    ``authenticated`` answers it in the user's language, with ``read_json``'s status."""
+
+    def __init__(self, refused: JsonRefused) -> None:
+        super().__init__(refused.message)
+        self.refused = refused
+
+
 async def read_body(request: web.Request) -> dict[str, Any]:
+    """The call's JSON object; a body that is JSON but no object reads as empty (the route
+    then names what is missing)."""
     if request.content_length is not None and request.content_length > MAX_BODY:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY,
                                             actual_size=request.content_length)
+    raw = await request.read()
+    if not raw.strip():
+        return {}
     try:
-        body = await request.json()
-    except ValueError:
-        body = None
+        body = read_json(raw)
+    except JsonRefused as refused:
+        raise BodyUnreadable(refused) from None
     return body if isinstance(body, dict) else {}

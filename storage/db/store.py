@@ -188,8 +188,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         await_only(driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN"))
 
 
+# The key of ``session.info`` under which a write transaction finds the webhook endpoints its
+# changes are sent to (storage/webhook_outbox.py).
+WEBHOOK_ENDPOINTS = "ticketbot_webhook_endpoints"
+
+
 class Store:
-    """The order store: hands out read and write units of work."""
+    """The order store: hands out read and write units of work. ``webhook_endpoints`` are
+    where changes are sent as webhooks (none by default: nothing is written for them)."""
 
     def __init__(
         self,
@@ -201,6 +207,7 @@ class Store:
     ) -> None:
         self.url = url
         self.claim_link_ttl = claim_link_ttl
+        self.webhook_endpoints: tuple[str, ...] = ()
         self._configured_secret = secret
         self._secret: bytes | None = None
         self.engine = _make_engine(url, **engine_kwargs)
@@ -237,6 +244,8 @@ class Store:
         entry = None if idempotent else applying.current()
         deciding = entry is not None and not entry.marked_done
         async with self._writer_turn, self._write_sessions() as session, session.begin():
+            if self.webhook_endpoints:
+                session.info[WEBHOOK_ENDPOINTS] = self.webhook_endpoints
             if deciding:
                 await entry.mark_done(session)
             yield session

@@ -9,6 +9,7 @@
 - ``reminders.py``: which reminder went out, and who wants none;
 - ``chats.py``: Telegram users, chat states, the update inbox, Mini App actions, chat news;
 - ``mails.py``: the outbox of e-mails;
+- ``webhooks.py``: the outbox of webhook messages, their deliveries, stopped endpoints;
 - ``journal.py``: the audit history and the store's own settings.
 
 Every rule that must hold under concurrency is also a constraint: one holder name and one
@@ -59,6 +60,12 @@ from storage.models.orders import (
 from storage.models.reminders import ReminderOptOut, SentReminder
 from storage.models.resale import ListingState, ResaleListing
 from storage.models.tickets import TelegramFile, TicketChange, TicketMessage
+from storage.models.webhooks import (
+    DeliveryState,
+    StoppedWebhookEndpoint,
+    WebhookDelivery,
+    WebhookMessage,
+)
 
 __all__ = [
     "DEFAULT_PERIOD_SECONDS",
@@ -74,6 +81,7 @@ __all__ = [
     "ChatNotification",
     "ChatState",
     "ClaimGrant",
+    "DeliveryState",
     "EntryCode",
     "EntryKey",
     "Event",
@@ -92,6 +100,7 @@ __all__ = [
     "ScanResult",
     "SentReminder",
     "Setting",
+    "StoppedWebhookEndpoint",
     "TelegramFile",
     "TelegramUser",
     "Ticket",
@@ -101,6 +110,8 @@ __all__ = [
     "UpdateInbox",
     "UtcDateTime",
     "WebAppAction",
+    "WebhookDelivery",
+    "WebhookMessage",
     "Words",
     "WordsValue",
 ]

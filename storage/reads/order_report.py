@@ -10,7 +10,17 @@ from sqlalchemy import and_, select
 
 from storage.db.store import Store
 from storage.errors import Refusal
-from storage.models import Barcode, Event, Order, Ticket, TicketState, WordsValue
+from storage.models import (
+    Barcode,
+    Event,
+    ListingState,
+    Order,
+    ResaleListing,
+    Ticket,
+    TicketState,
+    WordsValue,
+)
+from storage.reads.listings import LiveListing
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,7 @@ class ReportedTicket:
     holder_name: str | None
     holder_email: str | None
     barcode: str | None
+    listing: LiveListing | None = None  # the live listing, while the ticket is on resale
 
 
 @dataclass(frozen=True)
@@ -43,11 +54,13 @@ async def order_report(store: Store, number: str) -> OrderReport:
             raise Refusal("not_found")
         rows = (
             await session.execute(
-                select(Ticket, Event.name, Barcode.code)
+                select(Ticket, Event.name, Barcode.code, ResaleListing)
                 .join(Event, Event.id == Ticket.event_id)
                 .outerjoin(
                     Barcode, and_(Barcode.code == Ticket.barcode, Barcode.voided_at.is_(None))
                 )
+                .outerjoin(ResaleListing, and_(ResaleListing.ticket_id == Ticket.id,
+                                               ResaleListing.state == ListingState.LISTED))
                 .where(Ticket.order_id == order.id)
                 .order_by(Ticket.id)
             )
@@ -68,7 +81,9 @@ async def order_report(store: Store, number: str) -> OrderReport:
                 holder_name=ticket.holder_name,
                 holder_email=ticket.holder_email,
                 barcode=code,
+                listing=(LiveListing.of(listing, ticket.ref, order.number, ticket.event_id)
+                         if listing is not None else None),
             )
-            for ticket, event_name, code in rows
+            for ticket, event_name, code, listing in rows
         ),
     )

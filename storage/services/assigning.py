@@ -35,6 +35,7 @@ from storage.services.ticket_changes import (
     change_ticket,
     managed_ticket,
 )
+from storage.webhook_outbox import announce_assigned, announce_invitation
 
 # Built once, with bound parameters (journal.py says why).
 _INSERT_INVITATION = insert(Invitation.__table__).returning(Invitation.id)
@@ -81,6 +82,7 @@ async def _claim(store: Store, telegram_id: int, ticket_id: int, holder: str,
         )
         await audit(session, ActorKind.BUYER, telegram_id, "claimed_for_self", order_id=order.id,
                     ticket_id=ticket.id, now=now, holder=holder)
+        await announce_assigned(session, ticket, holder=holder, barcode=barcode, now=now)
 
 
 async def _own_address(session: AsyncSession, event_id: str, buyer_email: str) -> str | None:
@@ -131,6 +133,7 @@ async def invite_friend(store: Store, telegram_id: int, ticket_id: int, email: s
         await _queue_invitation_mail(session, invitation_id, address, language, now)
         await audit(session, ActorKind.BUYER, telegram_id, "invited", order_id=order.id,
                     ticket_id=ticket.id, now=now, email=address, invitation_id=invitation_id)
+        await announce_invitation(session, "invitation.sent", invitation_id, ticket, now)
     return InviteResult(invitation_id=invitation_id, email=address, claim_token=token)
 
 
@@ -145,6 +148,7 @@ async def resend_invitation(store: Store, telegram_id: int, ticket_id: int) -> I
         await renew_invitation(session, invitation, now, store.claim_link_ttl)
         await audit(session, ActorKind.BUYER, telegram_id, "invitation_resent", order_id=order.id,
                     ticket_id=ticket.id, now=now, invitation_id=invitation.id)
+        await announce_invitation(session, "invitation.sent", invitation.id, ticket, now)
     return InviteResult(invitation.id, invitation.email, tokens.claim_token(secret, invitation.id))
 
 
@@ -157,4 +161,5 @@ async def revoke_invitation(store: Store, telegram_id: int, ticket_id: int) -> s
         await _return_to_buyer(session, ticket, invitation, InvitationState.REVOKED, now)
         await audit(session, ActorKind.BUYER, telegram_id, "invitation_revoked", order_id=order.id,
                     ticket_id=ticket.id, now=now, invitation_id=invitation.id)
+        await announce_invitation(session, "invitation.revoked", invitation.id, ticket, now)
     return invitation.email

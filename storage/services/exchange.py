@@ -49,6 +49,7 @@ from storage.reads import loading as reading
 from storage.reads.views import EventView, ExchangeOption, TicketDetails, TicketView
 from storage.services import audit, change_ticket, managed_ticket, new_barcode, void_barcode
 from storage.services.language import _language_of
+from storage.webhook_outbox import announce_exchange
 
 EXCHANGEABLE = (TicketState.TO_ASSIGN, TicketState.COMPLETED)
 
@@ -126,6 +127,7 @@ async def exchange_ticket(store: Store, telegram_id: int, ticket_id: int,
         await audit(session, ActorKind.BUYER, telegram_id, "exchanged", order_id=order.id,
                     ticket_id=ticket.id, now=now, target_event=target.id,
                     new_ticket=replacement.ref)
+        await announce_exchange(session, ticket, replacement, now)
         return replacement.id
 
 

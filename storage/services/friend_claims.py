@@ -25,6 +25,7 @@ from storage.services.barcodes import reissue_barcode
 from storage.services.invitations import _finish_invitation, _require_grant, _return_to_buyer
 from storage.services.journal import audit, notify_order_managers
 from storage.services.ticket_changes import _end_step, _require_personalisation, change_ticket
+from storage.webhook_outbox import announce_assigned, announce_invitation
 
 # Built once, with bound parameters (journal.py says why).
 _USE_CLAIM_LINK = (update(LinkToken.__table__)
@@ -72,6 +73,8 @@ async def accept_invitation(store: Store, telegram_id: int, invitation_id: int, 
         await audit(session, ActorKind.FRIEND, telegram_id, "invitation_accepted",
                     order_id=ticket.order_id, ticket_id=ticket.id, now=now, holder=holder,
                     invitation_id=invitation.id)
+        await announce_invitation(session, "invitation.claimed", invitation.id, ticket, now)
+        await announce_assigned(session, ticket, holder=holder, barcode=barcode, now=now)
         await notify_order_managers(session, ticket.order_id, "invitation_accepted", now,
                                     skip=telegram_id, holder=holder, email=invitation.email,
                                     ticket_ref=ticket.ref)
@@ -91,6 +94,7 @@ async def decline_invitation(store: Store, telegram_id: int, invitation_id: int,
         await audit(session, ActorKind.FRIEND, telegram_id, "invitation_declined",
                     order_id=ticket.order_id, ticket_id=ticket.id, now=now,
                     invitation_id=invitation.id)
+        await announce_invitation(session, "invitation.declined", invitation.id, ticket, now)
         await notify_order_managers(session, ticket.order_id, "invitation_declined", now,
                                     skip=telegram_id, email=invitation.email,
                                     ticket_ref=ticket.ref)
@@ -124,5 +128,6 @@ async def _expire_one(store: Store, invitation_id: int, now: dt.datetime) -> Non
         await _return_to_buyer(session, ticket, invitation, InvitationState.EXPIRED, now)
         await audit(session, ActorKind.SYSTEM, None, "invitation_expired", order_id=ticket.order_id,
                     ticket_id=ticket.id, now=now, invitation_id=invitation.id)
+        await announce_invitation(session, "invitation.expired", invitation.id, ticket, now)
         await notify_order_managers(session, ticket.order_id, "invitation_expired", now,
                                     email=invitation.email, ticket_ref=ticket.ref)

@@ -57,6 +57,7 @@ from storage.models import (
     TicketState,
 )
 from storage.services import audit, entry_keys
+from storage.webhook_outbox import announce_scan
 
 MAX_BARCODE = 64  # what a scan is recorded under
 MAX_CODE = entry_codes.MAX_CODE  # what a scanner may send: a barcode or a rotating code
@@ -289,6 +290,10 @@ async def _scan_in(session: AsyncSession, text_read: str, gate: str, nonce: str,
                 result=answer.result.value, gate=gate, device=device,
                 **_offline_details(scan, answer),
                 **({} if ticket else {"barcode": scan.recorded_as}))
+    if answer.result == ScanResult.OK and ticket is not None:
+        await announce_scan(session, ticket_id=ticket[0], ticket_ref=answer.ticket_ref,
+                            order_id=ticket[1], event_id=answer.event_id,
+                            barcode=scan.barcode or scan.recorded_as, gate=gate, now=now)
     return answer
 
 

@@ -14,6 +14,7 @@ from storage.reads import loading as reading
 from storage.services.barcodes import reissue_barcode
 from storage.services.journal import audit
 from storage.services.ticket_changes import change_ticket, managed_ticket
+from storage.webhook_outbox import announce_assigned
 
 
 async def rename_holder(store: Store, telegram_id: int, ticket_id: int, name: str) -> str:
@@ -37,6 +38,7 @@ async def rename_holder(store: Store, telegram_id: int, ticket_id: int, name: st
                             barcode=barcode)
         await audit(session, ActorKind.BUYER, telegram_id, "holder_renamed", order_id=order.id,
                     ticket_id=ticket.id, now=now, old=ticket.holder_name, new=holder)
+        await announce_assigned(session, ticket, holder=holder, barcode=barcode, now=now)
     return holder
 
 
@@ -56,3 +58,4 @@ async def take_back(store: Store, telegram_id: int, ticket_id: int) -> None:
                             barcode=barcode)
         await audit(session, ActorKind.BUYER, telegram_id, "taken_back", order_id=order.id,
                     ticket_id=ticket.id, now=now, old=ticket.holder_name)
+        await announce_assigned(session, ticket, holder=None, barcode=barcode, now=now)

@@ -36,6 +36,7 @@ from storage.services import (
     notify_order_managers,
     void_barcode,
 )
+from storage.webhook_outbox import announce_listing
 
 LISTABLE = (TicketState.TO_ASSIGN, TicketState.COMPLETED)
 
@@ -130,6 +131,8 @@ async def list_for_resale(store: Store, telegram_id: int, ticket_id: int,
             raise Refusal("ticket_changed") from None
         await audit(session, ActorKind.BUYER, telegram_id, "listed_for_resale", order_id=order.id,
                     ticket_id=ticket.id, now=now, listing_id=listing.id, price=str(price))
+        await announce_listing(session, "listing.created", listing_id=listing.id, ticket=ticket,
+                               price=price, currency=listing.currency, now=now)
         return listing.id
 
 
@@ -151,6 +154,8 @@ async def change_price(store: Store, telegram_id: int, ticket_id: int, price: De
                     order_id=order.id,
                     ticket_id=ticket.id, now=now, listing_id=listing.id, old=str(listing.price),
                     new=str(price))
+        await announce_listing(session, "listing.updated", listing_id=listing.id, ticket=ticket,
+                               price=price, currency=listing.currency, now=now)
 
 
 async def cancel_sale(store: Store, telegram_id: int, ticket_id: int) -> None:
@@ -163,6 +168,9 @@ async def cancel_sale(store: Store, telegram_id: int, ticket_id: int) -> None:
                             state=listing.previous_state)
         await audit(session, ActorKind.BUYER, telegram_id, "resale_cancelled", order_id=order.id,
                     ticket_id=ticket.id, now=now, listing_id=listing.id)
+        await announce_listing(session, "listing.cancelled", listing_id=listing.id,
+                               ticket=ticket, price=listing.price, currency=listing.currency,
+                               now=now)
 
 
 async def _finish_listing(session: AsyncSession, ticket_id: int, state: ListingState,
@@ -200,6 +208,8 @@ async def complete_sale(store: Store, listing_id: int, *,
         await void_barcode(session, ticket.barcode, now)
         await audit(session, ActorKind.SYSTEM, None, "resale_sold", order_id=ticket.order_id,
                     ticket_id=ticket.id, now=now, listing_id=listing.id, price=str(sold_price))
+        await announce_listing(session, "listing.sold", listing_id=listing.id, ticket=ticket,
+                               price=sold_price, currency=listing.currency, now=now)
         await notify_order_managers(session, ticket.order_id, "resale_sold", now,
                                     ticket_ref=ticket.ref, price=str(sold_price),
                                     currency=listing.currency)
