@@ -33,8 +33,8 @@ from storage import entry_codes
 
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(
-    NODE is None, reason="Node.js is not installed: the encoder under test is JavaScript "
-                         "(node v20 is on every machine of this kind, see the README)")
+    NODE is None, reason="Node.js is not installed: the encoder under test is JavaScript (node "
+                         "v20 is on every machine of this kind; .ci/run installs it if missing)")
 
 ENCODER = Path(__file__).resolve().parent.parent / "bot" / "webapp" / "static" / "qr_encoder.js"
 MODULE_PX, QUIET_ZONE = 3, 4
