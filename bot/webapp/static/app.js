@@ -391,10 +391,8 @@
   }
 
   function drawQr(canvas, text) {
-    var code = window.qrcode(0, "M");
-    code.addData(text, "Byte");
-    code.make();
-    var count = code.getModuleCount(), border = 4;
+    var code = window.QrEncoder.encode(text);
+    var count = code.size, border = 4;
     var cell = Math.max(2, Math.floor(canvas.width / (count + 2 * border)));
     var size = cell * (count + 2 * border);
     var context = canvas.getContext("2d");
