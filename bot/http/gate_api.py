@@ -276,11 +276,14 @@ async def get_entry_kit(request: web.Request) -> web.Response:
         event = await session.get(Event, event_id)
     if event is None:
         return problem(404, "event_not_found", f"There is no event {event_id}.")
-    if event.entry_code == EntryCode.ROTATING:
+    async with store.read_connection() as connection:
+        has_key = bool(await entry_keys.gate_keys(connection, event_id))
+    if not has_key:  # static and rotating codes alike are signed by the event's key
         async with store.write_connection() as connection:
             await entry_keys.live_key(connection, event_id, utcnow())
     async with store.read_connection() as connection:
-        keys = await entry_keys.gate_keys(connection, event_id)
+        keys = await entry_keys.gate_keys(connection, event_id,
+                                          static=event.entry_code == EntryCode.STATIC)
         voided = await entry_keys.voided_tokens(connection, event_id)
     return web.json_response({
         "event": event_id, "code": str(event.entry_code),

@@ -135,7 +135,7 @@ def _draw_ticket(pdf: canvas.Canvas, card: TicketCard, t: Translator) -> None:
         return
     side = 80 * mm
     qr_x, qr_y = (width - side) / 2, y - side - 6 * mm
-    pdf.drawImage(ImageReader(io.BytesIO(qr_png(card.barcode))), qr_x, qr_y, side, side)
+    pdf.drawImage(ImageReader(io.BytesIO(qr_png(card.qr_text))), qr_x, qr_y, side, side)
     pdf.setFont(FONT, 12)
     pdf.drawCentredString(width / 2, qr_y - 6 * mm, card.barcode)
     pdf.setFont(FONT, 9)
