@@ -38,8 +38,9 @@ from locales import Translator, translator
 from storage.ticket_delivery import TicketCard
 
 # Screens show a QR code without smudges or folds, so medium error correction is plenty and
-# keeps the code at its smallest version (21 modules for a 16-digit barcode): big modules that
-# a phone reads from another phone's screen, even after Telegram recompresses the photo.
+# keeps the code small (a static event's signed code of about 140 characters is version 8, 49
+# modules): big modules that a phone reads from another phone's screen, even after Telegram
+# recompresses the photo.
 QR_ERROR = "m"
 QR_BORDER = 4  # the quiet zone the QR standard asks for, in modules
 QR_PICTURE_PIXELS = 600  # about this wide; a whole number of pixels per module
