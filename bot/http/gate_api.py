@@ -64,7 +64,8 @@ class ScanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", title="ScanRequest")
 
     barcode: str = Field(min_length=1, max_length=scans.MAX_CODE,
-                         description="the barcode, or a rotating event's live code, as read")
+                         description=("the barcode, a static event's signed code or a "
+                                      "rotating event's live code, as read"))
     gate: str = Field(min_length=1, max_length=scans.MAX_GATE,
                       description="the gate's name, e.g. `north-2`")
     nonce: str = Field(min_length=1, max_length=scans.MAX_NONCE,
@@ -76,8 +77,8 @@ class ScanRequest(BaseModel):
 class ScanResponse(BaseModel):
     """The answer: `ok` (let in), `already_scanned` (with the first entry's time and gate),
     `void` (an old barcode of a ticket that changed holder or left its order), `stale` (a
-    rotating ticket's code past its time, or its still barcode: a picture, not the live
-    screen), `unknown`."""
+    rotating ticket's code past its time, or a still code of it: a picture, not the live
+    screen), `unknown` (also a signed code no key of ours signed)."""
 
     model_config = ConfigDict(title="ScanResponse")
 
@@ -146,8 +147,10 @@ class EntryKeyOut(BaseModel):
 
 
 class EntryKit(BaseModel):
-    """What a scanner keeps to decide offline: the event's policy, every key (retired ones
-    still verify codes shown with them), and the tokens of every voided barcode."""
+    """What a scanner keeps to decide offline, static and rotating events alike: the event's
+    policy, its keys (a rotating event's retired ones while they still verify codes shown with
+    them; every one of a static event, whose printed codes outlive rotations), and the tokens of
+    every voided barcode."""
 
     model_config = ConfigDict(title="EntryKit")
 
