@@ -1,4 +1,5 @@
-"""What a ticket costs in CPU: the QR picture (segno, PNG), the PDF e-ticket (reportlab, with
+"""What a ticket costs in CPU: the QR picture (segno, PNG) of a static event's signed code (and,
+to compare, of the bare barcode), signing that code (Ed25519), the PDF e-ticket (reportlab, with
 the embedded font and the QR image), and the calendar entry (icalendar), each for fresh
 barcodes so that no cache helps; plus a cached repeat, which is what a second press costs.
 
@@ -16,11 +17,20 @@ from collections.abc import Callable
 from decimal import Decimal
 
 from conversations.presentation import ticket_files
+from storage import entry_codes
 from storage.ticket_delivery import TicketCard
+
+KEY = entry_codes.new_key()
+
+
+def signed_code(barcode: str, number: int) -> str:
+    return entry_codes.static_code(KEY.key_id, KEY.private_key, "dreamfest-2027-sat",
+                                   f"T-100234-{number}", barcode)
 
 
 def card(barcode: str, number: int) -> TicketCard:
     return TicketCard(
+        signed_code=signed_code(barcode, number),
         ticket_id=number, ref=f"T-100234-{number}", barcode=barcode,
         holder_name="Zoé Lefèvre-Çà", holder_email="zoe@example.org", holder_telegram_id=1,
         category="Pass samedi", price=Decimal("89.00"), currency="EUR", order_id=1,
@@ -49,7 +59,11 @@ def main() -> None:
     cards = [card(f"{secrets.randbelow(10**16):016d}", n) for n in range(count)]
     ticket_files.tickets_pdf((card("0" * 16, 0),), "fr")  # fonts loaded once per process
 
-    measure("QR picture (PNG, new barcode)", count, lambda n: ticket_files.qr_png(cards[n].barcode))
+    measure("signed code (Ed25519)", count, lambda n: signed_code(cards[n].barcode, n))
+    measure("QR picture (PNG, bare barcode)", count,
+            lambda n: ticket_files.qr_png(cards[n].barcode))
+    measure("QR picture (PNG, signed code)", count,
+            lambda n: ticket_files.qr_png(cards[n].qr_text))
     ticket_files.qr_png.cache_clear()
     measure("PDF e-ticket (new barcode)", count,
             lambda n: ticket_files.tickets_pdf((cards[n],), "fr"))
@@ -58,7 +72,7 @@ def main() -> None:
     measure("calendar entry (.ics)", count, lambda n: ticket_files.ticket_ics(cards[n], "fr"))
     pdf = ticket_files.tickets_pdf((cards[0],), "fr")
     print(f"one PDF e-ticket: {len(pdf) / 1024:.0f} kB; QR picture: "
-          f"{len(ticket_files.qr_png(cards[0].barcode))} bytes")
+          f"{len(ticket_files.qr_png(cards[0].qr_text))} bytes")
 
 
 if __name__ == "__main__":

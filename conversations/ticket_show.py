@@ -160,8 +160,8 @@ async def send_ticket(bot: Bot, store: Store, chat_id: int, card: TicketCard,
                                     reply_markup=ticket_buttons(card, t).markup,
                                     **send_options)
 
-    message = await _with_file(store, f"qr:{card.barcode}",
-                               lambda: ticket_files.qr_file(card.barcode), send,
+    message = await _with_file(store, f"qr:{card.file_key}",
+                               lambda: ticket_files.qr_file(card.qr_text), send,
                                filename=f"ticket-{card.barcode}.png")
     return await _recorded(bot, store, message, chat_id, card, language)
 
@@ -235,7 +235,7 @@ async def on_ticket_pdf(update: Update, context: Context, data: cb.Callback) -> 
     t = translator(language)
     await _send_document(
         context.bot, store_of(context), update.effective_chat.id,
-        f"pdf:{card.barcode}:{language}", lambda: ticket_files.pdf_file((card,), language),
+        f"pdf:{card.file_key}:{language}", lambda: ticket_files.pdf_file((card,), language),
         ticket_files.pdf_name(card),
         t.gettext("Your ticket {ref} as a PDF.").format(ref=card.ref))
     return None
@@ -258,7 +258,7 @@ async def on_order_pdf(update: Update, context: Context, data: cb.Callback) -> s
     cards = tuple(await ticket_delivery.held_cards_of_order(
         store_of(context), update.effective_user.id, data.id()))
     t = await user_translator(update, context, cards[0].languages[-1])
-    digest = hashlib.sha256(",".join(c.barcode for c in cards).encode()).hexdigest()[:32]
+    digest = hashlib.sha256(",".join(c.file_key for c in cards).encode()).hexdigest()[:32]
     await _send_document(
         context.bot, store_of(context), update.effective_chat.id,
         f"pdo:{digest}:{t.language}", lambda: ticket_files.pdf_file(cards, t.language),

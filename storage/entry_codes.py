@@ -15,6 +15,11 @@ A code reads ``TB1.<key id>.<ticket ref>.<token>.<signature>.<step>.<otp>``:
 
 A code is live for its step and one step either side (the clock tolerance); any other step of a
 genuine code is *stale*: a screenshot is worth nothing one period later.
+
+A ``static`` event's ticket shows a still *signed code*, ``TB1.<key id>.<ticket ref>.<token>.
+<signature>``: the same token, signed by the same event key over ``TB1S|event|ref|token`` (another
+text than a rotating code's, so a live code stripped of its step is no static code). A scanner
+with the event's public keys checks it offline like a live code, with no time step.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ MAX_CODE = 256
 _CODE = re.compile(
     r"TB1\.(?P<key>[a-z0-9]{8})\.(?P<ref>[!-~]{1,64})\.(?P<token>[A-Z2-7]{26})"
     r"\.(?P<signature>[A-Za-z0-9_-]{86})\.(?P<step>\d{1,12})\.(?P<otp>\d{8})")
+_STATIC = re.compile(
+    r"TB1\.(?P<key>[a-z0-9]{8})\.(?P<ref>[!-~]{1,64})\.(?P<token>[A-Z2-7]{26})"
+    r"\.(?P<signature>[A-Za-z0-9_-]{86})")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -62,6 +70,16 @@ class RotatingCode:
     signature: bytes
     step: int
     otp: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StaticCode:
+    """A parsed static signed code, not yet checked."""
+
+    key_id: str
+    ticket_ref: str
+    token: str
+    signature: bytes
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -100,6 +118,38 @@ def token_of(barcode: str) -> str:
 
 def signed_text(event_id: str, ticket_ref: str, token: str) -> bytes:
     return f"{PREFIX}|{event_id}|{ticket_ref}|{token}".encode()
+
+
+def static_signed_text(event_id: str, ticket_ref: str, token: str) -> bytes:
+    return f"{PREFIX}S|{event_id}|{ticket_ref}|{token}".encode()
+
+
+def static_code(key_id: str, private_key: bytes, event_id: str, ticket_ref: str,
+                barcode: str) -> str:
+    """The still code a static event's ticket shows: its token signed by the event key.
+    Ed25519 signs deterministically, so a ticket's code is the same each time it is drawn."""
+    token = token_of(barcode)
+    signature = Ed25519PrivateKey.from_private_bytes(private_key).sign(
+        static_signed_text(event_id, ticket_ref, token))
+    return ".".join((PREFIX, key_id, ticket_ref, token, b64(signature)))
+
+
+def parse_static(text: str) -> StaticCode | None:
+    """The parts of a static signed code, or None if ``text`` is not one."""
+    match = _STATIC.fullmatch(text)
+    if match is None:
+        return None
+    return StaticCode(match["key"], match["ref"], match["token"], unb64(match["signature"]))
+
+
+def static_genuine(code: StaticCode, event_id: str, public_key: bytes) -> bool:
+    """Whether the event's key signed the static code's token."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(
+            code.signature, static_signed_text(event_id, code.ticket_ref, code.token))
+    except InvalidSignature:
+        return False
+    return True
 
 
 def step_key(step_secret: bytes, token: str) -> bytes:

@@ -27,6 +27,7 @@ from sqlalchemy import and_, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from locales import words_in
+from storage import entry_codes
 from storage.db.store import Store, utcnow
 from storage.db.upsert import insert_ignore, upsert
 from storage.errors import Refusal
@@ -34,6 +35,7 @@ from storage.leased_queue import TICKET_CHANGES, Lease
 from storage.models import (
     Barcode,
     EntryCode,
+    EntryKey,
     Event,
     Order,
     OrderAccess,
@@ -77,6 +79,21 @@ class TicketCard:
     # A rotating event's ticket carries no code: it is live in the Mini App only.
     rotating: bool = False
     reveal_hours_before: int | None = None  # rotating: no live code before this
+    # A static event's ticket: its signed code (storage/entry_codes.py), what its QR holds;
+    # None if the event has no key yet (then the QR holds the bare barcode).
+    signed_code: str | None = None
+
+    @property
+    def qr_text(self) -> str:
+        """What the ticket's QR code holds: its signed code, else its barcode."""
+        return self.signed_code or self.barcode
+
+    @property
+    def file_key(self) -> str:
+        """What a stored picture or PDF of the ticket depends on: the barcode and the key that
+        signed its code (a rotated key draws a new code)."""
+        key_id = self.signed_code.split(".")[1] if self.signed_code else "-"
+        return f"{self.barcode}:{key_id}"
 
     @property
     def reveal_at(self) -> dt.datetime | None:
@@ -123,10 +140,13 @@ _CARD = (
            .scalar_subquery(),
            select(_users.c.telegram_language)
            .where(_users.c.telegram_id == Ticket.holder_telegram_id).scalar_subquery(),
-           Order.language, Event.entry_code, Event.entry_reveal_hours_before)
+           Order.language, Event.entry_code, Event.entry_reveal_hours_before,
+           EntryKey.key_id, EntryKey.private_key)
     .join(Event, Event.id == Ticket.event_id)
     .join(Order, Order.id == Ticket.order_id)
     .join(Barcode, and_(Barcode.code == Ticket.barcode, Barcode.voided_at.is_(None)))
+    # The event's live key (at most one: a partial unique index), to sign a static code.
+    .outerjoin(EntryKey, and_(EntryKey.event_id == Event.id, EntryKey.retired_at.is_(None)))
     .where(Ticket.state == TicketState.COMPLETED)
 )
 
@@ -134,14 +154,18 @@ _CARD = (
 def _card(row) -> TicketCard:
     (ticket_id, ref, barcode, holder_name, holder_email, holder_telegram_id, category, price,
      currency, order_id, order_number, event_id, event_name, starts_at, timezone, venue_name,
-     venue_city, chosen, app, order_language, entry_code, reveal_hours_before) = row
+     venue_city, chosen, app, order_language, entry_code, reveal_hours_before, key_id,
+     private_key) = row
+    rotating = entry_code == EntryCode.ROTATING
+    signed = (entry_codes.static_code(key_id, private_key, event_id, ref, barcode)
+              if key_id is not None and not rotating else None)
     return TicketCard(
         ticket_id=ticket_id, ref=ref, barcode=barcode, holder_name=holder_name or "",
         holder_email=holder_email, holder_telegram_id=holder_telegram_id, category=category,
         price=price, currency=currency, order_id=order_id, order_number=order_number,
         event_id=event_id, event_name=event_name, starts_at=starts_at, timezone=timezone,
         venue_name=venue_name, venue_city=venue_city, languages=(chosen, app, order_language),
-        rotating=entry_code == EntryCode.ROTATING, reveal_hours_before=reveal_hours_before)
+        rotating=rotating, reveal_hours_before=reveal_hours_before, signed_code=signed)
 
 
 # --- the hook: written with the change --------------------------------------------------------

@@ -27,6 +27,7 @@ from storage.db.store import Store
 from storage.models import AuditEntry, GateScan, Ticket
 from storage.services.importing.importer import import_document
 from tests.conftest import sample_document
+from tests.ticket_helpers import barcodes_named
 
 TOKEN = "123456:TEST-TOKEN"
 BUYER, STRANGER, STAFF = 1001, 2002, 4004
@@ -100,7 +101,7 @@ async def test_holder_sees_the_ticket_its_qr_pdf_and_calendar_entry(client, stor
 
     picture = await client.get(f"/app/api/held/{ticket_id}/qr.png", headers=auth())
     assert picture.status == 200 and picture.content_type == "image/png"
-    assert decode_qr(await picture.read()) == [code]
+    assert await barcodes_named(store, decode_qr(await picture.read())) == [code]
 
     pdf = await client.get(f"/app/api/held/{ticket_id}/ticket.pdf", headers=auth())
     assert pdf.status == 200 and pdf.content_type == "application/pdf"
@@ -143,7 +144,7 @@ async def test_a_changed_barcode_shows_the_new_one_and_a_used_ticket_says_so(cli
     held = await (await client.get(f"/app/api/held/{ticket_id}", headers=auth())).json()
     assert held["barcode"] == new and held["lines"][0].endswith("Alex Dupont")
     picture = await client.get(f"/app/api/held/{ticket_id}/qr.png", headers=auth())
-    assert decode_qr(await picture.read()) == [new]
+    assert await barcodes_named(store, decode_qr(await picture.read())) == [new]
 
     scanned = await staff_scan(client, new, nonce="used-ticket-nonce-1")
     assert scanned["result"] == "ok"

@@ -278,7 +278,7 @@ async def test_on_the_event_day_the_holder_gets_the_ticket_again(harness):
     await harness.run_background()
     assert buyer.find("Today is the day: Dreamfest 2027 — Saturday!").message_id > since
     [again] = [m for m in ticket_pictures(buyer) if m.message_id > since]
-    assert picture_codes(harness, again) == [barcode]
+    assert await picture_codes(harness, again) == [barcode]
     assert "Parc des Expositions, Nantes" in again.text
 
 

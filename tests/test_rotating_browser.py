@@ -5,7 +5,8 @@ The holder's page draws the live code, read back from its screenshot by a real d
 draws a new one each period; the gate scans it ``ok``. The staff's gate view, its network cut
 with Playwright's ``set_offline``, decides by itself with the keys and voids it synced: it lets
 in a live code, refuses a void one and a made-up one, queues the scans, and once the network is
-back the server has them, with the double entry another gate made meanwhile flagged.
+back the server has them, with the double entry another gate made meanwhile flagged. A static
+event's signed codes are checked offline the same way, with no time step.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from sqlalchemy import func, select
 
 from bot.http.server import BotServer
 from bot.webapp.init_data import user_init_data
-from storage import entry_codes, services
+from storage import entry_codes, services, ticket_delivery
 from storage.db.store import utcnow
 from storage.models import GateScan, Ticket
 from storage.services import entry_keys
 from storage.services.gate import scan_barcode
 from tests.browser import DARK, chromium_missing, foreign_requests, mini_app_url
+from tests.conftest import sample_document
 from tests.harness import close_harness, open_harness
 from tests.test_buyer_flow import eventually
 from tests.test_miniapp_ticket_gate_browser import answer_scanner, open_gate, scan_next
@@ -215,3 +217,82 @@ async def test_the_gate_view_decides_offline_and_uploads_when_the_network_is_bac
     assert stepped_down == "Sud"  # the later entry is the conflict
     assert await browser.run(waiting, page) in (None, 0)
     await browser.run(lambda: page.context.close())
+
+
+@pytest.fixture
+async def served_static(store):
+    """The bot's HTTP server on loopback; a static event (the default), one order of three
+    tickets, the first two claimed by the buyer."""
+    harness = await open_harness(store, webapp_url="https://tickets.example.org",
+                                 staff_ids=frozenset({STAFF}))
+    runner = web.AppRunner(BotServer(harness.settings, store, harness.application).web_app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    harness.base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await harness.import_orders(sample_document(orders=1, tickets=3))
+    await services.open_link(store, BUYER, await harness.order_link("DF-100000"),
+                             language_code="fr")
+    async with store.read() as session:
+        harness.tickets = list(await session.scalars(
+            select(Ticket.id).where(Ticket.event_id == "fest-sat").order_by(Ticket.id)))
+    for ticket_id, name in zip(harness.tickets[:2], ("Camille Martin", "Alex Dupont"),
+                               strict=True):
+        await services.claim_for_myself(store, BUYER, ticket_id, name)
+    try:
+        yield harness
+    finally:
+        await runner.cleanup()
+        await close_harness(harness)
+
+
+async def _signed_code(store, ticket_id: int) -> str:
+    return (await ticket_delivery.held_card(store, BUYER, ticket_id)).signed_code
+
+
+async def test_the_gate_view_checks_a_static_events_signed_codes_offline(served_static,
+                                                                          browser):
+    served = served_static
+    first, second = served.tickets[:2]
+    void = await _signed_code(served.store, second)
+    await services.rename_holder(served.store, BUYER, second, "Sacha Dupont")
+    code = await _signed_code(served.store, first)
+    head, signature = code.rsplit(".", 1)
+    made_up = f"{head}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"
+    typed = await _barcode(served.store, first)
+
+    page = await browser.run(browser.open_page, mini_app_url(served.base, signed(served, STAFF)))
+    await browser.run(open_gate, page, "Champ")
+    await browser.run(wait_for_kit, page)
+    await browser.run(set_offline, page, True)
+
+    ok = await browser.run(answer_scanner, page, code)
+    assert ok["result"] == "ok" and "sans réseau" in ok["text"].lower()
+    await browser.run(shot, page, "gate-offline-static-ok-360.png")
+    results = []
+    for each in (void, made_up, code):
+        await browser.run(scan_next, page)
+        results.append((await browser.run(answer_scanner, page, each))["result"])
+    assert results == ["void", "unknown", "already_scanned"]
+    # A barcode typed by hand cannot be checked without the network: queued, said so.
+    await browser.run(scan_next, page)
+    unchecked = await browser.run(answer_scanner, page, typed)
+    assert "code-barres saisi" in unchecked["text"]
+    assert await browser.run(waiting, page) == 5
+    assert await count_scans(served.store) == 0  # nothing reached the server
+
+    await browser.run(set_offline, page, False)
+    await browser.run(page.evaluate, "window.dispatchEvent(new Event('online'))")
+    await eventually(lambda: _at_least(served.store, 5), within=10)
+    async with served.store.read() as session:
+        recorded = list(await session.scalars(
+            select(GateScan.result).where(GateScan.offline).order_by(GateScan.at,
+                                                                     GateScan.id)))
+    assert sorted(recorded) == sorted(["ok", "void", "unknown", "already_scanned",
+                                       "already_scanned"])
+    assert await count_scans(served.store, result="ok") == 1
+    await eventually(lambda: _nothing_waiting(page, browser), within=10)
+    await browser.run(lambda: page.context.close())
+
+
+async def _nothing_waiting(page, browser) -> bool:
+    return await browser.run(waiting, page) in (None, 0)

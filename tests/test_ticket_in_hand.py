@@ -25,6 +25,7 @@ from storage.models.tickets import TelegramFile, TicketMessage
 from tests.conftest import sample_document
 from tests.test_buyer_flow import eventually
 from tests.ticket_helpers import (
+    barcodes_named,
     newest_id,
     next_picture,
     picture_codes,
@@ -73,7 +74,7 @@ async def test_a_ticket_claimed_for_myself_arrives_as_a_qr_of_the_reported_barco
 
     barcode = (await api_barcodes(harness.store))["T-DF-100000-1"]
     assert barcode is not None
-    assert picture_codes(harness, picture) == [barcode]
+    assert await picture_codes(harness, picture) == [barcode]
     caption = picture.text.replace("\u202f", " ")
     for expected in ("Dreamfest 2027 — Saturday", "Sat, Jul 17, 2027, 2:00 PM",
                      "Parc des Expositions, Nantes", "Pass samedi", "Camille Martin",
@@ -87,7 +88,7 @@ async def test_a_name_correction_voids_the_old_picture_and_sends_the_new_code(ha
     since = newest_id(buyer)
     await claim_for_myself(buyer)
     old = await next_picture(harness, buyer, since=since)
-    old_code = picture_codes(harness, old)[0]
+    old_code = (await picture_codes(harness, old))[0]
 
     await buyer.press("Camille Martin")
     await buyer.press("Correct the name")
@@ -98,10 +99,10 @@ async def test_a_name_correction_voids_the_old_picture_and_sends_the_new_code(ha
 
     new_code = (await api_barcodes(harness.store))["T-DF-100000-1"]
     assert new_code != old_code
-    assert picture_codes(harness, new) == [new_code]
+    assert await picture_codes(harness, new) == [new_code]
     assert "Camille Martin-Roy" in new.text
     voided = next(m for m in buyer.messages if m.message_id == old.message_id)
-    assert voided.edited and picture_codes(harness, voided) == []
+    assert voided.edited and await picture_codes(harness, voided) == []
     assert "no longer valid" in voided.text and voided.buttons == []
     async with harness.store.read() as session:
         rows = (await session.execute(select(TicketMessage.barcode, TicketMessage.voided_at)
@@ -121,7 +122,7 @@ async def test_a_ticket_taken_back_leaves_a_void_picture_and_sends_nothing_new(h
     await settle_changes(harness)
     (picture,) = ticket_pictures(buyer)
     assert picture.message_id == old.message_id and "no longer valid" in picture.text
-    assert picture_codes(harness, picture) == []
+    assert await picture_codes(harness, picture) == []
 
 
 async def test_a_friend_who_accepts_gets_the_qr_in_their_own_chat(harness):
@@ -139,7 +140,8 @@ async def test_a_friend_who_accepts_gets_the_qr_in_their_own_chat(harness):
     await friend.press("Accepter le billet")
     picture = await next_picture(harness, friend, since=since)
 
-    assert picture_codes(harness, picture) == [(await api_barcodes(harness.store))["T-DF-100000-2"]]
+    assert await picture_codes(harness, picture) == [
+        (await api_barcodes(harness.store))["T-DF-100000-2"]]
     assert "Alex Durand" in picture.text and "sam. 17 juil. 2027, 14:00" in picture.text
     assert not [m for m in ticket_pictures(buyer) if "Alex Durand" in m.text]
 
@@ -158,7 +160,7 @@ async def test_start_lists_my_tickets_and_shows_one_again_without_uploading_it_a
     (shown,) = again.sent
     assert shown.media["file_id"] == first.media["file_id"]
     assert harness.emulator.media.uploads == uploads  # sent by file_id
-    assert picture_codes(harness, shown) == picture_codes(harness, first)
+    assert await picture_codes(harness, shown) == await picture_codes(harness, first)
 
     await buyer.press("Order DF-100000")
     menu = await buyer.press("T-DF-100000-1")
@@ -195,7 +197,7 @@ async def test_pdf_and_calendar_buttons_send_documents_that_hold_the_ticket(harn
     await buyer.send("Zoé Lefèvre-Çà")
     await buyer.press("Confirmer")
     picture = await next_picture(harness, buyer, since=since)
-    barcode = picture_codes(harness, picture)[0]
+    barcode = (await picture_codes(harness, picture))[0]
 
     pdf_answer = await buyer.press("PDF", message=picture)
     (document,) = pdf_answer.sent
@@ -206,7 +208,8 @@ async def test_pdf_and_calendar_buttons_send_documents_that_hold_the_ticket(harn
                      "89,00 €", "DF-100000", "Pass samedi"):
         assert expected in text
     (image,) = reader.pages[0].images
-    assert [found.text for found in zxingcpp.read_barcodes(image.image)] == [barcode]
+    assert await barcodes_named(harness.store, [
+        found.text for found in zxingcpp.read_barcodes(image.image)]) == [barcode]
 
     ics_answer = await buyer.press("calendrier", message=picture)
     (entry,) = ics_answer.sent
@@ -285,7 +288,7 @@ async def test_a_file_id_telegram_no_longer_knows_is_uploaded_again(harness):
     again = await buyer.press("Show ticket T-DF-100000-1")
     (shown,) = again.sent
     assert shown.media["file_id"] != first.media["file_id"]
-    assert picture_codes(harness, shown) == picture_codes(harness, first)
+    assert await picture_codes(harness, shown) == await picture_codes(harness, first)
     async with harness.store.read() as session:
         kept = await session.scalar(select(TelegramFile.file_id))
     assert kept == shown.media["file_id"]

@@ -10,6 +10,8 @@ import zxingcpp
 from PIL import Image
 
 from bot.tools.emulator import ChatMessage, EmulatedUser
+from storage import entry_codes
+from storage.services.gate import barcode_of_code
 
 
 def decode_qr(data: bytes) -> list[str]:
@@ -21,8 +23,23 @@ def ticket_pictures(user: EmulatedUser) -> list[ChatMessage]:
     return [m for m in user.messages if m.media and m.media["type"] == "photo"]
 
 
-def picture_codes(harness, message: ChatMessage) -> list[str]:
-    return decode_qr(harness.emulator.media.content(message.media["file_id"]))
+async def barcodes_named(store, texts: list[str]) -> list[str]:
+    """The barcode each code read names. A static event's QR code holds a signed code
+    (storage/entry_codes.py), never the bare barcode: each must be one, genuine (checked as the
+    gate checks it), naming a barcode of ours."""
+    named = []
+    for text in texts:
+        assert entry_codes.parse_static(text) is not None, f"not a signed code: {text!r}"
+        barcode = await barcode_of_code(store, text)
+        assert barcode is not None, f"a signed code that names no barcode: {text!r}"
+        named.append(barcode)
+    return named
+
+
+async def picture_codes(harness, message: ChatMessage) -> list[str]:
+    """The barcodes the ticket picture's QR codes name."""
+    return await barcodes_named(
+        harness.store, decode_qr(harness.emulator.media.content(message.media["file_id"])))
 
 
 async def next_picture(harness, user: EmulatedUser, *, since: int, within: float = 5.0,

@@ -65,7 +65,8 @@ class ScanRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", title="ScanRequest")
 
     barcode: str = Field(min_length=1, max_length=scans.MAX_CODE,
-                         description="the barcode, or a rotating event's live code, as read")
+                         description=("the barcode, a static event's signed code or a "
+                                      "rotating event's live code, as read"))
     gate: str = Field(min_length=1, max_length=scans.MAX_GATE,
                       description="the gate's name, e.g. `north-2`")
     nonce: str = Field(min_length=1, max_length=scans.MAX_NONCE,
@@ -77,8 +78,8 @@ class ScanRequest(BaseModel):
 class ScanResponse(BaseModel):
     """The answer: `ok` (let in), `already_scanned` (with the first entry's time and gate),
     `void` (an old barcode of a ticket that changed holder or left its order), `stale` (a
-    rotating ticket's code past its time, or its still barcode: a picture, not the live
-    screen), `unknown`."""
+    rotating ticket's code past its time, or a still code of it: a picture, not the live
+    screen), `unknown` (also a signed code no key of ours signed)."""
 
     model_config = ConfigDict(title="ScanResponse")
 
@@ -147,8 +148,10 @@ class EntryKeyOut(BaseModel):
 
 
 class EntryKit(BaseModel):
-    """What a scanner keeps to decide offline: the event's policy, every key (retired ones
-    still verify codes shown with them), and the tokens of every voided barcode."""
+    """What a scanner keeps to decide offline, static and rotating events alike: the event's
+    policy, its keys (a rotating event's retired ones while they still verify codes shown with
+    them; every one of a static event, whose printed codes outlive rotations), and the tokens of
+    every voided barcode."""
 
     model_config = ConfigDict(title="EntryKit")
 
@@ -277,11 +280,14 @@ async def get_entry_kit(request: web.Request) -> web.Response:
         event = await session.get(Event, event_id)
     if event is None:
         return problem(404, "event_not_found", f"There is no event {event_id}.")
-    if event.entry_code == EntryCode.ROTATING:
+    async with store.read_connection() as connection:
+        has_key = bool(await entry_keys.gate_keys(connection, event_id))
+    if not has_key:  # static and rotating codes alike are signed by the event's key
         async with store.write_connection() as connection:
             await entry_keys.live_key(connection, event_id, utcnow())
     async with store.read_connection() as connection:
-        keys = await entry_keys.gate_keys(connection, event_id)
+        keys = await entry_keys.gate_keys(connection, event_id,
+                                          static=event.entry_code == EntryCode.STATIC)
         voided = await entry_keys.voided_tokens(connection, event_id)
     return web.json_response({
         "event": event_id, "code": str(event.entry_code),

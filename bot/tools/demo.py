@@ -138,7 +138,7 @@ class TicketShowcase:
         self.write("\n".join([
             f"\n🎫 Ticket {card.ref} in the chat of {name} (user {number}), "
             f"in the name of {card.holder_name}; its QR code (barcode {card.barcode}):",
-            ticket_files.terminal_qr(card.barcode),
+            ticket_files.terminal_qr(card.qr_text),
             f"PDF: {pdf}",
             f"Calendar: {ics}",
         ]))

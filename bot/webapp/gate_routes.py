@@ -9,9 +9,10 @@ device a scan is recorded under is ``staff-<telegram id>``: who scanned, and the
 are kept under (each staff member is a scanner of their own).
 
 Offline, the page decides by itself: while online it keeps the event's entry kit (keys and voided
-tokens, ``GET /api/gate/entry``) and checks rotating codes with it when the network is gone,
-queueing each scan; back online it uploads the queue (``POST /api/gate/scans``, the gate
-service's ``scan_offline``) and shows what the server said, double entries included.
+tokens, ``GET /api/gate/entry``) and checks signed codes, static and live, with it when the
+network is gone, queueing each scan; back online it uploads the queue (``POST
+/api/gate/scans``, the gate service's ``scan_offline``) and shows what the server said, double
+entries included.
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ GATE_STRINGS = {
     "offline_other": N_("Offline — {count} scans waiting"),
     "offline_checked": N_("Checked on this device without network; it is sent to the server "
                           "when the network is back."),
-    "offline_unchecked": N_("Without network only live codes of a rotating event can be "
-                            "checked. Let this person wait or check the ticket by hand."),
+    "offline_unchecked": N_("Without network only the QR code of a ticket can be checked, "
+                            "not a typed barcode. Let this person wait or check the ticket by "
+                            "hand."),
     "uploaded": N_("Back online: the scans made offline were sent."),
     "ok": N_("✅ Let in"),
     "already_scanned": N_("⚠️ Already scanned"),
@@ -193,9 +195,9 @@ async def get_entry_kit(request: web.Request, user: WebAppUser) -> web.Response:
         t = await user_translator(mini.store, user)
         return json_error(422, "event_invalid", t.gettext(GATE_REFUSALS["event"]), "event")
     async with mini.store.write_connection() as connection:
-        if event.entry_code == "rotating":
-            await entry_keys.live_key(connection, event.id, utcnow())
-        keys = await entry_keys.gate_keys(connection, event.id)
+        await entry_keys.live_key(connection, event.id, utcnow())  # static or rotating
+        keys = await entry_keys.gate_keys(connection, event.id,
+                                          static=event.entry_code == "static")
         voided = await entry_keys.voided_tokens(connection, event.id)
     return web.json_response({
         "event": event.id, "code": event.entry_code,

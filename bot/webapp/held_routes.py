@@ -136,7 +136,7 @@ async def get_held(request: web.Request, user: WebAppUser) -> web.Response:
 async def get_qr(held: HeldTicketView, t: Translator) -> web.Response:
     if held.card.rotating:  # no still picture of a rotating ticket: only its live code
         return web.json_response(refusal_json(Refusal("ticket_not_held"), t), status=404)
-    return web.Response(body=await ticket_files.qr_file(held.card.barcode),
+    return web.Response(body=await ticket_files.qr_file(held.card.qr_text),
                         content_type="image/png", headers=PRIVATE)
 
 

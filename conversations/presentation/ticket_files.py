@@ -38,8 +38,9 @@ from locales import Translator, translator
 from storage.ticket_delivery import TicketCard
 
 # Screens show a QR code without smudges or folds, so medium error correction is plenty and
-# keeps the code at its smallest version (21 modules for a 16-digit barcode): big modules that
-# a phone reads from another phone's screen, even after Telegram recompresses the photo.
+# keeps the code small (a static event's signed code of about 140 characters is version 8, 49
+# modules): big modules that a phone reads from another phone's screen, even after Telegram
+# recompresses the photo.
 QR_ERROR = "m"
 QR_BORDER = 4  # the quiet zone the QR standard asks for, in modules
 QR_PICTURE_PIXELS = 600  # about this wide; a whole number of pixels per module
@@ -135,7 +136,7 @@ def _draw_ticket(pdf: canvas.Canvas, card: TicketCard, t: Translator) -> None:
         return
     side = 80 * mm
     qr_x, qr_y = (width - side) / 2, y - side - 6 * mm
-    pdf.drawImage(ImageReader(io.BytesIO(qr_png(card.barcode))), qr_x, qr_y, side, side)
+    pdf.drawImage(ImageReader(io.BytesIO(qr_png(card.qr_text))), qr_x, qr_y, side, side)
     pdf.setFont(FONT, 12)
     pdf.drawCentredString(width / 2, qr_y - 6 * mm, card.barcode)
     pdf.setFont(FONT, 9)

@@ -30,6 +30,7 @@ _LIVE = select(_keys.c.key_id, _keys.c.private_key, _keys.c.public_key,
                _keys.c.step_secret).where(_keys.c.event_id == bindparam("event_id"),
                                           _keys.c.retired_at.is_(None))
 RETIRED_KEY_GRACE = dt.timedelta(hours=1)
+_EVER = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 _STILL_VERIFIES = (_keys.c.retired_at.is_(None)) | (_keys.c.retired_at > bindparam("since"))
 _ALL = (select(_keys.c.key_id, _keys.c.public_key, _keys.c.step_secret, _keys.c.retired_at)
         .where(_keys.c.event_id == bindparam("event_id"), _STILL_VERIFIES)
@@ -38,6 +39,11 @@ _BY_ID = (select(_keys.c.event_id, _keys.c.public_key, _keys.c.step_secret,
                  _events.c.entry_period_seconds)
           .join(_events, _events.c.id == _keys.c.event_id)
           .where(_keys.c.key_id == bindparam("key_id"), _STILL_VERIFIES))
+# A static code is printed and mailed: it cannot be redrawn when the key rotates, so any key
+# of the event verifies it (the private keys never leave the server; retiring is about the step
+# secrets scanners hold).
+_ANY_BY_ID = (select(_keys.c.event_id, _keys.c.public_key)
+              .where(_keys.c.key_id == bindparam("key_id")))
 _RETIRE = (update(_keys).where(_keys.c.event_id == bindparam("retiring_event"),
                                _keys.c.retired_at.is_(None))
            .values(retired_at=bindparam("now")))
@@ -85,9 +91,10 @@ class GateKey:
 
 
 async def gate_keys(connection: AsyncConnection, event_id: str,
-                    now: dt.datetime | None = None) -> list[GateKey]:
-    """The keys that verify codes now: the live one, and those retired within the grace."""
-    since = (now or utcnow()) - RETIRED_KEY_GRACE
+                    now: dt.datetime | None = None, *, static: bool = False) -> list[GateKey]:
+    """The keys that verify codes now: the live one, and those retired within the grace;
+    every key of the event for a ``static`` one (a printed code outlives rotations)."""
+    since = _EVER if static else (now or utcnow()) - RETIRED_KEY_GRACE
     return [GateKey(row.key_id, row.public_key, row.step_secret, row.retired_at is not None)
             for row in await connection.execute(_ALL, {"event_id": event_id, "since": since})]
 
@@ -106,6 +113,18 @@ async def key_of_code(connection: AsyncConnection, key_id: str,
     since = (now or utcnow()) - RETIRED_KEY_GRACE
     row = (await connection.execute(_BY_ID, {"key_id": key_id, "since": since})).first()
     return None if row is None else KeyOfCode(*row)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StaticKey:
+    event_id: str
+    public_key: bytes
+
+
+async def key_of_static_code(connection: AsyncConnection, key_id: str) -> StaticKey | None:
+    """The key a static code names, retired or not (a printed code outlives rotations)."""
+    row = (await connection.execute(_ANY_BY_ID, {"key_id": key_id})).first()
+    return None if row is None else StaticKey(*row)
 
 
 _TICKET = (select(_tickets.c.ref, _tickets.c.barcode, _events.c.id.label("event_id"),

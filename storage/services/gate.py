@@ -21,7 +21,9 @@ Every scan is recorded in the audit history (the ticket's, when the barcode is k
 the gate device: an identifier of its token, never the token.
 
 A ``rotating`` event's tickets get in only by their live code (storage/entry_codes.py): a
-genuine code of another time step, or the ticket's still barcode, answers ``stale``.
+genuine code of another time step, or the ticket's still barcode, answers ``stale``. A ``static``
+event's ticket gets in by its signed code (what its QR code holds) or its bare barcode (typed
+by hand); a signed code no key of ours signed is ``unknown``.
 
 Scans a device made offline are uploaded later (``scan_offline``), each decided as it would
 have been at its ``scanned_at``. A ticket let in by two devices that could not know of each
@@ -313,19 +315,44 @@ async def _resolve(connection: AsyncConnection, text_read: str, gate: str, devic
     scan = _Scan(text_read, text_read, False, False, gate, device, at, offline)
     if not entry_codes.looks_rotating(text_read):
         return scan
+    static = entry_codes.parse_static(text_read)
+    if static is not None:
+        return dataclasses.replace(scan, barcode=await _barcode_of_static(connection, static))
     unknown = dataclasses.replace(scan, barcode=None, rotating=True)
     code = entry_codes.parse(text_read)
     key = await entry_keys.key_of_code(connection, code.key_id, at) if code else None
     if code is None or key is None or not entry_codes.genuine(
             code, key.event_id, key.public_key, key.step_secret):
         return unknown
-    codes = (await connection.execute(
-        _BARCODES_OF_REF, {"event_id": key.event_id, "ref": code.ticket_ref})).scalars()
-    barcode = next((each for each in codes if entry_codes.token_of(each) == code.token), None)
+    barcode = await _barcode_of_token(connection, key.event_id, code.ticket_ref, code.token)
     if barcode is None:
         return unknown
     stale = not entry_codes.live(code, at.timestamp(), key.period_seconds)
     return dataclasses.replace(scan, barcode=barcode, rotating=True, stale=stale)
+
+
+async def _barcode_of_static(connection: AsyncConnection,
+                             code: entry_codes.StaticCode) -> str | None:
+    """The barcode a static signed code names, if an event key of ours signed it."""
+    key = await entry_keys.key_of_static_code(connection, code.key_id)
+    if key is None or not entry_codes.static_genuine(code, key.event_id, key.public_key):
+        return None
+    return await _barcode_of_token(connection, key.event_id, code.ticket_ref, code.token)
+
+
+async def _barcode_of_token(connection: AsyncConnection, event_id: str, ticket_ref: str,
+                            token: str) -> str | None:
+    codes = (await connection.execute(
+        _BARCODES_OF_REF, {"event_id": event_id, "ref": ticket_ref})).scalars()
+    return next((each for each in codes if entry_codes.token_of(each) == token), None)
+
+
+async def barcode_of_code(store: Store, text_read: str) -> str | None:
+    """The barcode a scanned text names (itself, or the one a genuine signed code names),
+    whether or not it is valid now; None if it names none of ours. Scans nothing."""
+    async with store.read_connection() as connection:
+        scan = await _resolve(connection, text_read, "", "", utcnow(), offline=False)
+    return scan.barcode
 
 
 async def _decide(connection: AsyncConnection, scan: _Scan,

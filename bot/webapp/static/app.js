@@ -631,9 +631,10 @@
   }
 
   // The verdict on a code with the kit alone: ok, already_scanned, void, stale, unknown; null
-  // when it cannot be checked here (no kit, or a static event's barcode).
+  // when it cannot be checked here (no kit, or a static event's bare barcode, typed by hand).
   function verifyOffline(kit, code) {
     var parts = code.split(".");
+    if (kit && kit.code === "static") return verifyStatic(kit, code, parts);
     if (!kit || kit.code !== "rotating") return Promise.resolve(null);
     if (parts[0] !== "TB1" || parts.length < 7) return Promise.resolve("unknown");
     var n = parts.length;
@@ -658,13 +659,39 @@
         if (!genuine) return "unknown";
         var now = Math.floor(Date.now() / 1000 / kit.period_seconds);
         if (Math.abs(step - now) > kit.tolerance_steps) return "stale";
-        if (kit.voided.indexOf(token) >= 0) return "void";
-        var seen = stored("ticketbot-seen-" + kit.event, {});
-        if (seen[token]) return "already_scanned";
-        seen[token] = true;
-        keep("ticketbot-seen-" + kit.event, seen);
-        return "ok";
+        return admitToken(kit, token);
       }, function () { return "unknown"; });
+  }
+
+  // A static event's signed code, TB1.<key id>.<ref>.<token>.<signature>: the event key's
+  // signature of "TB1S|event|ref|token", no time step. A bare barcode cannot be checked here.
+  function verifyStatic(kit, code, parts) {
+    if (parts[0] !== "TB1") return Promise.resolve(null);
+    var n = parts.length;
+    var keyId = parts[1], ref = parts.slice(2, n - 2).join("."), token = parts[n - 2];
+    var signature = parts[n - 1];
+    var key = kit.keys.filter(function (k) { return k.key_id === keyId; })[0];
+    if (n < 5 || !key || !/^[A-Z2-7]{26}$/.test(token) ||
+        !/^[A-Za-z0-9_-]{86}$/.test(signature)) return Promise.resolve("unknown");
+    var signed = utf8("TB1S|" + kit.event + "|" + ref + "|" + token);
+    return window.crypto.subtle.importKey("raw", fromB64(key.public_key), { name: "Ed25519" },
+                                          false, ["verify"])
+      .then(function (publicKey) {
+        return window.crypto.subtle.verify({ name: "Ed25519" }, publicKey, fromB64(signature),
+                                           signed);
+      })
+      .then(function (genuine) { return genuine ? admitToken(kit, token) : "unknown"; },
+            function () { return "unknown"; });
+  }
+
+  // A genuine token: void if the kit lists it, already_scanned if this device let it in.
+  function admitToken(kit, token) {
+    if (kit.voided.indexOf(token) >= 0) return "void";
+    var seen = stored("ticketbot-seen-" + kit.event, {});
+    if (seen[token]) return "already_scanned";
+    seen[token] = true;
+    keep("ticketbot-seen-" + kit.event, seen);
+    return "ok";
   }
 
   var uploading = false;

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import barcode_feed
 from storage.db.store import utcnow
 from storage.models import ActorKind, AuditEntry, Barcode, Event, Order, Ticket, TicketState
-from storage.services import audit, new_barcode
+from storage.services import audit, entry_keys, new_barcode
 from storage.services.importing.entries import EventIn
 from storage.services.importing.staging import StagedOrder, Staging
 from storage.services.importing.stream import shown
@@ -208,6 +208,10 @@ async def _write_events(session: AsyncSession, document: StagedDocument, now: dt
         if changed:
             await _log(session, "event_updated", now, actor, event=event.id, changed=changed)
             updated += 1
+    await session.flush()
+    connection = await session.connection()
+    for _, event in document.events:  # every ticket's code is signed with its event's key
+        await entry_keys.live_key(connection, event.id, now)
     return created, updated
 
 
