@@ -46,10 +46,10 @@ def holder_language(card: TicketCard) -> str:
     return user_language(*card.languages)
 
 
-def ticket_caption(card: TicketCard, t: Translator) -> str:
+def _card_lines(card: TicketCard, t: Translator) -> list[str]:
+    """What every ticket message says first: the event, when, where, whose, which."""
     _ = t.gettext
-    card = card.in_language(t.language)
-    return "\n".join([
+    return [
         "🎟 <b>" + e(card.event_name) + "</b>",
         "🗓 " + e(t.datetime(card.starts_at, card.timezone)),
         "📍 " + e(ticket_files.venue_line(card)),
@@ -57,26 +57,21 @@ def ticket_caption(card: TicketCard, t: Translator) -> str:
                                                            holder=card.holder_name)),
         e(_("Reference: {ref}").format(ref=card.ref)),
         "",
-        e(_("Show this QR code at the entrance.")),
-    ])
+    ]
+
+
+def ticket_caption(card: TicketCard, t: Translator) -> str:
+    card = card.in_language(t.language)
+    return "\n".join([*_card_lines(card, t), e(t.gettext("Show this QR code at the entrance."))])
 
 
 def live_ticket_caption(card: TicketCard, t: Translator) -> str:
     """A rotating event's ticket in chat: the card, and where its live code is."""
-    _ = t.gettext
     card = card.in_language(t.language)
-    return "\n".join([
-        "🎟 <b>" + e(card.event_name) + "</b>",
-        "🗓 " + e(t.datetime(card.starts_at, card.timezone)),
-        "📍 " + e(ticket_files.venue_line(card)),
-        e(_("{category} — in the name of {holder}").format(category=card.category,
-                                                           holder=card.holder_name)),
-        e(_("Reference: {ref}").format(ref=card.ref)),
-        "",
-        e(_("Your entry code is live: it changes every few seconds and appears only in the "
-            "Mini App. At the entrance, open the live ticket with the button below; a "
-            "screenshot or a forwarded message does not get in.")),
-    ])
+    return "\n".join([*_card_lines(card, t), e(t.gettext(
+        "Your entry code is live: it changes every few seconds and appears only in the "
+        "Mini App. At the entrance, open the live ticket with the button below; a "
+        "screenshot or a forwarded message does not get in."))])
 
 
 def live_ticket_url(webapp_url: str | None, ticket_id: int) -> str | None:
