@@ -325,8 +325,12 @@ async def ticketbot_step(driver: Driver, buyer: Buyer, step: Step) -> None:
             buyer.seen_messages = len(user.messages)
             await press("Accept the ticket", friend)
         case "buyer is told":
+            # The news of the claim, not just any message: the ticket picture of an earlier
+            # round's own claim may still be on its way (notifications are paced).
             seen = buyer.seen_messages
-            await driver.wait_until(user, lambda: len(user.messages) > seen, step.name)
+            await driver.wait_until(
+                user, lambda: any("Open my order" in label for m in user.messages[seen:]
+                                  for label in m.button_texts()), step.name)
         case "view the overview again":
             # After news of a claim the buyer opens the order from the news message.
             await press("Open my order" if buyer.seen_messages else "Refresh")
