@@ -14,11 +14,16 @@ it (aiohttp's ``sock_read`` covers waiting for the response).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aiohttp
-from telegram.error import NetworkError, TimedOut
+import orjson
+from telegram.error import NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
+
+log = logging.getLogger(__name__)
+_JSON = {"Content-Type": "application/json"}
 
 # "Not given: use this request's default", as PTB passes it.
 _DEFAULT = type(BaseRequest.DEFAULT_NONE)
@@ -71,13 +76,28 @@ class AiohttpRequest(BaseRequest):
             raise RuntimeError("This AiohttpRequest is not initialized!")
         timeout = self._timeout(read_timeout, connect_timeout, pool_timeout)
         try:
-            async with session.request(method, url, data=_body(request_data),
+            body, headers = _body(request_data)
+            async with session.request(method, url, data=body, headers=headers,
                                        timeout=timeout) as response:
                 return response.status, await response.read()
         except TimeoutError as error:
             raise TimedOut from error
         except aiohttp.ClientError as error:
             raise NetworkError(f"aiohttp.{type(error).__name__}: {error}") from error
+
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> Any:
+        """PTB's hook for decoding answers, with orjson (a fifth of the stdlib's time on the
+        Bot API's answers, which repeat the whole message sent)."""
+        try:
+            return orjson.loads(payload)
+        except orjson.JSONDecodeError as error:
+            # As PTB's own: invalid UTF-8 is replaced, not refused, before decoding.
+            try:
+                return orjson.loads(payload.decode("utf-8", "replace"))
+            except orjson.JSONDecodeError:
+                log.error("the Bot API answered with invalid JSON (%d bytes)", len(payload))
+                raise TelegramError("Invalid server response") from error
 
     def _timeout(self, read: Any, connect: Any,
                  pool: Any) -> aiohttp.ClientTimeout:
@@ -91,17 +111,19 @@ class AiohttpRequest(BaseRequest):
                                      sock_read=read)
 
 
-def _body(request_data: RequestData | None) -> aiohttp.FormData | dict[str, str] | None:
-    """Form-encoded parameters, or multipart with the files when there are any."""
+def _body(request_data: RequestData | None) -> tuple[bytes | aiohttp.FormData | None,
+                                                    dict[str, str] | None]:
+    """The parameters as one JSON document (the Bot API takes ``application/json``; encoding
+    the whole at once with orjson costs a fraction of form-encoding each JSON-encoded value),
+    or multipart with the files when there are any; and the headers that say which."""
     if request_data is None:
-        return None
-    fields = request_data.json_parameters
+        return None, None
     files = request_data.multipart_data
     if not files:
-        return fields
+        return orjson.dumps(request_data.parameters), _JSON
     form = aiohttp.FormData()
-    for name, value in fields.items():
+    for name, value in request_data.json_parameters.items():
         form.add_field(name, value)
     for name, (filename, content, mimetype) in files.items():
         form.add_field(name, content, filename=filename, content_type=mimetype)
-    return form
+    return form, None

@@ -174,13 +174,21 @@ class Delivery:
             entry, update = _entry_without_token(update, payloads.get(update.update_id), secret)
             entries.append(entry)
             handed.append(update)
-        await self.inbox.record(entries)
+        with self.inbox.store.short_statements():
+            await self.inbox.record(entries)
         self.note_queued([update.update_id for update in updates])
         return handed
 
     async def handle(self, update: Update, coroutine: Awaitable[Any],
                      run: Callable[[object, Awaitable[Any]], Awaitable[None]]) -> None:
-        """Claim the update, run its handlers (``run``), and settle its inbox entry."""
+        """Claim the update, run its handlers (``run``), and settle its inbox entry. A reply's
+        statements are short: on SQLite they run on the loop's thread (``Store.short_statements``;
+        staff reports say otherwise for theirs)."""
+        with self.inbox.store.short_statements():
+            await self._handle(update, coroutine, run)
+
+    async def _handle(self, update: Update, coroutine: Awaitable[Any],
+                      run: Callable[[object, Awaitable[Any]], Awaitable[None]]) -> None:
         self._forget_persistence_marks()
         stored = self._queued.pop(update.update_id, None) is not None
         claim = await self._claim(update, stored=stored)

@@ -85,6 +85,7 @@ ACTIONS = {
 SHOWN_DETAILS = ("holder", "email", "price", "gate")
 
 StaffHandler = Callable[[Update, Context], Awaitable[None]]
+ButtonHandler = Callable[[Update, Context, cb.Callback], Awaitable[str | None]]
 
 
 def staff_command(handler: StaffHandler) -> StaffHandler:
@@ -95,13 +96,26 @@ def staff_command(handler: StaffHandler) -> StaffHandler:
             await on_unknown_command(update, context)
             return
         try:
-            await handler(update, context)
+            # Searches and reports may read a whole event: not on the loop's thread.
+            with store_of(context).long_statements():
+                await handler(update, context)
         except Refusal as refusal:
             t = await user_translator(update, context)
             await say(update, refusal_text(refusal, t))
 
     guarded.__name__ = handler.__name__
     return guarded
+
+
+def staff_button(handler: ButtonHandler) -> ButtonHandler:
+    """A staff page or report button: its statements may take long, as its command's."""
+
+    async def pressed(update: Update, context: Context, data: cb.Callback) -> str | None:
+        with store_of(context).long_statements():
+            return await handler(update, context, data)
+
+    pressed.__name__ = handler.__name__
+    return pressed
 
 
 def require_staff(update: Update, context: Context) -> None:
@@ -418,9 +432,10 @@ async def on_resend(update: Update, context: Context) -> None:
 
 COMMANDS = {"status": on_status, "find": on_find, "history": on_history, "resend": on_resend,
             "stats": event_reports.on_stats, "export": event_reports.on_export}
-BUTTONS = {cb.STAFF_STATUS: on_status_page, cb.STAFF_HISTORY: on_history_page,
-           cb.STAFF_STATS_EVENT: event_reports.on_stats_button,
-           cb.STAFF_EXPORT_EVENT: event_reports.on_export_button}
+BUTTONS = {action: staff_button(handler) for action, handler in {
+    cb.STAFF_STATUS: on_status_page, cb.STAFF_HISTORY: on_history_page,
+    cb.STAFF_STATS_EVENT: event_reports.on_stats_button,
+    cb.STAFF_EXPORT_EVENT: event_reports.on_export_button}.items()}
 
 
 def register(application: Application) -> None:

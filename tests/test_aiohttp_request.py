@@ -1,5 +1,5 @@
 """Our aiohttp transport for python-telegram-bot, through a real ``telegram.Bot`` and real HTTP:
-parameters arrive as Telegram expects them (form fields; multipart with files), answers and
+parameters arrive as Telegram expects them (one JSON document; multipart with files), answers and
 Telegram's errors come back as PTB reports them, and timeouts and dead servers become PTB's
 ``TimedOut`` and ``NetworkError``, as with PTB's own httpx transport. The server side is a small
 aiohttp app standing in for Telegram's."""
@@ -7,13 +7,12 @@ aiohttp app standing in for Telegram's."""
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 
 import pytest
 from aiohttp import web
 from telegram import Bot
-from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 
 from bot.aiohttp_request import AiohttpRequest
 
@@ -34,6 +33,7 @@ class FakeTelegram:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict]] = []
         self.delay = 0.0
+        self.garbled = False
 
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -41,10 +41,15 @@ class FakeTelegram:
         if request.content_type == "multipart/form-data":
             async for part in await request.multipart():
                 received[part.name] = (part.filename, await part.read(decode=True))
+        elif request.content_type == "application/json":
+            received = await request.json()
         else:
             received = dict(await request.post())
         self.calls.append((method, request.content_type, received))
         await asyncio.sleep(self.delay)
+        if method == "getMe" and self.garbled:
+            return web.Response(body=b'{"ok": true, "result": {"id": 1,',
+                                content_type="application/json")
         if method == "getMe":
             return web.json_response({"ok": True, "result": ME})
         if method == "sendMessage":
@@ -80,16 +85,28 @@ def make_bot(base_url: str, **request_options) -> Bot:
                get_updates_request=AiohttpRequest(1))
 
 
-async def test_parameters_are_sent_as_form_fields_and_answers_parsed(telegram):
+async def test_parameters_are_sent_as_one_json_document_and_answers_parsed(telegram):
     async with make_bot(telegram.base_url) as bot:
-        sent = await bot.send_message(42, "Héllo <b>you</b>", parse_mode="HTML",
+        sent = await bot.send_message(42, "Héllo <b>you</b> 🎟", parse_mode="HTML",
                                       reply_markup={"inline_keyboard": [[
                                           {"text": "Go", "callback_data": "go"}]]})
-    assert sent.chat.id == 42 and sent.text == "Héllo <b>you</b>"
+    assert sent.chat.id == 42 and sent.text == "Héllo <b>you</b> 🎟"
     method, content_type, received = telegram.calls[-1]
-    assert (method, content_type) == ("sendMessage", "application/x-www-form-urlencoded")
-    assert received["chat_id"] == "42" and received["parse_mode"] == "HTML"
-    assert json.loads(received["reply_markup"])["inline_keyboard"][0][0]["callback_data"] == "go"
+    assert (method, content_type) == ("sendMessage", "application/json")
+    # Values keep their JSON types: the keyboard is an object, not a JSON string in a field.
+    assert received["chat_id"] == 42 and received["parse_mode"] == "HTML"
+    assert received["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "go"
+
+
+async def test_an_answer_that_is_not_json_is_a_telegram_error(telegram):
+    telegram.garbled = True
+    bot = make_bot(telegram.base_url)
+    await bot.request.initialize()
+    try:
+        with pytest.raises(TelegramError, match="Invalid server response"):
+            await bot.get_me()
+    finally:
+        await bot.request.shutdown()
 
 
 async def test_files_are_sent_as_multipart(telegram):

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
+import threading
 
 import asyncpg
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.application import open_configured_store
@@ -260,3 +262,86 @@ def test_pgbouncer_url_options_turn_off_prepared_statement_caches():
                                         "connect_args": {"statement_cache_size": 0}}
     url, kwargs, pgbouncer = engine_arguments("sqlite+aiosqlite:///x.db", {})
     assert not pgbouncer and kwargs == {}
+
+
+# --- statements on the loop (storage/db/sqlite_driver.py) --------------------------------------
+
+
+async def test_short_statements_run_on_the_loops_thread_and_the_rest_on_aiosqlites(
+        sqlite_store):
+    store = sqlite_store
+    threads: list[int] = []
+
+    @event.listens_for(store.engine.sync_engine, "connect")
+    def note_threads(dbapi_connection, _record):
+        # A function SQLite calls from the thread the statement runs on.
+        dbapi_connection.driver_connection._conn.create_function(
+            "thread_of", 0, threading.get_ident)
+
+    await store.engine.dispose()
+    loop_thread = threading.get_ident()
+
+    async def statement_threads() -> tuple[int, int]:
+        async with store.read_connection() as connection:
+            read = await connection.scalar(text("SELECT thread_of()"))
+        async with store.write(idempotent=True) as session:
+            written = await session.scalar(text("SELECT thread_of()"))
+            session.add(TelegramUser(telegram_id=len(threads) + 1, failed_starts=0,
+                                     created_at=utcnow()))
+        threads.append(read)
+        return read, written
+
+    assert loop_thread not in await statement_threads()
+    with store.short_statements():
+        assert await statement_threads() == (loop_thread, loop_thread)
+        with store.long_statements():  # a report inside a reply
+            assert loop_thread not in await statement_threads()
+    assert await users(store) == 3
+
+
+async def test_a_write_on_the_loop_does_not_hold_the_loop_while_another_process_writes(
+        sqlite_store, tmp_path):
+    """Another process (an import, a second bot) holds SQLite's write lock for a while: a write
+    begun on the loop waits for it on aiosqlite's thread, and the loop serves others meanwhile."""
+    store = sqlite_store
+    database = store.engine.url.database
+    locked, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:
+        other = sqlite3.connect(database, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("INSERT INTO telegram_users (telegram_id, failed_starts, created_at)"
+                          " VALUES (77, 0, '2026-01-01 00:00:00')")
+            locked.set()
+            release.wait(10)
+            other.execute("COMMIT")
+        finally:
+            other.close()
+
+    holder = asyncio.create_task(asyncio.to_thread(other_process))
+    await asyncio.to_thread(locked.wait, 10)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    beating = asyncio.create_task(ticker())
+    with store.short_statements():
+        writing = asyncio.create_task(_add_user(store, 78))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # waiting for the other's lock…
+        assert ticks >= 10  # …without holding the loop
+        release.set()
+        await asyncio.wait_for(writing, 10)
+    beating.cancel()
+    await holder
+    assert await users(store) == 2
+
+
+async def _add_user(store: Store, telegram_id: int) -> None:
+    async with store.write(idempotent=True) as session:
+        session.add(TelegramUser(telegram_id=telegram_id, failed_starts=0, created_at=utcnow()))

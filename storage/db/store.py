@@ -29,10 +29,10 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.util import await_only
 
 from storage import applying
 from storage.db import sqlite_driver
+from storage.db.sqlite_driver import statements_on_loop
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ticketbot.db"
 
@@ -173,7 +173,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={sqlite_driver.BUSY_TIMEOUT_MS}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -181,11 +181,14 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         options = connection.get_execution_options()
         if options.get("sqlite_no_begin", False):
             return  # each statement a transaction of its own (Store.read_connection)
-        immediate = options.get("sqlite_immediate", False)
         # Straight to aiosqlite: one trip to its thread, where a statement through SQLAlchemy
-        # takes four (cursor, execute, fetch, close) and most of a transaction's CPU.
+        # takes four (cursor, execute, fetch, close) and most of a transaction's CPU; or none,
+        # on the loop (``sqlite_driver.statements_on_loop``).
         driver = connection.connection.driver_connection
-        await_only(driver.execute("BEGIN IMMEDIATE" if immediate else "BEGIN"))
+        if options.get("sqlite_immediate", False):
+            sqlite_driver.begin_immediate(driver)
+        else:
+            sqlite_driver.begin(driver)
 
 
 # The key of ``session.info`` under which a write transaction finds the webhook endpoints its
@@ -272,6 +275,19 @@ class Store:
         SQLite as on PostgreSQL, so statements run here do not share a snapshot."""
         async with self._statement_engine.connect() as connection, connection.begin():
             yield connection
+
+    @staticmethod
+    def short_statements() -> contextlib.AbstractContextManager[None]:
+        """Within this block the statements are known to be short (a reply's): on SQLite they
+        run on the event loop's own thread, without a trip to aiosqlite's
+        (``storage.db.sqlite_driver``). PostgreSQL's driver runs on the loop anyway."""
+        return statements_on_loop(True)
+
+    @staticmethod
+    def long_statements() -> contextlib.AbstractContextManager[None]:
+        """Within this block statements may take long (a report over a whole event): on
+        SQLite they run on aiosqlite's thread, even inside a ``short_statements`` block."""
+        return statements_on_loop(False)
 
     async def secret(self) -> bytes:
         """The key of link tokens: configured, or generated once and kept in the store."""
