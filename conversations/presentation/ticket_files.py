@@ -177,7 +177,14 @@ def _draw_live_code_notice(pdf: canvas.Canvas, card: TicketCard, t: Translator,
         pdf.setFont(FONT, 11)
 
 
-@functools.lru_cache(maxsize=256)
+# A PDF is 50–60 kB (the QR image and two font subsets): 256 of them held 15 MiB for the life
+# of the process. Repeats are few and close together: the chat uploads a file once and then
+# sends Telegram's file_id (ticket_show.py), so a PDF is made again only for the mail of a
+# ticket just handed over, or a Mini App download. The benchmark's 85 PDFs had no repeat.
+PDF_CACHE_SIZE = 32
+
+
+@functools.lru_cache(maxsize=PDF_CACHE_SIZE)
 def tickets_pdf(cards: tuple[TicketCard, ...], language: str) -> bytes:
     """A PDF with one page per ticket, in ``language``."""
     from reportlab.lib.pagesizes import A4
