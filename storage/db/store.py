@@ -303,8 +303,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def _alembic_config(url: str, engine_kwargs: dict[str, Any]):
     from alembic.config import Config
 
-    here = Path(__file__).parent
-    config = Config(str(here / "alembic.ini"))
+    config = Config(str(MIGRATIONS.parent / "alembic.ini"))
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = url
     config.attributes["engine_kwargs"] = engine_kwargs
