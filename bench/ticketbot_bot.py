@@ -25,6 +25,7 @@ from bot.application import (
     stop_services,
 )
 from bot.http.server import BotServer
+from bot.process_memory import limit_malloc_arenas
 from bot.settings import Settings
 
 _LITERALS = re.compile(r"\(\s*(?:\?|\$\d+)(?:\s*,\s*(?:\?|\$\d+))*\s*\)")
@@ -99,7 +100,9 @@ def main() -> None:
     parser.add_argument("--count-queries", action="store_true")
     parser.add_argument("--shop-webhook-url", help="send the shop's webhooks there")
     parser.add_argument("--shop-webhook-secret")
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    limit_malloc_arenas()  # as ticketbot run does (bot/cli.py)
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

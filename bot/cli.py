@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bot.process_memory import limit_malloc_arenas
 from bot.settings import Settings
 
 log = logging.getLogger("ticketbot")
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING if args.command == "demo" else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings()
+    # Before asyncio.run: the SQLite and worker threads it starts each take an arena otherwise.
+    limit_malloc_arenas()
     try:
         return asyncio.run(COMMANDS[args.command](settings, args))
     except KeyboardInterrupt:

@@ -5,16 +5,16 @@ Without an argument, each offers the events as buttons.
 
 The chart is drawn with matplotlib's Agg backend on a ``Figure`` of its own (pyplot's global
 state is not thread-safe) in a worker thread, so the event loop keeps serving replies meanwhile.
+matplotlib (with numpy, about 35 MiB) is imported by the first chart, not with this module: a
+started bot holds it only once staff asked for ``/stats`` (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+from typing import TYPE_CHECKING
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 from telegram import InputFile, Update
 
 from conversations import callbacks as cb
@@ -34,6 +34,9 @@ from locales import Translator
 from storage.errors import N_, Refusal
 from storage.reads import event_report
 from storage.reads.event_report import REPORT_STATES, EventFigures
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 COLOURS = ("#9aa5b1", "#f0a202", "#2b8a3e", "#1971c2", "#5f3dc4")
 MAX_EVENT_BUTTONS = 90  # Telegram takes 100 buttons per keyboard
@@ -58,6 +61,11 @@ def stats_caption(figures: EventFigures, t: Translator) -> str:
 def stats_figure(figures: EventFigures, t: Translator) -> Figure:
     """The chart: tickets by state, and personalisations per day (or, with none yet, a panel
     saying so without axes)."""
+    # Here, not at the top: only staff's /stats needs matplotlib (see the module's docstring).
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
     _ = t.gettext
     figure = Figure(figsize=(10, 4.5), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)

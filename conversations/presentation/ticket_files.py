@@ -12,6 +12,10 @@ font without any system font or an extra font package; it subsets the font on em
 ticket PDF is about 50 kB, most of it the QR image), and it is maintained since 2000 with
 stable APIs. fpdf2 ships
 no Unicode TTF; its built-in fonts are not embedded, the task asks for an embedded one.
+
+The libraries (segno, Pillow, reportlab and its fonts, icalendar: about 12 MiB) are imported by
+the functions that draw, not with this module: a started bot holds them only once it has made
+its first ticket file, and one that only answers screens never does (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -21,21 +25,15 @@ import datetime as dt
 import functools
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
-
-import icalendar
-import reportlab
-import segno
-from PIL import Image, ImageDraw
-from reportlab.lib.pagesizes import A4
-from reportlab.lib.units import mm
-from reportlab.lib.utils import ImageReader
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
-from reportlab.pdfgen import canvas
 
 from locales import Translator, translator
 from storage.ticket_delivery import TicketCard
+
+if TYPE_CHECKING:
+    import segno
+    from reportlab.pdfgen import canvas
 
 # Screens show a QR code without smudges or folds, so medium error correction is plenty and
 # keeps the code small (a static event's signed code of about 140 characters is version 8, 49
@@ -48,11 +46,12 @@ QR_PICTURE_PIXELS = 600  # about this wide; a whole number of pixels per module
 # The store does not know when events end; a calendar entry lasts this long unless it does.
 DEFAULT_EVENT_LENGTH = dt.timedelta(hours=4)
 
-_FONTS = Path(reportlab.__file__).parent / "fonts"
 FONT, FONT_BOLD = "TicketVera", "TicketVera-Bold"
 
 
 def qr_code(barcode: str) -> segno.QRCode:
+    import segno  # on the first QR code, not at start (see the module's docstring)
+
     return segno.make_qr(barcode, error=QR_ERROR, boost_error=False)
 
 
@@ -70,6 +69,8 @@ def qr_png(barcode: str) -> bytes:
 def void_png() -> bytes:
     """The picture that replaces a voided ticket's QR code: a grey square crossed out, with
     nothing a scanner could read."""
+    from PIL import Image, ImageDraw  # on the first voided ticket, not at start
+
     size = QR_PICTURE_PIXELS
     picture = Image.new("RGB", (size, size), (236, 236, 236))
     draw = ImageDraw.Draw(picture)
@@ -93,8 +94,14 @@ def terminal_qr(barcode: str) -> str:
 
 @functools.cache
 def _register_fonts() -> None:
-    pdfmetrics.registerFont(TTFont(FONT, str(_FONTS / "Vera.ttf")))
-    pdfmetrics.registerFont(TTFont(FONT_BOLD, str(_FONTS / "VeraBd.ttf")))
+    """Reportlab's own Vera fonts, read (about 1 MiB) on the first PDF, not at start."""
+    import reportlab
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    fonts = Path(reportlab.__file__).parent / "fonts"
+    pdfmetrics.registerFont(TTFont(FONT, str(fonts / "Vera.ttf")))
+    pdfmetrics.registerFont(TTFont(FONT_BOLD, str(fonts / "VeraBd.ttf")))
 
 
 def venue_line(card: TicketCard) -> str:
@@ -102,6 +109,10 @@ def venue_line(card: TicketCard) -> str:
 
 
 def _draw_ticket(pdf: canvas.Canvas, card: TicketCard, t: Translator) -> None:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.lib.utils import ImageReader
+
     _ = t.gettext
     width, height = A4
     left, top = 20 * mm, height - 25 * mm
@@ -149,6 +160,9 @@ def _draw_ticket(pdf: canvas.Canvas, card: TicketCard, t: Translator) -> None:
 def _draw_live_code_notice(pdf: canvas.Canvas, card: TicketCard, t: Translator,
                            y: float) -> None:
     """A rotating event's ticket: no code on paper, only where the live one appears."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+
     _ = t.gettext
     width = A4[0]
     lines = (
@@ -163,9 +177,19 @@ def _draw_live_code_notice(pdf: canvas.Canvas, card: TicketCard, t: Translator,
         pdf.setFont(FONT, 11)
 
 
-@functools.lru_cache(maxsize=256)
+# A PDF is 50–60 kB (the QR image and two font subsets): 256 of them held 15 MiB for the life
+# of the process. Repeats are few and close together: the chat uploads a file once and then
+# sends Telegram's file_id (ticket_show.py), so a PDF is made again only for the mail of a
+# ticket just handed over, or a Mini App download. The benchmark's 85 PDFs had no repeat.
+PDF_CACHE_SIZE = 32
+
+
+@functools.lru_cache(maxsize=PDF_CACHE_SIZE)
 def tickets_pdf(cards: tuple[TicketCard, ...], language: str) -> bytes:
     """A PDF with one page per ticket, in ``language``."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas  # on the first PDF, not at start
+
     _register_fonts()
     t = translator(language)
     buffer = io.BytesIO()
@@ -187,6 +211,8 @@ def ticket_ics(card: TicketCard, language: str) -> bytes:
     """An iCalendar file with the event, in the event's own time zone. The entry's UID is the
     ticket's, so importing a newer copy updates the entry instead of adding one. The store
     knows no end time: the entry lasts ``DEFAULT_EVENT_LENGTH`` (4 hours)."""
+    import icalendar  # on the first calendar entry, not at start
+
     t = translator(language)
     _ = t.gettext
     zone = ZoneInfo(card.timezone)

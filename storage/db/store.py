@@ -12,6 +12,7 @@ left in a free page; the file is created readable by its owner only (0600), and 
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import datetime as dt
@@ -21,7 +22,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import URL, event, exc, make_url
+from sqlalchemy import URL, event, exc, inspect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -312,12 +313,14 @@ class Store:
         await self.engine.dispose()
 
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
 def _alembic_config(url: str, engine_kwargs: dict[str, Any]):
     from alembic.config import Config
 
-    here = Path(__file__).parent
-    config = Config(str(here / "alembic.ini"))
-    config.set_main_option("script_location", str(here / "migrations"))
+    config = Config(str(MIGRATIONS.parent / "alembic.ini"))
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["database_url"] = url
     config.attributes["engine_kwargs"] = engine_kwargs
     return config
@@ -337,10 +340,64 @@ def stamp_current(url: str, **engine_kwargs: Any) -> None:
     command.stamp(_alembic_config(url, engine_kwargs), "head")
 
 
-async def open_store(url: str, **store_kwargs: Any) -> Store:
-    """Migrate the database, then open the store on it."""
-    import asyncio
+def head_revisions() -> frozenset[str]:
+    """The newest revisions of the migration scripts (one, unless branches are unmerged), read
+    from the scripts' ``revision`` and ``down_revision`` as Alembic reads them, without
+    importing Alembic; ``tests/test_migrations.py`` checks that both agree."""
+    revisions: set[str] = set()
+    replaced: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        names = _module_constants(script, ("revision", "down_revision"))
+        if names.get("revision") is None:
+            continue  # not a migration (__init__.py)
+        revisions.add(names["revision"])
+        down = names.get("down_revision")
+        replaced.update((down,) if isinstance(down, str) else down or ())
+    return frozenset(revisions - replaced)
 
+
+def _module_constants(script: Path, wanted: tuple[str, ...]) -> dict[str, Any]:
+    """The literal values a Python file assigns to the ``wanted`` names at its top level."""
+    found: dict[str, Any] = {}
+    for statement in ast.parse(script.read_text(encoding="utf-8")).body:
+        if isinstance(statement, ast.AnnAssign) and statement.value is not None:
+            targets, value = [statement.target], statement.value
+        elif isinstance(statement, ast.Assign):
+            targets, value = statement.targets, statement.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in wanted:
+                found[target.id] = ast.literal_eval(value)
+    return found
+
+
+async def database_revisions(engine: AsyncEngine) -> frozenset[str]:
+    """The revisions the database records in Alembic's ``alembic_version`` table; none for a
+    database that has no such table yet."""
+    async with engine.connect() as connection:
+        if not await connection.run_sync(
+                lambda sync: inspect(sync).has_table("alembic_version")):
+            return frozenset()
+        rows = await connection.exec_driver_sql("SELECT version_num FROM alembic_version")
+        return frozenset(row[0] for row in rows)
+
+
+async def open_store(url: str, **store_kwargs: Any) -> Store:
+    """Open the store on ``url``, migrating the database first unless it is at the newest
+    revision of the migration scripts already.
+
+    Alembic and the migration scripts (about 6 MiB of memory, kept once imported) are loaded
+    only when there is something to migrate: a bot restarted on a current database never
+    imports them (docs/performance.md)."""
     engine_kwargs = {k: v for k, v in store_kwargs.items() if k == "connect_args"}
-    await asyncio.to_thread(migrate, url, **engine_kwargs)
-    return Store(url, **store_kwargs)
+    store = Store(url, **store_kwargs)
+    try:
+        if await database_revisions(store.engine) != head_revisions():
+            # The migration has connections of its own: none of ours keeps the old schema.
+            await store.engine.dispose()
+            await asyncio.to_thread(migrate, url, **engine_kwargs)
+    except BaseException:
+        await store.close()
+        raise
+    return store
