@@ -57,11 +57,20 @@ def qr_code(barcode: str) -> segno.QRCode:
 
 @functools.lru_cache(maxsize=512)
 def qr_png(barcode: str) -> bytes:
-    """The QR picture of a barcode, black on white, about 600 pixels wide."""
+    """The QR picture of a barcode, black on white, about 600 pixels wide: one pixel a module,
+    enlarged and written as a 1-bit PNG by Pillow, in C. segno's own PNG writer builds every
+    scanline of the enlarged picture in Python, which took longer than encoding the code."""
+    from PIL import Image  # on the first QR code, not at start (see the module's docstring)
+
     code = qr_code(barcode)
     width = code.symbol_size(border=QR_BORDER)[0]
+    modules = Image.new("1", (width, width), 1)
+    modules.putdata([0 if dark else 1 for row in code.matrix_iter(border=QR_BORDER)
+                     for dark in row])
+    scale = max(4, QR_PICTURE_PIXELS // width)
+    picture = modules.resize((width * scale, width * scale), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
-    code.save(buffer, kind="png", scale=max(4, QR_PICTURE_PIXELS // width), border=QR_BORDER)
+    picture.save(buffer, format="PNG")
     return buffer.getvalue()
 
 
