@@ -264,6 +264,13 @@ async def test_the_ticket_email_arrives_once_with_pdf_and_calendar_after_an_smtp
     assert "Camille Martin" in pdf.pages[0].extract_text()
     calendar = icalendar.Calendar.from_ical(attachments["ticket-T-DF-100000-1.ics"].get_content())
     assert calendar.walk("VEVENT")[0]["summary"] == "Dreamfest 2027 — Saturday"
+    # The zone's VTIMEZONE comes first, as icalendar's own add_missing_timezones puts it.
+    assert [c.name for c in calendar.subcomponents] == ["VTIMEZONE", "VEVENT"]
+    assert calendar.get_missing_tzids() == set()
+    again = icalendar.Calendar.from_ical(attachments["ticket-T-DF-100000-1.ics"].get_content())
+    del again.subcomponents[0]
+    again.add_missing_timezones()
+    assert again.to_ical() == calendar.to_ical()
 
 
 async def test_a_holder_who_blocked_the_bot_still_gets_the_email(harness):

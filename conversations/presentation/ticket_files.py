@@ -32,6 +32,7 @@ from locales import Translator, translator
 from storage.ticket_delivery import TicketCard
 
 if TYPE_CHECKING:
+    import icalendar
     import segno
     from reportlab.pdfgen import canvas
 
@@ -242,8 +243,19 @@ def ticket_ics(card: TicketCard, language: str) -> bytes:
         _("Ticket reference: {ref}").format(ref=card.ref),
     ]))
     calendar.add_component(event)
-    calendar.add_missing_timezones()
+    # The zone's VTIMEZONE first, as add_missing_timezones() would put it; computed once per
+    # zone (its transitions from 1970 to 2038 were most of an entry's time).
+    calendar.subcomponents.insert(0, _vtimezone(card.timezone))
     return calendar.to_ical()
+
+
+@functools.cache
+def _vtimezone(zone: str) -> icalendar.Timezone:
+    """The VTIMEZONE of a time zone, over icalendar's default years; never changed once made,
+    so every calendar entry of the zone shares it."""
+    import icalendar
+
+    return icalendar.Timezone.from_tzid(zone)
 
 
 # --- off the event loop ------------------------------------------------------------------
