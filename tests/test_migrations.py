@@ -38,13 +38,17 @@ async def schema_differences(url: str, **engine_kwargs) -> list:
         await engine.dispose()
 
 
-async def test_migrations_match_the_models(tmp_path):
+async def empty_database(tmp_path, name: str) -> tuple[str, dict]:
+    """A database with nothing in it yet: a file on SQLite; on PostgreSQL a schema of its own,
+    so that the migration runs from nothing."""
     if ON_POSTGRES:
-        # A schema of its own, so the migration runs from nothing.
         url = TEST_DATABASE_URL
-        kwargs = await ensure_postgres_schema(url, suffix="migrations", fresh=True)
-    else:
-        url, kwargs = f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}", {}
+        return url, await ensure_postgres_schema(url, suffix="migrations", fresh=True)
+    return f"sqlite+aiosqlite:///{tmp_path / name}", {}
+
+
+async def test_migrations_match_the_models(tmp_path):
+    url, kwargs = await empty_database(tmp_path, "migrated.db")
     await asyncio.to_thread(migrate, url, **kwargs)
     assert await schema_differences(url, **kwargs) == []
 
@@ -65,11 +69,7 @@ def test_the_head_read_from_the_scripts_is_alembic_s():
 
 
 async def test_a_store_behind_the_scripts_is_migrated_when_opened(tmp_path):
-    if ON_POSTGRES:
-        url = TEST_DATABASE_URL
-        kwargs = await ensure_postgres_schema(url, suffix="migrations", fresh=True)
-    else:
-        url, kwargs = f"sqlite+aiosqlite:///{tmp_path / 'behind.db'}", {}
+    url, kwargs = await empty_database(tmp_path, "behind.db")
     await asyncio.to_thread(command.upgrade, _alembic_config(url, kwargs), "0011")
     store = await open_store(url, secret="s", **kwargs)
     try:
