@@ -71,7 +71,9 @@ async def on_privacy(update: Update, context: Context) -> None:
 async def on_my_data(update: Update, context: Context) -> None:
     """``/mydata``: the store's document about this user, sent as a file."""
     t = await user_translator(update, context)
-    document = await privacy.my_data(store_of(context), update.effective_user.id)
+    store = store_of(context)
+    with store.long_statements():  # everything about a person: not a reply's few rows
+        document = await privacy.my_data(store, update.effective_user.id)
     data = json.dumps(document, ensure_ascii=False, indent=2, default=str).encode()
     await update.effective_chat.send_document(
         InputFile(data, filename="my-data.json"),
@@ -105,7 +107,8 @@ async def on_forget_confirm(update: Update, context: Context, data: cb.Callback)
     they had, read before it was erased)."""
     t = await user_translator(update, context)
     store = store_of(context)
-    erasure = await privacy.forget_person(store, update.effective_user.id)
+    with store.long_statements():  # every row about a person, and the WAL emptied after
+        erasure = await privacy.forget_person(store, update.effective_user.id)
     await store.truncate_wal()
     _ = t.gettext
     text = t.ngettext(

@@ -345,3 +345,15 @@ async def test_a_write_on_the_loop_does_not_hold_the_loop_while_another_process_
 async def _add_user(store: Store, telegram_id: int) -> None:
     async with store.write(idempotent=True) as session:
         session.add(TelegramUser(telegram_id=telegram_id, failed_starts=0, created_at=utcnow()))
+
+
+async def test_emptying_the_wal_waits_on_the_thread_even_from_a_reply(sqlite_store):
+    """``PRAGMA wal_checkpoint(TRUNCATE)`` waits for readers (after /forgetme): never on the
+    loop, even inside a reply's ``short_statements``."""
+    store = sqlite_store
+    async with trips_to_the_thread(store) as trips:
+        with store.short_statements():
+            await store.truncate_wal()
+            async with store.read_connection() as connection:
+                await connection.scalar(select(1))
+    assert trips == ["_execute"]  # the checkpoint, not the read after it

@@ -306,8 +306,10 @@ class Store:
         keeps dead row versions until VACUUM reclaims them: nothing to do here."""
         if not self.is_sqlite:
             return
-        async with self.engine.execution_options(sqlite_no_begin=True).connect() as connection:
-            await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        # It waits for readers: on aiosqlite's thread, even when called from a reply.
+        with self.long_statements():
+            async with self.engine.execution_options(sqlite_no_begin=True).connect() as conn:
+                await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def close(self) -> None:
         await self.engine.dispose()
