@@ -95,7 +95,8 @@ def begin(driver: Any) -> None:
 
 
 def _execute(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
-    """On aiosqlite's thread: the statement, its rows, and the cursor closed again."""
+    """On aiosqlite's thread, or on the loop's (``statements_on_loop``): the statement, its
+    rows, and the cursor closed again."""
     cursor = connection.cursor()
     try:
         if parameters is None:
