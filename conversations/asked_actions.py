@@ -158,12 +158,22 @@ def asked_screen(action: TicketAction, details: TicketDetails, value: Any,
     return Screen("\n".join(lines), rows)
 
 
+async def offered_ticket(update: Update, context: Context, action: TicketAction,
+                         ticket_id: int) -> TicketDetails | None:
+    """The ticket, if its menu still offers ``action``; else None, with the menu shown again
+    from the same read (a stale button)."""
+    details = await load_ticket(update, context, ticket_id)
+    if is_offered(action, details):
+        return details
+    await show_ticket_menu(update, context, ticket_id, details=details)
+    return None
+
+
 async def on_ask(update: Update, context: Context, data: cb.Callback) -> str | None:
     """The action's press: its prompt, or the question about the value it offers."""
     action = TYPED[data.action]
-    details = await load_ticket(update, context, data.id())
-    if not is_offered(action, details):
-        await show_ticket_menu(update, context, data.id())
+    details = await offered_ticket(update, context, action, data.id())
+    if details is None:
         return None
     store = store_of(context)
     value = await offered_name(action, store, details)
@@ -224,9 +234,8 @@ def _target_button(option: ExchangeOption, t: Translator) -> str:
 async def on_targets(update: Update, context: Context, data: cb.Callback) -> str | None:
     """The targets the action may choose from, each with its button unless it is full."""
     action = TARGETED[data.action]
-    details = await load_ticket(update, context, data.id())
-    if not is_offered(action, details):
-        await show_ticket_menu(update, context, data.id())
+    details = await offered_ticket(update, context, action, data.id())
+    if details is None:
         return None
     # The ticket's event, read with the ticket, names the targets: only they are read now.
     options = await exchange.exchange_options_of(store_of(context), details)
@@ -247,7 +256,7 @@ async def _chosen(update: Update, context: Context,
     details = await load_ticket(update, context, data.id())
     options = await exchange.exchange_options_of(store_of(context), details)
     if not 0 <= data.id(1) < len(options):
-        await show_ticket_menu(update, context, data.id())
+        await show_ticket_menu(update, context, data.id(), details=details)
         return None
     return details, options[data.id(1)]
 

@@ -44,7 +44,7 @@ async def on_ask(update: Update, context: Context, data: cb.Callback) -> str | N
     action = CONFIRMED[data.action]
     details = await load_ticket(update, context, data.id())
     if action.name not in details.ticket.actions:
-        await show_ticket_menu(update, context, data.id())
+        await show_ticket_menu(update, context, data.id(), details=details)
         return None
     t = await user_translator(update, context, details.order.language)
     _ = t.gettext

@@ -178,6 +178,21 @@ async def test_a_stale_press_reads_the_language_once(recorded):
     assert len(language_reads(pressed)) == 1, pressed
 
 
+async def test_an_action_no_longer_offered_shows_the_menu_from_its_one_read(recorded):
+    harness, statements = recorded
+    buyer, _ = await open_order(harness, language="en", user_language="en")
+    menu = await buyer.press("T-DF-100000-1")
+    sell = menu.last.button("Sell this ticket").callback_data
+    await buyer.press("Sell this ticket")
+    await buyer.send("80")
+    await buyer.press("Confirm")
+    # The old menu's "Sell" pressed again: the ticket is on sale, so its menu is shown as it
+    # stands, from the read that found the action gone.
+    stale = await buyer.press_data(sell)
+    assert "✖ Cancel the sale" in stale.last.button_texts()
+    assert_once(statements.last())
+
+
 async def test_a_friends_claim_screen_reads_the_language_with_the_claim(recorded):
     harness, statements = recorded
     buyer, _ = await open_order(harness, language="en", user_language="en")
