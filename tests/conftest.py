@@ -78,6 +78,15 @@ def drop_postgres_schemas():
     asyncio.run(drop())
 
 
+async def empty_database(tmp_path: Path, name: str) -> tuple[str, dict]:
+    """A database with nothing in it yet, for a migration to run from nothing: a file on SQLite;
+    on PostgreSQL a schema of its own. Returns its URL and the engine arguments it needs."""
+    if ON_POSTGRES:
+        url = TEST_DATABASE_URL
+        return url, await ensure_postgres_schema(url, suffix="migrations", fresh=True)
+    return f"sqlite+aiosqlite:///{tmp_path / name}", {}
+
+
 async def fresh_store(url: str, **kwargs) -> Store:
     """A store on an empty schema (made from the models; migrations are tested on their own)."""
     if url.startswith("postgresql"):

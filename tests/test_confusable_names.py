@@ -14,7 +14,7 @@ from storage import services
 from storage.db.store import _alembic_config
 from storage.errors import Refusal
 from storage.keys import name_key
-from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL, ensure_postgres_schema
+from tests.conftest import empty_database
 from tests.factories import make_event, make_order
 from tests.invariants import check_invariants
 from tests.test_races import RACERS, outcome, refusal_codes
@@ -77,11 +77,7 @@ async def test_a_look_alike_name_is_refused_as_it_is_typed(harness):
 async def test_migration_recomputes_old_keys_and_keeps_a_clash_apart(tmp_path):
     from alembic import command
 
-    if ON_POSTGRES:
-        url = TEST_DATABASE_URL
-        kwargs = await ensure_postgres_schema(url, suffix="migrations", fresh=True)
-    else:
-        url, kwargs = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}", {}
+    url, kwargs = await empty_database(tmp_path, "old.db")
     config = _alembic_config(url, kwargs)
     await asyncio.to_thread(command.upgrade, config, "0002")
     old_keys = {  # as the old rule made them: case and accents folded, scripts kept
@@ -152,11 +148,7 @@ async def test_a_look_alike_capital_is_refused_by_the_service(store, first, seco
 async def test_migration_0013_recomputes_keys_for_look_alike_capitals(tmp_path):
     from alembic import command
 
-    if ON_POSTGRES:
-        url = TEST_DATABASE_URL
-        kwargs = await ensure_postgres_schema(url, suffix="migrations", fresh=True)
-    else:
-        url, kwargs = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}", {}
+    url, kwargs = await empty_database(tmp_path, "old.db")
     config = _alembic_config(url, kwargs)
     await asyncio.to_thread(command.upgrade, config, "0010")
     old_keys = {  # as 0008's rule made them: folded first, so the capitals slipped through

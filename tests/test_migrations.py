@@ -19,7 +19,7 @@ from storage.db.store import (
 )
 from storage.models import Base
 from storage.reads.search import search_objects
-from tests.conftest import ON_POSTGRES, TEST_DATABASE_URL, ensure_postgres_schema
+from tests.conftest import empty_database
 
 
 async def schema_differences(url: str, **engine_kwargs) -> list:
@@ -36,15 +36,6 @@ async def schema_differences(url: str, **engine_kwargs) -> list:
             )
     finally:
         await engine.dispose()
-
-
-async def empty_database(tmp_path, name: str) -> tuple[str, dict]:
-    """A database with nothing in it yet: a file on SQLite; on PostgreSQL a schema of its own,
-    so that the migration runs from nothing."""
-    if ON_POSTGRES:
-        url = TEST_DATABASE_URL
-        return url, await ensure_postgres_schema(url, suffix="migrations", fresh=True)
-    return f"sqlite+aiosqlite:///{tmp_path / name}", {}
 
 
 async def test_migrations_match_the_models(tmp_path):

@@ -19,12 +19,7 @@ from locales import translator, words_in
 from storage.db.store import migrate
 from storage.models import Event, Ticket
 from storage.services.importing.importer import ImportRejected, import_document
-from tests.conftest import (
-    ON_POSTGRES,
-    TEST_DATABASE_URL,
-    ensure_postgres_schema,
-    sample_document,
-)
+from tests.conftest import empty_database, sample_document
 from tests.test_buyer_flow import BUYER, press_send, send_to_friend
 from tests.test_http_api import TOKEN
 
@@ -179,11 +174,7 @@ async def test_the_migration_keeps_existing_rows_reading_as_before(tmp_path):
 
     from storage.db.store import _alembic_config
 
-    if ON_POSTGRES:
-        url = TEST_DATABASE_URL
-        kwargs = await ensure_postgres_schema(url, suffix="migrations", fresh=True)
-    else:
-        url, kwargs = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}", {}
+    url, kwargs = await empty_database(tmp_path, "old.db")
     await asyncio.to_thread(command.upgrade, _alembic_config(url, kwargs), "0002")
     engine = create_async_engine(url, **kwargs)
     try:
