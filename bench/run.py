@@ -523,15 +523,22 @@ async def run(options: argparse.Namespace) -> int:
                 results["baselines"] = [median_run(group) for group in modes.values()]
                 results["baseline"] = max(results["baselines"],
                                           key=lambda r: r["updates_per_s"])
-        if "backlog" in options.parts:
-            pairs = results["backlog"] = []
+
+        async def calm_and_busy(**busy: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+            """Per database, a claims-only run without, then with, ``busy``'s extra load."""
+            nonlocal problems
+            pairs = []
             for database in options.database:
-                calm, busy = [await throughput_run(
+                calm, loaded = [await throughput_run(
                     "ticketbot", options, database=database, orders=DEFAULT_ORDERS,
-                    workdir=workdir, stamp=stamp, claims_only=True, backlog=backlog)
-                    for backlog in (0, options.backlog)]
-                pairs.append((calm, busy))
-                problems += calm["error_count"] + busy["error_count"]
+                    workdir=workdir, stamp=stamp, claims_only=True, **load)
+                    for load in ({}, busy)]
+                pairs.append((calm, loaded))
+                problems += calm["error_count"] + loaded["error_count"]
+            return pairs
+
+        if "backlog" in options.parts:
+            results["backlog"] = await calm_and_busy(backlog=options.backlog)
         if "webhooks" in options.parts:
             say(f"[webhooks] {options.webhook_messages:,} messages to a receiver that verifies "
                 "each")
@@ -539,14 +546,7 @@ async def run(options: argparse.Namespace) -> int:
                 f"sqlite+aiosqlite:///{workdir / 'webhooks.db'}",
                 next(documents(1_000, chunk=1_000, prefix="WH")),
                 messages=options.webhook_messages, port=shop_webhooks_port())
-            pairs = results["webhooks"] = []
-            for database in options.database:
-                calm, busy = [await throughput_run(
-                    "ticketbot", options, database=database, orders=DEFAULT_ORDERS,
-                    workdir=workdir, stamp=stamp, claims_only=True, webhooks=waiting)
-                    for waiting in (0, options.webhooks)]
-                pairs.append((calm, busy))
-                problems += calm["error_count"] + busy["error_count"]
+            results["webhooks"] = await calm_and_busy(webhooks=options.webhooks)
         if "processes" in options.parts:
             results["processes"] = []
             for count in (1, 2):
