@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from storage import services
 from storage.db.store import utcnow
@@ -269,3 +269,31 @@ async def test_resend_without_pending_invitations_says_so(harness, support):
 async def test_unknown_commands_get_a_short_answer(harness):
     user = harness.user(STRANGER, "Eve", language_code="en")
     assert (await user.send("/frobnicate now")).text == UNKNOWN
+
+
+async def test_staff_statements_run_on_the_stores_thread_and_a_buyers_on_the_loop(
+        harness, support):
+    """A report may read a whole event: on SQLite its statements keep aiosqlite's thread, while
+    a buyer's reply runs its statements on the loop (storage/db/sqlite_driver.py)."""
+    from storage.db import sqlite_driver
+
+    await open_order(harness, tickets=120)
+    buyer = harness.user(BUYER, "Camille", "Martin", language_code="en")
+    on_loop: list[bool] = []
+
+    def note(_connection, _cursor, statement: str, *_args) -> None:
+        if "update_inbox" not in statement:  # the inbox's claims and marks, not the handler's
+            on_loop.append(sqlite_driver.on_loop())
+
+    engine = harness.store.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        await support.send("/status DF-100000")
+        await support.press("Next ▶")
+        staff_statements, on_loop[:] = list(on_loop), []
+        await buyer.press("T-DF-100000-1")
+        buyer_statements = list(on_loop)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert staff_statements and not any(staff_statements)
+    assert buyer_statements and all(buyer_statements)
