@@ -46,6 +46,7 @@ from storage.models import (
     Ticket,
     WebhookDelivery,
     WebhookMessage,
+    sql_constant,
 )
 from storage.webhook_messages import (
     InvitationData,
@@ -142,7 +143,8 @@ async def announce_scan(session: AsyncSession, *, ticket_id: int, ticket_ref: st
         return
     number = await order_number(session, order_id)
     listing = await session.scalar(select(ResaleListing).where(
-        ResaleListing.ticket_id == ticket_id, ResaleListing.state == ListingState.CANCELLED,
+        ResaleListing.ticket_id == ticket_id,
+        ResaleListing.state == sql_constant(ListingState.CANCELLED),
         ResaleListing.finished_at == now))
     if listing is not None:
         await queue_webhook(session, "listing.cancelled", order_id, ListingData(

@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -27,6 +28,7 @@ from storage import barcode_feed, chat_state, services
 from storage.db.store import Store, utcnow
 from storage.inbox import Inbox, Incoming
 from storage.models import (
+    Base,
     ChatNotification,
     ChatState,
     ClaimGrant,
@@ -40,7 +42,7 @@ from storage.models import (
     UpdateInbox,
 )
 from storage.reads.order_report import order_report
-from storage.services import gate
+from storage.services import gate, resale
 from storage.services.importing.importer import import_document
 from tests.conftest import sample_document
 
@@ -209,6 +211,15 @@ async def gate_scans(store: Store, world: World) -> None:
     await gate.scan_barcode(store, "0000000000000000", "north", "c", "gate-0")
 
 
+async def resale_round(store: Store, world: World) -> None:
+    ticket_id = world.ticket_ids[2]
+    await resale.list_for_resale(store, BUYER, ticket_id, Decimal("45.00"))
+    await services.order_overview(store, BUYER, world.order_id)
+    await services.ticket_details(store, BUYER, ticket_id)
+    await resale.change_price(store, BUYER, ticket_id, Decimal("50.00"))
+    await resale.cancel_sale(store, BUYER, ticket_id)
+
+
 async def barcode_feed_pages(store: Store, world: World) -> None:
     async with store.read_connection() as connection:
         page = await barcode_feed.read_page(connection, "fest-sat", None, 50)
@@ -241,6 +252,7 @@ CASES: dict[str, Case] = {
     "order report by number (HTTP API)": lambda store, w: order_report(store, "DF-100000"),
     "gate scans (first, again, void, unknown)": gate_scans,
     "barcode feed pages (snapshot, then changes)": barcode_feed_pages,
+    "resale (list, read the order, change the price, cancel)": resale_round,
 }
 
 
@@ -357,3 +369,61 @@ def test_a_full_scan_is_recognised():
         "orders: Seq Scan"]
     assert postgres_full_scans({"Node Type": "Index Scan", "Relation Name": "orders",
                                 "Index Cond": "(id = 1)"}) == []
+
+
+def partial_index_equalities() -> list[tuple[str, str, str]]:
+    """``(table, column, value)`` of each partial index whose predicate is ``column = 'value'``."""
+    found = []
+    for table in Base.metadata.sorted_tables:
+        for index in table.indexes:
+            predicate = index.dialect_options["sqlite"]["where"]
+            matched = re.fullmatch(r"(\w+) = '(\w+)'", "" if predicate is None else str(predicate))
+            if matched:
+                found.append((table.name, matched.group(1), matched.group(2)))
+    return found
+
+
+def bound_partial_index_columns(statement: str) -> list[str]:
+    """Where a statement compares a partial index's column with a bound parameter (``?``,
+    ``$1``, ``%(name)s``): SQLite then plans it again on every run to learn whether the
+    index applies, and PostgreSQL's generic plan cannot use the index."""
+    found = []
+    for table, column, _value in partial_index_equalities():
+        names = {table} | {alias for name, alias in _ALIAS.findall(statement)
+                           if name.lower() == table}
+        for name in names:
+            if re.search(rf"\b{name}\.{column}\s*=\s*(\?|\$\d+|%\(\w+\)s)", statement):
+                found.append(f"{name}.{column}")
+    return found
+
+
+@pytest.mark.parametrize("case", list(CASES))
+async def test_partial_index_states_are_written_into_the_sql(store, case):
+    world = await make_world(store)
+    with recording(store) as statements:
+        await CASES[case](store, world)
+    problems = [f"{bound}\n    in: {' '.join(statement.split())[:400]}"
+                for statement, _parameters in statements
+                for bound in bound_partial_index_columns(statement)]
+    assert not problems, f"{case}: partial index columns compared with parameters:\n" + (
+        "\n".join(problems))
+
+
+async def test_the_order_read_names_the_live_listing_state_in_its_sql(store):
+    world = await make_world(store)
+    with recording(store) as statements:
+        await resale_round(store, world)
+    assert any("resale_listings.state = 'listed'" in statement for statement, _ in statements)
+
+
+def test_a_bound_partial_index_column_is_recognised():
+    assert ("resale_listings", "state", "listed") in partial_index_equalities()
+    assert ("gate_scans", "result", "ok") in partial_index_equalities()
+    bound = ("SELECT 1 FROM tickets LEFT OUTER JOIN resale_listings ON "
+             "resale_listings.ticket_id = tickets.id AND resale_listings.state = ?")
+    assert bound_partial_index_columns(bound) == ["resale_listings.state"]
+    aliased = "SELECT 1 FROM resale_listings AS live WHERE live.state = $1"
+    assert bound_partial_index_columns(aliased) == ["live.state"]
+    written = bound.replace("= ?", "= 'listed'")
+    assert bound_partial_index_columns(written) == []
+    assert bound_partial_index_columns("SELECT 1 FROM tickets WHERE tickets.state = ?") == []

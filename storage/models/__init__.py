@@ -29,7 +29,15 @@ from storage.models.access import (
     LinkToken,
     OrderAccess,
 )
-from storage.models.base import NAMING_CONVENTION, Base, Money, UtcDateTime, Words, WordsValue
+from storage.models.base import (
+    NAMING_CONVENTION,
+    Base,
+    Money,
+    UtcDateTime,
+    Words,
+    WordsValue,
+    sql_constant,
+)
 from storage.models.chats import (
     BroadcastBudget,
     ChatNotification,
@@ -114,4 +122,5 @@ __all__ = [
     "WebhookMessage",
     "Words",
     "WordsValue",
+    "sql_constant",
 ]

@@ -9,9 +9,10 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Enum, MetaData, Numeric
+from sqlalchemy import JSON, DateTime, Enum, MetaData, Numeric, literal_column
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -71,3 +72,14 @@ def enum_column(cls: type[enum.Enum], name: str) -> Enum:
         length=16,
         values_callable=lambda members: [m.value for m in members],
     )
+
+
+def sql_constant(member: enum.Enum) -> ColumnClause[Any]:
+    """An enum's value written into the statement's SQL instead of bound as a parameter: for a
+    state that a partial index's predicate names (``state = 'listed'``). Compared with a bound
+    parameter there, SQLite plans the statement again on every run to learn whether the index
+    applies (the order's read took 100 µs instead of 21, most of a reply's SQL time), and
+    PostgreSQL's generic plan of a prepared statement cannot use the index at all."""
+    value = str(member.value)
+    assert "'" not in value, value  # the values are the code's own words, never input
+    return literal_column(f"'{value}'")

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from storage.db.store import Store
 from storage.errors import Refusal
-from storage.models import Event, ListingState, Order, ResaleListing, Ticket
+from storage.models import Event, ListingState, Order, ResaleListing, Ticket, sql_constant
 
 MAX_PAGE = 500
 DEFAULT_PAGE = 100
@@ -49,7 +49,7 @@ _LIVE = (
            ResaleListing.currency, ResaleListing.created_at)
     .join(Ticket, Ticket.id == ResaleListing.ticket_id)
     .join(Order, Order.id == ResaleListing.order_id)
-    .where(ResaleListing.state == ListingState.LISTED)
+    .where(ResaleListing.state == sql_constant(ListingState.LISTED))
     .order_by(ResaleListing.id)
 )
 

@@ -27,6 +27,7 @@ from storage.models import (
     TelegramUser,
     Ticket,
     TicketState,
+    sql_constant,
 )
 from storage.reads.views import (
     EventView,
@@ -164,7 +165,7 @@ async def ticket_rows(session: AsyncSession, order_id: int, *, with_gone: bool =
         .outerjoin(Invitation, and_(Invitation.ticket_id == Ticket.id,
                                     Invitation.state == InvitationState.PENDING))
         .outerjoin(ResaleListing, and_(ResaleListing.ticket_id == Ticket.id,
-                                       ResaleListing.state == ListingState.LISTED))
+                                       ResaleListing.state == sql_constant(ListingState.LISTED)))
         .where(Ticket.order_id == order_id)
         .order_by(Ticket.id)
     )
@@ -221,7 +222,7 @@ def _order_statement(*, by_ticket: bool, with_viewer: bool) -> Select:
         .outerjoin(invitations, and_(invitations.c.ticket_id == tickets.c.id,
                                      invitations.c.state == InvitationState.PENDING))
         .outerjoin(listings, and_(listings.c.ticket_id == tickets.c.id,
-                                  listings.c.state == ListingState.LISTED))
+                                  listings.c.state == sql_constant(ListingState.LISTED)))
         .order_by(tickets.c.id)
     )
     if by_ticket:

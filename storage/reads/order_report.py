@@ -19,6 +19,7 @@ from storage.models import (
     Ticket,
     TicketState,
     WordsValue,
+    sql_constant,
 )
 from storage.reads.listings import LiveListing
 
@@ -59,8 +60,9 @@ async def order_report(store: Store, number: str) -> OrderReport:
                 .outerjoin(
                     Barcode, and_(Barcode.code == Ticket.barcode, Barcode.voided_at.is_(None))
                 )
-                .outerjoin(ResaleListing, and_(ResaleListing.ticket_id == Ticket.id,
-                                               ResaleListing.state == ListingState.LISTED))
+                .outerjoin(ResaleListing,
+                           and_(ResaleListing.ticket_id == Ticket.id,
+                                ResaleListing.state == sql_constant(ListingState.LISTED)))
                 .where(Ticket.order_id == order.id)
                 .order_by(Ticket.id)
             )

@@ -20,9 +20,11 @@ from storage.models import (
     AuditEntry,
     GateScan,
     Order,
+    ScanResult,
     Ticket,
     TicketState,
     WordsValue,
+    sql_constant,
 )
 from storage.reads import loading as reading
 
@@ -130,7 +132,7 @@ async def _double_entries(session: AsyncSession, ticket_ids: list[int]) -> dict[
     rows = await session.execute(
         select(GateScan.ticket_id, GateScan.gate, GateScan.conflict)
         .where(GateScan.ticket_id.in_(ticket_ids),
-               (GateScan.result == "ok") | GateScan.conflict)
+               (GateScan.result == sql_constant(ScanResult.OK)) | GateScan.conflict)
         .order_by(GateScan.ticket_id, GateScan.conflict, GateScan.at))
     gates: dict[int, list[str]] = {}
     conflicted = set()

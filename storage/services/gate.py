@@ -57,6 +57,7 @@ from storage.models import (
     ScanResult,
     Ticket,
     TicketState,
+    sql_constant,
 )
 from storage.services import audit, entry_keys
 from storage.webhook_outbox import announce_scan
@@ -147,7 +148,7 @@ _ENTER = {
     TicketState.ON_RESALE: _enter_statement(
         state=select(_listings.c.previous_state)
         .where(_listings.c.ticket_id == _tickets.c.id,
-               _listings.c.state == ListingState.LISTED.value)
+               _listings.c.state == sql_constant(ListingState.LISTED))
         .scalar_subquery()),
 }
 _WITHDRAW_INVITATION = (
@@ -165,7 +166,7 @@ _REVOKE_LINKS = (
 _CANCEL_LISTING = (
     update(_listings)
     .where(_listings.c.ticket_id == bindparam("ticket"),
-           _listings.c.state == ListingState.LISTED.value)
+           _listings.c.state == sql_constant(ListingState.LISTED))
     .values(state=ListingState.CANCELLED.value, finished_at=bindparam("now"),
             updated_at=bindparam("now"))
 )

@@ -26,6 +26,7 @@ from storage.models import (
     ResaleListing,
     Ticket,
     TicketState,
+    sql_constant,
 )
 from storage.reads import loading as reading
 from storage.reads.views import EventView, TicketView
@@ -99,7 +100,7 @@ async def resale_bounds(store: Store, telegram_id: int, ticket_id: int) -> Price
 async def _live_listing(session: AsyncSession, ticket_id: int) -> ResaleListing:
     listing = await session.scalar(
         select(ResaleListing).where(ResaleListing.ticket_id == ticket_id,
-                                    ResaleListing.state == ListingState.LISTED)
+                                    ResaleListing.state == sql_constant(ListingState.LISTED))
     )
     if listing is None:
         raise Refusal("listing_not_live")
@@ -145,7 +146,8 @@ async def change_price(store: Store, telegram_id: int, ticket_id: int, price: De
         check_price(price, price_bounds(event, ticket))
         result = await session.execute(
             update(ResaleListing)
-            .where(ResaleListing.id == listing.id, ResaleListing.state == ListingState.LISTED)
+            .where(ResaleListing.id == listing.id,
+                   ResaleListing.state == sql_constant(ListingState.LISTED))
             .values(price=price, updated_at=now)
         )
         if result.rowcount != 1:
@@ -178,7 +180,8 @@ async def _finish_listing(session: AsyncSession, ticket_id: int, state: ListingS
     listing = await _live_listing(session, ticket_id)
     result = await session.execute(
         update(ResaleListing)
-        .where(ResaleListing.id == listing.id, ResaleListing.state == ListingState.LISTED)
+        .where(ResaleListing.id == listing.id,
+               ResaleListing.state == sql_constant(ListingState.LISTED))
         .values(state=state, finished_at=now, updated_at=now, **values)
     )
     if result.rowcount != 1:
