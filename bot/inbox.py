@@ -38,6 +38,7 @@ from telegram.error import BadRequest, NetworkError, RetryAfter, TimedOut
 from telegram.ext import Application, ApplicationHandlerStop, BaseUpdateProcessor, ExtBot
 
 from bot.telegram_retry import is_temporary_telegram_error
+from bot.unread_fields import trim_answer, trim_update
 from bot.update_processor import DEFAULT_MAX_RUNNING, ChatOrderedProcessor
 from storage import tokens
 from storage.applying import AlreadyApplied, Applying, applying
@@ -325,8 +326,10 @@ class DurableBot(ExtBot):
             # Keep the JSON as received for the inbox: rebuilding it from the parsed updates
             # (Update.to_dict) cost about 5% of the CPU of handling them.
             self._received.clear()
-            self._received.update((raw["update_id"], raw) for raw in result if "update_id" in raw)
-        return result
+            self._received.update((raw["update_id"], trim_update(raw))
+                                  for raw in result if "update_id" in raw)
+            return result
+        return trim_answer(result)
 
     async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:
         try:

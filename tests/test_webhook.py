@@ -145,6 +145,12 @@ async def test_the_buyer_flow_works_over_the_webhook(running, store):
     assert ticket.holder_name == "Camille Martin"
     assert not any(call.method == "getUpdates" for call in running.emulator.calls)
     assert {status for _, status in running.emulator.webhook_attempts} == {200}
+    async with store.read() as session:
+        presses = [payload["callback_query"]["message"] for payload in await session.scalars(
+            select(UpdateInbox.payload)) if "callback_query" in payload]
+    # Kept without the formatting and keyboard of the pressed message (bot/unread_fields.py).
+    assert len(presses) == 4 and all("text" in message and "entities" not in message
+                                     and "reply_markup" not in message for message in presses)
 
     status, metrics = await get(running, "/metrics")
     assert status == 200

@@ -33,6 +33,7 @@ from bot.http.kernel import ApiServices, Handler, JsonRefused, read_json
 from bot.http.request_log import request_error_log
 from bot.inbox import receive_update
 from bot.settings import Settings
+from bot.unread_fields import trim_update
 from bot.webapp import MiniAppServices, create_miniapp
 from storage.db.store import Store
 
@@ -63,6 +64,7 @@ def queue_update(application: Application) -> UpdateSink:
     cannot be lost (see ``bot/inbox.py``)."""
 
     async def sink(payload: dict[str, Any]) -> None:
+        payload = trim_update(payload)
         await receive_update(application, Update.de_json(payload, application.bot), payload)
 
     return sink
