@@ -3,11 +3,11 @@
 PTB turns every update and every answer into a tree of objects. The bot's own messages come
 back twice with their formatting (a ``MessageEntity`` per bold or italic run) and their
 keyboard (an object per button): in the answer to each send or edit, and inside each button
-press (``callback_query.message``). Building those objects took about 9 % of the event loop's
-time under the benchmark (py-spy), and storing them in the inbox made every button press's
-JSON three times longer. No handler reads them: a screen is always sent whole, from the store,
-never rebuilt from the message it replaces. ``tests/test_unread_fields.py`` fails if one starts
-to.
+press (``callback_query.message``). Measured on the order screens: parsing a button press took
+150–235 µs with them and about 100 without, an answer 115–140 µs and 75, and a press's JSON in
+the inbox shrank from about 1.0–1.4 kB to 0.6–0.8 kB. No handler reads them: a screen is
+always sent whole, from the store, never rebuilt from the message it replaces.
+``tests/test_unread_fields.py`` fails if one starts to.
 
 What the user wrote keeps its entities: a command is recognised by its ``bot_command`` entity.
 """
