@@ -33,7 +33,7 @@ from tests.harness import close_harness, open_harness
 from tests.test_gate import open_gate
 from tests.test_rotating_entry import PERIOD, rotating_document
 from tests.test_ticket_in_hand import claim_for_myself
-from tests.ticket_helpers import decode_qr, settle_changes
+from tests.ticket_helpers import decode_qr, decode_qr_in_pdf, settle_changes
 
 BUYER = 1001
 WEBAPP = "https://tickets.example.org"
@@ -72,14 +72,6 @@ async def everything_sent(harness, buyer) -> list[str]:
             elif isinstance(content, str):
                 found.append(content)
     return found
-
-
-def decode_qr_in_pdf(content: bytes) -> list[str]:
-    codes = []
-    for page in pypdf.PdfReader(io.BytesIO(content)).pages:
-        for image in page.images:
-            codes.extend(decode_qr(image.data))
-    return codes
 
 
 async def test_nothing_the_bot_sends_for_a_rotating_event_scans_ok(mini_app_harness, store):

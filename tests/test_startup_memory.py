@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BOT_USERNAME = "ticketbot_startup_bot"
 
 # Loaded on the first /stats chart, ticket picture, PDF or .ics, or migration; never at start.
-NOT_AT_START = ("matplotlib", "numpy", "reportlab", "PIL", "segno", "icalendar", "alembic",
+NOT_AT_START = ("matplotlib", "numpy", "reportlab", "PIL", "zxingcpp", "icalendar", "alembic",
                 "mako", "confusable_homoglyphs.confusables")
 
 # Runs ``ticketbot run`` as the command does, and prints the modules once the bot polls; then

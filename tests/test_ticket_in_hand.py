@@ -11,9 +11,9 @@ from zoneinfo import ZoneInfo
 
 import icalendar
 import pypdf
-import zxingcpp
 from aiohttp.test_utils import TestClient, TestServer
 from aiosmtpd.controller import Controller
+from PIL import Image
 from sqlalchemy import select, update
 
 from bot.http.app import create_api
@@ -26,6 +26,7 @@ from tests.conftest import sample_document
 from tests.test_buyer_flow import eventually
 from tests.ticket_helpers import (
     barcodes_named,
+    decode_qr_in_pdf,
     newest_id,
     next_picture,
     picture_codes,
@@ -207,9 +208,9 @@ async def test_pdf_and_calendar_buttons_send_documents_that_hold_the_ticket(harn
     for expected in ("Zoé Lefèvre-Çà", "Dreamfest 2027 — Saturday", "T-DF-100000-1",
                      "89,00 €", "DF-100000", "Pass samedi"):
         assert expected in text
-    (image,) = reader.pages[0].images
-    assert await barcodes_named(harness.store, [
-        found.text for found in zxingcpp.read_barcodes(image.image)]) == [barcode]
+    assert not reader.pages[0].images  # the QR code is drawn, not pasted as a picture
+    content = harness.emulator.media.content(document.media["file_id"])
+    assert await barcodes_named(harness.store, decode_qr_in_pdf(content)) == [barcode]
 
     ics_answer = await buyer.press("calendrier", message=picture)
     (entry,) = ics_answer.sent
@@ -299,3 +300,34 @@ async def test_a_file_id_telegram_no_longer_knows_is_uploaded_again(harness):
     async with harness.store.read() as session:
         kept = await session.scalar(select(TelegramFile.file_id))
     assert kept == shown.media["file_id"]
+
+
+def terminal_picture(drawn: str):
+    """The terminal's QR code as a picture: a block character is light (a dark terminal shows
+    it lit), its upper and lower halves one module each; a wide light margin around it."""
+    from PIL import Image, ImageOps
+
+    halves = {"█": (255, 255), "▀": (255, 0), "▄": (0, 255), " ": (0, 0)}
+    lines = drawn.rstrip("\n").split("\n")
+    picture = Image.new("L", (len(lines[0]), 2 * len(lines)), 0)
+    for y, line in enumerate(lines):
+        for x, block in enumerate(line):
+            top, bottom = halves[block]
+            picture.putpixel((x, 2 * y), top)
+            picture.putpixel((x, 2 * y + 1), bottom)
+    picture = picture.resize((picture.width * 8, picture.height * 8), Image.Resampling.NEAREST)
+    return ImageOps.expand(picture, border=64, fill=255)
+
+
+def test_every_drawing_of_the_qr_code_reads_back_at_level_m():
+    import zxingcpp
+
+    from conversations.presentation import ticket_files
+
+    text = "TB1." + "k" * 136  # as long as a static event's signed code
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(ticket_files.qr_png(text))))
+    assert [(code.text, code.ec_level) for code in found] == [(text, "M")]
+    (drawn,) = zxingcpp.read_barcodes(terminal_picture(ticket_files.terminal_qr(text)))
+    assert drawn.text == text
+    width, modules = ticket_files.qr_modules(text)
+    assert width == 49 and len(modules) == width * width  # version 8, as segno counted it

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 
+import pypdfium2
 import zxingcpp
 from PIL import Image
 
@@ -17,6 +18,17 @@ from storage.services.gate import barcode_of_code
 def decode_qr(data: bytes) -> list[str]:
     """Every barcode a real decoder reads in a picture."""
     return [found.text for found in zxingcpp.read_barcodes(Image.open(io.BytesIO(data)))]
+
+
+def decode_qr_in_pdf(content: bytes) -> list[str]:
+    """Every barcode a real decoder reads on the pages of a PDF, rendered as a printer would
+    (pdfium, 144 dpi): the PDF draws its QR code as vectors, not as a picture."""
+    document = pypdfium2.PdfDocument(content)
+    try:
+        return [found.text for page in document
+                for found in zxingcpp.read_barcodes(page.render(scale=2).to_pil())]
+    finally:
+        document.close()
 
 
 def ticket_pictures(user: EmulatedUser) -> list[ChatMessage]:
