@@ -16,11 +16,22 @@ from sqlalchemy import JSON, String, Text, cast, func, select, update
 from sqlalchemy import Text as TextType
 
 from conversations.menu import COMMANDS
-from storage import services
+from storage import services, webhook_outbox
+from storage.db.store import utcnow
 from storage.keys import name_key
-from storage.models import AuditEntry, Base, Event, Ticket, TicketState
+from storage.models import (
+    AuditEntry,
+    Base,
+    Event,
+    Order,
+    Ticket,
+    TicketState,
+    WebhookDelivery,
+    WebhookMessage,
+)
 from storage.services import privacy
 from storage.services.importing.importer import import_document
+from storage.webhook_messages import TicketAssignedData
 from tests.conftest import ON_POSTGRES, sample_document
 from tests.harness import close_harness, open_harness
 
@@ -346,3 +357,77 @@ def test_run_warns_when_the_link_secret_lives_in_the_store(monkeypatch, caplog):
     monkeypatch.setenv("TICKETBOT_SECRET", "configured")
     assert ticketbot(["run"]) == 2
     assert not any("TICKETBOT_SECRET" in r.getMessage() for r in caplog.records)
+
+
+# --- webhook messages ----------------------------------------------------------------------------
+
+# Nothing listens there: the messages stay queued, as for a shop that is down.
+UNREACHABLE = ("http://127.0.0.1:9/ticketbot", "http://127.0.0.1:9/market")
+
+
+async def queue_assigned(store, ticket_id: int, holder: str | None) -> int:
+    """A ``ticket.assigned`` message naming ``holder``, queued for every endpoint."""
+    async with store.write(idempotent=True) as session:
+        ticket = await session.get(Ticket, ticket_id)
+        number = await session.scalar(select(Order.number).where(Order.id == ticket.order_id))
+        await webhook_outbox.queue_webhook(session, "ticket.assigned", ticket.order_id,
+                                           TicketAssignedData(
+                                               ticket=ticket.ref, order=number,
+                                               event=ticket.event_id, holder=holder,
+                                               barcode="1" * 16, voided_barcode=ticket.barcode),
+                                           utcnow())
+        return await session.scalar(select(func.max(WebhookMessage.id)))
+
+
+async def test_forgetme_drops_the_webhook_messages_naming_the_person(harness):
+    harness.store.webhook_endpoints = UNREACHABLE
+    await two_buyers(harness)
+    assert "webhook_messages.body" in await text_columns_holding(harness.store, NAME)
+    person = harness.user(PERSON, language_code="en")
+    await person.send("/forgetme")
+    await person.press("Yes, forget me", timeout=15)
+    for needle in (NAME, "wilhelmina", "oosterhuis"):
+        assert await text_columns_holding(harness.store, needle) == [], needle
+    if not ON_POSTGRES:
+        await harness.store.truncate_wal()
+        assert NAME.encode() not in sqlite_bytes(harness.store)
+    assert "webhook_messages.body" in await text_columns_holding(harness.store, OTHER_NAME)
+
+
+async def test_retention_drops_the_webhook_messages_of_the_shredded_event(store):
+    ids = await retention_case(store)
+    store.webhook_endpoints = UNREACHABLE
+    await queue_assigned(store, ids["mine"][0], NAME)
+    await queue_assigned(store, ids["theirs"][0], OTHER_NAME)
+    assert await privacy.shred_due_events(store) == ["fest-sat"]
+    assert await text_columns_holding(store, NAME) == []
+    assert "webhook_messages.body" in await text_columns_holding(store, OTHER_NAME)
+    async with store.read() as session:
+        assert await session.scalar(select(func.count()).select_from(WebhookDelivery)) == 2
+
+
+async def test_webhook_messages_are_forgotten_a_week_after_their_last_delivery(store):
+    await import_document(store, sample_document(tickets=2, language="en"))
+    store.webhook_endpoints = UNREACHABLE
+    tickets = await ticket_ids(store, "DF-100000")
+    done = await queue_assigned(store, tickets[0], NAME)
+    half_done = await queue_assigned(store, tickets[1], OTHER_NAME)
+    recent = await queue_assigned(store, tickets[1], "Recently Delivered")
+    now = utcnow()
+    long_ago, lately = now - dt.timedelta(days=8), now - dt.timedelta(days=2)
+    async with store.write(idempotent=True) as session:
+        await session.execute(update(WebhookDelivery).where(
+            WebhookDelivery.message_id == done).values(finished_at=long_ago, state="delivered"))
+        await session.execute(update(WebhookDelivery).where(
+            WebhookDelivery.message_id == half_done,
+            WebhookDelivery.endpoint == UNREACHABLE[0]).values(finished_at=long_ago,
+                                                              state="delivered"))
+        await session.execute(update(WebhookDelivery).where(
+            WebhookDelivery.message_id == recent).values(finished_at=lately, state="failed"))
+    assert await privacy.forget_old_messages(store, now) == 1
+    async with store.read() as session:
+        kept = set(await session.scalars(select(WebhookMessage.id)))
+        deliveries = set(await session.scalars(select(WebhookDelivery.message_id)))
+    assert kept == deliveries == {half_done, recent}
+    assert await text_columns_holding(store, NAME) == []
+    assert await privacy.forget_old_messages(store, now) == 0

@@ -42,9 +42,11 @@ from storage.models import (
     TelegramUser,
     Ticket,
     UpdateInbox,
+    WebhookDelivery,
+    WebhookMessage,
 )
 from storage.reads.order_report import order_report
-from storage.services import gate, resale
+from storage.services import gate, privacy, resale
 from storage.services.importing.importer import import_document
 from tests.conftest import sample_document
 
@@ -56,6 +58,7 @@ GROWING_TABLES = frozenset({
     "orders", "tickets", "barcodes", "invitations", "link_tokens", "order_access",
     "telegram_users", "chat_states", "claim_grants", "outbox_mails", "chat_notifications",
     "audit_entries", "update_inbox", "resale_listings", "barcode_feed", "gate_scans",
+    "webhook_messages", "webhook_deliveries",
 })
 _EXPLAINED = re.compile(r"^\s*(SELECT|UPDATE|DELETE|WITH)\b", re.IGNORECASE)
 _ALIAS = re.compile(r"\b(\w+) AS (\w+)\b", re.IGNORECASE)
@@ -112,6 +115,14 @@ async def fill_history(store: Store, rows: int = ORDERS) -> None:
         await session.execute(insert(ChatNotification), [
             {"telegram_id": user, "kind": "claimed", "params": {}, "created_at": earlier,
              "next_attempt_at": earlier, "attempts": 1, "sent_at": earlier} for user in users])
+        result = await session.execute(insert(WebhookMessage).returning(WebhookMessage.id), [
+            {"webhook_id": f"msg_{n:032x}", "type": "ticket.assigned", "order_id": 1 + n % rows,
+             "body": "{}", "created_at": earlier} for n in range(rows)])
+        await session.execute(insert(WebhookDelivery), [
+            {"message_id": message_id, "endpoint": "https://shop.example/hooks",
+             "order_id": 1 + n % rows, "state": "delivered", "attempts": 1,
+             "next_attempt_at": earlier, "finished_at": earlier, "last_status": 200}
+            for n, message_id in enumerate(result.scalars())])
         # Past sales and withdrawn offers, and a few live ones, of tickets of other orders.
         await session.execute(insert(ResaleListing), [
             {"ticket_id": ticket_ids[-1 - n], "order_id": 1 + (len(ticket_ids) - 1 - n) // 3,
@@ -255,6 +266,8 @@ CASES: dict[str, Case] = {
     "gate scans (first, again, void, unknown)": gate_scans,
     "barcode feed pages (snapshot, then changes)": barcode_feed_pages,
     "resale (list, read the order, change the price, cancel)": resale_round,
+    "old messages forgotten (mails, news, webhooks)":
+        lambda store, w: privacy.forget_old_messages(store),
 }
 
 

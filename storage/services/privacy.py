@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from locales import LANGUAGES
@@ -52,6 +52,8 @@ from storage.models import (
     TicketState,
     UpdateInbox,
     WebAppAction,
+    WebhookDelivery,
+    WebhookMessage,
 )
 from storage.models.chats import ChatNotification
 from storage.models.gate import BarcodeFeedEntry, GateScan
@@ -86,7 +88,7 @@ class Erasure:
     orders: int = 0
     invitations: int = 0
     history_entries: int = 0
-    messages: int = 0  # e-mails, chat news, ticket messages and cached files dropped
+    messages: int = 0  # e-mails, chat news, webhook messages, ticket messages, cached files
 
     def __add__(self, other: Erasure) -> Erasure:
         return Erasure(*(a + b for a, b in zip(dataclasses.astuple(self),
@@ -271,7 +273,38 @@ async def _drop_messages_naming(session: AsyncSession, texts: set[str]) -> int:
         for start in range(0, len(ids), 500):
             dropped += (await session.execute(delete(model).where(
                 model.id.in_(ids[start:start + 500])))).rowcount or 0
-    return dropped
+    return dropped + await _drop_webhooks_naming(session, wanted)
+
+
+async def _drop_webhooks_naming(session: AsyncSession, wanted: list[str]) -> int:
+    """Messages to the shop's webhooks whose body names the person (``ticket.assigned`` carries
+    the holder's name; ``wanted`` is casefolded), delivered or not, with their deliveries: like
+    an e-mail, a message not yet sent is not sent once its subject asked to be forgotten, and
+    none is kept after. Finished ones are kept a week at most (``forget_old_messages``), so
+    the table is short."""
+    rows = (await session.execute(select(WebhookMessage.id, WebhookMessage.body))).all()
+    ids = [row_id for row_id, body in rows if any(text in body.casefold() for text in wanted)]
+    return await _delete_webhook_messages(session, ids)
+
+
+async def _drop_webhooks_about(session: AsyncSession, event_id: str) -> int:
+    """Messages to the shop's webhooks about the event's tickets, sent or not, with their
+    deliveries: its retention is over, and ``ticket.assigned`` names each holder."""
+    rows = (await session.execute(select(WebhookMessage.id, WebhookMessage.body))).all()
+    ids = []
+    for row_id, body in rows:
+        data = json.loads(body).get("data") or {}
+        if event_id in (data.get("event"), data.get("new_event")):
+            ids.append(row_id)
+    return await _delete_webhook_messages(session, ids)
+
+
+async def _delete_webhook_messages(session: AsyncSession, ids: Sequence[int]) -> int:
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        await session.execute(delete(WebhookDelivery).where(WebhookDelivery.message_id.in_(chunk)))
+        await session.execute(delete(WebhookMessage).where(WebhookMessage.id.in_(chunk)))
+    return len(ids)
 
 
 async def _returnable(session: AsyncSession, ticket: Ticket, now: dt.datetime) -> bool:
@@ -518,6 +551,7 @@ async def shred_event(store: Store, event_id: str, *, actor: str = "retention") 
             .execution_options(synchronize_session=False))
         if won.rowcount != 1:
             return None
+        total += Erasure(messages=await _drop_webhooks_about(session, event_id))
         await audit(session, ActorKind.SYSTEM, None, "event_shredded", now=now, event=event_id,
                     source=actor, **dataclasses.asdict(total))
     return total
@@ -562,11 +596,27 @@ async def shred_due_events(store: Store, now: dt.datetime | None = None) -> list
 
 
 async def forget_old_messages(store: Store, now: dt.datetime | None = None) -> int:
-    """Delete e-mails and chat news sent (or given up) longer ago than ``KEEP_SENT_MESSAGES``:
-    their parameters hold names and addresses. Returns how many."""
+    """Delete e-mails and chat news sent (or given up) longer ago than ``KEEP_SENT_MESSAGES``,
+    and webhook messages once every delivery of theirs finished (delivered, failed or
+    stopped) that long ago: their parameters and bodies hold names and addresses. Returns how
+    many."""
     before = (now or utcnow()) - KEEP_SENT_MESSAGES
     async with store.write(idempotent=True) as session:
         mails = await session.execute(delete(OutboxMail).where(OutboxMail.sent_at < before))
         news = await session.execute(delete(ChatNotification).where(
             ChatNotification.sent_at < before))
-    return (mails.rowcount or 0) + (news.rowcount or 0)
+        webhooks = await _delete_webhook_messages(session, sorted(set(await session.scalars(
+            _WEBHOOK_MESSAGES_DONE, {"before": before}))))
+    return (mails.rowcount or 0) + (news.rowcount or 0) + webhooks
+
+
+_DONE, _OPEN = WebhookDelivery.__table__.alias("done"), WebhookDelivery.__table__.alias("open")
+# Messages with a delivery finished before ``before`` and none unfinished or finished since
+# (once per such delivery: DISTINCT would have SQLite read the whole table in message order).
+_WEBHOOK_MESSAGES_DONE = (
+    select(_DONE.c.message_id)
+    .where(_DONE.c.finished_at < bindparam("before"),
+           ~exists().where(_OPEN.c.message_id == _DONE.c.message_id,
+                           or_(_OPEN.c.finished_at.is_(None),
+                               _OPEN.c.finished_at >= bindparam("before"))))
+)
