@@ -12,7 +12,6 @@ import io
 import icalendar
 import pypdf
 import pytest
-import zxingcpp
 from aiohttp.test_utils import TestClient, TestServer
 from PIL import Image
 from sqlalchemy import func, select
@@ -27,7 +26,7 @@ from storage.db.store import Store
 from storage.models import AuditEntry, GateScan, Ticket
 from storage.services.importing.importer import import_document
 from tests.conftest import sample_document
-from tests.ticket_helpers import barcodes_named
+from tests.ticket_helpers import barcodes_named, read_qr_codes
 
 TOKEN = "123456:TEST-TOKEN"
 BUYER, STRANGER, STAFF = 1001, 2002, 4004
@@ -68,7 +67,7 @@ async def count_scans(store: Store) -> int:
 
 
 def decode_qr(data: bytes) -> list[str]:
-    return [found.text for found in zxingcpp.read_barcodes(Image.open(io.BytesIO(data)))]
+    return [found.text for found in read_qr_codes(Image.open(io.BytesIO(data)))]
 
 
 async def claimed(store: Store) -> int:

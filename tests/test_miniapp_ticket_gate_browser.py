@@ -14,7 +14,6 @@ import io
 from pathlib import Path
 
 import pytest
-import zxingcpp
 from aiohttp import web
 from PIL import Image
 from sqlalchemy import func, select
@@ -27,7 +26,7 @@ from storage.services.gate import scan_barcode
 from tests.browser import DARK, chromium_missing, foreign_requests, mini_app_url
 from tests.conftest import sample_document
 from tests.harness import close_harness, open_harness
-from tests.ticket_helpers import barcodes_named
+from tests.ticket_helpers import barcodes_named, read_qr_codes
 
 pytestmark = pytest.mark.skipif(chromium_missing() is not None,
                                 reason=chromium_missing() or "")
@@ -69,7 +68,7 @@ async def barcode_of(store, ticket_id: int) -> str:
 
 
 def decode(data: bytes) -> list[str]:
-    return [found.text for found in zxingcpp.read_barcodes(Image.open(io.BytesIO(data)))]
+    return [found.text for found in read_qr_codes(Image.open(io.BytesIO(data)))]
 
 
 # --- what the browser does (on its own thread) ----------------------------------------------

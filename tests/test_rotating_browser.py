@@ -16,7 +16,6 @@ import os
 from pathlib import Path
 
 import pytest
-import zxingcpp
 from aiohttp import web
 from PIL import Image
 from sqlalchemy import func, select
@@ -34,6 +33,7 @@ from tests.harness import close_harness, open_harness
 from tests.test_buyer_flow import eventually
 from tests.test_miniapp_ticket_gate_browser import answer_scanner, open_gate, scan_next
 from tests.test_rotating_entry import rotating_document
+from tests.ticket_helpers import read_qr_codes
 
 pytestmark = pytest.mark.skipif(chromium_missing() is not None,
                                 reason=chromium_missing() or "")
@@ -91,7 +91,7 @@ def live_code(page, ref: str, after_step: int | None = None) -> dict:
         page.wait_for_timeout(200)
     code, step = box.get_attribute("data-code"), int(box.get_attribute("data-step"))
     shot = page.locator("#live-qr").screenshot()
-    decoded = [found.text for found in zxingcpp.read_barcodes(Image.open(io.BytesIO(shot)))]
+    decoded = [found.text for found in read_qr_codes(Image.open(io.BytesIO(shot)))]
     return {"code": code, "step": step, "decoded": decoded,
             "moving": page.locator(".live-sweep").count(),
             "clock": page.locator(".live-clock").inner_text(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from typing import Any
 
 import pypdfium2
 import zxingcpp
@@ -15,9 +16,16 @@ from storage import entry_codes
 from storage.services.gate import barcode_of_code
 
 
+def read_qr_codes(image: Any) -> list[zxingcpp.Barcode]:
+    """The QR codes a real decoder reads in a picture: QR codes only, as a gate's scanner reads.
+    Asked for every format, zxing-cpp now and then also finds a short linear barcode (``8817``)
+    in the modules of a QR code."""
+    return zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormat.QRCode)
+
+
 def decode_qr(data: bytes) -> list[str]:
     """Every barcode a real decoder reads in a picture."""
-    return [found.text for found in zxingcpp.read_barcodes(Image.open(io.BytesIO(data)))]
+    return [found.text for found in read_qr_codes(Image.open(io.BytesIO(data)))]
 
 
 def decode_qr_in_pdf(content: bytes) -> list[str]:
@@ -26,7 +34,7 @@ def decode_qr_in_pdf(content: bytes) -> list[str]:
     document = pypdfium2.PdfDocument(content)
     try:
         return [found.text for page in document
-                for found in zxingcpp.read_barcodes(page.render(scale=2).to_pil())]
+                for found in read_qr_codes(page.render(scale=2).to_pil())]
     finally:
         document.close()
 
