@@ -45,8 +45,8 @@ _END_STEP = delete(_states).where(_states.c.chat_id == bindparam("chat"))
 async def get_step(store: Store, chat_id: int, *, with_expired: bool = False) -> ChatStep | None:
     """The chat's current step, or None when there is none or it has expired; ``with_expired``
     also returns an expired one (marked ``expired``), so typed text can say where it was."""
-    async with store.read_connection() as connection:
-        state = (await connection.execute(_READ_STEP, {"chat": chat_id})).first()
+    rows = await store.read_rows(_READ_STEP, {"chat": chat_id})
+    state = rows[0] if rows else None
     if state is None:
         return None
     expired = state.expires_at <= utcnow()

@@ -17,7 +17,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.db.group_commit import GroupCommit
@@ -101,8 +112,7 @@ class Inbox:
         # size (SQLAlchemy still sends them as one multi-row INSERT).
         statement = insert(_entries).on_conflict_do_nothing(index_elements=["update_id"])
         # Not the update's own effects: the inbox's bookkeeping is outside its accounting.
-        async with self.store.write_connection() as connection:
-            await connection.execute(statement, rows)
+        await self.store.bookkeeping(lambda connection: connection.execute(statement, rows))
 
     async def claim(self, update_id: int) -> Claim | None:
         """Take the entry for one lease, or None: done, claimed by someone else, or waiting
@@ -122,14 +132,16 @@ class Inbox:
         until = now + self.lease
         finishing = [update_id for kind, update_id in items if kind == _FINISH]
         claiming = [update_id for kind, update_id in items if kind == _CLAIM]
-        attempts: dict[int, int] = {}
-        async with self.store.write_connection() as connection:
+
+        def write(connection: Connection) -> dict[int, int]:
             if finishing:
-                await connection.execute(_FINISH_ENTRIES, {"ids": finishing, "now": now})
-            if claiming:
-                result = await connection.execute(
-                    _CLAIM_ENTRIES, {"ids": claiming, "now": now, "until": until})
-                attempts = dict(result.all())
+                connection.execute(_FINISH_ENTRIES, {"ids": finishing, "now": now})
+            if not claiming:
+                return {}
+            return dict(connection.execute(
+                _CLAIM_ENTRIES, {"ids": claiming, "now": now, "until": until}).all())
+
+        attempts = await self.store.bookkeeping(write)
         return [
             (Claim(update_id, attempts[update_id], until) if update_id in attempts else None)
             if kind == _CLAIM else None

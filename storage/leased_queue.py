@@ -70,9 +70,8 @@ class LeasedQueue:
         """Take up to ``limit`` due rows for one lease, in the queue's order."""
         now = now or utcnow()
         # Most rounds find nothing: a plain read first keeps them from taking a writer's turn.
-        async with store.read_connection() as connection:
-            if (await connection.execute(self._any_due, {"now": now})).first() is None:
-                return []
+        if not await store.read_rows(self._any_due, {"now": now}):
+            return []
         model, until = self.model, now + lease
         async with store.write() as session:
             # Two statements: as one UPDATE with a LIMIT … FOR UPDATE SKIP LOCKED subquery,

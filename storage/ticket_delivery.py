@@ -330,9 +330,11 @@ async def card_of_message(store: Store, chat_id: int, message_id: int) -> Ticket
 
 
 async def file_id(store: Store, key: str) -> str | None:
-    async with store.read_connection() as connection:
-        return (await connection.execute(
-            select(TelegramFile.file_id).where(TelegramFile.key == key))).scalar_one_or_none()
+    rows = await store.read_rows(_FILE_ID, {"key": key})
+    return rows[0].file_id if rows else None
+
+
+_FILE_ID = select(TelegramFile.file_id).where(TelegramFile.key == bindparam("key"))
 
 
 async def remember_file_id(store: Store, key: str, value: str) -> None:

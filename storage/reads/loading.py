@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Row, Select, and_, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.errors import Refusal
 from storage.models import (
@@ -241,17 +242,22 @@ def _part(row: Any, prefix: str, names: tuple[str, ...]) -> SimpleNamespace | No
     return SimpleNamespace(**{name: row[prefix + name] for name in names})
 
 
-async def load_order(
-    connection: AsyncConnection | AsyncSession, telegram_id: int | None, now: dt.datetime, *,
-    order_id: int | None = None, ticket_id: int | None = None,
-) -> OrderView:
-    """The whole order (given by ``order_id`` or one of its tickets), its events and pending
-    invitations, in one statement; ``telegram_id`` None skips the access check."""
+def order_query(telegram_id: int | None, *, order_id: int | None = None,
+                ticket_id: int | None = None) -> tuple[Select, dict[str, Any]]:
+    """The statement and parameters reading the whole order (given by ``order_id`` or one of its
+    tickets), its events, pending invitations and live listings in one statement, for
+    ``order_view``; ``telegram_id`` None skips the access check."""
     statement = _order_statement(by_ticket=ticket_id is not None,
                                  with_viewer=telegram_id is not None)
-    params = {"viewer": telegram_id} if telegram_id is not None else {}
+    params: dict[str, Any] = {"viewer": telegram_id} if telegram_id is not None else {}
     params.update({"ticket_id": ticket_id} if ticket_id is not None else {"order_id": order_id})
-    rows = [row._mapping for row in await connection.execute(statement, params)]
+    return statement, params
+
+
+def order_view(found: Sequence[Row[Any]], now: dt.datetime) -> OrderView:
+    """The order the rows of ``order_query`` describe; ``not_found`` if none (no such order, or
+    not one this user may manage)."""
+    rows = [row._mapping for row in found]
     if not rows:
         raise Refusal("not_found")
     first = rows[0]

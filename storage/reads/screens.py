@@ -19,14 +19,14 @@ async def home(store: Store, telegram_id: int) -> Home:
 
 
 async def order_overview(store: Store, telegram_id: int, order_id: int) -> OrderView:
-    async with store.read_connection() as connection:
-        return await reading.load_order(connection, telegram_id, utcnow(), order_id=order_id)
+    statement, parameters = reading.order_query(telegram_id, order_id=order_id)
+    return reading.order_view(await store.read_rows(statement, parameters), utcnow())
 
 
 async def ticket_details(store: Store, telegram_id: int, ticket_id: int) -> TicketDetails:
     """A ticket with its order and event, if this user may manage it."""
-    async with store.read_connection() as connection:
-        order = await reading.load_order(connection, telegram_id, utcnow(), ticket_id=ticket_id)
+    statement, parameters = reading.order_query(telegram_id, ticket_id=ticket_id)
+    order = reading.order_view(await store.read_rows(statement, parameters), utcnow())
     ticket = next((t for t in order.tickets if t.id == ticket_id), None)
     if ticket is None:
         raise Refusal("not_found")

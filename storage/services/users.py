@@ -45,9 +45,8 @@ async def _remember_user(session: AsyncSession, telegram_id: int, language_code:
 
 
 async def load_user(store: Store, telegram_id: int) -> UserView | None:
-    async with store.read_connection() as connection:
-        user = (await connection.execute(_READ_USER, {"user": telegram_id})).first()
-    return None if user is None else UserView(telegram_id, *user)
+    rows = await store.read_rows(_READ_USER, {"user": telegram_id})
+    return UserView(telegram_id, *rows[0]) if rows else None
 
 
 async def _count_failed_start(session: AsyncSession, telegram_id: int, now: dt.datetime) -> None:
