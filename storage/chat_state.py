@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db.store import Store, utcnow
-from storage.db.upsert import upsert
+from storage.db.upsert import upsert_statement
 from storage.models import ChatState
 from storage.reads.views import ChatStep
 
@@ -28,9 +28,9 @@ async def set_step(
         "expires_at": utcnow() + STEP_LIFETIME,
     }
     # Idempotent: a replayed update puts the chat in the same step again.
-    async with store.write(idempotent=True) as session:
-        await upsert(session, ChatState, values, index=["chat_id"],
-                     update=[k for k in values if k != "chat_id"])
+    statement = upsert_statement(store.dialect, ChatState, index=["chat_id"],
+                                 update=[k for k in values if k != "chat_id"])
+    await store.idempotent_write(lambda connection: connection.execute(statement, values))
     return ChatStep(step, ticket_id, invitation_id, payload or {}, message_id)
 
 
@@ -59,6 +59,11 @@ async def get_step(store: Store, chat_id: int, *, with_expired: bool = False) ->
 async def clear_step(store: Store, chat_id: int) -> None:
     async with store.write(idempotent=True) as session:
         await end_step(session, chat_id)
+
+
+def end_step_on(connection: Connection, chat_id: int) -> None:
+    """``end_step`` on a bare connection's transaction (``Store.idempotent_write``)."""
+    connection.execute(_END_STEP, {"chat": chat_id})
 
 
 async def end_step(session: AsyncSession, chat_id: int) -> None:

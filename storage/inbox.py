@@ -112,7 +112,7 @@ class Inbox:
         # size (SQLAlchemy still sends them as one multi-row INSERT).
         statement = insert(_entries).on_conflict_do_nothing(index_elements=["update_id"])
         # Not the update's own effects: the inbox's bookkeeping is outside its accounting.
-        await self.store.bookkeeping(lambda connection: connection.execute(statement, rows))
+        await self.store.idempotent_write(lambda connection: connection.execute(statement, rows))
 
     async def claim(self, update_id: int) -> Claim | None:
         """Take the entry for one lease, or None: done, claimed by someone else, or waiting
@@ -141,7 +141,7 @@ class Inbox:
             return dict(connection.execute(
                 _CLAIM_ENTRIES, {"ids": claiming, "now": now, "until": until}).all())
 
-        attempts = await self.store.bookkeeping(write)
+        attempts = await self.store.idempotent_write(write)
         return [
             (Claim(update_id, attempts[update_id], until) if update_id in attempts else None)
             if kind == _CLAIM else None

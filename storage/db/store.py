@@ -218,7 +218,8 @@ class Store:
         self._configured_secret = secret
         self._secret: bytes | None = None
         self.engine = _make_engine(url, **engine_kwargs)
-        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        self.dialect = self.engine.dialect.name  # "sqlite" or "postgresql"
+        self.is_sqlite = self.dialect == "sqlite"
         self.through_pgbouncer = engine_arguments(url, {})[2]
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
         # PostgreSQL's READ COMMITTED gives each statement a snapshot of its own, so a read-only
@@ -294,14 +295,15 @@ class Store:
         with self._statement_engine.sync_engine.connect() as connection:
             return connection.execute(statement, parameters).all()
 
-    async def bookkeeping(self, work: Callable[[Connection], _T]) -> _T:
-        """``work`` in a write transaction on a bare connection, like ``write_connection``, but
-        run whole in one trip into SQLAlchemy's greenlet: for the inbox's claims and finishes,
-        a few prepared statements several times per update. Never decides an update."""
+    async def idempotent_write(self, work: Callable[[Connection], _T]) -> _T:
+        """``work``, a few prepared statements on a bare connection, in a write transaction,
+        like ``write_connection`` but run whole in one trip into SQLAlchemy's greenlet: for the
+        writes of nearly every update that are harmless to repeat (the inbox's claims and
+        finishes, a chat's step, a user's app language). Never decides an update."""
         async with self._writer_turn:
-            return await greenlet_spawn(self._bookkeeping, work)
+            return await greenlet_spawn(self._idempotent_write, work)
 
-    def _bookkeeping(self, work: Callable[[Connection], _T]) -> _T:
+    def _idempotent_write(self, work: Callable[[Connection], _T]) -> _T:
         with self._write_engine.sync_engine.begin() as connection:
             return work(connection)
 

@@ -38,6 +38,12 @@ def _statement(dialect: str, table: Table, index: tuple[str, ...] | None,
     return statement
 
 
+def upsert_statement(dialect: str, model: Any, *, index: Sequence[str], update: Sequence[str],
+                     returning: Sequence[str] = ()) -> Any:
+    """``upsert``'s statement, to run on a connection of ``dialect`` (``Store.dialect``)."""
+    return _statement(dialect, model.__table__, tuple(index), tuple(update), tuple(returning))
+
+
 async def upsert(
     session: AsyncSession, model: Any, values: dict[str, Any], *, index: Sequence[str],
     update: Sequence[str], returning: Sequence[str] = (),

@@ -4,15 +4,16 @@ language of a screen, and made to wait a while after too many wrong links."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Connection, Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import chat_state
 from storage.db.store import Store, utcnow
-from storage.db.upsert import upsert
+from storage.db.upsert import upsert, upsert_statement
 from storage.models import TelegramUser
 from storage.reads.views import UserView
-from storage.services.ticket_changes import _end_step
 
 MAX_FAILED_STARTS = 5
 START_COOLDOWN = dt.timedelta(minutes=5)
@@ -27,21 +28,37 @@ async def record_user(store: Store, telegram_id: int, language_code: str | None,
     """Remember a Telegram user (and the language their app reports); with ``chat_id``, that
     chat also leaves any input step, in the same transaction (a /start starts over)."""
     # Idempotent: repeating it on a replayed update changes nothing more.
-    async with store.write(idempotent=True) as session:
-        await _end_step(session, chat_id)
-        user = await _remember_user(session, telegram_id, language_code, utcnow())
-        return UserView(telegram_id, user.chosen_language, user.telegram_language)
+    values = _user_values(telegram_id, language_code, utcnow())
+
+    def write(connection: Connection) -> Row:
+        if chat_id is not None:
+            chat_state.end_step_on(connection, chat_id)
+        return connection.execute(_remember_statement(store.dialect), values).one()
+
+    user = await store.idempotent_write(write)
+    return UserView(telegram_id, user.chosen_language, user.telegram_language)
+
+
+def _user_values(telegram_id: int, language_code: str | None,
+                 now: dt.datetime) -> dict[str, object]:
+    return {"telegram_id": telegram_id, "telegram_language": language_code,
+            "failed_starts": 0, "created_at": now}
+
+
+def _remember_statement(dialect: str) -> Any:
+    return upsert_statement(dialect, TelegramUser, index=["telegram_id"],
+                            update=["telegram_language"],
+                            returning=["chosen_language", "telegram_language", "blocked_until"])
 
 
 async def _remember_user(session: AsyncSession, telegram_id: int, language_code: str | None,
                          now: dt.datetime) -> Row:
     """Insert the user or update their app's language, and read back what the answer needs
     (chosen and app language, cool-down) in the same statement."""
-    return await upsert(session, TelegramUser,
-                        {"telegram_id": telegram_id, "telegram_language": language_code,
-                         "failed_starts": 0, "created_at": now},
-                        index=["telegram_id"], update=["telegram_language"],
-                        returning=["chosen_language", "telegram_language", "blocked_until"])
+    result = await (await session.connection()).execute(
+        _remember_statement(session.bind.dialect.name), _user_values(
+            telegram_id, language_code, now))
+    return result.one()
 
 
 async def load_user(store: Store, telegram_id: int) -> UserView | None:
