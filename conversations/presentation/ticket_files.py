@@ -67,9 +67,8 @@ def qr_modules(text: str) -> tuple[int, bytes]:
     return width, bytes(memoryview(symbol))
 
 
-def _dark_runs(text: str) -> Iterator[tuple[int, int, int]]:
-    """``(row, first column, length)`` of each horizontal run of dark modules."""
-    width, modules = qr_modules(text)
+def _dark_runs(width: int, modules: bytes) -> Iterator[tuple[int, int, int]]:
+    """``(row, first column, length)`` of each horizontal run of dark modules (``qr_modules``)."""
     for row in range(width):
         line = modules[row * width:(row + 1) * width]
         for run in _DARK_RUN.finditer(line):
@@ -202,13 +201,13 @@ def _draw_qr(pdf: canvas.Canvas, text: str, x: float, y: float, side: float) -> 
     """The QR code as vector rectangles, one per run of dark modules, quiet zone included in
     ``side``: sharp at any zoom or printer, and no picture for the PDF to decode and compress
     again (that took most of a new PDF's time)."""
-    width, _modules = qr_modules(text)
+    width, modules = qr_modules(text)
     unit = side / (width + 2 * QR_BORDER)
     # Each rectangle reaches a hair into the row below, so that no renderer shows a light seam
     # between two rows of dark modules.
     seam = unit * 0.02
     path = pdf.beginPath()
-    for row, column, length in _dark_runs(text):
+    for row, column, length in _dark_runs(width, modules):
         top = y + side - (QR_BORDER + row) * unit
         path.rect(x + (QR_BORDER + column) * unit, top - unit - seam, length * unit, unit + seam)
     pdf.setFillGray(0)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select, update
@@ -282,21 +282,25 @@ async def _drop_webhooks_naming(session: AsyncSession, wanted: list[str]) -> int
     an e-mail, a message not yet sent is not sent once its subject asked to be forgotten, and
     none is kept after. Finished ones are kept a week at most (``forget_old_messages``), so
     the table is short."""
-    rows = (await session.execute(select(WebhookMessage.id, WebhookMessage.body))).all()
-    ids = [row_id for row_id, body in rows if any(text in body.casefold() for text in wanted)]
-    return await _delete_webhook_messages(session, ids)
+    return await _drop_webhooks_where(
+        session, lambda body: any(text in body.casefold() for text in wanted))
 
 
 async def _drop_webhooks_about(session: AsyncSession, event_id: str) -> int:
     """Messages to the shop's webhooks about the event's tickets, sent or not, with their
     deliveries: its retention is over, and ``ticket.assigned`` names each holder."""
-    rows = (await session.execute(select(WebhookMessage.id, WebhookMessage.body))).all()
-    ids = []
-    for row_id, body in rows:
+
+    def about(body: str) -> bool:
         data = json.loads(body).get("data") or {}
-        if event_id in (data.get("event"), data.get("new_event")):
-            ids.append(row_id)
-    return await _delete_webhook_messages(session, ids)
+        return event_id in (data.get("event"), data.get("new_event"))
+
+    return await _drop_webhooks_where(session, about)
+
+
+async def _drop_webhooks_where(session: AsyncSession, matches: Callable[[str], bool]) -> int:
+    rows = (await session.execute(select(WebhookMessage.id, WebhookMessage.body))).all()
+    return await _delete_webhook_messages(
+        session, [row_id for row_id, body in rows if matches(body)])
 
 
 async def _delete_webhook_messages(session: AsyncSession, ids: Sequence[int]) -> int:

@@ -33,7 +33,8 @@ async def record_user(store: Store, telegram_id: int, language_code: str | None,
     def write(connection: Connection) -> Row:
         if chat_id is not None:
             chat_state.end_step_on(connection, chat_id)
-        return connection.execute(_remember_statement(store.dialect), values).one()
+        return connection.execute(
+            upsert_statement(store.dialect, TelegramUser, **_REMEMBER), values).one()
 
     user = await store.idempotent_write(write)
     return UserView(telegram_id, user.chosen_language, user.telegram_language)
@@ -45,20 +46,18 @@ def _user_values(telegram_id: int, language_code: str | None,
             "failed_starts": 0, "created_at": now}
 
 
-def _remember_statement(dialect: str) -> Any:
-    return upsert_statement(dialect, TelegramUser, index=["telegram_id"],
-                            update=["telegram_language"],
-                            returning=["chosen_language", "telegram_language", "blocked_until"])
+# Insert the user or update their app's language, and read back what the answer needs (chosen
+# and app language, cool-down) in the same statement.
+_REMEMBER: dict[str, Any] = {
+    "index": ("telegram_id",), "update": ("telegram_language",),
+    "returning": ("chosen_language", "telegram_language", "blocked_until")}
 
 
 async def _remember_user(session: AsyncSession, telegram_id: int, language_code: str | None,
                          now: dt.datetime) -> Row:
-    """Insert the user or update their app's language, and read back what the answer needs
-    (chosen and app language, cool-down) in the same statement."""
-    result = await (await session.connection()).execute(
-        _remember_statement(session.bind.dialect.name), _user_values(
-            telegram_id, language_code, now))
-    return result.one()
+    """``record_user``'s upsert within ``session``'s transaction."""
+    return await upsert(session, TelegramUser, _user_values(telegram_id, language_code, now),
+                        **_REMEMBER)
 
 
 async def load_user(store: Store, telegram_id: int) -> UserView | None:
