@@ -89,8 +89,13 @@ def live_code(page, ref: str, after_step: int | None = None) -> dict:
         if after_step is None or int(box.get_attribute("data-step")) > after_step:
             break
         page.wait_for_timeout(200)
-    code, step = box.get_attribute("data-code"), int(box.get_attribute("data-step"))
-    shot = page.locator("#live-qr").screenshot()
+    # The code may turn over between reading its text and taking the picture: take both again
+    # until the code is the same before and after the picture.
+    for _ in range(3):
+        code, step = box.get_attribute("data-code"), int(box.get_attribute("data-step"))
+        shot = page.locator("#live-qr").screenshot()
+        if box.get_attribute("data-code") == code:
+            break
     decoded = [found.text for found in read_qr_codes(Image.open(io.BytesIO(shot)))]
     return {"code": code, "step": step, "decoded": decoded,
             "moving": page.locator(".live-sweep").count(),
