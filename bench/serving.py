@@ -89,6 +89,7 @@ def _say(line: str) -> None:
 async def serve(application: Application, args: argparse.Namespace, *,
                 after_initialize: Hook | None = None, before_shutdown: Hook | None = None,
                 on_mark: Callable[[], None] | None = None,
+                when_serving: Callable[[], Any] | None = None,
                 stats: Callable[[], dict[str, Any]] | None = None,
                 webhook: Any = None) -> None:
     """Poll until SIGTERM; the hooks are where a bot starts and stops its own services.
@@ -116,6 +117,8 @@ async def serve(application: Application, args: argparse.Namespace, *,
             await after_initialize(application)
         await application.start()
         await application.updater.start_polling(poll_interval=0, timeout=args.poll_timeout)
+    if when_serving is not None:
+        when_serving()
     _say("READY " + json.dumps({"concurrency": concurrency(application)}))
     await stop.wait()
     profile.finish()

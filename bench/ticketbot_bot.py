@@ -25,7 +25,7 @@ from bot.application import (
     stop_services,
 )
 from bot.http.server import BotServer
-from bot.process_memory import limit_malloc_arenas
+from bot.process_memory import limit_malloc_arenas, settle_heap
 from bot.settings import Settings
 
 _LITERALS = re.compile(r"\(\s*(?:\?|\$\d+)(?:\s*,\s*(?:\?|\$\d+))*\s*\)")
@@ -80,6 +80,8 @@ async def run(args: argparse.Namespace) -> None:
     try:
         await serve(
             application, args, after_initialize=start_services, before_shutdown=stop_services,
+            # As ticketbot run does once it serves (bot/http/server.py).
+            when_serving=settle_heap,
             on_mark=counter.restart if counter else None,
             stats=(lambda: {"queries": counter.stats()}) if counter else None,
             webhook=server,

@@ -32,6 +32,7 @@ from bot.http.app import create_api
 from bot.http.kernel import ApiServices, Handler, JsonRefused, read_json
 from bot.http.request_log import request_error_log
 from bot.inbox import receive_update
+from bot.process_memory import settle_heap
 from bot.settings import Settings
 from bot.unread_fields import trim_update
 from bot.webapp import MiniAppServices, create_miniapp
@@ -205,6 +206,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         application = build_application(settings, store, webhook=bool(settings.webhook_url))
         server = BotServer(settings, store, application)
         await server.start()
+        settle_heap()
         try:
             await stop.wait()
         finally:
