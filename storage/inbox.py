@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.db.group_commit import GroupCommit
+from storage.db.id_lists import among_ids
 from storage.db.store import Store, utcnow
 from storage.models import UpdateInbox
 
@@ -71,7 +72,7 @@ _earlier = _entries.alias("earlier")
 _CLAIM_ENTRIES = (
     update(_entries)
     .where(
-        _entries.c.update_id.in_(bindparam("ids", expanding=True)),
+        among_ids(_entries.c.update_id, "ids"),
         _entries.c.done_at.is_(None),
         or_(_entries.c.locked_until.is_(None), _entries.c.locked_until <= bindparam("now")),
         ~exists().where(_earlier.c.chat_id == _entries.c.chat_id,
@@ -85,7 +86,7 @@ _CLAIM_ENTRIES = (
 # Done (if its deciding transaction did not mark it so already) and its lease released.
 _FINISH_ENTRIES = (
     update(_entries)
-    .where(_entries.c.update_id.in_(bindparam("ids", expanding=True)))
+    .where(among_ids(_entries.c.update_id, "ids"))
     .values(done_at=func.coalesce(_entries.c.done_at, bindparam("now")), locked_until=None)
 )
 

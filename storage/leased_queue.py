@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, func, sel
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
+from storage.db.id_lists import among_ids
 from storage.db.store import Store, utcnow
 from storage.models import ChatNotification, OutboxMail, WebhookDelivery
 from storage.models.tickets import TicketChange
@@ -85,10 +86,11 @@ class LeasedQueue:
                 return []
             claimed = (await session.execute(
                 update(model)
-                .where(model.id.in_(due), self.finished.is_(None), model.next_attempt_at <= now)
+                .where(among_ids(model.id, "ids"), self.finished.is_(None),
+                       model.next_attempt_at <= now)
                 .values(next_attempt_at=until, attempts=model.attempts + 1)
                 .returning(model.id, model.attempts)
-                .execution_options(synchronize_session=False)
+                .execution_options(synchronize_session=False), {"ids": due}
             )).all()
         place = {row_id: index for index, row_id in enumerate(due)}
         return sorted((Lease(row_id, attempts, until) for row_id, attempts in claimed),
@@ -106,9 +108,9 @@ class LeasedQueue:
                         now: dt.datetime | None = None, **values: Any) -> None:
         """``finish`` inside the caller's transaction, beside what the work wrote."""
         await session.execute(
-            update(self.model).where(self.model.id.in_(ids), self.finished.is_(None))
+            update(self.model).where(among_ids(self.model.id, "ids"), self.finished.is_(None))
             .values({self.finished.key: now or utcnow(), **values})
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False), {"ids": ids})
 
     async def retry_later(self, store: Store, lease: Lease, delay: dt.timedelta,
                           **values: Any) -> bool:
@@ -131,10 +133,11 @@ class LeasedQueue:
         model = self.model
         result = await session.execute(
             update(model)
-            .where(model.id.in_([lease.id for lease in leases]), self.finished.is_(None),
+            .where(among_ids(model.id, "ids"), self.finished.is_(None),
                    model.next_attempt_at == leases[0].until)
             .values(next_attempt_at=utcnow() + delay, **values)
-            .execution_options(synchronize_session=False))
+            .execution_options(synchronize_session=False),
+            {"ids": [lease.id for lease in leases]})
         return result.rowcount
 
     async def put_back(self, store: Store, lease: Lease, delay: dt.timedelta) -> bool:
