@@ -271,15 +271,45 @@ CASES: dict[str, Case] = {
 }
 
 
+class Recorded(list):
+    """The statements (with their parameters) sent, and those of them that SQLAlchemy had to
+    render again at that run: an expanding parameter (``IN`` a bound list) is written out at
+    every execution, and each length of the list makes a new statement for the database."""
+
+    rendered_each_run: list[str]
+
+
+# What buyers' and friends' updates run, many times a second in a rush: each statement is
+# compiled once and prepared once. (Staff reports, privacy and pruning may bind lists.)
+PER_UPDATE = frozenset({
+    "buyer opens the order link (link token by hash)",
+    "order overview (order by access for a user)",
+    "ticket menu (ticket by id with access check)",
+    "home (orders and tickets of a user)",
+    "claim for myself",
+    "send to a friend",
+    "chat state by chat id",
+    "telegram user by id",
+    "pending invitation of a ticket (resend, revoke)",
+    "friend opens the claim link and accepts",
+    "update inbox (record, claim in chat order, due)",
+    "resale (list, read the order, change the price, cancel)",
+})
+
+
 @contextlib.contextmanager
-def recording(store: Store) -> Iterator[list[tuple[str, Any]]]:
+def recording(store: Store) -> Iterator[Recorded]:
     """The statements (with their parameters) the store sends while the block runs."""
-    statements: list[tuple[str, Any]] = []
+    statements = Recorded()
+    statements.rendered_each_run = []
 
     def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
                executemany: bool) -> None:
         if not executemany and _EXPLAINED.match(statement):
             statements.append((statement, parameters))
+        compiled = getattr(context, "compiled", None)
+        if compiled is not None and compiled.post_compile_params:
+            statements.rendered_each_run.append(" ".join(statement.split())[:300])
 
     event.listen(store.engine.sync_engine, "before_cursor_execute", record)
     try:
@@ -367,6 +397,10 @@ async def test_hot_query_uses_an_index(store, case):
              for column in bound_partial_index_columns(statement)]
     assert not bound, f"{case}: partial index columns compared with parameters:\n" + (
         "\n".join(bound))
+    if case in PER_UPDATE:
+        assert not statements.rendered_each_run, (
+            f"{case}: statements rendered again at each run:\n"
+            + "\n".join(statements.rendered_each_run))
 
 
 async def test_due_news_uses_an_index(store):

@@ -64,6 +64,7 @@ from storage.models.orders import (
     Order,
     Ticket,
     TicketState,
+    not_gone,
 )
 from storage.models.reminders import ReminderOptOut, SentReminder
 from storage.models.resale import ListingState, ResaleListing
@@ -122,5 +123,6 @@ __all__ = [
     "WebhookMessage",
     "Words",
     "WordsValue",
+    "not_gone",
     "sql_constant",
 ]

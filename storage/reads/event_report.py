@@ -20,7 +20,6 @@ from sqlalchemy import Date, and_, case, cast, func, select
 from storage.db.store import Store, utcnow
 from storage.errors import Refusal
 from storage.models import (
-    GONE_STATES,
     ActorKind,
     AuditEntry,
     Event,
@@ -29,6 +28,7 @@ from storage.models import (
     Order,
     Ticket,
     WordsValue,
+    not_gone,
 )
 from storage.services import audit
 
@@ -105,7 +105,7 @@ async def event_figures(store: Store, staff_id: int, event_id: str) -> EventFigu
         state = _shown_state()
         counts = dict((await session.execute(
             select(state, func.count()).where(Ticket.event_id == event_id,
-                                              Ticket.state.not_in(GONE_STATES))
+                                              not_gone(Ticket.state))
             .group_by(state))).all())
         day = (func.date(AuditEntry.at) if store.is_sqlite
                else cast(func.timezone("UTC", AuditEntry.at), Date))

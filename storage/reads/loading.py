@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Row, Select, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db.id_lists import among_ids
 from storage.errors import Refusal
 from storage.models import (
-    GONE_STATES,
     Event,
     Invitation,
     InvitationState,
@@ -28,6 +28,7 @@ from storage.models import (
     TelegramUser,
     Ticket,
     TicketState,
+    not_gone,
     sql_constant,
 )
 from storage.reads.views import (
@@ -171,7 +172,7 @@ async def ticket_rows(session: AsyncSession, order_id: int, *, with_gone: bool =
         .order_by(Ticket.id)
     )
     if not with_gone:
-        query = query.where(Ticket.state.not_in(GONE_STATES))
+        query = query.where(not_gone(Ticket.state))
     return list((await session.execute(query)).all())
 
 
@@ -218,7 +219,7 @@ def _order_statement(*, by_ticket: bool, with_viewer: bool) -> Select:
     query = (
         query
         .outerjoin(tickets, and_(tickets.c.order_id == orders.c.id,
-                                 tickets.c.state.not_in(GONE_STATES)))
+                                 not_gone(tickets.c.state)))
         .outerjoin(events, events.c.id == tickets.c.event_id)
         .outerjoin(invitations, and_(invitations.c.ticket_id == tickets.c.id,
                                      invitations.c.state == InvitationState.PENDING))
@@ -294,7 +295,7 @@ async def load_home(session: AsyncSession, telegram_id: int) -> Home:
                 Ticket,
                 and_(
                     Ticket.order_id == Order.id,
-                    Ticket.state.not_in(GONE_STATES),
+                    not_gone(Ticket.state),
                 ),
             )
             .where(OrderAccess.telegram_id == telegram_id)
@@ -306,17 +307,19 @@ async def load_home(session: AsyncSession, telegram_id: int) -> Home:
     order_ids = [row[0] for row in order_rows]
     events_by_order: dict[int, list[EventView]] = {oid: [] for oid in order_ids}
     if order_ids:
+        # The list bound whole (``among_ids``): one statement whatever the number of orders.
+        of_the_orders = among_ids(Ticket.order_id, "orders")
         pairs = (
             await session.execute(
-                select(Ticket.order_id, Ticket.event_id)
-                .where(Ticket.order_id.in_(order_ids))
-                .distinct()
+                select(Ticket.order_id, Ticket.event_id).where(of_the_orders).distinct(),
+                {"orders": order_ids},
             )
         ).all()
         events = {
             event.id: event_view(event)
             for event in await session.scalars(
-                select(Event).where(Event.id.in_({event_id for _, event_id in pairs}))
+                select(Event).where(Event.id.in_(select(Ticket.event_id).where(of_the_orders))),
+                {"orders": order_ids},
             )
         }
         for order_id, event_id in sorted(pairs, key=lambda p: (events[p[1]].starts_at, p[1])):

@@ -17,7 +17,6 @@ from sqlalchemy import func, select, union
 from storage.db.store import Store, utcnow
 from storage.errors import Refusal
 from storage.models import (
-    GONE_STATES,
     ActorKind,
     AuditEntry,
     Event,
@@ -25,6 +24,7 @@ from storage.models import (
     InvitationState,
     Order,
     Ticket,
+    not_gone,
 )
 from storage.reads import loading as reading
 from storage.reads import search
@@ -111,7 +111,7 @@ async def find_orders(
                     select(Ticket.order_id, func.count(Ticket.id))
                     .where(
                         Ticket.order_id.in_([order.id for order in shown]),
-                        Ticket.state.not_in(GONE_STATES),
+                        not_gone(Ticket.state),
                     )
                     .group_by(Ticket.order_id)
                 )
