@@ -127,8 +127,9 @@ class Inbox:
         await self._bookkeeping.submit((_FINISH, update_id))
 
     async def _write_bookkeeping(self, items: Sequence[tuple[str, int]]) -> list[Any]:
-        """Finishes first, then claims, in one transaction: an update finished here lets the
-        next one of its chat be claimed in the same batch."""
+        """Finishes first, then claims, in one trip to the store: an update finished here lets
+        the next one of its chat be claimed in the same batch. Each statement is harmless
+        alone (``Store.idempotent_write``): a claim not made is asked for again."""
         now = utcnow()
         until = now + self.lease
         finishing = [update_id for kind, update_id in items if kind == _FINISH]

@@ -2,8 +2,8 @@
 transaction is begun with one driver call, a statement is one call, and a connection is rolled
 back on its return to the pool only if a transaction is still open on it. Writers of one
 process take turns before SQLite's lock. On PostgreSQL, where every round trip waits a turn of
-a busy event loop: reads run without BEGIN and COMMIT, and a pooled connection the server ended
-is replaced without asking the server first."""
+a busy event loop: reads and idempotent writes run without BEGIN and COMMIT, and a pooled
+connection the server ended is replaced without asking the server first."""
 
 from __future__ import annotations
 
@@ -223,6 +223,17 @@ async def test_reads_on_postgresql_send_no_begin_and_writes_do(postgres_store):
         assert await statements_share_a_transaction(session)
     async with store.write_connection() as connection:
         assert await statements_share_a_transaction(connection)
+
+
+async def test_idempotent_writes_on_postgresql_commit_each_statement_without_begin(
+        postgres_store):
+    """Each statement of an idempotent write is harmless alone (``Store.idempotent_write``):
+    on PostgreSQL each commits by itself, two round trips fewer than BEGIN … COMMIT."""
+    def work(connection) -> bool:
+        first = connection.scalar(select(func.txid_current()))
+        return connection.scalar(select(func.txid_current())) == first
+
+    assert not await postgres_store.idempotent_write(work)
 
 
 async def test_a_pooled_connection_the_server_ended_is_replaced_unseen(postgres_store):

@@ -26,7 +26,7 @@ _READ_USER = select(_users.c.chosen_language, _users.c.telegram_language).where(
 async def record_user(store: Store, telegram_id: int, language_code: str | None, *,
                       chat_id: int | None = None) -> UserView:
     """Remember a Telegram user (and the language their app reports); with ``chat_id``, that
-    chat also leaves any input step, in the same transaction (a /start starts over)."""
+    chat also leaves any input step first (a /start starts over). Each is harmless alone."""
     # Idempotent: repeating it on a replayed update changes nothing more.
     values = _user_values(telegram_id, language_code, utcnow())
 
