@@ -45,7 +45,6 @@ def _glibc() -> bool:
         return False
 
 
-
 def settle_heap() -> int:
     """Freeze what start-up built; call it once the bot serves. The interpreter, the
     libraries, the application, its handlers and the store's compiled statements are some

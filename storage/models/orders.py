@@ -53,7 +53,7 @@ GONE_STATES = (TicketState.SOLD, TicketState.EXCHANGED)
 def not_gone(state: Any) -> Any:
     """``state`` (a tickets' state column) is not one of ``GONE_STATES``, the states written
     into the SQL: a list of bound values is an expanding parameter, which SQLAlchemy renders
-    again at every run (most of the CPU of the order screens' read but the query itself)."""
+    again at every run (a fifth of the CPU of the order screens' read, docs/performance.md)."""
     return state.not_in([sql_constant(gone) for gone in GONE_STATES])
 
 
