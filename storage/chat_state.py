@@ -57,8 +57,7 @@ async def get_step(store: Store, chat_id: int, *, with_expired: bool = False) ->
 
 
 async def clear_step(store: Store, chat_id: int) -> None:
-    async with store.write(idempotent=True) as session:
-        await end_step(session, chat_id)
+    await store.idempotent_write(lambda connection: end_step_on(connection, chat_id))
 
 
 def end_step_on(connection: Connection, chat_id: int) -> None:

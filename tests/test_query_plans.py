@@ -178,6 +178,7 @@ async def chat_steps(store: Store, world: World) -> None:
     await chat_state.set_step(store, BUYER, "invite_email", ticket_id=world.ticket_ids[0])
     assert await chat_state.get_step(store, BUYER) is not None
     await chat_state.clear_step(store, BUYER)
+    assert await chat_state.get_step(store, BUYER, with_expired=True) is None
 
 
 async def telegram_user(store: Store, world: World) -> None:
