@@ -293,11 +293,14 @@ async def test_the_friend_gets_a_reminder_e_mail_with_the_claim_link(harness):
     assert first["To"] == "ami@exemple.fr"
     async with harness.store.read() as session:
         expires = await session.scalar(select(Invitation.expires_at))
-    # At 10:00 in Paris, two days before the link expires.
-    due = dt.datetime.combine((expires - dt.timedelta(days=2)).astimezone(PARIS).date(),
-                              dt.time(10), PARIS)
-    harness.application.bot_data["worker"].clock = lambda: max(due, expires - dt.timedelta(
-        days=2)).astimezone(dt.UTC)
+    # The first 10:00 in Paris once the link has two days left: outside the quiet hours
+    # (21:00-09:00) whatever the time of day this test runs at.
+    window_opens = (expires - dt.timedelta(days=2)).astimezone(PARIS)
+    due = dt.datetime.combine(window_opens.date(), dt.time(10), PARIS)
+    if due < window_opens:
+        due = dt.datetime.combine(window_opens.date() + dt.timedelta(days=1), dt.time(10), PARIS)
+    assert due < expires
+    harness.application.bot_data["worker"].clock = lambda: due.astimezone(dt.UTC)
     reminder = await harness.next_mail()
     assert reminder["To"] == "ami@exemple.fr"
     assert reminder["Subject"].startswith("Rappel : votre billet pour Dreamfest 2027")
