@@ -33,7 +33,9 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import greenlet_spawn
 
 from storage import applying
+from storage.db import prepared as prepared_statements
 from storage.db import sqlite_driver
+from storage.db.prepared import PreparedStatement
 from storage.db.sqlite_driver import statements_on_loop
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ticketbot.db"
@@ -198,6 +200,9 @@ _T = TypeVar("_T")
 # The key of ``session.info`` under which a write transaction finds the webhook endpoints its
 # changes are sent to (storage/webhook_outbox.py).
 WEBHOOK_ENDPOINTS = "ticketbot_webhook_endpoints"
+# Statements kept compiled by a store (``Store._prepared_statement``): the hot reads are a
+# handful; a caller building statements on the fly would otherwise grow the cache for ever.
+MAX_PREPARED_STATEMENTS = 256
 
 
 class Store:
@@ -245,6 +250,7 @@ class Store:
         # process's writers queue here instead and follow one another at once. The busy
         # handler still arbitrates between processes. PostgreSQL locks rows, not the database.
         self._writer_turn = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
+        self._prepared: dict[Executable, PreparedStatement | None] = {}
 
     @contextlib.asynccontextmanager
     async def write(self, *, idempotent: bool = False) -> AsyncIterator[AsyncSession]:
@@ -297,8 +303,27 @@ class Store:
 
     def _read_rows(self, statement: Executable,
                    parameters: Mapping[str, Any]) -> Sequence[Row[Any]]:
+        prepared = self._prepared_statement(statement)
         with self._statement_engine.sync_engine.connect() as connection:
-            return connection.execute(statement, parameters).all()
+            if prepared is None:
+                return connection.execute(statement, parameters).all()
+            return prepared_statements.run(connection, prepared, parameters)
+
+    def _prepared_statement(self, statement: Executable) -> PreparedStatement | None:
+        """``statement`` compiled once for this store (``storage.db.prepared``), or None where
+        it must go through ``Connection.execute``. Keyed by the statement object itself: the
+        hot reads' statements are built once, at import or by a cached function."""
+        try:
+            return self._prepared[statement]
+        except KeyError:
+            pass
+        try:
+            prepared = PreparedStatement(statement, self.engine.sync_engine.dialect)
+        except prepared_statements.Unpreparable:
+            prepared = None
+        if len(self._prepared) < MAX_PREPARED_STATEMENTS:
+            self._prepared[statement] = prepared
+        return prepared
 
     async def idempotent_write(self, work: Callable[[Connection], _T]) -> _T:
         """``work``, a few prepared statements on a bare connection, run whole in one trip

@@ -1,0 +1,124 @@
+"""The hot reads run compiled once, on the driver's cursor (``storage/db/prepared.py``): the same
+rows, values and errors as ``Connection.execute`` gives, on the store under test (SQLite or
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, bindparam, event, func, select
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
+
+from storage import chat_state
+from storage.db.prepared import PreparedStatement, Unpreparable
+from storage.models import Ticket
+from storage.reads import loading
+from storage.services.importing.importer import import_document
+from tests.conftest import ON_POSTGRES, sample_document
+
+
+async def _executed(store, statement, parameters):
+    """The rows as SQLAlchemy's own execution gives them."""
+    async with store.read() as session:
+        return (await session.execute(statement, parameters)).all()
+
+
+async def test_an_order_reads_the_same_rows_keys_and_values_as_through_sqlalchemy(store):
+    await import_document(store, sample_document(orders=2, tickets=3))
+    async with store.read() as session:
+        order_id = await session.scalar(select(Ticket.order_id).limit(1))
+    statement, parameters = loading.order_query(None, order_id=order_id)
+
+    rows = await store.read_rows(statement, parameters)
+
+    expected = await _executed(store, statement, parameters)
+    assert len(rows) == 3
+    assert [tuple(row) for row in rows] == [tuple(row) for row in expected]
+    assert [row._mapping.keys() for row in rows] == [row._mapping.keys() for row in expected]
+    first = rows[0]._mapping
+    assert isinstance(first["t_price"], Decimal)
+    assert isinstance(first["e_starts_at"], dt.datetime)
+    assert first["e_starts_at"].tzinfo is not None  # through the column type's own processor
+    assert store._prepared_statement(statement) is not None  # it did not fall back
+
+
+async def test_a_chat_step_reads_its_json_and_time_as_through_sqlalchemy(store):
+    await chat_state.set_step(store, 42, "ask_name", payload={"name": "Zoé", "n": [1, 2]})
+
+    step = await chat_state.get_step(store, 42)
+
+    assert step.payload == {"name": "Zoé", "n": [1, 2]}
+    rows = await store.read_rows(chat_state._READ_STEP, {"chat": 42})
+    assert [tuple(row) for row in rows] == [
+        tuple(row) for row in await _executed(store, chat_state._READ_STEP, {"chat": 42})]
+    assert rows[0].expires_at.tzinfo is not None
+
+
+async def test_a_value_the_statement_carries_is_sent_with_the_caller_s(store):
+    statement = (select(Ticket.__table__.c.ref).where(Ticket.__table__.c.state == "to_assign")
+                 .where(Ticket.__table__.c.order_id == bindparam("order")))
+    await import_document(store, sample_document(orders=1, tickets=2))
+    async with store.read() as session:
+        order_id = await session.scalar(select(Ticket.order_id).limit(1))
+
+    rows = await store.read_rows(statement, {"order": order_id})
+
+    assert sorted(row.ref for row in rows) == ["T-DF-100000-1", "T-DF-100000-2"]
+
+
+async def test_a_missing_parameter_is_refused_before_anything_is_sent(store):
+    sent = []
+    event.listen(store.engine.sync_engine, "before_cursor_execute",
+                 lambda *args: sent.append(args[2]))
+    with pytest.raises(InvalidRequestError, match="chat"):
+        await store.read_rows(chat_state._READ_STEP, {})
+    assert sent == []
+
+
+async def test_the_statement_is_still_seen_by_the_cursor_events(store):
+    sent = []
+    event.listen(store.engine.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *rest: sent.append(statement))
+    await store.read_rows(chat_state._READ_STEP, {"chat": 7})
+    assert len(sent) == 1 and "FROM chat_states" in sent[0]
+
+
+async def test_a_statement_rendered_at_execution_goes_through_sqlalchemy(store):
+    expanding = (select(Ticket.__table__.c.id)
+                 .where(Ticket.__table__.c.id.in_(bindparam("ids", expanding=True))))
+    with pytest.raises(Unpreparable):
+        PreparedStatement(expanding, store.engine.sync_engine.dialect)
+    await import_document(store, sample_document(orders=1, tickets=2))
+    async with store.read() as session:
+        ids = list((await session.scalars(select(Ticket.id))).all())
+
+    rows = await store.read_rows(expanding, {"ids": ids})
+
+    assert sorted(row.id for row in rows) == sorted(ids)
+    assert store._prepared_statement(expanding) is None
+
+
+async def test_a_driver_error_comes_as_sqlalchemy_s_and_the_store_goes_on(store):
+    missing = Table("no_such_table", MetaData(), Column("id", Integer))
+    statement = select(missing.c.id).where(missing.c.id == bindparam("id"))
+
+    with pytest.raises(DBAPIError):
+        await store.read_rows(statement, {"id": 1})
+
+    assert list(await store.read_rows(chat_state._READ_STEP, {"chat": 1})) == []
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="a server that ends its connections")
+async def test_a_connection_the_server_ended_is_replaced_and_the_reads_go_on(store):
+    backend = select(func.pg_backend_pid().label("pid"))
+    async with store.engine.connect() as other:  # keeps the pool from handing out this one
+        [row] = await store.read_rows(backend)
+        assert await other.scalar(select(func.pg_terminate_backend(row.pid)))
+    await asyncio.sleep(0.1)  # the driver reads the server's goodbye
+
+    for _ in range(3):
+        [again] = await store.read_rows(backend)
+        assert again.pid != row.pid
