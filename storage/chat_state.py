@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db.prepared import PreparedConnection
 from storage.db.store import Store, utcnow
 from storage.db.upsert import upsert_statement
 from storage.models import ChatState
@@ -60,7 +61,7 @@ async def clear_step(store: Store, chat_id: int) -> None:
     await store.idempotent_write(lambda connection: end_step_on(connection, chat_id))
 
 
-def end_step_on(connection: Connection, chat_id: int) -> None:
+def end_step_on(connection: PreparedConnection, chat_id: int) -> None:
     """``end_step`` on a bare connection's transaction (``Store.idempotent_write``)."""
     connection.execute(_END_STEP, {"chat": chat_id})
 

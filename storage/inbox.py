@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    Connection,
     and_,
     bindparam,
     delete,
@@ -33,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.db.group_commit import GroupCommit
 from storage.db.id_lists import among_ids
+from storage.db.prepared import PreparedConnection
 from storage.db.store import Store, utcnow
 from storage.models import UpdateInbox
 
@@ -135,7 +135,7 @@ class Inbox:
         finishing = [update_id for kind, update_id in items if kind == _FINISH]
         claiming = [update_id for kind, update_id in items if kind == _CLAIM]
 
-        def write(connection: Connection) -> dict[int, int]:
+        def write(connection: PreparedConnection) -> dict[int, int]:
             if finishing:
                 connection.execute(_FINISH_ENTRIES, {"ids": finishing, "now": now})
             if not claiming:

@@ -9,12 +9,24 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, bindparam, event, func, select
-from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.exc import DBAPIError, InvalidRequestError, NoResultFound
 
-from storage import chat_state
+from storage import chat_state, services
 from storage.db.prepared import PreparedStatement, Unpreparable
-from storage.models import Ticket
+from storage.db.store import utcnow
+from storage.db.upsert import upsert_statement
+from storage.models import TelegramUser, Ticket
 from storage.reads import loading
 from storage.services.importing.importer import import_document
 from tests.conftest import ON_POSTGRES, sample_document
@@ -42,7 +54,7 @@ async def test_an_order_reads_the_same_rows_keys_and_values_as_through_sqlalchem
     assert isinstance(first["t_price"], Decimal)
     assert isinstance(first["e_starts_at"], dt.datetime)
     assert first["e_starts_at"].tzinfo is not None  # through the column type's own processor
-    assert store._prepared_statement(statement) is not None  # it did not fall back
+    assert store._statements.get(statement, parameters) is not None  # it did not fall back
 
 
 async def test_a_chat_step_reads_its_json_and_time_as_through_sqlalchemy(store):
@@ -98,7 +110,7 @@ async def test_a_statement_rendered_at_execution_goes_through_sqlalchemy(store):
     rows = await store.read_rows(expanding, {"ids": ids})
 
     assert sorted(row.id for row in rows) == sorted(ids)
-    assert store._prepared_statement(expanding) is None
+    assert store._statements.get(expanding, {"ids": ids}) is None
 
 
 async def test_a_driver_error_comes_as_sqlalchemy_s_and_the_store_goes_on(store):
@@ -122,3 +134,49 @@ async def test_a_connection_the_server_ended_is_replaced_and_the_reads_go_on(sto
     for _ in range(3):
         [again] = await store.read_rows(backend)
         assert again.pid != row.pid
+
+
+async def test_an_idempotent_write_runs_its_upsert_prepared_and_reads_back_what_it_wrote(store):
+    seen = []
+    event.listen(store.engine.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, parameters, context, many:
+                 seen.append(context))
+
+    first = await services.record_user(store, 9, "fr")
+    again = await services.record_user(store, 9, "en")
+
+    assert (first.telegram_language, again.telegram_language) == ("fr", "en")
+    assert seen and all(context is None for context in seen)  # no SQLAlchemy execution context
+    assert (await services.load_user(store, 9)).telegram_language == "en"
+
+
+async def test_an_insert_with_other_columns_than_its_first_run_goes_through_sqlalchemy(store):
+    statement = upsert_statement(store.dialect, TelegramUser, index=["telegram_id"], update=[])
+    now = utcnow()
+
+    def write(connection):
+        connection.execute(statement, {"telegram_id": 1, "failed_starts": 0, "created_at": now})
+        connection.execute(statement, {"telegram_id": 2, "failed_starts": 0, "created_at": now,
+                                       "telegram_language": "nl"})
+
+    await store.idempotent_write(write)
+
+    async with store.read() as session:
+        languages = dict((await session.execute(
+            select(TelegramUser.telegram_id, TelegramUser.telegram_language))).all())
+    assert languages == {1: None, 2: "nl"}
+
+
+def test_an_insert_whose_defaults_python_computes_is_not_prepared(store):
+    table = Table("stamped", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("at", Integer, default=lambda: 7))
+    with pytest.raises(Unpreparable):
+        PreparedStatement(insert(table), store.engine.sync_engine.dialect, ["id"])
+
+
+async def test_one_row_asked_for_and_none_found_is_sqlalchemy_s_error(store):
+    statement = select(TelegramUser.__table__.c.telegram_id).where(
+        TelegramUser.__table__.c.telegram_id == bindparam("user"))
+    with pytest.raises(NoResultFound):
+        await store.idempotent_write(
+            lambda connection: connection.execute(statement, {"user": 404}).one())

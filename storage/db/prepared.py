@@ -7,29 +7,36 @@ result processors, and wraps the rows in a result object. For a one-row indexed 
 most of the CPU the bot spends on it (``bench/store_trips.py``). A ``PreparedStatement`` does
 that work once per statement and dialect; each run then only orders the parameters, executes on
 the pooled connection's own DBAPI cursor and builds the rows, still SQLAlchemy ``Row`` objects,
-with the same processors SQLAlchemy would apply.
+with the same processors SQLAlchemy would apply. ``Store`` keeps them (``StatementCache``) for
+its hot reads and for the statements of its idempotent writes (``PreparedConnection``).
 
 What stays SQLAlchemy's: the pool and its checkout, the connection's isolation level, the
 cursor-execute events (the benchmark's statement counter), and the errors, raised through
 ``Connection._cursor_execute`` as the usual ``sqlalchemy.exc`` wrappers, a dead connection
 invalidated. A statement this cannot run exactly as SQLAlchemy would (one rendering values at
-execution time: an expanding ``IN``, a literal-execute limit) is refused with ``Unpreparable``
-and goes through ``Connection.execute``.
+execution time: an expanding ``IN``, a literal-execute limit; an insert whose Python-side
+defaults are computed at execution; several rows of parameters at once) is refused with
+``Unpreparable`` and goes through ``Connection.execute``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.engine.result import SimpleResultMetaData
-from sqlalchemy.exc import InvalidRequestError
+from sqlalchemy.exc import InvalidRequestError, MultipleResultsFound, NoResultFound
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import ValuesBase
 
 _Processor = Callable[[Any], Any] | None
+
+# Statements a store keeps compiled: its hot ones are a handful; a caller building statements
+# on the fly would otherwise grow the cache for ever.
+MAX_PREPARED_STATEMENTS = 256
 
 
 class Unpreparable(Exception):
@@ -40,14 +47,20 @@ class PreparedStatement:
     """One statement compiled for one dialect, with its parameters' order and processors."""
 
     __slots__ = ("_bind_processors", "_columns", "_defaults", "_metadata", "_names",
-                 "_required", "_result_processors", "sql")
+                 "_required", "_result_processors", "column_keys", "sql")
 
-    def __init__(self, statement: Executable, dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect)
+    def __init__(self, statement: Executable, dialect: Dialect,
+                 column_keys: Collection[str] | None = None) -> None:
+        """``column_keys``: for an insert or update given its values as parameters, their
+        names (the columns it writes); it then runs only with exactly those."""
+        compiled = statement.compile(
+            dialect=dialect, column_keys=sorted(column_keys) if column_keys is not None else None)
         if (not isinstance(compiled, SQLCompiler) or not compiled.positional
-                or compiled.post_compile_params or compiled.literal_execute_params):
+                or compiled.post_compile_params or compiled.literal_execute_params
+                or compiled.insert_prefetch or compiled.update_prefetch):
             raise Unpreparable(type(statement).__name__)
         self.sql = compiled.string
+        self.column_keys = frozenset(column_keys) if column_keys is not None else None
         # The values the statement itself carries (``state == 'pending'``); the caller's
         # parameters are laid over them on each run.
         self._defaults = compiled.construct_params(_check=False)
@@ -87,14 +100,104 @@ class PreparedStatement:
                 for (_, type_), column in zip(self._columns, description, strict=True)]
 
 
+class PreparedResult:
+    """What a prepared statement gave: its rows (if it returns any) and the rows it counted,
+    read as from SQLAlchemy's result."""
+
+    __slots__ = ("rowcount", "rows")
+
+    def __init__(self, rows: list[Row[Any]], rowcount: int) -> None:
+        self.rows = rows
+        self.rowcount = rowcount
+
+    def all(self) -> list[Row[Any]]:
+        return self.rows
+
+    def first(self) -> Row[Any] | None:
+        return self.rows[0] if self.rows else None
+
+    def one(self) -> Row[Any]:
+        if not self.rows:
+            raise NoResultFound("No row was found when one was required")
+        if len(self.rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
+        return self.rows[0]
+
+    def scalar(self) -> Any:
+        return self.rows[0][0] if self.rows else None
+
+    def __iter__(self) -> Any:
+        return iter(self.rows)
+
+
 def run(connection: Connection, prepared: PreparedStatement,
-        parameters: Mapping[str, Any]) -> list[Row[Any]]:
-    """``prepared`` executed on ``connection``'s DBAPI cursor: its rows."""
+        parameters: Mapping[str, Any]) -> PreparedResult:
+    """``prepared`` executed on ``connection``'s DBAPI cursor."""
     cursor = connection.connection.cursor()
     try:
         connection._cursor_execute(cursor, prepared.sql, prepared.parameters(parameters))
         description = cursor.description
         fetched = cursor.fetchall() if description else ()
+        rowcount = cursor.rowcount
     finally:
         cursor.close()
-    return prepared.rows(connection.dialect, description, fetched)
+    return PreparedResult(prepared.rows(connection.dialect, description, fetched), rowcount)
+
+
+class StatementCache:
+    """A store's prepared statements, keyed by the statement object itself: the hot ones are
+    built once, at import or by a cached function. None for one that must go through
+    ``Connection.execute``."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._prepared: dict[Executable, PreparedStatement | None] = {}
+
+    def get(self, statement: Executable,
+            parameters: Mapping[str, Any]) -> PreparedStatement | None:
+        try:
+            prepared = self._prepared[statement]
+        except KeyError:
+            prepared = self._prepare(statement, parameters)
+        if prepared is not None and prepared.column_keys is not None \
+                and prepared.column_keys != parameters.keys():
+            return None  # other columns than the first run's: SQLAlchemy compiles for them
+        return prepared
+
+    def _prepare(self, statement: Executable,
+                 parameters: Mapping[str, Any]) -> PreparedStatement | None:
+        column_keys = parameters.keys() if isinstance(statement, ValuesBase) else None
+        try:
+            prepared = PreparedStatement(statement, self._dialect, column_keys)
+        except Unpreparable:
+            prepared = None
+        if len(self._prepared) < MAX_PREPARED_STATEMENTS:
+            self._prepared[statement] = prepared
+        return prepared
+
+
+class PreparedConnection:
+    """A connection whose ``execute`` runs statements its store keeps prepared, falling back
+    to SQLAlchemy's ``Connection.execute`` for the others (and for several rows of
+    parameters at once): what ``Store.idempotent_write``'s work is given."""
+
+    __slots__ = ("_cache", "connection")
+
+    def __init__(self, connection: Connection, cache: StatementCache) -> None:
+        self.connection = connection
+        self._cache = cache
+
+    def execute(self, statement: Executable,
+                parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+                ) -> Any:
+        if parameters is None:
+            parameters = {}
+        if isinstance(parameters, Mapping):
+            prepared = self._cache.get(statement, parameters)
+            if prepared is not None:
+                return run(self.connection, prepared, parameters)
+        return self.connection.execute(statement, parameters)
+
+    def scalar(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Any:
+        """The first column of the first row, as ``Connection.scalar``."""
+        return self.execute(statement, parameters).scalar()

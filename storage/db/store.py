@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Connection, Executable, Row, event, exc, inspect, make_url
+from sqlalchemy import URL, Executable, Row, event, exc, inspect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -33,9 +33,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.util import greenlet_spawn
 
 from storage import applying
-from storage.db import prepared as prepared_statements
 from storage.db import sqlite_driver
-from storage.db.prepared import PreparedStatement
+from storage.db.prepared import PreparedConnection, StatementCache
 from storage.db.sqlite_driver import statements_on_loop
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ticketbot.db"
@@ -200,9 +199,6 @@ _T = TypeVar("_T")
 # The key of ``session.info`` under which a write transaction finds the webhook endpoints its
 # changes are sent to (storage/webhook_outbox.py).
 WEBHOOK_ENDPOINTS = "ticketbot_webhook_endpoints"
-# Statements kept compiled by a store (``Store._prepared_statement``): the hot reads are a
-# handful; a caller building statements on the fly would otherwise grow the cache for ever.
-MAX_PREPARED_STATEMENTS = 256
 
 
 class Store:
@@ -250,7 +246,8 @@ class Store:
         # process's writers queue here instead and follow one another at once. The busy
         # handler still arbitrates between processes. PostgreSQL locks rows, not the database.
         self._writer_turn = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
-        self._prepared: dict[Executable, PreparedStatement | None] = {}
+        # The hot reads' and idempotent writes' statements, compiled once (storage.db.prepared).
+        self._statements = StatementCache(self.engine.sync_engine.dialect)
 
     @contextlib.asynccontextmanager
     async def write(self, *, idempotent: bool = False) -> AsyncIterator[AsyncSession]:
@@ -303,29 +300,11 @@ class Store:
 
     def _read_rows(self, statement: Executable,
                    parameters: Mapping[str, Any]) -> Sequence[Row[Any]]:
-        prepared = self._prepared_statement(statement)
         with self._statement_engine.sync_engine.connect() as connection:
-            if prepared is None:
-                return connection.execute(statement, parameters).all()
-            return prepared_statements.run(connection, prepared, parameters)
+            return PreparedConnection(connection, self._statements).execute(
+                statement, parameters).all()
 
-    def _prepared_statement(self, statement: Executable) -> PreparedStatement | None:
-        """``statement`` compiled once for this store (``storage.db.prepared``), or None where
-        it must go through ``Connection.execute``. Keyed by the statement object itself: the
-        hot reads' statements are built once, at import or by a cached function."""
-        try:
-            return self._prepared[statement]
-        except KeyError:
-            pass
-        try:
-            prepared = PreparedStatement(statement, self.engine.sync_engine.dialect)
-        except prepared_statements.Unpreparable:
-            prepared = None
-        if len(self._prepared) < MAX_PREPARED_STATEMENTS:
-            self._prepared[statement] = prepared
-        return prepared
-
-    async def idempotent_write(self, work: Callable[[Connection], _T]) -> _T:
+    async def idempotent_write(self, work: Callable[[PreparedConnection], _T]) -> _T:
         """``work``, a few prepared statements on a bare connection, run whole in one trip
         into SQLAlchemy's greenlet: for the writes of nearly every update that are harmless to
         repeat (the inbox's claims and finishes, a chat's step, a user's app language). Never
@@ -338,9 +317,9 @@ class Store:
         async with self._writer_turn:
             return await greenlet_spawn(self._idempotent_write, work)
 
-    def _idempotent_write(self, work: Callable[[Connection], _T]) -> _T:
+    def _idempotent_write(self, work: Callable[[PreparedConnection], _T]) -> _T:
         with self._idempotent_engine.sync_engine.begin() as connection:
-            return work(connection)
+            return work(PreparedConnection(connection, self._statements))
 
     @staticmethod
     def short_statements() -> contextlib.AbstractContextManager[None]:

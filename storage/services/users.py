@@ -6,10 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import chat_state
+from storage.db.prepared import PreparedConnection
 from storage.db.store import Store, utcnow
 from storage.db.upsert import upsert, upsert_statement
 from storage.models import TelegramUser
@@ -30,7 +31,7 @@ async def record_user(store: Store, telegram_id: int, language_code: str | None,
     # Idempotent: repeating it on a replayed update changes nothing more.
     values = _user_values(telegram_id, language_code, utcnow())
 
-    def write(connection: Connection) -> Row:
+    def write(connection: PreparedConnection) -> Row:
         if chat_id is not None:
             chat_state.end_step_on(connection, chat_id)
         return connection.execute(
