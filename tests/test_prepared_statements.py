@@ -23,6 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, InvalidRequestError, NoResultFound
 
 from storage import chat_state, services
+from storage.db import prepared
 from storage.db.prepared import PreparedStatement, Unpreparable
 from storage.db.store import utcnow
 from storage.db.upsert import upsert_statement
@@ -180,3 +181,15 @@ async def test_one_row_asked_for_and_none_found_is_sqlalchemy_s_error(store):
     with pytest.raises(NoResultFound):
         await store.idempotent_write(
             lambda connection: connection.execute(statement, {"user": 404}).one())
+
+
+async def test_once_the_cache_is_full_statements_go_through_sqlalchemy_uncompiled(
+        store, monkeypatch):
+    monkeypatch.setattr(prepared, "MAX_PREPARED_STATEMENTS", 0)
+    compiled = []
+    monkeypatch.setattr(prepared, "PreparedStatement",
+                        lambda *args: compiled.append(args) or PreparedStatement(*args))
+
+    assert list(await store.read_rows(chat_state._READ_STEP, {"chat": 3})) == []
+
+    assert compiled == [] and store._statements.get(chat_state._READ_STEP, {"chat": 3}) is None

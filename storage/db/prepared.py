@@ -95,7 +95,9 @@ class PreparedStatement:
 
     def _processors_for(self, dialect: Dialect, description: Sequence[Any]) -> list[_Processor]:
         if len(description) != len(self._columns):
-            raise Unpreparable("the cursor's columns are not the statement's")
+            # Cannot happen for a statement of columns; were it to, better an error than
+            # values read through another column's processor.
+            raise RuntimeError(f"{len(description)} columns came for {len(self._columns)}")
         return [type_._cached_result_processor(dialect, column[1])
                 for (_, type_), column in zip(self._columns, description, strict=True)]
 
@@ -166,13 +168,14 @@ class StatementCache:
 
     def _prepare(self, statement: Executable,
                  parameters: Mapping[str, Any]) -> PreparedStatement | None:
+        if len(self._prepared) >= MAX_PREPARED_STATEMENTS:
+            return None  # full: SQLAlchemy's own cache of compiled forms serves the rest
         column_keys = parameters.keys() if isinstance(statement, ValuesBase) else None
         try:
             prepared = PreparedStatement(statement, self._dialect, column_keys)
         except Unpreparable:
             prepared = None
-        if len(self._prepared) < MAX_PREPARED_STATEMENTS:
-            self._prepared[statement] = prepared
+        self._prepared[statement] = prepared
         return prepared
 
 
