@@ -208,9 +208,9 @@ async def on_confirm(update: Update, context: Context, data: cb.Callback) -> str
         return None
     given = KINDS[action.asks].loaded(step.payload["given"])
     chat_id = update.effective_chat.id
+    # The service ends the chat's step with its change, in one transaction.
     outcome = await action.service(store, ActionInput(update.effective_user.id, data.id(),
                                                       given, chat_id=chat_id))
-    await chat_state.clear_step(store, chat_id)
     return await show_done(update, context, action, data.id(), outcome)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, update
@@ -20,6 +21,7 @@ from storage.models import (
     Ticket,
     TicketState,
 )
+from storage.services import resale
 from tests.factories import make_event, make_order
 
 BUYER = 1001
@@ -186,6 +188,26 @@ async def test_a_completed_step_ends_with_its_change_and_a_refused_one_stays(sto
         await services.claim_for_myself(store, BUYER, second, "Camille Martin", chat_id=chat)
     step = await chat_state.get_step(store, chat)
     assert step is not None and step.ticket_id == second  # they may type another name
+
+
+async def test_renaming_selling_and_repricing_end_the_step_with_their_change(store, order):
+    _, (first, second, *_) = order
+    chat = BUYER
+    await services.claim_for_myself(store, BUYER, first, "Camille Martin")
+    await chat_state.set_step(store, chat, "rename_name", ticket_id=first)
+    await services.rename_holder(store, BUYER, first, "Camille Durand", chat_id=chat)
+    assert await chat_state.get_step(store, chat) is None
+
+    await chat_state.set_step(store, chat, "sell_price", ticket_id=second)
+    with pytest.raises(Refusal):  # under the event's minimum of 10.00
+        await resale.list_for_resale(store, BUYER, second, Decimal("2"), chat_id=chat)
+    assert (await chat_state.get_step(store, chat)).ticket_id == second  # may type again
+    await resale.list_for_resale(store, BUYER, second, Decimal("25"), chat_id=chat)
+    assert await chat_state.get_step(store, chat) is None
+
+    await chat_state.set_step(store, chat, "change_price_price", ticket_id=second)
+    await resale.change_price(store, BUYER, second, Decimal("30"), chat_id=chat)
+    assert await chat_state.get_step(store, chat) is None
 
 
 async def test_opening_a_link_remembers_the_user_and_starts_over_even_if_refused(store, order):

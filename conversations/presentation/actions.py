@@ -38,7 +38,8 @@ class Asks(enum.StrEnum):
 @dataclass(frozen=True)
 class ActionInput:
     """Who acts on which ticket, with what was asked for (a name, an e-mail, a price, an
-    ExchangeOption; None for nothing). ``chat_id``: the chat to tell of the outcome later."""
+    ExchangeOption; None for nothing). ``chat_id``: the chat whose input step the service
+    ends with its change, and to tell of the outcome later."""
 
     user_id: int
     ticket_id: int
@@ -103,7 +104,8 @@ async def _revoke(store: Store, asked: ActionInput) -> Outcome:
 
 
 async def _rename(store: Store, asked: ActionInput) -> Outcome:
-    name = await services.rename_holder(store, asked.user_id, asked.ticket_id, asked.given)
+    name = await services.rename_holder(store, asked.user_id, asked.ticket_id, asked.given,
+                                        chat_id=asked.chat_id)
     return Outcome({"name": name})
 
 
@@ -113,12 +115,14 @@ async def _take_back(store: Store, asked: ActionInput) -> Outcome:
 
 
 async def _sell(store: Store, asked: ActionInput) -> Outcome:
-    await resale.list_for_resale(store, asked.user_id, asked.ticket_id, asked.given)
+    await resale.list_for_resale(store, asked.user_id, asked.ticket_id, asked.given,
+                                 chat_id=asked.chat_id)
     return Outcome({"price": asked.given})
 
 
 async def _change_price(store: Store, asked: ActionInput) -> Outcome:
-    await resale.change_price(store, asked.user_id, asked.ticket_id, asked.given)
+    await resale.change_price(store, asked.user_id, asked.ticket_id, asked.given,
+                              chat_id=asked.chat_id)
     return Outcome({"price": asked.given})
 
 

@@ -13,16 +13,19 @@ from storage.models import (
 from storage.reads import loading as reading
 from storage.services.barcodes import reissue_barcode
 from storage.services.journal import audit
-from storage.services.ticket_changes import change_ticket, managed_ticket
+from storage.services.ticket_changes import _end_step, change_ticket, managed_ticket
 from storage.webhook_outbox import announce_assigned
 
 
-async def rename_holder(store: Store, telegram_id: int, ticket_id: int, name: str) -> str:
+async def rename_holder(store: Store, telegram_id: int, ticket_id: int, name: str, *,
+                        chat_id: int | None = None) -> str:
     """Correct the name on a completed ticket (the uniqueness rule applies again); a new name
-    is a new holder, so the barcode changes. Returns the clean name."""
+    is a new holder, so the barcode changes. Returns the clean name. ``chat_id``: the chat whose
+    input step this completes, ended in the same transaction."""
     holder = clean_name(name)
     now = utcnow()
     async with store.write() as session:
+        await _end_step(session, chat_id)
         ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         if not reading.personalisation_open(event, now):
             raise Refusal("name_change_closed")

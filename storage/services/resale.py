@@ -37,6 +37,7 @@ from storage.services import (
     notify_order_managers,
     void_barcode,
 )
+from storage.services.ticket_changes import _end_step
 from storage.webhook_outbox import announce_listing
 
 LISTABLE = (TicketState.TO_ASSIGN, TicketState.COMPLETED)
@@ -108,10 +109,12 @@ async def _live_listing(session: AsyncSession, ticket_id: int) -> ResaleListing:
 
 
 async def list_for_resale(store: Store, telegram_id: int, ticket_id: int,
-                          price: Decimal) -> int:
-    """Offer the ticket for resale at ``price``; returns the listing id."""
+                          price: Decimal, *, chat_id: int | None = None) -> int:
+    """Offer the ticket for resale at ``price``; returns the listing id. ``chat_id``: the chat
+    whose input step this completes, ended in the same transaction."""
     now = utcnow()
     async with store.write() as session:
+        await _end_step(session, chat_id)
         ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         require_resale(event, now)
         if ticket.state == TicketState.PENDING:
@@ -137,9 +140,13 @@ async def list_for_resale(store: Store, telegram_id: int, ticket_id: int,
         return listing.id
 
 
-async def change_price(store: Store, telegram_id: int, ticket_id: int, price: Decimal) -> None:
+async def change_price(store: Store, telegram_id: int, ticket_id: int, price: Decimal, *,
+                       chat_id: int | None = None) -> None:
+    """The live listing's new price. ``chat_id``: the chat whose input step this completes,
+    ended in the same transaction."""
     now = utcnow()
     async with store.write() as session:
+        await _end_step(session, chat_id)
         ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         require_resale(event, now)
         listing = await _live_listing(session, ticket.id)
