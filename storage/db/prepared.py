@@ -1,7 +1,7 @@
-"""The hot reads' statements compiled once and run straight on the driver's cursor.
+"""The hot statements compiled once and run straight on the driver's cursor.
 
 ``Connection.execute`` does, for every statement, work whose answer never changes for a
-statement built once at import (``Store.read_rows``' are): it walks the statement to make its
+statement built once at import (the hot reads' and writes' are): it walks the statement to make its
 cache key and looks the compiled form up, builds an execution context, re-reads the bind and
 result processors, and wraps the rows in a result object. For a one-row indexed read that is
 most of the CPU the bot spends on it (``bench/store_trips.py``). A ``PreparedStatement`` does
