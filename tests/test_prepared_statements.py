@@ -80,6 +80,7 @@ async def test_a_value_the_statement_carries_is_sent_with_the_caller_s(store):
     rows = await store.read_rows(statement, {"order": order_id})
 
     assert sorted(row.ref for row in rows) == ["T-DF-100000-1", "T-DF-100000-2"]
+    assert store._statements.get(statement, {"order": order_id}) is not None  # run prepared
 
 
 async def test_a_missing_parameter_is_refused_before_anything_is_sent(store):

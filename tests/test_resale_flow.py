@@ -8,7 +8,7 @@ import re
 from sqlalchemy import select, update
 
 from bot.cli import main as ticketbot
-from storage import services
+from storage import chat_state, services
 from storage.db.store import utcnow
 from storage.models import Event, ResaleListing, Ticket, TicketState
 from tests.conftest import sample_document
@@ -38,6 +38,7 @@ async def test_list_change_price_and_cancel_in_english(harness):
     listed = await buyer.press("Confirm")
     assert "On resale (1)" in listed.text and "€45.50" in listed.text
     assert listed.text.index("To assign") < listed.text.index("On resale")
+    assert await chat_state.get_step(harness.store, buyer.id) is None  # ended with the listing
 
     await buyer.press("T-DF-100000-1")
     menu = buyer.last.button_texts()
@@ -47,6 +48,7 @@ async def test_list_change_price_and_cancel_in_english(harness):
     await buyer.send("60")
     changed = await buyer.press("Confirm")
     assert "€60.00" in changed.text
+    assert await chat_state.get_step(harness.store, buyer.id) is None
 
     await buyer.press("T-DF-100000-1")
     await buyer.press("Cancel the sale")

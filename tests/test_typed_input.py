@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
+from storage import chat_state
 from storage.db.store import utcnow
 from storage.models import ChatState, Ticket, TicketState
 from tests.test_buyer_flow import FRIEND, open_order, press_send, send_to_friend
@@ -70,6 +71,7 @@ async def test_a_rename_to_a_taken_name_is_refused_as_typed_but_not_its_own_name
     assert "Put the ticket in the name of" in own.text
     await buyer.press("Confirm")
     assert (await holders(harness.store))["T-DF-100000-2"] == ("completed", "camille martin")
+    assert await chat_state.get_step(harness.store, buyer.id) is None  # ended with the rename
 
 
 async def test_a_friend_typing_a_taken_name_is_refused_at_once(harness):

@@ -115,9 +115,6 @@ class PreparedResult:
     def all(self) -> list[Row[Any]]:
         return self.rows
 
-    def first(self) -> Row[Any] | None:
-        return self.rows[0] if self.rows else None
-
     def one(self) -> Row[Any]:
         if not self.rows:
             raise NoResultFound("No row was found when one was required")
@@ -127,9 +124,6 @@ class PreparedResult:
 
     def scalar(self) -> Any:
         return self.rows[0][0] if self.rows else None
-
-    def __iter__(self) -> Any:
-        return iter(self.rows)
 
 
 def run(connection: Connection, prepared: PreparedStatement,
