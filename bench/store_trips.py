@@ -1,8 +1,9 @@
 """What one trip to the store costs in CPU, by the way it is made: an indexed one-row read through
 ``Store.read_rows`` (one greenlet trip) against ``Store.read_connection`` (an ``AsyncConnection``:
-five trips and a task to close it) and an ORM session, and an idempotent write through
-``Store.idempotent_write`` against ``Store.write``. Statements run as a reply's do
-(``Store.short_statements``: on SQLite on the loop's thread).
+five trips and a task to close it) and an ORM session; an idempotent write through
+``Store.idempotent_write`` against ``Store.write``; and opening a deep link again
+(``Store.write_prepared``: five statements in one transaction, one trip). Statements run as a
+reply's do (``Store.short_statements``: on SQLite on the loop's thread).
 
     .venv/bin/python -m bench.store_trips [--database sqlite|postgres] [--count N]
 """
@@ -19,9 +20,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bench.run import POSTGRES_URL
+from bench.store import EVENT, order_entry
 from storage import chat_state
 from storage.db.store import open_store
 from storage.models import TelegramUser
+from storage.services import create_order_link, open_link
+from storage.services.importing.importer import import_document
 
 USER = 5
 
@@ -55,12 +59,21 @@ async def measure(url: str, count: int) -> None:
     async def step_in_one_trip() -> None:
         await store.idempotent_write(lambda connection: chat_state.end_step_on(connection, USER))
 
+    # Opened again and again by the same user, as a buyer who comes back by the link does.
+    await import_document(store, {"events": [EVENT], "orders": [order_entry(
+        "TRIPS-1", "Anna Trips", "anna@trips.example", ["T-TRIPS-1-1"])]}, actor="bench")
+    token = await create_order_link(store, "TRIPS-1")
+
+    async def open_order_link() -> None:
+        await open_link(store, USER, token, chat_id=USER)
+
     ways = {
         "read: Store.read_rows": lambda: store.read_rows(read),
         "read: Store.read_connection": through_connection,
         "read: Store.read (ORM session)": through_session,
         "write: Store.idempotent_write": step_in_one_trip,
         "write: Store.write (ORM session)": step_in_session,
+        "deep link: open_link": open_order_link,
     }
     try:
         with store.short_statements():

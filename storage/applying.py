@@ -16,10 +16,12 @@ import datetime as dt
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db.prepared import PreparedConnection, execute_in_session
 from storage.models import UpdateInbox
 
 
@@ -46,9 +48,17 @@ class Applying:
         """Mark the entry done inside ``session``'s transaction, or refuse if it was done by an
         earlier attempt. Called for the deciding transaction only; ``Store.write`` sets
         ``marked_done`` once it committed, and later writes of this attempt skip the mark."""
-        connection = await session.connection()
-        result = await connection.execute(
-            _MARK_DONE, {"entry": self.update_id, "now": dt.datetime.now(dt.UTC)})
+        self._check_marked(
+            await execute_in_session(session, _MARK_DONE, self._mark_parameters()))
+
+    def mark_done_on(self, connection: PreparedConnection) -> None:
+        """``mark_done`` within a bare connection's transaction (``Store.write_prepared``)."""
+        self._check_marked(connection.execute(_MARK_DONE, self._mark_parameters()))
+
+    def _mark_parameters(self) -> dict[str, object]:
+        return {"entry": self.update_id, "now": dt.datetime.now(dt.UTC)}
+
+    def _check_marked(self, result: Any) -> None:
         if result.rowcount != 1:
             raise AlreadyApplied(self.update_id)
 

@@ -48,6 +48,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
+from storage.db.prepared import execute_in_session
 from storage.models import (
     Barcode,
     BarcodeFeedEntry,
@@ -97,16 +98,17 @@ def _note(session: AsyncSession | Session, changes: Iterable[_Change]) -> None:
 
 async def void(session: AsyncSession, code: str, now: dt.datetime) -> None:
     """Void a barcode (if it is not void already) and note the change for the feed."""
-    row = (await (await session.connection()).execute(
-        _VOID, {"void_code": code, "voided": now})).first()
+    row = (await execute_in_session(session, _VOID, {"void_code": code, "voided": now})
+           ).first()
     if row is not None:
         _note(session, [_Change(row[1], row[0], code, True)])
 
 
 async def issue(session: AsyncSession, ticket: Ticket, code: str, now: dt.datetime) -> None:
     """Record a new barcode of ``ticket`` and note it for the feed."""
-    await (await session.connection()).execute(
-        _ISSUE, {"code": code, "ticket_id": ticket.id, "issued_at": now, "voided_at": None})
+    await execute_in_session(
+        session, _ISSUE,
+        {"code": code, "ticket_id": ticket.id, "issued_at": now, "voided_at": None})
     _note(session, [_Change(ticket.event_id, ticket.id, code, False)])
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db.prepared import PreparedConnection
+from storage.db.prepared import PreparedConnection, execute_in_session
 from storage.db.store import Store, utcnow
 from storage.db.upsert import upsert_statement
 from storage.models import ChatState
@@ -69,4 +69,4 @@ def end_step_on(connection: PreparedConnection, chat_id: int) -> None:
 async def end_step(session: AsyncSession, chat_id: int) -> None:
     """Take the chat out of its step within ``session``'s transaction: a service that completes
     the step (the claim confirmed, the invitation sent) ends it with its own change."""
-    await (await session.connection()).execute(_END_STEP, {"chat": chat_id})
+    await execute_in_session(session, _END_STEP, {"chat": chat_id})

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from locales import words_in
 from storage import entry_codes
+from storage.db.prepared import execute_in_session
 from storage.db.store import Store, utcnow
 from storage.db.upsert import insert_ignore, upsert
 from storage.errors import Refusal
@@ -177,7 +178,7 @@ _INSERT_CHANGE = insert(TicketChange.__table__)
 
 async def barcode_voided(session: AsyncSession, code: str, now: dt.datetime) -> None:
     """Queue the consequences of voiding ``code`` in the transaction that voids it."""
-    await (await session.connection()).execute(_INSERT_CHANGE, {
+    await execute_in_session(session, _INSERT_CHANGE, {
         "old_barcode": code, "created_at": now, "next_attempt_at": now, "attempts": 0,
         "done_at": None,
     })

@@ -87,6 +87,45 @@ async def test_a_refused_action_leaves_the_update_unfinished(store, ticket_id):
     assert not attempt.marked_done and await done_at(store, 1) is None
 
 
+async def test_a_write_of_prepared_statements_decides_as_a_session_does(store, ticket_id):
+    inbox = Inbox(store)
+    await inbox.record([entry(1)])
+
+    def end_two_steps(connection):
+        chat_state.end_step_on(connection, 7)
+        chat_state.end_step_on(connection, 8)
+        return "done"
+
+    attempt = Applying(1)
+    with applying(attempt):
+        assert await store.write_prepared(end_two_steps) == "done"
+        assert attempt.marked_done and await done_at(store, 1) is not None
+        # Later writes of the same attempt go through unmarked.
+        assert await store.write_prepared(end_two_steps) == "done"
+    await chat_state.set_step(store, 7, "claim_name", ticket_id=ticket_id)
+    with applying(Applying(1, attempt=2)), pytest.raises(AlreadyApplied):
+        await store.write_prepared(end_two_steps)
+    assert await chat_state.get_step(store, 7) is not None  # the refused attempt's effects
+    with applying(Applying(1, attempt=3)):  # idempotent writes neither mark nor are refused
+        assert await store.write_prepared(end_two_steps, idempotent=True) == "done"
+    assert await chat_state.get_step(store, 7) is None
+
+
+async def test_a_failed_write_of_prepared_statements_leaves_nothing(store, ticket_id):
+    await Inbox(store).record([entry(1)])
+    await chat_state.set_step(store, 7, "claim_name", ticket_id=ticket_id)
+
+    def end_step_then_fail(connection):
+        chat_state.end_step_on(connection, 7)
+        raise services.Refusal("not_found")
+
+    attempt = Applying(1)
+    with applying(attempt), pytest.raises(services.Refusal):
+        await store.write_prepared(end_step_then_fail)
+    assert not attempt.marked_done and await done_at(store, 1) is None
+    assert await chat_state.get_step(store, 7) is not None
+
+
 async def test_a_chats_entries_are_claimed_in_order(store):
     inbox = Inbox(store)
     await inbox.record([entry(1), entry(2), entry(3, chat_id=8)])

@@ -29,6 +29,7 @@ from storage.db.store import utcnow
 from storage.db.upsert import upsert_statement
 from storage.models import TelegramUser, Ticket
 from storage.reads import loading
+from storage.services import users
 from storage.services.importing.importer import import_document
 from tests.conftest import ON_POSTGRES, sample_document
 
@@ -194,3 +195,31 @@ async def test_once_the_cache_is_full_statements_go_through_sqlalchemy_uncompile
     assert list(await store.read_rows(chat_state._READ_STEP, {"chat": 3})) == []
 
     assert compiled == [] and store._statements.get(chat_state._READ_STEP, {"chat": 3}) is None
+
+
+async def test_a_session_runs_its_core_statements_prepared_in_its_own_transaction(store):
+    contexts = []
+    event.listen(store.engine.sync_engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, parameters, context, many:
+                 contexts.append(context) if "telegram_users" in statement else None)
+    remember = upsert_statement(store.dialect, TelegramUser, index=["telegram_id"], update=[])
+    values = {"telegram_id": 9, "failed_starts": 0, "created_at": utcnow()}
+
+    with pytest.raises(RuntimeError):
+        async with store.write() as session:
+            await prepared.execute_in_session(session, remember, values)
+            raise RuntimeError("the use case fails after the statement")
+    assert await services.load_user(store, 9) is None  # rolled back with the session
+
+    contexts.clear()
+    async with store.write() as session:
+        session.add(TelegramUser(telegram_id=10, failed_starts=0, created_at=utcnow()))
+        unflushed = await prepared.execute_in_session(session, users._READ_USER, {"user": 10})
+        flushed = await prepared.execute_in_session(session, users._READ_USER, {"user": 10},
+                                                    flush=True)
+        assert unflushed.first() is None and flushed.first() is not None
+        await prepared.execute_in_session(session, remember, values)
+    # The reads and the upsert ran prepared: no SQLAlchemy execution context (the flush's
+    # insert of the added user is the ORM's own and has one).
+    assert contexts.count(None) == 3 and len(contexts) == 4
+    assert await services.load_user(store, 9) is not None

@@ -209,3 +209,17 @@ async def test_a_friends_claim_screen_reads_the_language_with_the_claim(recorded
     assert "sent you a ticket" in back.text
     assert_once(statements.last(), ticket=False)
     assert "claim_grants" in language_reads(statements.last())[0], statements.last()
+
+
+async def test_a_deep_link_is_opened_one_statement_per_change_then_the_screen_read(recorded):
+    harness, statements = recorded
+    await open_order(harness, language="en", user_language="en")
+    start = statements.last()
+    listing = "\n".join(start)
+    # The step ended, the user remembered (the language read back), the link read, the order
+    # granted and the grant audited: one statement each, then the order screen.
+    assert [s.split()[0].upper() for s in start] == [
+        "DELETE", "INSERT", "SELECT", "INSERT", "INSERT", "SELECT"], listing
+    assert "link_tokens" in start[2] and "order_access" in start[3], listing
+    assert "audit_entries" in start[4], listing
+    assert_once(start, ticket=False)

@@ -147,8 +147,20 @@ async def test_expired_invitation_returns_to_buyer_who_is_told(store, order):
     assert (await ticket_row(store, ticket_id)).state == TicketState.TO_ASSIGN
     assert await count(store, Invitation, Invitation.state == InvitationState.EXPIRED) == 1
     assert await count(store, ChatNotification, ChatNotification.kind == "invitation_expired")
-    with pytest.raises(Refusal):
+    with pytest.raises(Refusal) as refused:
         await services.open_link(store, FRIEND, invite.claim_token)
+    assert refused.value.code == "link_expired"
+
+
+async def test_a_declined_claim_link_names_who_sent_it(store, order):
+    _, (ticket_id, *_) = order
+    invite = await services.invite_friend(store, BUYER, ticket_id, "alex@example.org")
+    opened = await services.open_link(store, FRIEND, invite.claim_token)
+    await services.decline_invitation(store, FRIEND, opened.claim.invitation_id)
+    with pytest.raises(Refusal) as refused:
+        await services.open_link(store, FRIEND, invite.claim_token)
+    assert refused.value.code == "link_declined"
+    assert refused.value.params["sender"] == opened.claim.inviter_name != ""
 
 
 async def test_expired_link_is_refused_before_the_sweeper_runs(store, order):

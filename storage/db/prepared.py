@@ -8,7 +8,8 @@ most of the CPU the bot spends on it (``bench/store_trips.py``). A ``PreparedSta
 that work once per statement and dialect; each run then only orders the parameters, executes on
 the pooled connection's own DBAPI cursor and builds the rows, still SQLAlchemy ``Row`` objects,
 with the same processors SQLAlchemy would apply. ``Store`` keeps them (``StatementCache``) for
-its hot reads and for the statements of its idempotent writes (``PreparedConnection``).
+its hot reads and for the statements of its idempotent writes (``PreparedConnection``), and
+its sessions run their Core statements through it (``execute_in_session``).
 
 What stays SQLAlchemy's: the pool and its checkout, the connection's isolation level, the
 cursor-execute events (the benchmark's statement counter), and the errors, raised through
@@ -28,9 +29,12 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect, Row
 from sqlalchemy.engine.result import SimpleResultMetaData
 from sqlalchemy.exc import InvalidRequestError, MultipleResultsFound, NoResultFound
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import ValuesBase
+from sqlalchemy.util import greenlet_spawn
 
 _Processor = Callable[[Any], Any] | None
 
@@ -122,8 +126,14 @@ class PreparedResult:
             raise MultipleResultsFound("Multiple rows were found when exactly one was required")
         return self.rows[0]
 
+    def first(self) -> Row[Any] | None:
+        return self.rows[0] if self.rows else None
+
     def scalar(self) -> Any:
         return self.rows[0][0] if self.rows else None
+
+    def scalar_one(self) -> Any:
+        return self.one()[0]
 
 
 def run(connection: Connection, prepared: PreparedStatement,
@@ -198,3 +208,28 @@ class PreparedConnection:
     def scalar(self, statement: Executable, parameters: Mapping[str, Any] | None = None) -> Any:
         """The first column of the first row, as ``Connection.scalar``."""
         return self.execute(statement, parameters).scalar()
+
+
+# Where a store's sessions find its prepared statements (``Session.info``).
+SESSION_STATEMENTS = "ticketbot_prepared_statements"
+
+
+async def execute_in_session(session: AsyncSession, statement: Executable,
+                             parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+                             | None = None, *, flush: bool = False) -> Any:
+    """``statement`` on ``session``'s connection, in its transaction, prepared as
+    ``PreparedConnection.execute`` runs it and in one trip into SQLAlchemy's greenlet: the Core
+    statements of the use cases, where ``(await session.connection()).execute(…)`` makes two
+    trips and compiles the statement's cache key each time. ``flush``: send the objects added
+    to the session first (a row the statement refers to may be among them)."""
+    return await greenlet_spawn(_execute_in_session, session.sync_session, statement,
+                                parameters, flush)
+
+
+def _execute_in_session(session: Session, statement: Executable,
+                        parameters: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
+                        flush: bool) -> Any:
+    if flush:
+        session.flush()
+    prepared = PreparedConnection(session.connection(), session.info[SESSION_STATEMENTS])
+    return prepared.execute(statement, parameters)

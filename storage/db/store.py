@@ -34,7 +34,7 @@ from sqlalchemy.util import greenlet_spawn
 
 from storage import applying
 from storage.db import sqlite_driver
-from storage.db.prepared import PreparedConnection, StatementCache
+from storage.db.prepared import SESSION_STATEMENTS, PreparedConnection, StatementCache
 from storage.db.sqlite_driver import statements_on_loop
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ticketbot.db"
@@ -223,6 +223,10 @@ class Store:
         self.is_sqlite = self.dialect == "sqlite"
         self.through_pgbouncer = engine_arguments(url, {})[2]
         self._write_engine = self.engine.execution_options(sqlite_immediate=True)
+        # The hot statements, compiled once (storage.db.prepared): the reads, the idempotent
+        # writes, and the Core statements sessions run through ``execute_in_session``.
+        self._statements = StatementCache(self.engine.sync_engine.dialect)
+        session_info = {SESSION_STATEMENTS: self._statements}
         # PostgreSQL's READ COMMITTED gives each statement a snapshot of its own, so a read-only
         # transaction adds only its BEGIN and COMMIT, two round trips; reads run without one.
         # On SQLite a read transaction holds one snapshot of the file, and its BEGIN is local.
@@ -230,12 +234,14 @@ class Store:
         # may be prepared on one server connection and run on another.
         self._read_engine = (self.engine if self.is_sqlite or self.through_pgbouncer
                              else self.engine.execution_options(isolation_level="AUTOCOMMIT"))
-        self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False)
+        self._read_sessions = async_sessionmaker(self._read_engine, expire_on_commit=False,
+                                                 info=session_info)
         # The hot reads are one statement each, which needs no BEGIN and COMMIT around it on
         # SQLite either: two trips to aiosqlite's thread out of three.
         self._statement_engine = (self.engine.execution_options(sqlite_no_begin=True)
                                   if self.is_sqlite else self._read_engine)
-        self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False)
+        self._write_sessions = async_sessionmaker(self._write_engine, expire_on_commit=False,
+                                                  info=session_info)
         # The idempotent writes' statements are each harmless alone (``idempotent_write``): on
         # PostgreSQL each is a transaction of its own, without the BEGIN and COMMIT round
         # trips. On SQLite their BEGIN IMMEDIATE is local and takes the write lock up front.
@@ -246,8 +252,6 @@ class Store:
         # process's writers queue here instead and follow one another at once. The busy
         # handler still arbitrates between processes. PostgreSQL locks rows, not the database.
         self._writer_turn = asyncio.Lock() if self.is_sqlite else contextlib.nullcontext()
-        # The hot reads' and idempotent writes' statements, compiled once (storage.db.prepared).
-        self._statements = StatementCache(self.engine.sync_engine.dialect)
 
     @contextlib.asynccontextmanager
     async def write(self, *, idempotent: bool = False) -> AsyncIterator[AsyncSession]:
@@ -267,6 +271,30 @@ class Store:
             yield session
         if deciding:
             entry.marked_done = True
+
+    async def write_prepared(self, work: Callable[[PreparedConnection], _T], *,
+                             idempotent: bool = False) -> _T:
+        """``work``, prepared statements on a bare connection, as one transaction run whole in
+        one trip into SQLAlchemy's greenlet: ``write`` without the ORM session, whose
+        creation, begin and commit alone cost twice a short transaction's statements, and
+        each ``await`` on it a trip of its own. Marks the update being applied done, or
+        refuses it, as ``write`` does, unless ``idempotent``. Not for work that announces
+        webhooks (they read the endpoints from the session)."""
+        entry = None if idempotent else applying.current()
+        deciding = entry if entry is not None and not entry.marked_done else None
+        async with self._writer_turn:
+            result = await greenlet_spawn(self._write_prepared, work, deciding)
+        if deciding is not None:
+            deciding.marked_done = True
+        return result
+
+    def _write_prepared(self, work: Callable[[PreparedConnection], _T],
+                        deciding: applying.Applying | None) -> _T:
+        with self._write_engine.sync_engine.begin() as connection:
+            prepared = PreparedConnection(connection, self._statements)
+            if deciding is not None:
+                deciding.mark_done_on(prepared)
+            return work(prepared)
 
     @contextlib.asynccontextmanager
     async def write_connection(self) -> AsyncIterator[AsyncConnection]:

@@ -15,6 +15,8 @@ from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db.prepared import execute_in_session
+
 
 def _dialect(session: AsyncSession) -> str:
     return session.bind.dialect.name if session.bind is not None else "sqlite"
@@ -58,12 +60,17 @@ async def upsert(
 
 async def insert_ignore(session: AsyncSession, model: Any, values: dict[str, Any]) -> bool:
     """Insert a row unless one with the same primary key exists; True if it was inserted."""
-    statement = _statement(_dialect(session), model.__table__, None, ())
+    statement = insert_ignore_statement(_dialect(session), model)
     return (await _execute(session, statement, values)).rowcount == 1
+
+
+def insert_ignore_statement(dialect: str, model: Any) -> Any:
+    """``insert_ignore``'s statement, to run on a connection of ``dialect``; its result's
+    ``rowcount`` is 1 if the row was inserted."""
+    return _statement(dialect, model.__table__, None, ())
 
 
 async def _execute(session: AsyncSession, statement: Any, values: dict[str, Any]) -> Any:
     # Objects added to the session go first, as session.execute would send them (a row may
     # refer to one); the statement itself goes straight to the connection.
-    await session.flush()
-    return await (await session.connection()).execute(statement, values)
+    return await execute_in_session(session, statement, values, flush=True)

@@ -16,6 +16,7 @@ from sqlalchemy import Row, Select, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db.id_lists import among_ids
+from storage.db.prepared import PreparedConnection
 from storage.errors import Refusal
 from storage.models import (
     Event,
@@ -241,6 +242,38 @@ def _part(row: Any, prefix: str, names: tuple[str, ...]) -> SimpleNamespace | No
     if row[prefix + "id"] is None:
         return None
     return SimpleNamespace(**{name: row[prefix + name] for name in names})
+
+
+# ``invitation_with_ticket`` on a bare connection (``Store.write_prepared``: opening a claim
+# link): the columns a claim screen and a void link's refusal use, as ``_part`` namespaces.
+_CLAIM_PARTS = (  # (label prefix, table, columns)
+    ("i_", Invitation.__table__, ("id", "state", "inviter_name", "email", "expires_at")),
+    ("t_", Ticket.__table__, ("id", "category", "ref")),
+    ("e_", Event.__table__, _EVENT_COLUMNS),
+)
+
+
+@functools.cache
+def _claim_statement() -> Select:
+    invitations, tickets, events = Invitation.__table__, Ticket.__table__, Event.__table__
+    return (select(*(table.c[name].label(prefix + name)
+                     for prefix, table, names in _CLAIM_PARTS for name in names))
+            .select_from(invitations.join(tickets, tickets.c.id == invitations.c.ticket_id)
+                         .join(events, events.c.id == tickets.c.event_id))
+            .where(invitations.c.id == bindparam("invitation")))
+
+
+def invitation_with_ticket_on(
+    connection: PreparedConnection, invitation_id: int
+) -> tuple[SimpleNamespace, SimpleNamespace, SimpleNamespace] | None:
+    """``invitation_with_ticket`` on a bare connection: the parts as namespaces of the columns
+    a claim screen uses, or None."""
+    rows = connection.execute(_claim_statement(), {"invitation": invitation_id}).all()
+    if not rows:
+        return None
+    row = rows[0]._mapping
+    invitation, ticket, event = (_part(row, prefix, names) for prefix, _, names in _CLAIM_PARTS)
+    return invitation, ticket, event
 
 
 def order_query(telegram_id: int | None, *, order_id: int | None = None,

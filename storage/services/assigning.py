@@ -7,6 +7,7 @@ from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import tokens
+from storage.db.prepared import execute_in_session
 from storage.db.store import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import clean_email, clean_name, email_key, name_key
@@ -117,15 +118,14 @@ async def invite_friend(store: Store, telegram_id: int, ticket_id: int, email: s
                             email_key=email_key(address))
         language = await _language_of(session, telegram_id, order)
         expires_at = now + store.claim_link_ttl
-        connection = await session.connection()
-        invitation_id = (await connection.execute(_INSERT_INVITATION, {
+        invitation_id = (await execute_in_session(session, _INSERT_INVITATION, {
             "ticket_id": ticket.id, "email": address, "state": InvitationState.PENDING,
             "invited_by_telegram_id": telegram_id, "inviter_name": order.buyer_name,
             "language": language, "created_at": now, "expires_at": expires_at,
             "last_sent_at": now, "finished_at": None, "claimed_by_telegram_id": None,
         })).scalar_one()
         token = tokens.claim_token(secret, invitation_id)
-        await connection.execute(_INSERT_LINK, {
+        await execute_in_session(session, _INSERT_LINK, {
             "token_hash": tokens.hash_token(secret, token), "kind": LinkKind.CLAIM,
             "order_id": order.id, "invitation_id": invitation_id, "created_at": now,
             "expires_at": expires_at, "used_at": None, "revoked_at": None,

@@ -8,6 +8,7 @@ import datetime as dt
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db.prepared import execute_in_session
 from storage.db.store import Store, utcnow
 from storage.errors import Refusal
 from storage.keys import clean_name, name_key
@@ -68,8 +69,8 @@ async def accept_invitation(store: Store, telegram_id: int, invitation_id: int, 
                             state=TicketState.COMPLETED, holder_name=holder,
                             name_key=name_key(holder), holder_telegram_id=telegram_id,
                             barcode=barcode)
-        await (await session.connection()).execute(
-            _USE_CLAIM_LINK, {"invitation": invitation.id, "used": now})
+        await execute_in_session(session, _USE_CLAIM_LINK,
+                                 {"invitation": invitation.id, "used": now})
         await audit(session, ActorKind.FRIEND, telegram_id, "invitation_accepted",
                     order_id=ticket.order_id, ticket_id=ticket.id, now=now, holder=holder,
                     invitation_id=invitation.id)

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db.prepared import execute_in_session
 from storage.errors import Refusal
 from storage.models import (
     ClaimGrant,
@@ -53,8 +54,8 @@ async def _finish_invitation(
 ) -> None:
     params = {f"new_{name}": value for name, value in values.items()}
     params.update(invitation=invitation.id, state=state, now=now)
-    result = await (await session.connection()).execute(
-        _invitation_finish(tuple(sorted(values))), params)
+    result = await execute_in_session(session, _invitation_finish(tuple(sorted(values))),
+                                      params)
     if result.rowcount != 1:
         # Finished by someone else a moment before (PostgreSQL re-checks the row once their
         # transaction commits). A friend who lost to another's claim is told so, as a fresh
@@ -81,7 +82,7 @@ def _invitation_finish(columns: tuple[str, ...]):
 
 async def _queue_invitation_mail(session: AsyncSession, invitation_id: int, recipient: str,
                                  language: str, now: dt.datetime) -> None:
-    await (await session.connection()).execute(_INSERT_MAIL, {
+    await execute_in_session(session, _INSERT_MAIL, {
         # Short enough that the header is never folded; unique thanks to the random part.
         "message_id": f"<inv{invitation_id}.{secrets.token_hex(6)}@ticketbot.local>",
         "recipient": recipient, "language": language, "kind": "invitation",
@@ -128,8 +129,8 @@ async def _return_to_buyer(
 async def _require_grant(session: AsyncSession, telegram_id: int,
                          invitation_id: int) -> str | None:
     """Refuse unless this user opened the invitation's link; returns their chosen language."""
-    granted = (await (await session.connection()).execute(
-        _GRANTED, {"invitation": invitation_id, "user": telegram_id})).first()
+    granted = (await execute_in_session(
+        session, _GRANTED, {"invitation": invitation_id, "user": telegram_id})).first()
     if granted is None:
         raise Refusal("not_found")
     return granted[1]

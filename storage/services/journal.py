@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db.prepared import PreparedConnection, execute_in_session
 from storage.models import (
     ActorKind,
     AuditEntry,
@@ -18,8 +19,6 @@ from storage.models import (
 )
 
 # The statements of the busiest use cases are built once, with bound parameters, and run on
-# the session's connection: building a statement and working out its cache key each time cost
-# more CPU than running it, and an entity added to the session costs a unit-of-work flush.
 # the session's connection: building a statement and working out its cache key each time cost
 # more CPU than running it, and an entity added to the session costs a unit-of-work flush.
 _INSERT_AUDIT = insert(AuditEntry.__table__)
@@ -38,10 +37,31 @@ async def audit(
     now: dt.datetime,
     **details: Any,
 ) -> None:
-    await (await session.connection()).execute(_INSERT_AUDIT, {
-        "at": now, "actor_kind": actor, "actor_telegram_id": actor_id, "action": action,
-        "order_id": order_id, "ticket_id": ticket_id, "details": details,
-    })
+    await execute_in_session(session, _INSERT_AUDIT, _audit_row(
+        actor, actor_id, action, order_id, ticket_id, now, details))
+
+
+def audit_on(
+    connection: PreparedConnection,
+    actor: ActorKind,
+    actor_id: int | None,
+    action: str,
+    *,
+    order_id: int | None = None,
+    ticket_id: int | None = None,
+    now: dt.datetime,
+    **details: Any,
+) -> None:
+    """``audit`` within a bare connection's transaction (``Store.write_prepared``)."""
+    connection.execute(
+        _INSERT_AUDIT, _audit_row(actor, actor_id, action, order_id, ticket_id, now, details))
+
+
+def _audit_row(actor: ActorKind, actor_id: int | None, action: str, order_id: int | None,
+               ticket_id: int | None, now: dt.datetime,
+               details: dict[str, Any]) -> dict[str, Any]:
+    return {"at": now, "actor_kind": actor, "actor_telegram_id": actor_id, "action": action,
+            "order_id": order_id, "ticket_id": ticket_id, "details": details}
 
 
 async def notify_order_managers(
@@ -49,10 +69,10 @@ async def notify_order_managers(
     skip: int | None = None, **params: Any,
 ) -> None:
     """Queue chat news for everyone who manages the order (but the one who caused it)."""
-    connection = await session.connection()
-    managers = (await connection.execute(_MANAGERS, {"order": order_id})).scalars()
+    managers = [row[0] for row in
+                (await execute_in_session(session, _MANAGERS, {"order": order_id})).all()]
     news = [{"telegram_id": telegram_id, "kind": kind, "params": {"order_id": order_id, **params},
              "created_at": now, "next_attempt_at": now, "attempts": 0, "sent_at": None}
             for telegram_id in managers if telegram_id != skip]
     if news:
-        await connection.execute(_INSERT_NEWS, news)
+        await execute_in_session(session, _INSERT_NEWS, news)

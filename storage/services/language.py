@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from locales import user_language
+from storage.db.prepared import execute_in_session
 from storage.db.store import Store, utcnow
 from storage.db.upsert import upsert
 from storage.errors import Refusal
@@ -35,7 +36,6 @@ async def choose_language(store: Store, telegram_id: int, language: str, *,
 
 async def _language_of(session: AsyncSession, telegram_id: int, order: Order) -> str:
     """The language the user sees the bot in (the one rule of ``locales``)."""
-    user = (await (await session.connection()).execute(_READ_USER, {"user": telegram_id})
-            ).first()
+    user = (await execute_in_session(session, _READ_USER, {"user": telegram_id})).first()
     return user_language(user and user.chosen_language, user and user.telegram_language,
                          order.language)

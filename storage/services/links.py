@@ -6,13 +6,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Row, bindparam, select, update
 
 from storage import tokens
+from storage.db.prepared import PreparedConnection
 from storage.db.store import Store, utcnow
-from storage.db.upsert import insert_ignore
+from storage.db.upsert import insert_ignore_statement
 from storage.errors import Refusal
 from storage.models import (
     ActorKind,
@@ -29,9 +30,8 @@ from storage.reads.views import (
     LinkOpened,
 )
 from storage.services.invitations import _require_grant
-from storage.services.journal import audit
-from storage.services.ticket_changes import _end_step
-from storage.services.users import _count_failed_start, _remember_user
+from storage.services.journal import audit, audit_on
+from storage.services.users import _count_failed_start, _remember_on
 
 
 async def create_order_link(store: Store, order_number: str) -> str:
@@ -95,74 +95,86 @@ async def open_link(store: Store, telegram_id: int, parameter: str, *,
     chat (``chat_id``) leaves any input step: a link starts over, whether it opens or not."""
     secret = await store.secret()
     now = utcnow()
-    refusal = None
-    # A good link grants the same however often it is opened, so this transaction may be
-    # repeated when a /start is replayed after a crash (and the step set after it with it).
-    async with store.write(idempotent=True) as session:
-        user = await _remember_user(session, telegram_id, language_code, now)
-        await _end_step(session, chat_id)
+    key = tokens.link_key(secret, parameter)
+
+    def open_on(connection: PreparedConnection) -> LinkOpened | Refusal | None:
+        user = _remember_on(connection, store.dialect, telegram_id, language_code, now,
+                            chat_id=chat_id)
+        # Every refusal comes before any change of the link's: what is committed with it is
+        # the user and the step above. None: no such link.
         try:
-            # Every refusal comes before any change of the link's: what is committed with it
-            # is the user and the step above.
             if user.blocked_until is not None and user.blocked_until > now:
                 raise Refusal("too_many_attempts")
-            key = tokens.link_key(secret, parameter)
-            link = await session.get(LinkToken, key) if key is not None else None
-            if link is not None:
-                opened = await _open_valid_link(session, telegram_id, link, now)
-                return dataclasses.replace(opened, viewer_language=user.chosen_language)
+            links = connection.execute(_READ_LINK, {"key": key}).all() if key else ()
+            if not links:
+                return None
+            opened = _open_valid_link(connection, store.dialect, telegram_id, links[0], now)
+            return dataclasses.replace(opened, viewer_language=user.chosen_language)
         except Refusal as refused:
-            refusal = refused
-    if refusal is not None:
-        raise refusal
+            return refused
+
+    # A good link grants the same however often it is opened, so this transaction may be
+    # repeated when a /start is replayed after a crash (and the step set after it with it).
+    outcome = await store.write_prepared(open_on, idempotent=True)
+    if isinstance(outcome, LinkOpened):
+        return outcome
+    if outcome is not None:
+        raise outcome
     # A wrong link is counted once per /start, however often that update is handled.
     async with store.write() as session:
         await _count_failed_start(session, telegram_id, now)
     raise Refusal("link_invalid")
 
 
-async def _open_valid_link(
-    session: AsyncSession, telegram_id: int, link: LinkToken, now: dt.datetime
-) -> LinkOpened:
+_links = LinkToken.__table__
+_READ_LINK = select(_links.c.kind, _links.c.order_id, _links.c.invitation_id,
+                    _links.c.expires_at, _links.c.used_at, _links.c.revoked_at).where(
+    _links.c.token_hash == bindparam("key"))
+
+
+def _open_valid_link(connection: PreparedConnection, dialect: str, telegram_id: int,
+                     link: Row, now: dt.datetime) -> LinkOpened:
     if link.revoked_at is not None:
-        raise await _revoked_refusal(session, link)
+        raise _revoked_refusal(
+            reading.invitation_with_ticket_on(connection, link.invitation_id)
+            if link.invitation_id is not None else None)
     if link.kind == LinkKind.ORDER:
         # Recorded the first time only: opening the order again changes nothing.
-        if await insert_ignore(session, OrderAccess, {"telegram_id": telegram_id,
-                                                      "order_id": link.order_id,
-                                                      "granted_at": now}):
-            await audit(session, ActorKind.BUYER, telegram_id, "order_opened",
-                        order_id=link.order_id, now=now)
+        granted = connection.execute(insert_ignore_statement(dialect, OrderAccess), {
+            "telegram_id": telegram_id, "order_id": link.order_id, "granted_at": now})
+        if granted.rowcount == 1:
+            audit_on(connection, ActorKind.BUYER, telegram_id, "order_opened",
+                     order_id=link.order_id, now=now)
         return LinkOpened(order_id=link.order_id)
     if link.used_at is not None:
         raise Refusal("link_used")
     if link.expires_at is not None and link.expires_at <= now:
         raise Refusal("link_expired")
     assert link.invitation_id is not None
-    await insert_ignore(session, ClaimGrant, {"invitation_id": link.invitation_id,
-                                              "telegram_id": telegram_id, "granted_at": now})
-    return LinkOpened(claim=await _claim_view(session, link.invitation_id, now))
+    connection.execute(insert_ignore_statement(dialect, ClaimGrant), {
+        "invitation_id": link.invitation_id, "telegram_id": telegram_id, "granted_at": now})
+    return LinkOpened(claim=_claim_view(
+        reading.invitation_with_ticket_on(connection, link.invitation_id), now))
 
 
-async def _revoked_refusal(session: AsyncSession, link: LinkToken) -> Refusal:
+def _revoked_refusal(found: tuple[Any, Any, Any] | None) -> Refusal:
     """Why a void link no longer works, saying who did what: a claim link goes void when its
     sender withdraws the invitation, but also when its recipient declines the ticket or the
-    invitation expires."""
-    if link.invitation_id is not None:
-        row = await reading.invitation_with_ticket(session, link.invitation_id)
-        state = row[0].state if row is not None else None
-        if state == InvitationState.DECLINED:
-            return Refusal("link_declined", sender=row[0].inviter_name)
-        if state == InvitationState.EXPIRED:
-            return Refusal("link_expired")
+    invitation expires. ``found``: the claim link's invitation, ticket and event."""
+    state = found[0].state if found is not None else None
+    if state == InvitationState.DECLINED:
+        return Refusal("link_declined", sender=found[0].inviter_name)
+    if state == InvitationState.EXPIRED:
+        return Refusal("link_expired")
     return Refusal("link_revoked")
 
 
-async def _claim_view(session: AsyncSession, invitation_id: int, now: dt.datetime) -> ClaimView:
-    row = await reading.invitation_with_ticket(session, invitation_id)
-    if row is None:
+def _claim_view(found: tuple[Any, Any, Any] | None, now: dt.datetime) -> ClaimView:
+    """The claim screen of an invitation, its ticket and event (ORM objects or the namespaces
+    of ``invitation_with_ticket_on``), or why it cannot be claimed."""
+    if found is None:
         raise Refusal("not_found")
-    invitation, ticket, event = row
+    invitation, ticket, event = found
     if invitation.state == InvitationState.ACCEPTED:
         raise Refusal("link_used")
     if invitation.state == InvitationState.EXPIRED or (
@@ -185,5 +197,6 @@ async def claim_view(store: Store, telegram_id: int, invitation_id: int) -> Clai
     with it."""
     async with store.read() as session:
         language = await _require_grant(session, telegram_id, invitation_id)
-        view = await _claim_view(session, invitation_id, utcnow())
+        view = _claim_view(await reading.invitation_with_ticket(session, invitation_id),
+                           utcnow())
     return dataclasses.replace(view, viewer_language=language)

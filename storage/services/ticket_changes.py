@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import chat_state
+from storage.db.prepared import execute_in_session
 from storage.errors import Refusal
 from storage.models import (
     Event,
@@ -66,8 +67,8 @@ async def change_ticket(
     params = {f"new_{name}": value for name, value in values.items()}
     params.update(ticket=ticket.id, expected=expected, version_seen=ticket.version, now=now)
     try:
-        result = await (await session.connection()).execute(
-            _ticket_change(tuple(sorted(values))), params)
+        result = await execute_in_session(session, _ticket_change(tuple(sorted(values))),
+                                          params)
     except IntegrityError as error:
         raise _uniqueness_refusal(error, values) from None
     if result.rowcount != 1:

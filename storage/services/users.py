@@ -29,16 +29,20 @@ async def record_user(store: Store, telegram_id: int, language_code: str | None,
     """Remember a Telegram user (and the language their app reports); with ``chat_id``, that
     chat also leaves any input step first (a /start starts over). Each is harmless alone."""
     # Idempotent: repeating it on a replayed update changes nothing more.
-    values = _user_values(telegram_id, language_code, utcnow())
-
-    def write(connection: PreparedConnection) -> Row:
-        if chat_id is not None:
-            chat_state.end_step_on(connection, chat_id)
-        return connection.execute(
-            upsert_statement(store.dialect, TelegramUser, **_REMEMBER), values).one()
-
-    user = await store.idempotent_write(write)
+    now = utcnow()
+    user = await store.idempotent_write(lambda connection: _remember_on(
+        connection, store.dialect, telegram_id, language_code, now, chat_id=chat_id))
     return UserView(telegram_id, user.chosen_language, user.telegram_language)
+
+
+def _remember_on(connection: PreparedConnection, dialect: str, telegram_id: int,
+                 language_code: str | None, now: dt.datetime, *, chat_id: int | None) -> Row:
+    """``record_user``'s writes within a bare connection's transaction; the user's row as it
+    is afterwards (chosen and app language, cool-down)."""
+    if chat_id is not None:
+        chat_state.end_step_on(connection, chat_id)
+    return connection.execute(upsert_statement(dialect, TelegramUser, **_REMEMBER),
+                              _user_values(telegram_id, language_code, now)).one()
 
 
 def _user_values(telegram_id: int, language_code: str | None,
@@ -52,13 +56,6 @@ def _user_values(telegram_id: int, language_code: str | None,
 _REMEMBER: dict[str, Any] = {
     "index": ("telegram_id",), "update": ("telegram_language",),
     "returning": ("chosen_language", "telegram_language", "blocked_until")}
-
-
-async def _remember_user(session: AsyncSession, telegram_id: int, language_code: str | None,
-                         now: dt.datetime) -> Row:
-    """``record_user``'s upsert within ``session``'s transaction."""
-    return await upsert(session, TelegramUser, _user_values(telegram_id, language_code, now),
-                        **_REMEMBER)
 
 
 async def load_user(store: Store, telegram_id: int) -> UserView | None:
