@@ -48,7 +48,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
-from storage.db.prepared import execute_in_session
+from storage.db.prepared import SESSION_STATEMENTS, PreparedConnection, execute_in_session
 from storage.models import (
     Barcode,
     BarcodeFeedEntry,
@@ -154,8 +154,9 @@ def _write_noted_changes(session: Session) -> None:
     if not changes:
         return
     session.flush()  # the tickets' last changes, which the entries read
-    connection = session.connection()
-    advance = _ADVANCE[connection.dialect.name]
+    raw = session.connection()
+    advance = _ADVANCE[raw.dialect.name]
+    connection = PreparedConnection(raw, session.info[SESSION_STATEMENTS])
     by_event: dict[str, list[_Change]] = {}
     for change in changes:
         by_event.setdefault(change.event_id, []).append(change)

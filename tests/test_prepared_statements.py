@@ -27,11 +27,13 @@ from storage.db import prepared
 from storage.db.prepared import PreparedStatement, Unpreparable
 from storage.db.store import utcnow
 from storage.db.upsert import upsert_statement
-from storage.models import TelegramUser, Ticket
+from storage.models import Event, Invitation, Order, TelegramUser, Ticket
 from storage.reads import loading
 from storage.services import users
 from storage.services.importing.importer import import_document
+from storage.services.ticket_changes import managed_ticket
 from tests.conftest import ON_POSTGRES, sample_document
+from tests.factories import make_event, make_order
 
 
 async def _executed(store, statement, parameters):
@@ -223,3 +225,29 @@ async def test_a_session_runs_its_core_statements_prepared_in_its_own_transactio
     # insert of the added user is the ORM's own and has one).
     assert contexts.count(None) == 3 and len(contexts) == 4
     assert await services.load_user(store, 9) is not None
+
+
+def _columns(row) -> dict:
+    return {column.key: getattr(row, column.key) for column in type(row).__table__.c}
+
+
+async def test_a_record_holds_every_column_as_the_orm_reads_it(store):
+    await make_event(store, exchange_targets=["fest-sun"], resale_min_price=Decimal("5"))
+    _, (ticket_id, *_) = await make_order(store, managers=(7,))
+    invite = await services.invite_friend(store, 7, ticket_id, "alex@example.org")
+
+    async with store.read() as session:
+        managed = await managed_ticket(session, 7, ticket_id)
+        invited = await loading.invitation_with_ticket(session, invite.invitation_id)
+        ticket = await session.get(Ticket, ticket_id)
+        event = await session.get(Event, ticket.event_id)
+        order = await session.get(Order, ticket.order_id)
+        invitation = await session.get(Invitation, invite.invitation_id)
+        with pytest.raises(services.Refusal):
+            await managed_ticket(session, 8, ticket_id)  # not a manager of the order
+
+    assert [vars(record) for record in managed] == [_columns(ticket), _columns(event),
+                                                   _columns(order)]
+    assert [vars(record) for record in invited] == [_columns(invitation), _columns(ticket),
+                                                   _columns(event)]
+    assert event.exchange_targets == ["fest-sun"] and invitation.expires_at.tzinfo is not None

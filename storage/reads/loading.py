@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, bindparam, func, select
+from sqlalchemy import Row, Select, Table, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db.id_lists import among_ids
-from storage.db.prepared import PreparedConnection
+from storage.db.prepared import PreparedConnection, execute_in_session
 from storage.errors import Refusal
 from storage.models import (
     Event,
@@ -135,19 +135,20 @@ def ticket_view(
 
 async def invitation_with_ticket(
     session: AsyncSession, invitation_id: int
-) -> tuple[Invitation, Ticket, Event] | None:
-    """An invitation, its ticket and the ticket's event (one query), or None."""
-    row = (await session.execute(_INVITATION_WITH_TICKET, {"invitation": invitation_id})).first()
-    return None if row is None else tuple(row)
+) -> tuple[SimpleNamespace, SimpleNamespace, SimpleNamespace] | None:
+    """An invitation, its ticket and the ticket's event (one query), or None: namespaces of
+    every column of each (``records``)."""
+    found = await execute_in_session(session, _invitation_with_ticket(),
+                                     {"invitation": invitation_id})
+    return records(found.first(), _INVITATION_PARTS)
 
 
-# Prepared once: a friend's every screen and answer reads it.
-_INVITATION_WITH_TICKET = (
-    select(Invitation, Ticket, Event)
-    .join(Ticket, Ticket.id == Invitation.ticket_id)
-    .join(Event, Event.id == Ticket.event_id)
-    .where(Invitation.id == bindparam("invitation"))
-)
+def invitation_with_ticket_on(
+    connection: PreparedConnection, invitation_id: int
+) -> tuple[SimpleNamespace, SimpleNamespace, SimpleNamespace] | None:
+    """``invitation_with_ticket`` on a bare connection (``Store.write_prepared``)."""
+    found = connection.execute(_invitation_with_ticket(), {"invitation": invitation_id})
+    return records(found.first(), _INVITATION_PARTS)
 
 
 async def may_manage(session: AsyncSession, telegram_id: int, order_id: int) -> bool:
@@ -244,36 +245,39 @@ def _part(row: Any, prefix: str, names: tuple[str, ...]) -> SimpleNamespace | No
     return SimpleNamespace(**{name: row[prefix + name] for name in names})
 
 
-# ``invitation_with_ticket`` on a bare connection (``Store.write_prepared``: opening a claim
-# link): the columns a claim screen and a void link's refusal use, as ``_part`` namespaces.
-_CLAIM_PARTS = (  # (label prefix, table, columns)
-    ("i_", Invitation.__table__, ("id", "state", "inviter_name", "email", "expires_at")),
-    ("t_", Ticket.__table__, ("id", "category", "ref")),
-    ("e_", Event.__table__, _EVENT_COLUMNS),
-)
+# The rows a use case decides on are read with Core, every column of each table labelled by a
+# prefix, and handed out as namespaces (``records``): the ORM's identity map and instance
+# loading cost more than the statement, and the use cases change rows by statements of their
+# own, never through the objects.
+Parts = tuple[tuple[str, Table], ...]  # (label prefix, table)
+
+
+def record_columns(parts: Parts) -> list[Any]:
+    """Every column of each part's table, labelled with the part's prefix."""
+    return [column.label(prefix + column.key) for prefix, table in parts for column in table.c]
+
+
+def records(row: Row[Any] | None, parts: Parts) -> tuple[SimpleNamespace, ...] | None:
+    """A row of ``record_columns`` as one namespace per part, by column names; None for none."""
+    if row is None:
+        return None
+    mapping = row._mapping
+    return tuple(SimpleNamespace(**{column.key: mapping[prefix + column.key]
+                                    for column in table.c}) for prefix, table in parts)
+
+
+_INVITATION_PARTS: Parts = (("i_", Invitation.__table__), ("t_", Ticket.__table__),
+                            ("e_", Event.__table__))
 
 
 @functools.cache
-def _claim_statement() -> Select:
+def _invitation_with_ticket() -> Select:
+    # Built once: a friend's every screen and answer reads it.
     invitations, tickets, events = Invitation.__table__, Ticket.__table__, Event.__table__
-    return (select(*(table.c[name].label(prefix + name)
-                     for prefix, table, names in _CLAIM_PARTS for name in names))
+    return (select(*record_columns(_INVITATION_PARTS))
             .select_from(invitations.join(tickets, tickets.c.id == invitations.c.ticket_id)
                          .join(events, events.c.id == tickets.c.event_id))
             .where(invitations.c.id == bindparam("invitation")))
-
-
-def invitation_with_ticket_on(
-    connection: PreparedConnection, invitation_id: int
-) -> tuple[SimpleNamespace, SimpleNamespace, SimpleNamespace] | None:
-    """``invitation_with_ticket`` on a bare connection: the parts as namespaces of the columns
-    a claim screen uses, or None."""
-    rows = connection.execute(_claim_statement(), {"invitation": invitation_id}).all()
-    if not rows:
-        return None
-    row = rows[0]._mapping
-    invitation, ticket, event = (_part(row, prefix, names) for prefix, _, names in _CLAIM_PARTS)
-    return invitation, ticket, event
 
 
 def order_query(telegram_id: int | None, *, order_id: int | None = None,

@@ -95,8 +95,8 @@ async def _own_address(session: AsyncSession, event_id: str, buyer_email: str) -
     ``claim_for_myself`` claims the ticket again without the address."""
     if not buyer_email:
         return None
-    taken = await session.scalar(_ADDRESS_HOLDER, {"event": event_id,
-                                                   "key": email_key(buyer_email)})
+    taken = (await execute_in_session(session, _ADDRESS_HOLDER, {
+        "event": event_id, "key": email_key(buyer_email)})).scalar()
     return None if taken is not None else buyer_email
 
 

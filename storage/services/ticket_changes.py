@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select, update
@@ -26,25 +27,34 @@ from storage.models import (
 from storage.reads import loading as reading
 from storage.reads import search
 
-# Built once, with bound parameters (journal.py says why).
+# Built once, with bound parameters (journal.py says why); read as namespaces of every column
+# (``reading.records`` says why).
+_MANAGED_PARTS: reading.Parts = (("t_", Ticket.__table__), ("e_", Event.__table__),
+                                 ("o_", Order.__table__))
+_tickets, _events, _orders, _access = (Ticket.__table__, Event.__table__, Order.__table__,
+                                       OrderAccess.__table__)
 _MANAGED_TICKET = (
-    select(Ticket, Event, Order)
-    .join(Event, Event.id == Ticket.event_id)
-    .join(Order, Order.id == Ticket.order_id)
-    .join(OrderAccess, and_(OrderAccess.order_id == Order.id,
-                            OrderAccess.telegram_id == bindparam("user")))
-    .where(Ticket.id == bindparam("ticket"))
+    select(*reading.record_columns(_MANAGED_PARTS))
+    .select_from(_tickets.join(_events, _events.c.id == _tickets.c.event_id)
+                 .join(_orders, _orders.c.id == _tickets.c.order_id)
+                 .join(_access, and_(_access.c.order_id == _orders.c.id,
+                                     _access.c.telegram_id == bindparam("user"))))
+    .where(_tickets.c.id == bindparam("ticket"))
 )
 
 
 async def managed_ticket(
     session: AsyncSession, telegram_id: int, ticket_id: int
-) -> tuple[Ticket, Event, Order]:
-    row = (await session.execute(_MANAGED_TICKET, {"user": telegram_id, "ticket": ticket_id})
-           ).first()
-    if row is None:
+) -> tuple[SimpleNamespace, SimpleNamespace, SimpleNamespace]:
+    """The ticket, its event and its order, if this user manages the order: namespaces of
+    their columns. ``not_found`` otherwise, as if there were no such ticket."""
+    found = await execute_in_session(session, _MANAGED_TICKET,
+                                     {"user": telegram_id, "ticket": ticket_id})
+    parts = reading.records(found.first(), _MANAGED_PARTS)
+    if parts is None:
         raise Refusal("not_found")
-    return tuple(row)
+    ticket, event, order = parts
+    return ticket, event, order
 
 
 def _require_personalisation(event: Event, now: dt.datetime) -> None:
