@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.db.prepared import PreparedConnection, execute_in_session
+from storage.db.prepared import execute_in_session
 from storage.models import (
     ActorKind,
     AuditEntry,
@@ -26,8 +26,7 @@ _MANAGERS = select(OrderAccess.telegram_id).where(OrderAccess.order_id == bindpa
 _INSERT_NEWS = insert(ChatNotification.__table__)
 
 
-async def audit(
-    session: AsyncSession,
+def audit_entry(
     actor: ActorKind,
     actor_id: int | None,
     action: str,
@@ -36,32 +35,18 @@ async def audit(
     ticket_id: int | None = None,
     now: dt.datetime,
     **details: Any,
-) -> None:
-    await execute_in_session(session, _INSERT_AUDIT, _audit_row(
-        actor, actor_id, action, order_id, ticket_id, now, details))
+) -> tuple[Any, dict[str, Any]]:
+    """The statement and parameters writing an audit log entry: run in the use case's
+    transaction, by ``audit`` or on a bare connection (``Store.write_prepared``)."""
+    return _INSERT_AUDIT, {"at": now, "actor_kind": actor, "actor_telegram_id": actor_id,
+                           "action": action, "order_id": order_id, "ticket_id": ticket_id,
+                           "details": details}
 
 
-def audit_on(
-    connection: PreparedConnection,
-    actor: ActorKind,
-    actor_id: int | None,
-    action: str,
-    *,
-    order_id: int | None = None,
-    ticket_id: int | None = None,
-    now: dt.datetime,
-    **details: Any,
-) -> None:
-    """``audit`` within a bare connection's transaction (``Store.write_prepared``)."""
-    connection.execute(
-        _INSERT_AUDIT, _audit_row(actor, actor_id, action, order_id, ticket_id, now, details))
-
-
-def _audit_row(actor: ActorKind, actor_id: int | None, action: str, order_id: int | None,
-               ticket_id: int | None, now: dt.datetime,
-               details: dict[str, Any]) -> dict[str, Any]:
-    return {"at": now, "actor_kind": actor, "actor_telegram_id": actor_id, "action": action,
-            "order_id": order_id, "ticket_id": ticket_id, "details": details}
+async def audit(session: AsyncSession, *entry: Any, **fields: Any) -> None:
+    """Write the audit log entry ``audit_entry(*entry, **fields)`` within ``session``'s
+    transaction."""
+    await execute_in_session(session, *audit_entry(*entry, **fields))
 
 
 async def notify_order_managers(

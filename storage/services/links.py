@@ -30,7 +30,7 @@ from storage.reads.views import (
     LinkOpened,
 )
 from storage.services.invitations import _require_grant
-from storage.services.journal import audit, audit_on
+from storage.services.journal import audit, audit_entry
 from storage.services.users import _count_failed_start, _remember_on
 
 
@@ -143,8 +143,8 @@ def _open_valid_link(connection: PreparedConnection, dialect: str, telegram_id: 
         granted = connection.execute(insert_ignore_statement(dialect, OrderAccess), {
             "telegram_id": telegram_id, "order_id": link.order_id, "granted_at": now})
         if granted.rowcount == 1:
-            audit_on(connection, ActorKind.BUYER, telegram_id, "order_opened",
-                     order_id=link.order_id, now=now)
+            connection.execute(*audit_entry(ActorKind.BUYER, telegram_id, "order_opened",
+                                            order_id=link.order_id, now=now))
         return LinkOpened(order_id=link.order_id)
     if link.used_at is not None:
         raise Refusal("link_used")
