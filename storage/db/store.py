@@ -201,6 +201,13 @@ _T = TypeVar("_T")
 WEBHOOK_ENDPOINTS = "ticketbot_webhook_endpoints"
 
 
+def _deciding(idempotent: bool) -> applying.Applying | None:
+    """The update a write transaction decides (marks done), if it is the first that is not
+    ``idempotent`` of the update being applied; else None."""
+    entry = None if idempotent else applying.current()
+    return entry if entry is not None and not entry.marked_done else None
+
+
 class Store:
     """The order store: hands out read and write units of work. ``webhook_endpoints`` are
     where changes are sent as webhooks (none by default: nothing is written for them)."""
@@ -261,16 +268,15 @@ class Store:
         transaction also marks the update done, or raises ``AlreadyApplied`` if an earlier
         attempt did. ``idempotent`` transactions, harmless to repeat on a replay, do neither.
         """
-        entry = None if idempotent else applying.current()
-        deciding = entry is not None and not entry.marked_done
+        deciding = _deciding(idempotent)
         async with self._writer_turn, self._write_sessions() as session, session.begin():
             if self.webhook_endpoints:
                 session.info[WEBHOOK_ENDPOINTS] = self.webhook_endpoints
-            if deciding:
-                await entry.mark_done(session)
+            if deciding is not None:
+                await deciding.mark_done(session)
             yield session
-        if deciding:
-            entry.marked_done = True
+        if deciding is not None:
+            deciding.marked_done = True
 
     async def write_prepared(self, work: Callable[[PreparedConnection], _T], *,
                              idempotent: bool = False) -> _T:
@@ -280,8 +286,7 @@ class Store:
         trip of its own. Marks the update being applied done, or refuses it, as ``write``
         does, unless ``idempotent``. Not for work that announces webhooks or changes barcodes
         (both note their rows in the session, for its commit)."""
-        entry = None if idempotent else applying.current()
-        deciding = entry if entry is not None and not entry.marked_done else None
+        deciding = _deciding(idempotent)
         async with self._writer_turn:
             result = await greenlet_spawn(self._write_prepared, work, deciding)
         if deciding is not None:

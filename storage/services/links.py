@@ -170,8 +170,8 @@ def _revoked_refusal(found: tuple[Any, Any, Any] | None) -> Refusal:
 
 
 def _claim_view(found: tuple[Any, Any, Any] | None, now: dt.datetime) -> ClaimView:
-    """The claim screen of an invitation, its ticket and event (ORM objects or the namespaces
-    of ``invitation_with_ticket_on``), or why it cannot be claimed."""
+    """The claim screen of an invitation, its ticket and event (the records of
+    ``invitation_with_ticket``), or why it cannot be claimed."""
     if found is None:
         raise Refusal("not_found")
     invitation, ticket, event = found
