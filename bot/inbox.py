@@ -40,6 +40,7 @@ from telegram.ext import Application, ApplicationHandlerStop, BaseUpdateProcesso
 from bot.telegram_retry import is_temporary_telegram_error
 from bot.unread_fields import trim_answer, trim_update
 from bot.update_processor import DEFAULT_MAX_RUNNING, ChatOrderedProcessor
+from conversations.common import sent_message_ignored
 from storage import tokens
 from storage.applying import AlreadyApplied, Applying, applying
 from storage.applying import current as applying_now
@@ -329,6 +330,8 @@ class DurableBot(ExtBot):
             self._received.update((raw["update_id"], trim_update(raw))
                                   for raw in result if "update_id" in raw)
             return result
+        if sent_message_ignored() and isinstance(result, dict) and "message_id" in result:
+            return True  # as for an inline message's edit: nothing to build
         return trim_answer(result)
 
     async def get_updates(self, *args: Any, **kwargs: Any) -> tuple[Update, ...]:

@@ -6,8 +6,11 @@ typed input gets a new message. Refusals from the store are shown in the user's 
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,27 @@ log = logging.getLogger(__name__)
 NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 
 Context = ContextTypes.DEFAULT_TYPE
+
+# Whether the message a send or an edit returns is read. ``show`` and ``say`` read nothing of
+# it: the bot (``bot.inbox.DurableBot``) then answers ``True`` instead of the message that
+# python-telegram-bot would build and they would throw away (about 5 % of the event loop's
+# time under load). Telegram's errors are raised as before.
+_sent_message_ignored: ContextVar[bool] = ContextVar("ticketbot_sent_message_ignored",
+                                                     default=False)
+
+
+def sent_message_ignored() -> bool:
+    return _sent_message_ignored.get()
+
+
+@contextlib.contextmanager
+def ignoring_sent_message() -> Iterator[None]:
+    """Sends and edits in this block answer ``True``, not the message sent or edited."""
+    token = _sent_message_ignored.set(True)
+    try:
+        yield
+    finally:
+        _sent_message_ignored.reset(token)
 
 
 @dataclass
@@ -121,14 +145,21 @@ def refusal_text(refusal: Refusal, t: Translator, *, html: bool = True) -> str:
 
 async def say(update: Update, html: str) -> None:
     """Send ``html`` as a new message in the update's chat."""
-    await update.effective_chat.send_message(html, parse_mode=ParseMode.HTML,
-                                             link_preview_options=NO_PREVIEW)
+    with ignoring_sent_message():
+        await update.effective_chat.send_message(html, parse_mode=ParseMode.HTML,
+                                                 link_preview_options=NO_PREVIEW)
 
 
 async def show(update: Update, screen: Screen) -> None:
     """Edit the pressed message into ``screen``, or send it as a new message after typing."""
     query = update.callback_query
-    if query is not None and query.message is not None:
+    with ignoring_sent_message():
+        if query is None or query.message is None:
+            chat = update.effective_chat
+            assert chat is not None
+            await chat.send_message(screen.text, parse_mode=ParseMode.HTML,
+                                    reply_markup=screen.markup, link_preview_options=NO_PREVIEW)
+            return
         try:
             await query.edit_message_text(screen.text, parse_mode=ParseMode.HTML,
                                           reply_markup=screen.markup,
@@ -137,11 +168,6 @@ async def show(update: Update, screen: Screen) -> None:
             # Pressing "refresh" on an unchanged screen is not an error.
             if "message is not modified" not in str(error).lower():
                 raise
-        return
-    chat = update.effective_chat
-    assert chat is not None
-    await chat.send_message(screen.text, parse_mode=ParseMode.HTML, reply_markup=screen.markup,
-                            link_preview_options=NO_PREVIEW)
 
 
 async def answer(update: Update, text: str | None = None, *, alert: bool = False) -> None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message
 from telegram.constants import ParseMode
+from telegram.error import BadRequest
 
 from bot.unread_fields import OWN_MESSAGE_EXTRAS, trim_answer, trim_update
+from conversations.common import ignoring_sent_message
 from storage.models import UpdateInbox
 from tests.conftest import sample_document
 
@@ -60,6 +63,42 @@ async def test_a_sent_message_is_answered_without_its_formatting_and_keyboard(ha
     assert call.result["entities"] and call.result["reply_markup"]
     assert message.text == "Bold and plain" and message.chat.id == BUYER
     assert message.entities == () and message.reply_markup is None
+
+
+async def test_a_send_or_edit_whose_message_is_ignored_answers_true(harness):
+    buyer = harness.user(BUYER, "Camille")
+    await buyer.send("/help")
+    bot = harness.application.bot
+    with ignoring_sent_message():
+        assert await bot.send_message(BUYER, "<b>Sent</b>", parse_mode=ParseMode.HTML) is True
+        (sent,) = [c for c in harness.emulator.calls if c.method == "sendMessage"
+                   and c.ok and c.result["text"] == "Sent"]
+        assert await bot.edit_message_text("Edited", chat_id=BUYER,
+                                           message_id=sent.result["message_id"]) is True
+        with pytest.raises(BadRequest):  # Telegram's refusals still arrive
+            await bot.edit_message_text("Edited", chat_id=BUYER, message_id=999_999)
+    assert buyer.last.text == "Edited" and buyer.last.edited
+    message = await bot.send_message(BUYER, "Read")
+    assert isinstance(message, Message) and message.text == "Read"
+
+
+async def test_a_screen_shown_on_a_button_press_is_not_parsed_back(harness, monkeypatch):
+    await harness.import_orders(sample_document(tickets=2, language="en"))
+    buyer = harness.user(BUYER, "Camille", "Martin", language_code="en")
+    await buyer.start(await harness.order_link("DF-100000"))
+    parsed: list[dict] = []
+    parse = Message.de_json.__func__
+
+    def recording(cls, data, bot=None):
+        parsed.append(data)
+        return parse(cls, data, bot)
+
+    monkeypatch.setattr(Message, "de_json", classmethod(recording))
+    await buyer.press("T-DF-100000-1")
+    (edit,) = [c for c in harness.emulator.calls if c.method == "editMessageText" and c.ok]
+    assert "T-DF-100000-1" in edit.result["text"]
+    assert parsed, "the press itself is parsed"
+    assert all(data.get("text") != edit.result["text"] for data in parsed)
 
 
 def test_trimming_leaves_other_answers_and_the_users_messages_alone():
