@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -236,13 +236,30 @@ def _order_statement(*, by_ticket: bool, with_viewer: bool) -> Select:
     return query.where(orders.c.id == bindparam("order_id"))
 
 
+_Slice = tuple[tuple[str, ...], int, int]  # column names, start, stop
 
-def _part(row: Any, prefix: str, names: tuple[str, ...]) -> SimpleNamespace | None:
-    """One table's columns of a joined row, by their own names; None for an outer join's
-    missing side."""
-    if row[prefix + "id"] is None:
+
+def _column_slices(parts: Iterable[tuple[str, tuple[str, ...]]]) -> dict[str, _Slice]:
+    """Where each part's columns lie in a row that has them one part after the other, so that
+    a part's namespace is built from a slice of the row rather than a lookup per label."""
+    slices, start = {}, 0
+    for prefix, names in parts:
+        slices[prefix] = (names, start, start + len(names))
+        start += len(names)
+    return slices
+
+
+_ORDER_SLICES = _column_slices((prefix, names) for prefix, _table, names in _PARTS)
+
+
+def _part(row: Row[Any], prefix: str) -> SimpleNamespace | None:
+    """One table's columns of a joined row of ``_order_statement``, by their own names; None
+    for an outer join's missing side (its ``id``, the first, is null)."""
+    names, start, stop = _ORDER_SLICES[prefix]
+    values = row[start:stop]
+    if values[0] is None:
         return None
-    return SimpleNamespace(**{name: row[prefix + name] for name in names})
+    return SimpleNamespace(**dict(zip(names, values, strict=True)))
 
 
 # The rows a use case decides on are read with Core, every column of each table labelled by a
@@ -261,9 +278,14 @@ def records(row: Row[Any] | None, parts: Parts) -> tuple[SimpleNamespace, ...] |
     """A row of ``record_columns`` as one namespace per part, by column names; None for none."""
     if row is None:
         return None
-    mapping = row._mapping
-    return tuple(SimpleNamespace(**{column.key: mapping[prefix + column.key]
-                                    for column in table.c}) for prefix, table in parts)
+    return tuple(SimpleNamespace(**dict(zip(names, row[start:stop], strict=True)))
+                 for names, start, stop in _record_slices(parts).values())
+
+
+@functools.cache
+def _record_slices(parts: Parts) -> dict[str, _Slice]:
+    return _column_slices((prefix, tuple(column.key for column in table.c))
+                          for prefix, table in parts)
 
 
 _INVITATION_PARTS: Parts = (("i_", Invitation.__table__), ("t_", Ticket.__table__),
@@ -295,21 +317,19 @@ def order_query(telegram_id: int | None, *, order_id: int | None = None,
 def order_view(found: Sequence[Row[Any]], now: dt.datetime) -> OrderView:
     """The order the rows of ``order_query`` describe; ``not_found`` if none (no such order, or
     not one this user may manage)."""
-    rows = [row._mapping for row in found]
-    if not rows:
+    if not found:
         raise Refusal("not_found")
-    first = rows[0]
+    first = found[0]._mapping
     events: dict[str, EventView] = {}
     tickets = []
-    for row in rows:
-        ticket = _part(row, "t_", _TICKET_COLUMNS)
+    for row in found:
+        ticket = _part(row, "t_")
         if ticket is None:
             continue  # an order with no live ticket is one row without one
-        event = _part(row, "e_", _EVENT_COLUMNS)
+        event = _part(row, "e_")
         if event.id not in events:
             events[event.id] = event_view(event)
-        tickets.append(ticket_view(ticket, event, _part(row, "i_", _INVITATION_COLUMNS), now,
-                                   _part(row, "l_", _LISTING_COLUMNS)))
+        tickets.append(ticket_view(ticket, event, _part(row, "i_"), now, _part(row, "l_")))
     return OrderView(
         id=first["o_id"],
         number=first["o_number"],
