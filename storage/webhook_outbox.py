@@ -29,9 +29,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db.prepared import execute_in_session
 from storage.db.store import WEBHOOK_ENDPOINTS, Store, utcnow
 from storage.db.upsert import upsert
 from storage.leased_queue import WEBHOOKS, Lease
@@ -61,6 +62,7 @@ MAX_PAGE = 500
 
 _INSERT_MESSAGE = insert(WebhookMessage.__table__).returning(WebhookMessage.id)
 _INSERT_DELIVERY = insert(WebhookDelivery.__table__)
+_ORDER_NUMBER = select(Order.__table__.c.number).where(Order.__table__.c.id == bindparam("order"))
 
 
 # --- the hook: written with the change --------------------------------------------------------
@@ -72,7 +74,7 @@ def webhooks_on(session: AsyncSession) -> bool:
 
 
 async def order_number(session: AsyncSession, order_id: int) -> str:
-    return (await session.get(Order, order_id)).number
+    return (await execute_in_session(session, _ORDER_NUMBER, {"order": order_id})).scalar_one()
 
 
 async def queue_webhook(session: AsyncSession, type_name: str, order_id: int, data: Any,
@@ -82,12 +84,11 @@ async def queue_webhook(session: AsyncSession, type_name: str, order_id: int, da
     endpoints: Sequence[str] = session.info.get(WEBHOOK_ENDPOINTS, ())
     if not endpoints:
         return
-    connection = await session.connection()
-    message_id = (await connection.execute(_INSERT_MESSAGE, {
+    message_id = (await execute_in_session(session, _INSERT_MESSAGE, {
         "webhook_id": "msg_" + secrets.token_hex(16), "type": type_name, "order_id": order_id,
         "body": message_body(type_name, data, now), "created_at": now,
     })).scalar_one()
-    await connection.execute(_INSERT_DELIVERY, [{
+    await execute_in_session(session, _INSERT_DELIVERY, [{
         "message_id": message_id, "endpoint": endpoint, "order_id": order_id,
         "state": DeliveryState.PENDING, "attempts": 0, "next_attempt_at": now,
         "finished_at": None, "last_status": None, "last_error": None,

@@ -19,6 +19,8 @@ from bot.inbox import MAX_ATTEMPTS, receive_update
 from bot.update_processor import ChatOrderedProcessor
 from storage import chat_state, services
 from storage.applying import AlreadyApplied, Applying, applying
+from storage.db import prepared as prepared_module
+from storage.db import store as store_module
 from storage.db.store import utcnow
 from storage.inbox import Inbox, Incoming
 from storage.models import AuditEntry, TelegramUser, Ticket, TicketState, UpdateInbox
@@ -122,6 +124,45 @@ async def test_a_failed_write_of_prepared_statements_leaves_nothing(store, ticke
     attempt = Applying(1)
     with applying(attempt), pytest.raises(services.Refusal):
         await store.write_prepared(end_step_then_fail)
+    assert not attempt.marked_done and await done_at(store, 1) is None
+    assert await chat_state.get_step(store, 7) is not None
+
+
+async def test_a_use_case_written_whole_takes_one_trip_into_the_greenlet(store, ticket_id,
+                                                                         monkeypatch):
+    await Inbox(store).record([entry(1)])
+    trips = []
+
+    def counting(spawn):
+        async def spawn_counted(function, *args, **kwargs):
+            trips.append(getattr(function, "__name__", function))
+            return await spawn(function, *args, **kwargs)
+        return spawn_counted
+
+    for module in (store_module, prepared_module):
+        monkeypatch.setattr(module, "greenlet_spawn", counting(module.greenlet_spawn))
+    with applying(Applying(1)):
+        await services.claim_for_myself(store, BUYER, ticket_id, "Camille Martin",
+                                        chat_id=7)
+    # The end of the step, the ticket's read and change, the barcodes, the audit entry, the
+    # done mark and the commit: all in the one trip.
+    assert trips == ["_write_whole"]
+    assert await done_at(store, 1) is not None
+    async with store.read() as session:
+        assert (await session.get(Ticket, ticket_id)).holder_name == "Camille Martin"
+
+
+async def test_a_use_case_written_whole_may_await_only_its_statements(store, ticket_id):
+    await Inbox(store).record([entry(1)])
+    await chat_state.set_step(store, 7, "claim_name", ticket_id=ticket_id)
+
+    async def end_step_then_wait(session):
+        await chat_state.end_step(session, 7)
+        await asyncio.sleep(0)  # not a statement: the trip cannot carry it
+
+    attempt = Applying(1)
+    with applying(attempt), pytest.raises(RuntimeError, match="awaited something other"):
+        await store.write_whole(end_step_then_wait)
     assert not attempt.marked_done and await done_at(store, 1) is None
     assert await chat_state.get_step(store, 7) is not None
 

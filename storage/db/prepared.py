@@ -22,8 +22,8 @@ defaults are computed at execution; several rows of parameters at once) is refus
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect, Row
@@ -37,6 +37,7 @@ from sqlalchemy.sql.dml import ValuesBase
 from sqlalchemy.util import greenlet_spawn
 
 _Processor = Callable[[Any], Any] | None
+_T = TypeVar("_T")
 
 # Statements a store keeps compiled: its hot ones are a handful; a caller building statements
 # on the fly would otherwise grow the cache for ever.
@@ -212,6 +213,23 @@ class PreparedConnection:
 
 # Where a store's sessions find its prepared statements (``Session.info``).
 SESSION_STATEMENTS = "ticketbot_prepared_statements"
+# Set in the ``info`` of a session whose whole transaction runs in one trip into SQLAlchemy's
+# greenlet (``Store.write_whole``): its statements run at once, not in a trip of their own.
+SESSION_IN_ONE_TRIP = "ticketbot_session_in_one_trip"
+
+
+def run_through(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coroutine`` to its end here, synchronously: for a use case whose every ``await``
+    is a statement run by ``execute_in_session`` in a session ``SESSION_IN_ONE_TRIP``, which
+    never suspends. Called inside SQLAlchemy's greenlet, where the driver's own waits still
+    switch out to the event loop (as every synchronous statement there does). A coroutine that
+    does suspend (it awaited something else) is closed and refused."""
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return finished.value
+    coroutine.close()
+    raise RuntimeError("a use case run in one trip awaited something other than a statement")
 
 
 async def execute_in_session(session: AsyncSession, statement: Executable,
@@ -222,8 +240,11 @@ async def execute_in_session(session: AsyncSession, statement: Executable,
     statements of the use cases, where ``(await session.connection()).execute(…)`` makes two
     trips and compiles the statement's cache key each time. ``flush``: send the objects added
     to the session first (a row the statement refers to may be among them)."""
-    return await greenlet_spawn(_execute_in_session, session.sync_session, statement,
-                                parameters, flush)
+    sync_session = session.sync_session
+    if sync_session.info.get(SESSION_IN_ONE_TRIP):
+        # Already inside the transaction's one trip (``run_through``): no second one.
+        return _execute_in_session(sync_session, statement, parameters, flush)
+    return await greenlet_spawn(_execute_in_session, sync_session, statement, parameters, flush)
 
 
 def _execute_in_session(session: Session, statement: Executable,

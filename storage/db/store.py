@@ -18,7 +18,7 @@ import contextlib
 import datetime as dt
 import itertools
 import os
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,7 +34,13 @@ from sqlalchemy.util import greenlet_spawn
 
 from storage import applying
 from storage.db import sqlite_driver
-from storage.db.prepared import SESSION_STATEMENTS, PreparedConnection, StatementCache
+from storage.db.prepared import (
+    SESSION_IN_ONE_TRIP,
+    SESSION_STATEMENTS,
+    PreparedConnection,
+    StatementCache,
+    run_through,
+)
 from storage.db.sqlite_driver import statements_on_loop
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ticketbot.db"
@@ -278,6 +284,31 @@ class Store:
         if deciding is not None:
             deciding.marked_done = True
 
+    async def write_whole(self, work: Callable[[AsyncSession], Coroutine[Any, Any, _T]], *,
+                          idempotent: bool = False) -> _T:
+        """``write`` for a use case given whole, ``work(session)``, run in one trip into
+        SQLAlchemy's greenlet, commit included, instead of a trip per statement, the commit
+        and the session's close (the last in a task of its own). ``work`` may await only
+        ``execute_in_session`` on the session (``prepared.run_through`` refuses anything else);
+        it keeps the session's hooks (the barcode feed's commit, the webhook endpoints)."""
+        deciding = _deciding(idempotent)
+        async with self._writer_turn:
+            result = await greenlet_spawn(self._write_whole, work, deciding)
+        if deciding is not None:
+            deciding.marked_done = True
+        return result
+
+    def _write_whole(self, work: Callable[[AsyncSession], Coroutine[Any, Any, _T]],
+                     deciding: applying.Applying | None) -> _T:
+        session = self._write_sessions()
+        with session.sync_session as sync, sync.begin():
+            sync.info[SESSION_IN_ONE_TRIP] = True
+            if self.webhook_endpoints:
+                sync.info[WEBHOOK_ENDPOINTS] = self.webhook_endpoints
+            if deciding is not None:  # an update, or a Mini App action: each marks its own way
+                run_through(deciding.mark_done(session))
+            return run_through(work(session))
+
     async def write_prepared(self, work: Callable[[PreparedConnection], _T], *,
                              idempotent: bool = False) -> _T:
         """``work``, prepared statements on a bare connection, as one transaction run whole in
@@ -285,7 +316,7 @@ class Store:
         about 160 µs of CPU on SQLite before its first statement, and each ``await`` on it a
         trip of its own. Marks the update being applied done, or refuses it, as ``write``
         does, unless ``idempotent``. Not for work that announces webhooks or changes barcodes
-        (both note their rows in the session, for its commit)."""
+        (both note their rows in the session, for its commit): ``write_whole`` carries them."""
         deciding = _deciding(idempotent)
         async with self._writer_turn:
             result = await greenlet_spawn(self._write_prepared, work, deciding)

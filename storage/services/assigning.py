@@ -66,7 +66,8 @@ async def claim_for_myself(store: Store, telegram_id: int, ticket_id: int, name:
 async def _claim(store: Store, telegram_id: int, ticket_id: int, holder: str,
                  chat_id: int | None, *, with_address: bool) -> None:
     now = utcnow()
-    async with store.write() as session:
+
+    async def claim(session: AsyncSession) -> None:
         await _end_step(session, chat_id)
         ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         _require_personalisation(event, now)
@@ -84,6 +85,8 @@ async def _claim(store: Store, telegram_id: int, ticket_id: int, holder: str,
         await audit(session, ActorKind.BUYER, telegram_id, "claimed_for_self", order_id=order.id,
                     ticket_id=ticket.id, now=now, holder=holder)
         await announce_assigned(session, ticket, holder=holder, barcode=barcode, now=now)
+
+    await store.write_whole(claim)
 
 
 async def _own_address(session: AsyncSession, event_id: str, buyer_email: str) -> str | None:
@@ -107,7 +110,8 @@ async def invite_friend(store: Store, telegram_id: int, ticket_id: int, email: s
     address = clean_email(email)
     secret = await store.secret()
     now = utcnow()
-    async with store.write() as session:
+
+    async def invite(session: AsyncSession) -> InviteResult:
         await _end_step(session, chat_id)
         ticket, event, order = await managed_ticket(session, telegram_id, ticket_id)
         _require_personalisation(event, now)
@@ -134,7 +138,9 @@ async def invite_friend(store: Store, telegram_id: int, ticket_id: int, email: s
         await audit(session, ActorKind.BUYER, telegram_id, "invited", order_id=order.id,
                     ticket_id=ticket.id, now=now, email=address, invitation_id=invitation_id)
         await announce_invitation(session, "invitation.sent", invitation_id, ticket, now)
-    return InviteResult(invitation_id=invitation_id, email=address, claim_token=token)
+        return InviteResult(invitation_id=invitation_id, email=address, claim_token=token)
+
+    return await store.write_whole(invite)
 
 
 async def resend_invitation(store: Store, telegram_id: int, ticket_id: int) -> InviteResult:

@@ -57,7 +57,8 @@ async def accept_invitation(store: Store, telegram_id: int, invitation_id: int, 
     ``chat_id``: the chat whose input step this completes, ended in the same transaction."""
     holder = clean_name(name)
     now = utcnow()
-    async with store.write() as session:
+
+    async def accept(session: AsyncSession) -> None:
         await _end_step(session, chat_id)
         invitation, ticket, event = await _granted_invitation(session, telegram_id,
                                                               invitation_id, now)
@@ -79,6 +80,8 @@ async def accept_invitation(store: Store, telegram_id: int, invitation_id: int, 
         await notify_order_managers(session, ticket.order_id, "invitation_accepted", now,
                                     skip=telegram_id, holder=holder, email=invitation.email,
                                     ticket_ref=ticket.ref)
+
+    await store.write_whole(accept)
     return holder
 
 

@@ -37,6 +37,9 @@ _GRANTED = select(
 ).where(ClaimGrant.invitation_id == bindparam("invitation"),
         ClaimGrant.telegram_id == bindparam("user"))
 
+_INVITATION_STATE = (select(Invitation.__table__.c.state)
+                     .where(Invitation.__table__.c.id == bindparam("invitation")))
+
 
 async def _pending_invitation(session: AsyncSession, ticket_id: int) -> Invitation:
     invitation = await session.scalar(
@@ -60,8 +63,8 @@ async def _finish_invitation(
         # Finished by someone else a moment before (PostgreSQL re-checks the row once their
         # transaction commits). A friend who lost to another's claim is told so, as a fresh
         # read of the invitation would have told them.
-        current = await session.scalar(select(Invitation.state)
-                                       .where(Invitation.id == invitation.id))
+        current = (await execute_in_session(session, _INVITATION_STATE,
+                                            {"invitation": invitation.id})).scalar()
         friend_side = state in (InvitationState.ACCEPTED, InvitationState.DECLINED)
         if friend_side and current == InvitationState.ACCEPTED:
             raise Refusal("link_used")

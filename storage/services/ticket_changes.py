@@ -42,6 +42,8 @@ _MANAGED_TICKET = (
     .where(_tickets.c.id == bindparam("ticket"))
 )
 
+_USED_AT = select(_tickets.c.used_at).where(_tickets.c.id == bindparam("ticket"))
+
 
 async def managed_ticket(
     session: AsyncSession, telegram_id: int, ticket_id: int
@@ -82,7 +84,7 @@ async def change_ticket(
     except IntegrityError as error:
         raise _uniqueness_refusal(error, values) from None
     if result.rowcount != 1:
-        used = await session.scalar(select(Ticket.used_at).where(Ticket.id == ticket.id))
+        used = (await execute_in_session(session, _USED_AT, {"ticket": ticket.id})).scalar()
         raise Refusal("ticket_used" if used is not None else "ticket_changed")
 
 

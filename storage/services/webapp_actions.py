@@ -26,6 +26,7 @@ from sqlalchemy import bindparam, delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import applying
+from storage.db.prepared import execute_in_session
 from storage.db.upsert import insert_ignore
 from storage.models import WebAppAction
 
@@ -56,7 +57,7 @@ class ActionOnce:
         }):
             raise ActionReplayed(self.action_id)
         # Ids older than any initData still accepted cannot be replayed past authentication.
-        await (await session.connection()).execute(_FORGET, {"before": self.forget_before})
+        await execute_in_session(session, _FORGET, {"before": self.forget_before})
 
 
 @contextlib.asynccontextmanager
