@@ -291,12 +291,7 @@ class Store:
         and the session's close (the last in a task of its own). ``work`` may await only
         ``execute_in_session`` on the session (``prepared.run_through`` refuses anything else);
         it keeps the session's hooks (the barcode feed's commit, the webhook endpoints)."""
-        deciding = _deciding(idempotent)
-        async with self._writer_turn:
-            result = await greenlet_spawn(self._write_whole, work, deciding)
-        if deciding is not None:
-            deciding.marked_done = True
-        return result
+        return await self._write_in_one_trip(self._write_whole, work, idempotent)
 
     def _write_whole(self, work: Callable[[AsyncSession], Coroutine[Any, Any, _T]],
                      deciding: applying.Applying | None) -> _T:
@@ -317,9 +312,15 @@ class Store:
         trip of its own. Marks the update being applied done, or refuses it, as ``write``
         does, unless ``idempotent``. Not for work that announces webhooks or changes barcodes
         (both note their rows in the session, for its commit): ``write_whole`` carries them."""
+        return await self._write_in_one_trip(self._write_prepared, work, idempotent)
+
+    async def _write_in_one_trip(self, transaction: Callable[[Any, Any], _T], work: Any,
+                                 idempotent: bool) -> _T:
+        """``transaction(work, deciding)`` in SQLAlchemy's greenlet, in the writers' turn; the
+        update it decides is marked once it committed."""
         deciding = _deciding(idempotent)
         async with self._writer_turn:
-            result = await greenlet_spawn(self._write_prepared, work, deciding)
+            result = await greenlet_spawn(transaction, work, deciding)
         if deciding is not None:
             deciding.marked_done = True
         return result
