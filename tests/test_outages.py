@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select, update
+from sqlalchemy.util import await_only
 
 from bot.background import NEWS_LEASE
 from storage import services
@@ -295,7 +296,9 @@ async def test_dropped_database_connections_are_replaced_and_the_update_replayed
 
     async def drop_mid_transaction(session, ticket, now):
         if not dropped:
-            dropped.append(await drop_our_connections())
+            # The claim's transaction runs whole in SQLAlchemy's greenlet (Store.write_whole),
+            # where only statements are awaited: the outage is waited for as they are.
+            dropped.append(await_only(drop_our_connections()))
         return await reissue(session, ticket, now)
 
     monkeypatch.setattr(assigning, "reissue_barcode", drop_mid_transaction)
